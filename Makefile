@@ -1,0 +1,27 @@
+# `make run` and `make test` set themselves up on first use: they create .venv
+# with Python 3.12 (found on PATH or under pyenv) and install the pinned set.
+SHELL := /bin/bash
+PYTHON312 ?= $(shell command -v python3.12 2>/dev/null || ls -1d $$HOME/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null | tail -n 1)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test bench clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@if [ -z "$(PYTHON312)" ]; then echo "lsc needs Python 3.12 (python3.12 on PATH or under pyenv); set PYTHON312=/path/to/python3.12"; exit 1; fi
+	$(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(PY) -m lsc.cli rollout --env halfcheetah --policy medium --pool 256 --out runs/quickstart
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmarks.rollout
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,150 @@
+"""The `lsc` command line.  Each subcommand is a thin layer over a library function.
+
+  lsc envs                      environments, backends, tasks and policy presets
+  lsc rollout --env E ...       evaluate a random pool on every task of E
+
+Later stages add their subcommands here (collect, train, search).
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+
+def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--env", required=True, help="mountain_car | reacher | hopper | halfcheetah")
+  parser.add_argument("--backend", default=None, help="physics backend (default: mjx on GPU, spring on CPU)")
+  parser.add_argument("--episode-length", type=int, default=None, help="truncation horizon (default: the env's)")
+  parser.add_argument("--policy", default="medium", help="policy preset: small | medium | large")
+  parser.add_argument("--hidden", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=None,
+                      help="hidden sizes, e.g. 64,64 (overrides --policy; '' = linear)")
+
+
+def cmd_envs(args) -> int:
+  from lsc.envs import DEFAULT_EPISODE_LENGTH, ENV_NAMES, ENV_SIZES, default_backend, valid_backends
+  from lsc.policy import PRESETS, MLPPolicy, preset_hidden
+  from lsc.tasks import TASKS
+  for name in ENV_NAMES:
+    obs, act = ENV_SIZES[name]
+    print(f"{name}: obs {obs}, action {act}, episode_length {DEFAULT_EPISODE_LENGTH[name]}, "
+          f"backends {'/'.join(valid_backends(name))} (default here: {default_backend(name)})")
+    for preset in PRESETS:
+      hidden = preset_hidden(name, preset)
+      print(f"  policy {preset:<6} hidden {list(hidden)!s:<11} "
+            f"{MLPPolicy(obs, act, hidden).num_params:>7} params")
+    for task in TASKS[name]:
+      print(f"  task {task.name:<9} {' '.join(task.doc.split())}")
+  return 0
+
+
+def _plot_returns(returns: np.ndarray, names, path: pathlib.Path, title: str) -> None:
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
+  for ax, name, column in zip(axes[0], names, returns.T):
+    ax.hist(column, bins=40, color="tab:blue")
+    ax.set_title(name)
+    ax.set_xlabel("return")
+  axes[0][0].set_ylabel("policies")
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def cmd_rollout(args) -> int:
+  from tqdm import tqdm
+
+  from lsc import checkpoint, enable_compilation_cache
+  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.evaluation import EvalProtocol, evaluate_pool
+  from lsc.tasks import task_names
+
+  if args.pool < 1:
+    raise ValueError(f"--pool must be >= 1, got {args.pool}")
+  env_cfg = EnvConfig(args.env, args.backend, args.episode_length).resolved()
+  policy_cfg = PolicyConfig(args.policy, args.hidden).resolved(args.env)
+  protocol = EvalProtocol(episodes=args.episodes, seed=args.eval_seed)
+  enable_compilation_cache()
+  env, names = env_cfg.build(), task_names(args.env)
+  policy = policy_cfg.build(env)
+  print(f"{args.env} on {env.backend}, {policy.num_params} params/policy, pool {args.pool} "
+        f"(seed {args.seed}), {protocol.episodes} episode(s) of {env.episode_length} steps")
+
+  bar = tqdm(total=args.pool, unit="policy", dynamic_ncols=True)
+  marks = []
+
+  def progress(done, total):
+    marks.append((time.perf_counter(), done))
+    bar.update(done - bar.n)
+
+  start = time.perf_counter()
+  result = evaluate_pool(env, policy, args.seed, args.pool, protocol, block_size=args.block_size,
+                         progress_fn=progress)
+  bar.close()
+  total = time.perf_counter() - start
+  first_block = marks[0][0] - start
+  steady = (marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1]) if len(marks) > 1 else None
+
+  print(f"\n{'task':<10} {'min':>10} {'median':>10} {'mean':>10} {'max':>10}")
+  for name, column in zip(names, result.returns.T):
+    print(f"{name:<10} {column.min():>10.2f} {np.median(column):>10.2f} {column.mean():>10.2f} {column.max():>10.2f}")
+  lengths = result.lengths.mean(axis=1)
+  print(f"episode length: mean {lengths.mean():.1f}, min {lengths.min():.0f}, max {lengths.max():.0f}")
+  print(f"env steps until termination: {result.env_steps:,}; "
+        f"steps computed: {result.steps_computed(env.episode_length):,}")
+  print(f"time {total:.1f} s (first block, incl. compile: {first_block:.1f} s)" +
+        (f"; steady {steady[1] * protocol.episodes * env.episode_length / steady[0]:,.0f} "
+         f"env-steps/s computed" if steady else ""))
+
+  if args.out:
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"env": vars(env_cfg), "policy": {**vars(policy_cfg), "hidden": list(policy.hidden)},
+              "pool": args.pool, "seed": args.seed, "eval": vars(protocol)}
+    checkpoint.save_artifact(out / "pool_returns", {"returns": result.returns, "lengths": result.lengths},
+                             kind="pool_returns", config=config,
+                             identity=checkpoint.policy_identity(env, policy))
+    summary = {"config": config, "tasks": list(names), "env_steps": result.env_steps,
+               "time_s": total, "first_block_s": first_block,
+               "returns": {n: {"min": float(c.min()), "median": float(np.median(c)), "max": float(c.max())}
+                           for n, c in zip(names, result.returns.T)}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    _plot_returns(result.returns, names, out / "returns.png",
+                  f"{args.env} ({env.backend}): returns of {args.pool} random {policy_cfg.preset} policies")
+    print(f"wrote {out}/summary.json, returns.png and the pool_returns artifact")
+  return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="lsc", description=__doc__.split("\n")[0])
+  sub = parser.add_subparsers(dest="command", required=True)
+  sub.add_parser("envs", help="list environments, backends, tasks and policy presets").set_defaults(fn=cmd_envs)
+  p = sub.add_parser("rollout", help="evaluate a random pool of policies on every task of an env")
+  _add_env_policy_args(p)
+  p.add_argument("--pool", type=int, default=256, help="number of random policies")
+  p.add_argument("--seed", type=int, default=0, help="pool seed: member i is drawn from (seed, i)")
+  p.add_argument("--episodes", type=int, default=1, help="evaluation episodes per policy")
+  p.add_argument("--eval-seed", type=int, default=1_000_003, help="seed of the evaluation keys")
+  p.add_argument("--block-size", type=int, default=1024, help="policies per device call")
+  p.add_argument("--out", default=None, help="directory for summary.json, returns.png and the artifact")
+  p.set_defaults(fn=cmd_rollout)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    return args.fn(args)
+  except ValueError as error:  # bad input: one line, no traceback
+    print(f"lsc {args.command}: error: {error}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

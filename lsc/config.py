@@ -1,0 +1,134 @@
+"""Configuration as data: frozen dataclasses, saved to and loaded from YAML/JSON,
+overridden from the command line with `dotted.key=value` strings.
+
+Stages define their own config dataclasses (nesting the shared `EnvConfig` and
+`PolicyConfig` below) and use the generic helpers here.  Loading is strict: an
+unknown key is an error that lists the valid ones.
+"""
+
+import dataclasses
+import json
+import pathlib
+import types
+import typing
+from typing import Any, TypeVar
+
+import yaml
+
+from lsc.envs import DEFAULT_EPISODE_LENGTH, check_env_name, default_backend, make_env
+from lsc.policy import MLPPolicy, make_policy, preset_hidden
+
+C = TypeVar("C")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+  """Which env to build.  None means the default (see `lsc.envs.make_env`)."""
+  name: str = "halfcheetah"
+  backend: str | None = None
+  episode_length: int | None = None
+
+  def resolved(self) -> "EnvConfig":
+    """The same config with defaults filled in (what artifacts record)."""
+    check_env_name(self.name)
+    return EnvConfig(self.name, self.backend or default_backend(self.name),
+                     self.episode_length or DEFAULT_EPISODE_LENGTH[self.name])
+
+  def build(self):
+    return make_env(self.name, backend=self.backend, episode_length=self.episode_length)
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyConfig:
+  """Policy architecture: a preset, or explicit hidden sizes (which win)."""
+  preset: str = "medium"
+  hidden: tuple[int, ...] | None = None
+  activation: str = "tanh"
+  init_scheme: str = "uniform"
+
+  def resolved(self, env_name: str) -> "PolicyConfig":
+    hidden = self.hidden if self.hidden is not None else preset_hidden(env_name, self.preset)
+    return dataclasses.replace(self, hidden=tuple(hidden))
+
+  def build(self, env) -> MLPPolicy:
+    return make_policy(env, self.preset, self.hidden, activation=self.activation,
+                       init_scheme=self.init_scheme)
+
+
+def to_dict(config) -> dict:
+  """A dataclass config as plain JSON/YAML-ready data (tuples become lists)."""
+  def plain(x):
+    if dataclasses.is_dataclass(x):
+      return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, (tuple, list)):
+      return [plain(v) for v in x]
+    return x
+  return plain(config)
+
+
+def _coerce(tp, value, where: str):
+  """Converts plain data `value` to annotation `tp` (dataclass, tuple, Optional, scalar)."""
+  origin, args = typing.get_origin(tp), typing.get_args(tp)
+  if origin in (typing.Union, types.UnionType):
+    if value is None and type(None) in args:
+      return None
+    inner = [a for a in args if a is not type(None)]
+    return _coerce(inner[0], value, where)
+  if dataclasses.is_dataclass(tp):
+    return from_dict(tp, value, where)
+  if origin is tuple:
+    if not isinstance(value, (list, tuple)):
+      raise ValueError(f"{where}: expected a list, got {value!r}")
+    item = args[0] if args else Any
+    return tuple(_coerce(item, v, where) for v in value)
+  if tp is float and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  if tp in (int, float, str, bool) and not isinstance(value, tp):
+    raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
+  return value
+
+
+def from_dict(cls: type[C], data: dict, where: str = "config") -> C:
+  """Builds dataclass `cls` from plain data; unknown keys raise ValueError."""
+  if not isinstance(data, dict):
+    raise ValueError(f"{where}: expected a mapping, got {data!r}")
+  hints = typing.get_type_hints(cls)
+  names = [f.name for f in dataclasses.fields(cls)]
+  unknown = sorted(set(data) - set(names))
+  if unknown:
+    raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
+  return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+
+
+def save(config, path: str | pathlib.Path) -> None:
+  """Writes `config` as JSON (.json) or YAML (anything else)."""
+  path = pathlib.Path(path)
+  data = to_dict(config)
+  text = json.dumps(data, indent=2) if path.suffix == ".json" else yaml.safe_dump(data, sort_keys=False)
+  path.write_text(text)
+
+
+def load(cls: type[C], path: str | pathlib.Path) -> C:
+  """Reads a JSON or YAML file into dataclass `cls` (missing keys keep their defaults)."""
+  text = pathlib.Path(path).read_text()
+  data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+  return from_dict(cls, data or {}, str(path))
+
+
+def override(config: C, assignments: list[str]) -> C:
+  """Applies `dotted.key=value` strings (values parsed as YAML) to a dataclass config."""
+  data = to_dict(config)
+  for assignment in assignments:
+    key, sep, raw = assignment.partition("=")
+    if not sep:
+      raise ValueError(f"override {assignment!r} is not of the form key=value")
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for part in parents:
+      if not isinstance(node.get(part), dict):
+        raise ValueError(f"override {assignment!r}: {part!r} is not a config section")
+      node = node[part]
+    if leaf not in node:
+      raise ValueError(f"override {assignment!r}: unknown key {leaf!r}; valid keys: {', '.join(node)}")
+    node[leaf] = yaml.safe_load(raw)
+  return from_dict(type(config), data)

@@ -1,0 +1,73 @@
+"""Environments: `make_env(name, backend=..., episode_length=...)`.
+
+All four follow Brax's `Env` protocol (reset/step on `brax.envs.State`), so Brax's
+wrappers and training agents run on them unchanged.  Termination belongs to the env;
+the time limit does not: `env.episode_length` is the truncation horizon that rollouts
+and `brax.envs.wrappers.training.EpisodeWrapper` apply.
+
+Physics backends of the Brax envs: `mjx` is the default on GPU/TPU.  On CPU MJX is
+far too slow (2 cores, 256 envs x 100 steps: halfcheetah 1.5k env-steps/s on mjx,
+3.0k generalized, 3.7k positional, 8.6k spring; hopper 2.7k / 9.4k / 22.6k / 109k),
+so the CPU default is `spring`.  Brax retunes halfcheetah and reacher for spring and
+positional (shorter timestep, more substeps, other gears): results from different
+backends are not comparable, which is why the backend is part of every artifact.
+"""
+
+import jax
+from brax.envs.base import Env
+
+from lsc.envs.mountain_car import MountainCar
+from lsc.envs.mujoco import HalfCheetah, Hopper, Reacher
+
+_CLASSES = {"mountain_car": MountainCar, "reacher": Reacher, "hopper": Hopper,
+            "halfcheetah": HalfCheetah}
+ENV_NAMES = tuple(_CLASSES)
+BRAX_BACKENDS = ("mjx", "spring", "positional", "generalized")
+# (observation size, action size) of each env, known without building it.
+ENV_SIZES = {"mountain_car": (2, 1), "reacher": (11, 2), "hopper": (11, 3), "halfcheetah": (17, 6)}
+DEFAULT_EPISODE_LENGTH = {"mountain_car": 999, "reacher": 50, "hopper": 1000, "halfcheetah": 1000}
+
+
+def check_env_name(name: str) -> str:
+  """Returns `name` if it is a known env, else raises ValueError listing the valid ones."""
+  if name not in _CLASSES:
+    raise ValueError(f"unknown env {name!r}; valid envs: {', '.join(ENV_NAMES)}")
+  return name
+
+
+def valid_backends(name: str) -> tuple[str, ...]:
+  """The physics backends `name` can run on: ('jax',) for mountain_car, Brax's otherwise."""
+  return ("jax",) if check_env_name(name) == "mountain_car" else BRAX_BACKENDS
+
+
+def default_backend(name: str) -> str:
+  """`jax` for mountain_car; for Brax envs `mjx` on GPU/TPU and `spring` on CPU."""
+  if check_env_name(name) == "mountain_car":
+    return "jax"
+  return "mjx" if jax.default_backend() in ("gpu", "cuda", "rocm", "tpu") else "spring"
+
+
+def make_env(name: str, backend: str | None = None, episode_length: int | None = None) -> Env:
+  """Builds env `name` on `backend` (None: `default_backend(name)`).
+
+  The returned env has `.name`, `.backend` and `.episode_length` (None: the env's
+  default, 999 / 50 / 1000 / 1000).  Raises ValueError for unknown names, backends
+  or a non-positive episode length, before anything is compiled.
+  """
+  check_env_name(name)
+  backend = backend or default_backend(name)
+  if backend not in valid_backends(name):
+    raise ValueError(f"unknown backend {backend!r} for env {name!r}; valid backends: "
+                     f"{', '.join(valid_backends(name))}")
+  episode_length = DEFAULT_EPISODE_LENGTH[name] if episode_length is None else int(episode_length)
+  if episode_length < 1:
+    raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+  if name == "mountain_car":
+    return MountainCar(episode_length=episode_length)
+  env = _CLASSES[name](backend=backend)
+  env.episode_length = episode_length
+  return env
+
+
+__all__ = ["ENV_NAMES", "BRAX_BACKENDS", "ENV_SIZES", "DEFAULT_EPISODE_LENGTH", "make_env",
+           "default_backend", "valid_backends", "check_env_name"]

@@ -1,0 +1,98 @@
+"""Brax's Reacher, Hopper and HalfCheetah, extended with what the tasks read.
+
+Each env keeps Brax's dynamics, observation and termination, and adds the physical
+quantities that `lsc.tasks` scores to `state.metrics` (all scalars, present after
+`reset` too so Brax's wrappers see a fixed set of keys).
+"""
+
+import jax
+import jax.numpy as jnp
+from brax import base
+from brax.envs import half_cheetah, hopper, reacher
+from brax.envs.base import State
+
+FINGERTIP_OFFSET = 0.11  # fingertip position along the second link (reacher.xml)
+
+
+class Reacher(reacher.Reacher):
+  """Reacher with the target pinned at the origin: obs (11,), action (2,).
+
+  Gymnasium's Reacher draws a target and shows it to the policy, which would make
+  behaviour depend on the task.  Here the target joints sit at (0, 0) for ever, so
+  obs[4:6] are always 0 and obs[8:10] is the fingertip position; the `reach_*`
+  tasks then score the same rollout against four fixed points.
+  metrics: `tip_x`, `tip_y` (fingertip, after the step), `ctrl_cost` = |a|^2.
+  """
+
+  name = "reacher"
+
+  def reset(self, rng: jax.Array) -> State:
+    key_q, key_qd = jax.random.split(rng)
+    q = self.sys.init_q + jax.random.uniform(key_q, (self.sys.q_size(),), minval=-0.1, maxval=0.1)
+    qd = jax.random.uniform(key_qd, (self.sys.qd_size(),), minval=-0.005, maxval=0.005)
+    q, qd = q.at[2:].set(0.0), qd.at[2:].set(0.0)
+    pipeline_state = self.pipeline_init(q, qd)
+    obs = self._get_obs(pipeline_state)
+    zero = jnp.zeros(())
+    metrics = {"reward_dist": zero, "reward_ctrl": zero, **self._task_metrics(pipeline_state, jnp.zeros(2))}
+    return State(pipeline_state, obs, zero, zero, metrics)
+
+  def step(self, state: State, action: jax.Array) -> State:
+    state = super().step(state, action)
+    state.metrics.update(self._task_metrics(state.pipeline_state, action))
+    return state
+
+  def _task_metrics(self, pipeline_state: base.State, action: jax.Array) -> dict:
+    tip = pipeline_state.x.take(1).do(
+        base.Transform.create(pos=jnp.array([FINGERTIP_OFFSET, 0.0, 0.0]))).pos
+    return {"tip_x": tip[0], "tip_y": tip[1], "ctrl_cost": jnp.sum(action**2)}
+
+
+class Hopper(hopper.Hopper):
+  """Brax's Hopper (Gymnasium Hopper-v5 rewards and termination): obs (11,), action (3,).
+
+  metrics added: `z` torso height and `z_velocity` its rate of change (after the
+  step), `healthy_reward` (1 while alive; the episode ends when unhealthy),
+  `ctrl_cost` = 1e-3 |a|^2.  Brax's `x_velocity` is kept.
+  """
+
+  name = "hopper"
+
+  def reset(self, rng: jax.Array) -> State:
+    state = super().reset(rng)
+    zero = jnp.zeros(())
+    state.metrics.update(z=state.pipeline_state.x.pos[0, 2], z_velocity=zero,
+                         healthy_reward=zero, ctrl_cost=zero)
+    return state
+
+  def step(self, state: State, action: jax.Array) -> State:
+    z0 = state.pipeline_state.x.pos[0, 2]
+    state = super().step(state, action)
+    z1 = state.pipeline_state.x.pos[0, 2]
+    state.metrics.update(
+        z=z1, z_velocity=(z1 - z0) / self.dt,
+        healthy_reward=state.metrics["reward_healthy"],
+        ctrl_cost=-state.metrics["reward_ctrl"])
+    return state
+
+
+class HalfCheetah(half_cheetah.Halfcheetah):
+  """Brax's HalfCheetah (Gymnasium HalfCheetah-v5 rewards): obs (17,), action (6,).
+
+  metrics added: `pitch_rate`, the torso's angular velocity about the world y axis
+  (positive = nose down, i.e. a front flip for a cheetah facing +x), and
+  `ctrl_cost` = 0.1 |a|^2.  Brax's `x_velocity` is kept.  No termination.
+  """
+
+  name = "halfcheetah"
+
+  def reset(self, rng: jax.Array) -> State:
+    state = super().reset(rng)
+    state.metrics.update(pitch_rate=state.pipeline_state.xd.ang[0, 1], ctrl_cost=jnp.zeros(()))
+    return state
+
+  def step(self, state: State, action: jax.Array) -> State:
+    state = super().step(state, action)
+    state.metrics.update(pitch_rate=state.pipeline_state.xd.ang[0, 1],
+                         ctrl_cost=-state.metrics["reward_ctrl"])
+    return state

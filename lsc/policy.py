@@ -1,0 +1,157 @@
+"""Deterministic MLP policies over one flat parameter vector theta in R^P.
+
+A population is one (N, P) array.  The layout of theta is, layer by layer, the kernel
+(fan_in x fan_out, row-major) then the bias.  Hidden layers use `activation`; the
+output is squashed by tanh onto the action bounds [low, high].
+
+Initialisation (`init`):
+  `uniform`       PyTorch's nn.Linear default: kernel and bias ~ U(-1/sqrt(fan_in), +).
+                  The default: non-zero biases give random policies that are not odd
+                  functions of the observation, so a random pool is more diverse.
+  `lecun_normal`  Flax's nn.Dense default: kernel ~ truncated normal of variance
+                  1/fan_in, bias = 0.
+
+Pool member i of seed s is `init(fold_in(key(s), i))`: any member of a pool of 10^6
+can be regenerated from (s, i) without storing the pool (`pool_thetas`).
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+INITS = ("uniform", "lecun_normal")
+PRESETS = ("small", "medium", "large")
+# Hidden sizes per preset; `small` is the smallest sensible network: one hidden
+# layer of 4 on mountain_car (17 parameters), linear on the Brax envs.
+_PRESET_HIDDEN = {
+    "small": {"mountain_car": (4,), "default": ()},
+    "medium": {"default": (32, 32)},
+    "large": {"default": (400, 300)},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPPolicy:
+  """Static description of an MLP policy; all arrays live in theta (P,).
+
+  Hashable, so jitted functions may close over it.  `apply` and `init` are jit-safe.
+  """
+  obs_size: int
+  action_size: int
+  hidden: tuple[int, ...] = (32, 32)
+  activation: str = "tanh"
+  init_scheme: str = "uniform"
+  action_low: float = -1.0
+  action_high: float = 1.0
+
+  def __post_init__(self):
+    object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+    if self.init_scheme not in INITS:
+      raise ValueError(f"unknown init_scheme {self.init_scheme!r}; valid: {', '.join(INITS)}")
+    if any(h < 1 for h in self.hidden) or self.obs_size < 1 or self.action_size < 1:
+      raise ValueError(f"layer sizes must be >= 1, got obs {self.obs_size}, hidden "
+                       f"{self.hidden}, action {self.action_size}")
+    if not self.action_low < self.action_high:
+      raise ValueError(f"action bounds must satisfy low < high, got {self.action_low}, {self.action_high}")
+
+  @property
+  def layer_sizes(self) -> tuple[int, ...]:
+    return (self.obs_size, *self.hidden, self.action_size)
+
+  @property
+  def layer_shapes(self) -> tuple[tuple[int, int], ...]:
+    """(fan_in, fan_out) of each dense layer."""
+    sizes = self.layer_sizes
+    return tuple(zip(sizes[:-1], sizes[1:]))
+
+  @property
+  def num_params(self) -> int:
+    return sum(i * o + o for i, o in self.layer_shapes)
+
+  def unflatten(self, theta: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+    """theta (P,) -> [(kernel (fan_in, fan_out), bias (fan_out,)), ...]."""
+    layers, offset = [], 0
+    for fan_in, fan_out in self.layer_shapes:
+      kernel = theta[offset:offset + fan_in * fan_out].reshape(fan_in, fan_out)
+      offset += fan_in * fan_out
+      layers.append((kernel, theta[offset:offset + fan_out]))
+      offset += fan_out
+    return layers
+
+  def apply(self, theta: jax.Array, obs: jax.Array) -> jax.Array:
+    """Action for obs (..., obs_size) under theta (P,): (..., action_size), in bounds."""
+    layers = self.unflatten(theta)
+    act = ACTIVATIONS[self.activation]
+    x = obs
+    for kernel, bias in layers[:-1]:
+      x = act(x @ kernel + bias)
+    kernel, bias = layers[-1]
+    squashed = jnp.tanh(x @ kernel + bias)
+    return self.action_low + 0.5 * (squashed + 1.0) * (self.action_high - self.action_low)
+
+  def init(self, key: jax.Array) -> jax.Array:
+    """One parameter vector (P,) float32 drawn from the init distribution."""
+    parts = []
+    for fan_in, fan_out in self.layer_shapes:
+      key, key_kernel, key_bias = jax.random.split(key, 3)
+      if self.init_scheme == "uniform":
+        bound = 1.0 / math.sqrt(fan_in)
+        kernel = jax.random.uniform(key_kernel, (fan_in * fan_out,), jnp.float32, -bound, bound)
+        bias = jax.random.uniform(key_bias, (fan_out,), jnp.float32, -bound, bound)
+      else:
+        # Flax's lecun_normal: truncated normal on [-2, 2], rescaled to variance 1/fan_in.
+        std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
+        kernel = std * jax.random.truncated_normal(key_kernel, -2.0, 2.0, (fan_in * fan_out,), jnp.float32)
+        bias = jnp.zeros((fan_out,), jnp.float32)
+      parts += [kernel, bias]
+    return jnp.concatenate(parts)
+
+
+def preset_hidden(env_name: str, preset: str) -> tuple[int, ...]:
+  """Hidden sizes of `preset` ('small' | 'medium' | 'large') for `env_name`."""
+  if preset not in _PRESET_HIDDEN:
+    raise ValueError(f"unknown policy preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+  table = _PRESET_HIDDEN[preset]
+  return table.get(env_name, table["default"])
+
+
+def make_policy(env, preset: str | None = "medium", hidden: tuple[int, ...] | None = None,
+                **kwargs) -> MLPPolicy:
+  """The policy for `env` (any Brax-protocol env with `.name`), from a preset or hidden sizes.
+
+  `hidden`, if given, overrides the preset.  Extra kwargs go to MLPPolicy.
+  """
+  if hidden is None:
+    hidden = preset_hidden(env.name, preset)
+  return MLPPolicy(obs_size=int(env.observation_size), action_size=int(env.action_size),
+                   hidden=tuple(hidden), **kwargs)
+
+
+def member_key(seed: int, index) -> jax.Array:
+  """The key of pool member `index` of pool `seed`: fold_in(key(seed), index)."""
+  return jax.random.fold_in(jax.random.key(seed), index)
+
+
+def pool_thetas(policy: MLPPolicy, seed: int, indices) -> jax.Array:
+  """Parameters of pool members `indices` (K,) of pool `seed`: (K, P).  Jit-safe in indices.
+
+  Row k equals `policy.init(member_key(seed, indices[k]))`, whatever other indices are
+  asked for, so a pool is never stored: it is regenerated by index.
+  """
+  indices = jnp.asarray(indices, jnp.uint32)
+  return jax.vmap(lambda i: policy.init(member_key(seed, i)))(indices)
+
+
+def check_finite(thetas) -> None:
+  """Raises ValueError if thetas (N, P) hold NaN or inf, naming the first bad row."""
+  thetas = np.asarray(thetas)
+  bad = ~np.isfinite(thetas).all(axis=tuple(range(1, thetas.ndim)))
+  if bad.any():
+    raise ValueError(f"{int(bad.sum())} parameter vector(s) hold NaN or inf "
+                     f"(first: row {int(np.argmax(bad))})")

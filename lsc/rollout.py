@@ -1,0 +1,155 @@
+"""Population rollouts: the one engine every stage uses to evaluate policies.
+
+`rollout(env, policy, thetas, reset_keys)` runs E episodes of each of N policies and
+returns, without ever materialising a trajectory:
+  returns      (N, n_tasks)  the return of every task of the env, mean over episodes
+  lengths      (N, E) int32  steps until termination (episode_length if none)
+  obs_samples  (N, E*K, O)   per episode a uniform sample (reservoir) of K observations
+                             the policy acted on; short episodes repeat their states
+On device: `vmap` over episodes and policies, `lax.scan` over time with a done-mask (a
+terminated episode is frozen and earns nothing more), `lax.map` over chunks of
+policies (memory O(chunk), not O(N)), and the population axis sharded over a device
+mesh.  One compiled program per (env, policy, N, E, K, chunk, mesh), cached.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from lsc.policy import MLPPolicy, check_finite
+from lsc.sharding import chunk_layout, population_mesh, shard_population
+from lsc.tasks import Transition, task_names, task_rewards
+
+DEFAULT_CHUNK_SIZE = 256  # CPU throughput peaks at chunks of 64-256 envs
+
+
+@struct.dataclass
+class RolloutResult:
+  """What a population rollout returns; see the module docstring for shapes."""
+  returns: jax.Array
+  lengths: jax.Array
+  obs_samples: jax.Array
+
+  @property
+  def env_steps(self) -> int:
+    """Steps until termination, summed over policies and episodes: what a simulator
+    must run.  This is the env-step count charged to every method."""
+    return int(np.asarray(self.lengths, np.int64).sum())
+
+  def steps_computed(self, episode_length: int) -> int:
+    """Steps the vectorised program computed (N * E * episode_length)."""
+    return int(np.prod(self.lengths.shape)) * int(episode_length)
+
+
+def _xorshift32(x: jax.Array) -> jax.Array:
+  x = x ^ (x << 13)
+  x = x ^ (x >> 17)
+  return x ^ (x << 5)
+
+
+def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
+  """A jit-safe function (theta (P,), key) -> (returns (n_tasks,), length (), samples (K, O))
+  for one episode of `env.episode_length` steps."""
+  rewards_fn = task_rewards(env.name)
+  n_tasks = len(task_names(env.name))
+  horizon = env.episode_length
+
+  def episode(theta, key):
+    reset_key, sample_key = jax.random.split(key)
+    state = env.reset(reset_key)
+    rng = jax.random.bits(sample_key, (), jnp.uint32) | jnp.uint32(1)
+    buffer = jnp.zeros((n_samples, policy.obs_size), jnp.float32)
+
+    def step(carry, _):
+      state, alive, returns, length, buffer, rng = carry
+      action = policy.apply(theta, state.obs)
+      nxt = env.step(state, action)
+      reward = rewards_fn(Transition(state.obs, action, nxt.obs, nxt.metrics, nxt.done))
+      returns = returns + jnp.where(alive, reward, 0.0)
+      if n_samples:  # reservoir sampling (Algorithm R) of the observations acted on
+        rng = _xorshift32(rng)
+        count = (length + 1).astype(jnp.uint32)
+        slot = jnp.where(count <= n_samples, count - 1, (rng >> 8) % count)
+        write = alive & (slot < n_samples)
+        slot = jnp.minimum(slot, n_samples - 1).astype(jnp.int32)
+        buffer = buffer.at[slot].set(jnp.where(write, state.obs, buffer[slot]))
+      length = length + alive.astype(jnp.int32)
+      state = jax.tree.map(lambda new, old: jnp.where(alive, new, old), nxt, state)
+      alive = alive & (nxt.done == 0)
+      return (state, alive, returns, length, buffer, rng), None
+
+    carry = (state, jnp.bool_(True), jnp.zeros(n_tasks, jnp.float32), jnp.int32(0), buffer, rng)
+    (_, _, returns, length, buffer, _), _ = jax.lax.scan(step, carry, None, length=horizon)
+    if n_samples:  # an episode shorter than K repeats its states to fill the buffer
+      slots = jnp.arange(n_samples)
+      filled = jnp.minimum(length, n_samples)
+      buffer = buffer[jnp.where(slots < filled, slots, slots % filled)]
+    return returns, length, buffer
+
+  return episode
+
+
+@functools.lru_cache(maxsize=64)
+def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int = 16,
+               chunk_size: int = DEFAULT_CHUNK_SIZE, mesh=None):
+  """The compiled program behind `rollout` for a population of exactly `n`.
+
+  Returns a jitted `fn(thetas (n, P), reset_keys (n, E) key array) -> RolloutResult`;
+  cached per arguments (env and mesh by identity), so repeated calls trace once.
+  Useful to time compilation apart: `fn.lower(thetas, keys).compile()`.
+  """
+  mesh = population_mesh() if mesh is None else mesh
+  n_devices = mesh.devices.size
+  chunk, n_chunks = chunk_layout(n, n_devices, chunk_size)
+  padded = n_devices * n_chunks * chunk
+  episode = make_episode_fn(env, policy, n_samples)
+  per_policy = jax.vmap(episode, in_axes=(None, 0))  # E episodes share one theta
+
+  def local(thetas, key_data):  # one device's slice: (n_chunks * chunk, ...)
+    keys = jax.random.wrap_key_data(key_data)
+    thetas = thetas.reshape(n_chunks, chunk, *thetas.shape[1:])
+    keys = keys.reshape(n_chunks, chunk, *keys.shape[1:])
+    outs = jax.lax.map(lambda xs: jax.vmap(per_policy)(*xs), (thetas, keys))
+    return jax.tree.map(lambda x: x.reshape(n_chunks * chunk, *x.shape[2:]), outs)
+
+  sharded = shard_population(local, mesh)
+
+  @jax.jit
+  def fn(thetas, reset_keys):
+    key_data = jax.random.key_data(reset_keys)
+    pad = padded - n
+    if pad:  # pad with copies of the first member; their results are dropped
+      thetas = jnp.concatenate([thetas, jnp.broadcast_to(thetas[:1], (pad, *thetas.shape[1:]))])
+      key_data = jnp.concatenate([key_data, jnp.broadcast_to(key_data[:1], (pad, *key_data.shape[1:]))])
+    returns, lengths, samples = sharded(thetas.astype(jnp.float32), key_data)
+    returns, lengths, samples = returns[:n], lengths[:n], samples[:n]
+    return RolloutResult(returns=returns.mean(axis=1), lengths=lengths,
+                         obs_samples=samples.reshape(n, episodes * n_samples, policy.obs_size))
+
+  return fn
+
+
+def rollout(env, policy: MLPPolicy, thetas, reset_keys, *, n_samples: int = 16,
+            chunk_size: int = DEFAULT_CHUNK_SIZE, mesh=None, check: bool = True) -> RolloutResult:
+  """Runs E episodes of each policy of thetas (N, P) from reset_keys (N, E) (a typed
+  key array; see `lsc.evaluation` for the shared protocol) and returns a RolloutResult.
+
+  Not itself jitted (it validates its input on the host first); the program it runs is.
+  `check=False` skips the host-side NaN check, for callers that already did it.
+  """
+  thetas = jnp.asarray(thetas)
+  if thetas.ndim != 2 or thetas.shape[1] != policy.num_params:
+    raise ValueError(f"thetas must have shape (N, {policy.num_params}) for this policy, "
+                     f"got {thetas.shape}")
+  if reset_keys.ndim != 2 or reset_keys.shape[0] != thetas.shape[0]:
+    raise ValueError(f"reset_keys must have shape (N, E) with N = {thetas.shape[0]}, "
+                     f"got {reset_keys.shape}")
+  if n_samples < 0 or chunk_size < 1:
+    raise ValueError(f"need n_samples >= 0 and chunk_size >= 1, got {n_samples}, {chunk_size}")
+  if check:
+    check_finite(thetas)
+  fn = rollout_fn(env, policy, thetas.shape[0], reset_keys.shape[1], n_samples, chunk_size, mesh)
+  return fn(thetas, reset_keys)

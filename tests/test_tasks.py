@@ -1,0 +1,98 @@
+"""Task rewards on hand-built transitions, the registry, and the reward wrapper."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lsc import tasks
+from lsc.envs import ENV_NAMES
+from lsc.tasks import Transition, get_task, task_names, task_rewards
+
+EXPECTED_TASKS = {
+    "mountain_car": ("goal", "left", "height", "speed"),
+    "reacher": ("reach_ne", "reach_nw", "reach_sw", "reach_se"),
+    "hopper": ("forward", "backward", "jump"),
+    "halfcheetah": ("forward", "backward", "frontflip", "backflip"),
+}
+
+
+def transition(done=0.0, action=(0.0,), **metrics):
+  metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+  a = jnp.asarray(action, jnp.float32)
+  return Transition(obs=jnp.zeros(2), action=a, next_obs=jnp.zeros(2), metrics=metrics,
+                    done=jnp.asarray(done, jnp.float32))
+
+
+def reward(env, task, t):
+  return float(get_task(env, task).reward(t))
+
+
+def test_registry_lists_every_task_of_the_design():
+  assert set(ENV_NAMES) == set(EXPECTED_TASKS)
+  for env, names in EXPECTED_TASKS.items():
+    assert task_names(env) == names
+    assert all(get_task(env, n).doc for n in names)  # every task states its formula
+
+
+def test_unknown_names_list_the_valid_ones():
+  with pytest.raises(ValueError, match="valid tasks: forward, backward, jump"):
+    get_task("hopper", "flip")
+  with pytest.raises(ValueError, match="valid envs: mountain_car, reacher"):
+    task_names("cartpole")
+
+
+def test_mountain_car_rewards():
+  mc = lambda action=0.0, **kw: transition(action=(action,), **{"position": -0.5, "velocity": 0.0, **kw})
+  # goal: Gymnasium's, on the unclipped action
+  assert reward("mountain_car", "goal", mc(action=2.0)) == pytest.approx(-0.4)
+  assert reward("mountain_car", "goal", mc(done=1.0, action=0.5)) == pytest.approx(100 - 0.025)
+  # left: 0 right of the valley bottom, 1 at the wall, in between linear
+  assert reward("mountain_car", "left", mc(position=0.3)) == 0.0
+  assert reward("mountain_car", "left", mc(position=-1.2)) == pytest.approx(1.0)
+  mid = (-math.pi / 6 - 1.2) / 2
+  assert reward("mountain_car", "left", mc(position=mid)) == pytest.approx(0.5, abs=1e-6)
+  # height: (1 + sin 3x) / 2
+  assert reward("mountain_car", "height", mc(position=-math.pi / 6)) == pytest.approx(0.0, abs=1e-6)
+  assert reward("mountain_car", "height", mc(position=0.0)) == pytest.approx(0.5)
+  # speed: |v| / 0.07, either direction
+  assert reward("mountain_car", "speed", mc(velocity=-0.035)) == pytest.approx(0.5)
+  assert reward("mountain_car", "speed", mc(velocity=0.07)) == pytest.approx(1.0)
+  # the non-goal tasks never pay for ending the episode: non-negative everywhere
+  for x in np.linspace(-1.2, 0.6, 19):
+    for v in (-0.07, 0.0, 0.07):
+      r = task_rewards("mountain_car")(mc(position=x, velocity=v))
+      assert np.all(np.asarray(r[1:]) >= 0)
+
+
+def test_reacher_rewards_are_distances_to_quadrant_points():
+  at_ne = transition(tip_x=0.1, tip_y=0.1, ctrl_cost=0.0)
+  r = np.asarray(task_rewards("reacher")(at_ne))
+  np.testing.assert_allclose(r, [0.0, -0.2, -math.sqrt(0.08), -0.2], atol=1e-6)
+  assert reward("reacher", "reach_sw", transition(tip_x=-0.1, tip_y=-0.1)) == pytest.approx(0.0)
+
+
+def test_hopper_rewards():
+  t = transition(x_velocity=2.0, z_velocity=-0.5, healthy_reward=1.0, ctrl_cost=0.003)
+  assert reward("hopper", "forward", t) == pytest.approx(2.0 + 1.0 - 0.003)
+  assert reward("hopper", "backward", t) == pytest.approx(-2.0 + 1.0 - 0.003)
+  assert reward("hopper", "jump", t) == pytest.approx(1.0 - 0.003)  # falling earns no jump
+  up = transition(x_velocity=0.0, z_velocity=1.5, healthy_reward=1.0, ctrl_cost=0.0)
+  assert reward("hopper", "jump", up) == pytest.approx(2.5)
+
+
+def test_halfcheetah_rewards():
+  t = transition(x_velocity=3.0, pitch_rate=-2.0, ctrl_cost=0.6)
+  r = dict(zip(task_names("halfcheetah"), np.asarray(task_rewards("halfcheetah")(t))))
+  assert r == pytest.approx({"forward": 2.4, "backward": -3.6, "frontflip": -2.6, "backflip": 1.4})
+
+
+def test_task_reward_wrapper_replaces_the_reward(mountain_car):
+  env = tasks.TaskReward(mountain_car, "speed")
+  state = env.reset(jax.random.key(0))
+  state = env.step(state, jnp.ones(1))
+  assert float(state.reward) == pytest.approx(abs(float(state.obs[1])) / 0.07)
+  with pytest.raises(ValueError, match="valid tasks"):
+    tasks.TaskReward(mountain_car, "forward")
