@@ -92,7 +92,6 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
   return episode
 
 
-@functools.lru_cache(maxsize=64)
 def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int = 16,
                chunk_size: int = DEFAULT_CHUNK_SIZE, mesh=None):
   """The compiled program behind `rollout` for a population of exactly `n`.
@@ -102,6 +101,11 @@ def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int
   Useful to time compilation apart: `fn.lower(thetas, keys).compile()`.
   """
   mesh = population_mesh() if mesh is None else mesh
+  return _build_rollout_fn(env, policy, int(n), int(episodes), int(n_samples), int(chunk_size), mesh)
+
+
+@functools.lru_cache(maxsize=64)
+def _build_rollout_fn(env, policy, n, episodes, n_samples, chunk_size, mesh):
   n_devices = mesh.devices.size
   chunk, n_chunks = chunk_layout(n, n_devices, chunk_size)
   padded = n_devices * n_chunks * chunk

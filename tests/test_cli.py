@@ -1,0 +1,46 @@
+"""The `lsc` command line: listing, a small rollout, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from lsc import checkpoint, cli
+
+
+def run_cli(*args):
+  return subprocess.run([sys.executable, "-m", "lsc.cli", *args], capture_output=True, text=True,
+                        timeout=600)
+
+
+def test_envs_lists_tasks_and_presets():
+  done = run_cli("envs")
+  assert done.returncode == 0
+  assert "121801 params" in done.stdout and "frontflip" in done.stdout and "reach_sw" in done.stdout
+
+
+def test_bad_input_gives_one_line_errors():
+  for args, fragment in [(("rollout", "--env", "cartpole"), "valid envs: mountain_car"),
+                         (("rollout", "--env", "hopper", "--policy", "huge"), "valid presets"),
+                         (("rollout", "--env", "hopper", "--backend", "x"), "valid backends"),
+                         (("rollout", "--env", "hopper", "--pool", "0"), "--pool must be >= 1")]:
+    done = run_cli(*args)
+    assert done.returncode == 2
+    assert fragment in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_rollout_writes_summary_plot_and_artifact(tmp_path, capsys):
+  out = tmp_path / "run"
+  assert cli.main(["rollout", "--env", "mountain_car", "--policy", "small", "--pool", "40",
+                   "--block-size", "16", "--episodes", "2", "--out", str(out)]) == 0
+  printed = capsys.readouterr().out
+  assert "goal" in printed and "env steps until termination" in printed
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["tasks"] == ["goal", "left", "height", "speed"]
+  assert (out / "returns.png").stat().st_size > 10_000
+  arrays, record = checkpoint.load_artifact(out / "pool_returns", kind="pool_returns")
+  assert arrays["returns"].shape == (40, 4) and arrays["lengths"].shape == (40, 2)
+  assert summary["env_steps"] == int(np.asarray(arrays["lengths"]).sum())
+  assert record["identity"]["policy"]["num_params"] == 17

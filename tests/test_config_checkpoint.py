@@ -1,0 +1,86 @@
+"""Config files and overrides; the artifact format."""
+
+import dataclasses
+import pathlib
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lsc import checkpoint, config
+from lsc.config import EnvConfig, PolicyConfig
+from lsc.envs import make_env
+from lsc.policy import make_policy
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+  env: EnvConfig = EnvConfig("hopper")
+  policy: PolicyConfig = PolicyConfig()
+  pool: int = 1000
+  keep: float = 0.1
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_config_round_trips_through_files(tmp_path, suffix):
+  cfg = StageConfig(env=EnvConfig("reacher", "spring", 50), policy=PolicyConfig(hidden=(8, 8)), pool=7)
+  config.save(cfg, tmp_path / f"cfg{suffix}")
+  assert config.load(StageConfig, tmp_path / f"cfg{suffix}") == cfg
+
+
+def test_overrides_and_strict_keys(tmp_path):
+  cfg = config.override(StageConfig(), ["pool=20", "env.name=mountain_car", "policy.hidden=[3, 2]", "keep=1"])
+  assert cfg.pool == 20 and cfg.env.name == "mountain_car" and cfg.policy.hidden == (3, 2)
+  assert cfg.keep == 1.0 and isinstance(cfg.keep, float)
+  with pytest.raises(ValueError, match="unknown key 'pol'; valid keys: env, policy, pool, keep"):
+    config.override(cfg, ["pol=3"])
+  with pytest.raises(ValueError, match="key=value"):
+    config.override(cfg, ["pool"])
+  (tmp_path / "bad.yaml").write_text("pool: 3\nseeds: 2\n")
+  with pytest.raises(ValueError, match="unknown key"):
+    config.load(StageConfig, tmp_path / "bad.yaml")
+  with pytest.raises(ValueError, match="expected int"):
+    config.from_dict(StageConfig, {"pool": "many"})
+
+
+def test_resolved_configs_fill_defaults():
+  assert EnvConfig("hopper").resolved().episode_length == 1000
+  assert EnvConfig("mountain_car").resolved().backend == "jax"
+  assert PolicyConfig("large").resolved("mountain_car").hidden == (400, 300)
+
+
+@pytest.fixture(scope="module")
+def identity():
+  env = make_env("mountain_car")
+  return checkpoint.policy_identity(env, make_policy(env, "small"))
+
+
+def test_artifact_round_trips(tmp_path, identity):
+  arrays = {"thetas": np.arange(12, dtype=np.float32).reshape(3, 4), "meta": {"idx": jnp.arange(3)}}
+  path = checkpoint.save_artifact(tmp_path / "a", arrays, kind="dataset", config={"pool": 3},
+                                  identity=identity)
+  loaded, record = checkpoint.load_artifact(path, kind="dataset", expect=identity)
+  np.testing.assert_array_equal(loaded["thetas"], arrays["thetas"])
+  np.testing.assert_array_equal(loaded["meta"]["idx"], [0, 1, 2])
+  assert record["config"] == {"pool": 3} and record["versions"]["jax"] == "0.11.2"
+  assert record["identity"]["policy"]["num_params"] == 17
+  # overwriting replaces it whole and leaves no staging directories behind
+  checkpoint.save_artifact(path, {"thetas": np.zeros(2)}, kind="dataset", config={}, identity=identity)
+  assert checkpoint.load_artifact(path)[0]["thetas"].shape == (2,)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_mismatched_artifact_is_refused_clearly(tmp_path, identity):
+  path = checkpoint.save_artifact(tmp_path / "a", {"x": np.zeros(1)}, kind="dataset", config={},
+                                  identity=identity)
+  other = make_env("hopper", episode_length=10)
+  expect = checkpoint.policy_identity(other, make_policy(other, "small"))
+  with pytest.raises(checkpoint.ArtifactMismatch) as error:
+    checkpoint.load_artifact(path, kind="autoencoder", expect=expect)
+  message = str(error.value)
+  for fragment in ("kind: artifact is a 'dataset', expected a 'autoencoder'",
+                   "env: artifact has 'mountain_car', expected 'hopper'",
+                   "backend: artifact has 'jax'", "policy.num_params: artifact has 17, expected 36"):
+    assert fragment in message
+  with pytest.raises(FileNotFoundError, match="no lsc artifact"):
+    checkpoint.load_artifact(tmp_path / "missing")

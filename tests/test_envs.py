@@ -1,0 +1,58 @@
+"""Env construction, names and sizes, and the quantities tasks read."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from brax import base
+
+from lsc.envs import ENV_NAMES, ENV_SIZES, default_backend, make_env
+
+
+def test_unknown_names_raise_listing_the_valid_ones():
+  with pytest.raises(ValueError, match="valid envs: mountain_car, reacher, hopper, halfcheetah"):
+    make_env("ant")
+  with pytest.raises(ValueError, match="valid backends: mjx, spring, positional, generalized"):
+    make_env("hopper", backend="physx")
+  with pytest.raises(ValueError, match="valid backends: jax"):
+    make_env("mountain_car", backend="mjx")
+  with pytest.raises(ValueError, match="episode_length"):
+    make_env("reacher", episode_length=0)
+
+
+def test_defaults_on_this_machine():
+  assert default_backend("mountain_car") == "jax"
+  expected = "mjx" if jax.default_backend() in ("gpu", "tpu") else "spring"
+  assert default_backend("hopper") == expected
+  env = make_env("reacher")
+  assert env.backend == expected and env.episode_length == 50
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_sizes_and_attributes(name):
+  env = make_env(name)
+  assert (env.observation_size, env.action_size) == ENV_SIZES[name]
+  assert env.name == name and env.unwrapped is env
+
+
+def test_reacher_target_is_fixed_and_hidden_in_plain_sight():
+  env = make_env("reacher")
+  states = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 8))
+  obs = np.asarray(states.obs)
+  assert np.all(obs[:, 4:6] == 0)  # target coordinates: always the origin
+  tip = np.stack([states.metrics["tip_x"], states.metrics["tip_y"]], 1)
+  np.testing.assert_allclose(obs[:, 8:10], tip, atol=1e-6)  # tip - target = tip
+  assert np.all(np.linalg.norm(tip, axis=1) > 0.15)  # the arm starts stretched out
+
+
+def test_halfcheetah_pitch_rate_positive_means_nose_down():
+  env = make_env("halfcheetah")
+  state = env.reset(jax.random.key(0))
+  qd = jnp.zeros(env.sys.qd_size()).at[2].set(3.0)  # spin about the rooty hinge
+  pipeline_state = env.pipeline_init(env.sys.init_q, qd)
+  state = state.replace(pipeline_state=pipeline_state)
+  nxt = jax.jit(env.step)(state, jnp.zeros(6))
+  assert float(nxt.metrics["pitch_rate"]) > 0
+  nose = base.Transform(pos=jnp.zeros(3), rot=nxt.pipeline_state.x.rot[0]).do(
+      base.Transform.create(pos=jnp.array([1.0, 0.0, 0.0]))).pos
+  assert float(nose[2]) < 0  # the torso's forward axis now points down
