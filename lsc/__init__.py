@@ -7,7 +7,7 @@ population rollouts (`lsc.rollout`), the evaluation protocol (`lsc.evaluation`),
 configs (`lsc.config`) and artifacts (`lsc.checkpoint`).
 """
 
-from lsc.jax_setup import enable_compilation_cache
+from lsc.jax_setup import enable_compilation_cache, use_cpu_cores
 
 __version__ = "0.1.0"
-__all__ = ["enable_compilation_cache", "__version__"]
+__all__ = ["enable_compilation_cache", "use_cpu_cores", "__version__"]

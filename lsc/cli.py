@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
+  from lsc import use_cpu_cores
+  use_cpu_cores()
   try:
     return args.fn(args)
   except ValueError as error:  # bad input: one line, no traceback

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lsc.policy import MLPPolicy, pool_thetas
-from lsc.rollout import DEFAULT_CHUNK_SIZE, RolloutResult, rollout
+from lsc.rollout import RolloutResult, rollout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +39,7 @@ class EvalProtocol:
 
 
 def evaluate(env, policy: MLPPolicy, thetas, protocol: EvalProtocol = EvalProtocol(), *,
-             n_samples: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE, mesh=None) -> RolloutResult:
+             n_samples: int = 0, chunk_size: int | None = None, mesh=None) -> RolloutResult:
   """Rolls out thetas (N, P) under `protocol`: returns (N, n_tasks) are means over its
   episodes.  See `lsc.rollout.rollout` for the result's fields."""
   return rollout(env, policy, thetas, protocol.reset_keys(len(thetas)), n_samples=n_samples,
@@ -53,7 +53,7 @@ def _pool_block_fn(policy: MLPPolicy):
 
 def evaluate_pool(env, policy: MLPPolicy, seed: int, size: int,
                   protocol: EvalProtocol = EvalProtocol(), *, block_size: int = 1024,
-                  n_samples: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE, mesh=None,
+                  n_samples: int = 0, chunk_size: int | None = None, mesh=None,
                   progress_fn: Callable[[int, int], None] | None = None) -> RolloutResult:
   """Evaluates members 0..size-1 of random pool `seed` under `protocol`, block by block.
 

@@ -86,7 +86,10 @@ class MLPPolicy:
 
   def apply(self, theta: jax.Array, obs: jax.Array) -> jax.Array:
     """Action for obs (..., obs_size) under theta (P,): (..., action_size), in bounds."""
-    layers = self.unflatten(theta)
+    return self.apply_layers(self.unflatten(theta), obs)
+
+  def apply_layers(self, layers, obs: jax.Array) -> jax.Array:
+    """`apply` on already unflattened layers: hot loops unflatten once, outside the loop."""
     act = ACTIVATIONS[self.activation]
     x = obs
     for kernel, bias in layers[:-1]:

@@ -4,10 +4,12 @@ envs and policies (a program is cached per env object) and JAX's persistent cach
 import jax
 import pytest
 
-from lsc import enable_compilation_cache
+from lsc import enable_compilation_cache, use_cpu_cores
 from lsc.envs import make_env
 from lsc.policy import make_policy
 
+# Two CPU devices, as on the CI machine: every rollout in the suite takes the sharded path.
+use_cpu_cores(2)
 enable_compilation_cache()
 
 

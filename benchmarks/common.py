@@ -1,0 +1,44 @@
+"""Shared helpers of the benchmark scripts: machine description, timing, output."""
+
+import json
+import os
+import pathlib
+import platform
+import time
+
+RESULTS_DIR = pathlib.Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+  """Where a benchmark ran: CPU, core count, JAX platform and devices."""
+  import jax
+  cpu = platform.processor() or platform.machine()
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+  except OSError:
+    pass
+  return {"cpu": cpu, "cores": os.cpu_count(), "jax_platform": jax.default_backend(),
+          "devices": [d.device_kind for d in jax.devices()], "jax": jax.__version__,
+          "date": time.strftime("%Y-%m-%d")}
+
+
+def best_time(fn, repeats: int) -> float:
+  """Smallest wall time of `repeats` calls of fn() (which must block until done)."""
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return min(times)
+
+
+def write(name: str, payload: dict, table: str) -> pathlib.Path:
+  """Writes results/<name>.json and results/<name>.md; returns the JSON path."""
+  RESULTS_DIR.mkdir(exist_ok=True)
+  path = RESULTS_DIR / f"{name}.json"
+  path.write_text(json.dumps(payload, indent=2))
+  (RESULTS_DIR / f"{name}.md").write_text(table + "\n")
+  return path
