@@ -71,16 +71,16 @@ def gym_loop(env_name, hidden, steps):
 
 def main(argv=None):
   args = parse_args(argv)
+  from lsc import enable_compilation_cache, use_cpu_cores
+  use_cpu_cores(args.host_devices or None)  # before anything starts JAX
   import jax
   import jax.numpy as jnp
 
   from benchmarks.common import best_time, machine, write
-  from lsc import enable_compilation_cache, use_cpu_cores
   from lsc.envs import default_backend, make_env
   from lsc.policy import make_policy, pool_thetas
   from lsc.rollout import rollout_fn
 
-  use_cpu_cores(args.host_devices or None)
   enable_compilation_cache()
   info = machine()
   print(f"# {info['cpu']} ({info['cores']} cores), JAX {info['jax']} on {info['jax_platform']} "

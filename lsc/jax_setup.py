@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import warnings
 
 import jax
 
@@ -34,13 +35,14 @@ def use_cpu_cores(n: int | None = None) -> int:
   device per core (`lsc.sharding`) uses them all (2 cores: mountain_car 9.2M ->
   16M env-steps/s).  Call before JAX's first computation; later it is a no-op.  An
   explicit `--xla_force_host_platform_device_count` in XLA_FLAGS wins.  On a GPU
-  machine this only affects the unused CPU backend.  Returns the count requested.
+  machine this only affects the unused CPU backend.  Returns the CPU device count.
   """
   n = n or os.cpu_count() or 1
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-    return n
+    return len(jax.devices("cpu"))
   try:
     jax.config.update("jax_num_cpu_devices", n)
-  except RuntimeError:  # backends already initialised: keep what they have
-    pass
-  return n
+  except RuntimeError:
+    warnings.warn(f"use_cpu_cores({n}) called after JAX started: keeping "
+                  f"{len(jax.devices('cpu'))} CPU device(s)", stacklevel=2)
+  return len(jax.devices("cpu"))

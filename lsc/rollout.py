@@ -104,6 +104,16 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
   return episode
 
 
+def _mjx_on_cpu(env) -> bool:
+  return env.backend == "mjx" and jax.default_backend() == "cpu"
+
+
+def default_mesh(env):
+  """All devices, except for MJX on CPU: sharding MJX over several CPU devices
+  segfaults inside XLA (jax 0.11.2), so it runs on one."""
+  return population_mesh(jax.devices()[:1] if _mjx_on_cpu(env) else None)
+
+
 def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int = 16,
                chunk_size: int | None = None, mesh=None):
   """The compiled program behind `rollout` for a population of exactly `n`.
@@ -112,7 +122,10 @@ def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int
   cached per arguments (env and mesh by identity), so repeated calls trace once.
   Useful to time compilation apart: `fn.lower(thetas, keys).compile()`.
   """
-  mesh = population_mesh() if mesh is None else mesh
+  mesh = default_mesh(env) if mesh is None else mesh
+  if _mjx_on_cpu(env) and mesh.devices.size > 1:
+    raise ValueError("MJX rollouts on several CPU devices crash XLA (segfault, jax 0.11.2); "
+                     "pass a one-device mesh or leave mesh=None")
   chunk_size = default_chunk_size(policy) if chunk_size is None else chunk_size
   return _build_rollout_fn(env, policy, int(n), int(episodes), int(n_samples), int(chunk_size), mesh)
 

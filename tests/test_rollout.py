@@ -103,6 +103,17 @@ def test_bad_input_is_refused_before_compiling(mountain_car, mc_policy):
     rollout(mountain_car, mc_policy, thetas, keys(2))
 
 
+def test_suite_runs_sharded_over_two_devices(mountain_car, mc_policy):
+  from lsc.sharding import population_mesh
+  assert jax.device_count() == 2  # conftest: every rollout here takes the sharded path
+  thetas = pool_thetas(mc_policy, 0, jnp.arange(5))
+  sharded = rollout(mountain_car, mc_policy, thetas, keys(5, 2), n_samples=8)
+  single = rollout(mountain_car, mc_policy, thetas, keys(5, 2), n_samples=8,
+                   mesh=population_mesh(jax.devices()[:1]))
+  np.testing.assert_allclose(sharded.returns, single.returns, rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(sharded.obs_samples, single.obs_samples, atol=1e-6)
+
+
 SHARDED_SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from lsc import enable_compilation_cache
@@ -148,6 +159,10 @@ def test_mjx_backend_runs_a_tiny_population():
   alive_part = (result.returns[:, 0] + result.returns[:, 1]) / 2
   length = result.lengths[:, 0]
   assert np.all((alive_part <= length + 1e-4) & (alive_part >= 0.997 * length - 1e-4))
+  # MJX sharded over several CPU devices segfaults in XLA: refused with a clear error
+  from lsc.sharding import population_mesh
+  with pytest.raises(ValueError, match="one-device mesh"):
+    rollout(env, policy, thetas, keys(2), mesh=population_mesh())
 
 
 def test_pool_evaluation_in_blocks_equals_one_big_rollout(mountain_car):

@@ -9,6 +9,7 @@ sets `info['truncation'] = 1`.
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from brax.envs.base import Env, State
 
 MIN_ACTION, MAX_ACTION = -1.0, 1.0
@@ -27,8 +28,8 @@ class MountainCar(Env):
   """
 
   name = "mountain_car"
-  obs_low = jnp.array([MIN_POSITION, -MAX_SPEED], jnp.float32)
-  obs_high = jnp.array([MAX_POSITION, MAX_SPEED], jnp.float32)
+  obs_low = np.array([MIN_POSITION, -MAX_SPEED], np.float32)
+  obs_high = np.array([MAX_POSITION, MAX_SPEED], np.float32)
 
   def __init__(self, episode_length: int = 999):
     self.episode_length = episode_length
