@@ -96,3 +96,18 @@ def test_task_reward_wrapper_replaces_the_reward(mountain_car):
   assert float(state.reward) == pytest.approx(abs(float(state.obs[1])) / 0.07)
   with pytest.raises(ValueError, match="valid tasks"):
     tasks.TaskReward(mountain_car, "forward")
+
+
+def test_brax_training_wrappers_run_on_our_env_and_task(mountain_car):
+  """Brax's training stack (vmap, episode, auto-reset) drives env + task unchanged."""
+  from brax.envs.wrappers.training import wrap
+  env = wrap(tasks.TaskReward(mountain_car, "left"), episode_length=5, action_repeat=1)
+  state = jax.jit(env.reset)(jax.random.split(jax.random.key(0), 3))
+  step = jax.jit(env.step)
+  left = -jnp.ones((3, 1))
+  for t in range(5):
+    state = step(state, left)
+    assert np.all(np.asarray(state.reward) >= 0)
+  assert np.all(np.asarray(state.done) == 1) and np.all(np.asarray(state.info["truncation"]) == 1)
+  state = step(state, left)  # auto-reset: a fresh episode
+  assert np.all(np.asarray(state.info["steps"]) == 1)
