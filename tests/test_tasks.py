@@ -102,7 +102,7 @@ def test_brax_training_wrappers_run_on_our_env_and_task(mountain_car):
   """Brax's training stack (vmap, episode, auto-reset) drives env + task unchanged."""
   from brax.envs.wrappers.training import wrap
   env = wrap(tasks.TaskReward(mountain_car, "left"), episode_length=5, action_repeat=1)
-  state = jax.jit(env.reset)(jax.random.split(jax.random.key(0), 3))
+  state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(0), 3))  # Brax wants raw keys
   step = jax.jit(env.step)
   left = -jnp.ones((3, 1))
   for t in range(5):
