@@ -1,7 +1,8 @@
 # `make run` and `make test` set themselves up on first use: they create .venv
 # with Python 3.12 (found on PATH or under pyenv) and install the pinned set.
 SHELL := /bin/bash
-PYTHON312 ?= $(shell command -v python3.12 2>/dev/null || ls -1d $$HOME/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null | tail -n 1)
+# The first Python 3.12 that actually runs (a pyenv shim may exist but refuse).
+PYTHON312 ?= $(shell for p in $$(command -v python3.12) $$(ls -1d $$HOME/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null); do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 
