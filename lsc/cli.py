@@ -2,8 +2,9 @@
 
   lsc envs                      environments, backends, tasks and policy presets
   lsc rollout --env E ...       evaluate a random pool on every task of E
+  lsc collect --env E ...       novelty-filtered dataset of policies (stages 1-2)
 
-Later stages add their subcommands here (collect, train, search).
+Later stages add their subcommands here (train, search).
 """
 
 import argparse
@@ -121,6 +122,49 @@ def cmd_rollout(args) -> int:
   return 0
 
 
+def cmd_collect(args) -> int:
+  from tqdm import tqdm
+
+  from lsc import enable_compilation_cache
+  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.dataset import CollectConfig, collect, save_dataset
+  from lsc.tasks import task_names
+
+  config = CollectConfig(env=EnvConfig(args.env, args.backend, args.episode_length),
+                         policy=PolicyConfig(args.policy, args.hidden), pool=args.pool, keep=args.keep,
+                         n_neighbors=args.n_neighbors, probe=args.probe, n_probe=args.n_probe,
+                         seed=args.seed, eval_episodes=args.episodes).resolved()
+  enable_compilation_cache()
+  bars = {}
+
+  def progress(stage, done, total):
+    if stage not in bars:
+      bars[stage] = tqdm(total=total, unit="policy", desc=stage, dynamic_ncols=True)
+    bars[stage].update(done - bars[stage].n)
+
+  print(f"collect: {config.env.name} on {config.env.backend}, {config.policy.preset} policy "
+        f"{list(config.policy.hidden)}, pool {config.pool}, keep {config.keep}, "
+        f"k = {config.n_neighbors}, {config.n_probe} {config.probe} probe states")
+  start = time.perf_counter()
+  dataset = collect(config, progress)
+  for bar in bars.values():
+    bar.close()
+  save_dataset(args.out, dataset)
+  total = time.perf_counter() - start
+
+  pool_nov, kept_nov = dataset["pool_novelty"], dataset["novelty"]
+  print(f"\nkept {len(dataset['indices'])} of {config.pool} members "
+        f"({dataset['thetas'].shape[1]} params each; descriptors of {dataset['descriptors'].shape[1]} numbers)")
+  q = lambda x: " ".join(f"{v:.3g}" for v in np.quantile(x, [0, 0.5, 0.9, 1]))
+  print(f"novelty quantiles (min, median, 90%, max): pool {q(pool_nov)} | kept {q(kept_nov)}")
+  print(f"{'task':<10} {'kept min':>10} {'kept max':>10} {'random min':>11} {'random max':>11}")
+  for name, kept, rand in zip(task_names(config.env.name), dataset["returns"].T, dataset["random_returns"].T):
+    print(f"{name:<10} {kept.min():>10.2f} {kept.max():>10.2f} {rand.min():>11.2f} {rand.max():>11.2f}")
+  timing = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in dataset["timings"].items())
+  print(f"env steps: {dataset['env_steps']:,}; time {total:.1f} s ({timing}); wrote {args.out}")
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="lsc", description=__doc__.split("\n")[0])
   sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--block-size", type=int, default=1024, help="policies per device call")
   p.add_argument("--out", default=None, help="directory for summary.json, returns.png and the artifact")
   p.set_defaults(fn=cmd_rollout)
+
+  p = sub.add_parser("collect", help="build a novelty-filtered dataset of policies")
+  _add_env_policy_args(p)
+  p.add_argument("--pool", type=int, default=10_000, help="random candidates N")
+  p.add_argument("--keep", type=float, default=0.1, help="fraction of the pool kept, in (0, 1]")
+  p.add_argument("--n-neighbors", type=int, default=10, help="k of the kNN novelty")
+  p.add_argument("--probe", default=None, help="probe states: uniform | rollout (default per env)")
+  p.add_argument("--n-probe", type=int, default=256, help="number of probe states M")
+  p.add_argument("--episodes", type=int, default=3, help="evaluation episodes per kept member")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", required=True, help="artifact directory")
+  p.set_defaults(fn=cmd_collect)
   return parser
 
 

@@ -46,34 +46,64 @@ def evaluate(env, policy: MLPPolicy, thetas, protocol: EvalProtocol = EvalProtoc
                  chunk_size=chunk_size, mesh=mesh)
 
 
+BLOCK_BYTES = 256 * 2**20  # parameters generated per device call while streaming a pool
+
+
+def default_block_size(policy: MLPPolicy) -> int:
+  """Pool members per device call: their parameters take about BLOCK_BYTES."""
+  return int(np.clip(BLOCK_BYTES // (4 * policy.num_params), 1, 4096))
+
+
 @functools.lru_cache(maxsize=16)
-def _pool_block_fn(policy: MLPPolicy):
+def _member_block_fn(policy: MLPPolicy):
   return jax.jit(lambda seed, indices: pool_thetas(policy, seed, indices))
 
 
-def evaluate_pool(env, policy: MLPPolicy, seed: int, size: int,
-                  protocol: EvalProtocol = EvalProtocol(), *, block_size: int = 1024,
-                  n_samples: int = 0, chunk_size: int | None = None, mesh=None,
-                  progress_fn: Callable[[int, int], None] | None = None) -> RolloutResult:
-  """Evaluates members 0..size-1 of random pool `seed` under `protocol`, block by block.
+def pool_blocks(policy: MLPPolicy, seed: int, indices, block_size: int | None = None):
+  """Yields (offset, count, thetas (block, P) on device) for members `indices` of pool
+  `seed`, block by block.  Every block has the same shape (the last repeats its final
+  index; use only its first `count` rows), so consumers compile once."""
+  indices = np.asarray(indices)
+  if indices.ndim != 1 or len(indices) == 0:
+    raise ValueError(f"indices must be a non-empty 1-D array, got shape {indices.shape}")
+  block = min(block_size or default_block_size(policy), len(indices))
+  make_thetas = _member_block_fn(policy)
+  for start in range(0, len(indices), block):
+    chunk = indices[np.minimum(np.arange(start, start + block), len(indices) - 1)]
+    yield start, min(block, len(indices) - start), make_thetas(seed, jnp.asarray(chunk, jnp.uint32))
 
-  Parameters are regenerated on device per block and never all held at once; results
-  come back to the host as NumPy arrays (returns (size, n_tasks), ...).  Every block
-  has the same shape (the last is padded), so one program is compiled.
-  `progress_fn(done, size)` is called after each block.
+
+def regenerate(policy: MLPPolicy, seed: int, indices, block_size: int | None = None) -> np.ndarray:
+  """Parameters of members `indices` of pool `seed` as one host array (len(indices), P)."""
+  out = np.empty((len(indices), policy.num_params), np.float32)
+  for start, count, thetas in pool_blocks(policy, seed, indices, block_size):
+    out[start:start + count] = np.asarray(thetas)[:count]
+  return out
+
+
+def evaluate_members(env, policy: MLPPolicy, seed: int, indices, protocol: EvalProtocol = EvalProtocol(),
+                     *, block_size: int | None = None, n_samples: int = 0, chunk_size: int | None = None,
+                     mesh=None, progress_fn: Callable[[int, int], None] | None = None) -> RolloutResult:
+  """Evaluates members `indices` (K,) of random pool `seed` under `protocol`, block by block.
+
+  Parameters are regenerated on device per block and never all held at once, so a
+  pool of 10^5 large policies (49 GB of parameters) fits in a few GB; results come
+  back as NumPy arrays (returns (K, n_tasks), ...).  `progress_fn(done, K)` is called
+  after each block.
   """
-  if size < 1 or block_size < 1:
-    raise ValueError(f"need size >= 1 and block_size >= 1, got {size}, {block_size}")
-  block = min(block_size, size)
-  make_thetas = _pool_block_fn(policy)
   parts = []
-  for start in range(0, size, block):
-    indices = np.minimum(np.arange(start, start + block), size - 1)
-    thetas = make_thetas(seed, jnp.asarray(indices, jnp.uint32))
-    result = rollout(env, policy, thetas, protocol.reset_keys(block), n_samples=n_samples,
+  for start, count, thetas in pool_blocks(policy, seed, indices, block_size):
+    result = rollout(env, policy, thetas, protocol.reset_keys(len(thetas)), n_samples=n_samples,
                      chunk_size=chunk_size, mesh=mesh, check=False)
-    keep = min(block, size - start)
-    parts.append(jax.tree.map(lambda x: np.asarray(x)[:keep], result))
+    parts.append(jax.tree.map(lambda x: np.asarray(x)[:count], result))
     if progress_fn is not None:
-      progress_fn(start + keep, size)
+      progress_fn(start + count, len(indices))
   return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
+
+def evaluate_pool(env, policy: MLPPolicy, seed: int, size: int,
+                  protocol: EvalProtocol = EvalProtocol(), **kwargs) -> RolloutResult:
+  """`evaluate_members` for the whole pool: members 0..size-1."""
+  if size < 1:
+    raise ValueError(f"pool size must be >= 1, got {size}")
+  return evaluate_members(env, policy, seed, np.arange(size), protocol, **kwargs)

@@ -1,0 +1,178 @@
+"""Stages 1-2: a random pool, behaviour descriptors, kNN novelty, the kept dataset.
+
+A pool is (seed, size, policy): member i is regenerated from (seed, i) and never
+stored.  Each member is described by its actions on M fixed probe states,
+(M * |A|,); the `keep` fraction with the highest novelty (mean distance to the
+`n_neighbors` nearest other members) forms the dataset, which is then evaluated
+on every task of the env under the shared protocol.
+
+Probe states (`probe`):
+  `uniform`  uniform inside the env's observation bounds (mountain_car's default;
+             the Brax envs have unbounded state spaces, so they cannot use it)
+  `rollout`  states visited by rollouts of `probe_policies` random policies of a
+             separate pool (the Brax envs' default)
+"""
+
+import dataclasses
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lsc import checkpoint
+from lsc.config import EnvConfig, PolicyConfig, to_dict
+from lsc.evaluation import EvalProtocol, evaluate_members, evaluate_pool, pool_blocks, regenerate
+from lsc.novelty import most_novel, novelty
+from lsc.policy import MLPPolicy
+from lsc.tasks import task_names
+
+PROBE_MODES = ("uniform", "rollout")
+KIND = "dataset"
+
+
+def default_probe(env_name: str) -> str:
+  return "uniform" if env_name == "mountain_car" else "rollout"
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectConfig:
+  """Everything that determines a dataset."""
+  env: EnvConfig = EnvConfig("mountain_car")
+  policy: PolicyConfig = PolicyConfig("large")
+  pool: int = 10_000
+  keep: float = 0.1
+  n_neighbors: int = 10
+  probe: str | None = None  # None: default_probe(env)
+  n_probe: int = 256
+  probe_policies: int = 64
+  seed: int = 0
+  visited_per_episode: int = 16
+  eval_episodes: int = 3
+  eval_seed: int = 1_000_003
+
+  def resolved(self) -> "CollectConfig":
+    """Defaults filled in and every field checked; ValueError names the bad value."""
+    env = self.env.resolved()
+    probe = self.probe or default_probe(env.name)
+    if probe not in PROBE_MODES:
+      raise ValueError(f"unknown probe mode {probe!r}; valid modes: {', '.join(PROBE_MODES)}")
+    if probe == "uniform" and env.name != "mountain_car":
+      raise ValueError(f"probe mode 'uniform' needs observation bounds, which {env.name} lacks; use 'rollout'")
+    if self.pool < 2:
+      raise ValueError(f"pool must be >= 2, got {self.pool}")
+    if not 0.0 < self.keep <= 1.0:
+      raise ValueError(f"keep must be a fraction in (0, 1], got {self.keep}")
+    if not 1 <= self.n_neighbors < self.pool:
+      raise ValueError(f"n_neighbors must be in [1, pool size - 1] = [1, {self.pool - 1}], got {self.n_neighbors}")
+    if self.n_probe < 1 or self.probe_policies < 1 or self.eval_episodes < 1:
+      raise ValueError(f"n_probe, probe_policies and eval_episodes must be >= 1, got "
+                       f"{self.n_probe}, {self.probe_policies}, {self.eval_episodes}")
+    return dataclasses.replace(self, env=env, policy=self.policy.resolved(env.name), probe=probe)
+
+
+def uniform_probe_states(env, m: int, key: jax.Array) -> np.ndarray:
+  """m states uniform inside the env's observation bounds (env.obs_low/obs_high): (m, O)."""
+  low, high = np.asarray(env.obs_low), np.asarray(env.obs_high)
+  return np.asarray(jax.random.uniform(key, (m, len(low)), jnp.float32, low, high))
+
+
+def rollout_probe_states(env, policy: MLPPolicy, seed: int, m: int, n_policies: int) -> tuple[np.ndarray, int]:
+  """m distinct states visited by one episode of each of `n_policies` members of random
+  pool `seed` (evaluation keys of the same seed): ((m, O), env steps spent)."""
+  per_policy = -(-m // n_policies)
+  visited = evaluate_pool(env, policy, seed, n_policies, EvalProtocol(1, seed), n_samples=per_policy)
+  states = np.unique(visited.obs_samples.reshape(-1, policy.obs_size), axis=0)
+  if len(states) < m:
+    raise ValueError(f"the probe rollouts visited {len(states)} distinct states, fewer than "
+                     f"n_probe = {m}; raise probe_policies")
+  choice = np.random.default_rng(seed).choice(len(states), m, replace=False)
+  return states[np.sort(choice)], visited.env_steps
+
+
+def descriptors(policy: MLPPolicy, thetas: jax.Array, probe: jax.Array) -> jax.Array:
+  """Behaviour descriptors: actions of thetas (N, P) on probe (M, O), flattened: (N, M*A).
+  Jit-safe."""
+  return jax.vmap(lambda theta: policy.apply(theta, probe).reshape(-1))(thetas)
+
+
+def pool_descriptors(policy: MLPPolicy, seed: int, size: int, probe, *, block_size: int | None = None,
+                     progress_fn: Callable[[int, int], None] | None = None) -> np.ndarray:
+  """Descriptors (size, M*A) of members 0..size-1 of pool `seed`, block by block: the
+  pool's parameters are generated on device per block and dropped after it."""
+  probe = jnp.asarray(probe, jnp.float32)
+  describe = jax.jit(lambda thetas, p: descriptors(policy, thetas, p))
+  out = np.empty((size, probe.shape[0] * policy.action_size), np.float32)
+  for start, count, thetas in pool_blocks(policy, seed, np.arange(size), block_size):
+    out[start:start + count] = np.asarray(describe(thetas, probe))[:count]
+    if progress_fn is not None:
+      progress_fn(start + count, size)
+  return out
+
+
+def collect(config: CollectConfig, progress_fn: Callable[[str, int, int], None] | None = None) -> dict:
+  """Runs stages 1-2 and returns the dataset as a dict of NumPy arrays plus `timings`
+  and `env_steps` (probe rollouts + evaluations).  `progress_fn(stage, done, total)`."""
+  config = config.resolved()
+  env = config.env.build()
+  policy = config.policy.build(env)
+  def report(stage):
+    return None if progress_fn is None else (lambda done, total: progress_fn(stage, done, total))
+
+  timings, env_steps = {}, 0
+
+  start = time.perf_counter()
+  if config.probe == "uniform":
+    probe = uniform_probe_states(env, config.n_probe, jax.random.key(config.seed + 1))
+  else:
+    probe, env_steps = rollout_probe_states(env, policy, config.seed + 1, config.n_probe, config.probe_policies)
+  timings["probe_s"] = time.perf_counter() - start
+
+  start = time.perf_counter()
+  descs = pool_descriptors(policy, config.seed, config.pool, probe, progress_fn=report("descriptors"))
+  timings["descriptors_s"] = time.perf_counter() - start
+
+  start = time.perf_counter()
+  scores = np.asarray(novelty(descs, config.n_neighbors))
+  kept = most_novel(scores, config.keep)
+  timings["novelty_s"] = time.perf_counter() - start
+
+  start = time.perf_counter()
+  protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
+  result = evaluate_members(env, policy, config.seed, kept, protocol, n_samples=config.visited_per_episode,
+                            progress_fn=report("evaluate kept"))
+  # as many random members, evaluated by the same compiled program, for comparison
+  random_members = np.random.default_rng(config.seed).choice(config.pool, len(kept), replace=False)
+  random_result = evaluate_members(env, policy, config.seed, random_members, protocol,
+                                   n_samples=config.visited_per_episode, progress_fn=report("evaluate random"))
+  thetas = regenerate(policy, config.seed, kept)
+  timings["evaluation_s"] = time.perf_counter() - start
+  env_steps += result.env_steps + random_result.env_steps
+
+  return {"thetas": thetas, "indices": kept.astype(np.int64), "descriptors": descs[kept],
+          "novelty": scores[kept], "probe_states": np.asarray(probe, np.float32),
+          "visited_states": np.asarray(result.obs_samples), "returns": np.asarray(result.returns),
+          "random_indices": random_members.astype(np.int64),
+          "random_returns": np.asarray(random_result.returns), "pool_novelty": scores,
+          "timings": timings, "env_steps": env_steps, "config": config}
+
+
+def save_dataset(path, dataset: dict) -> None:
+  """Writes a dataset from `collect` as an artifact (atomically)."""
+  config = dataset["config"]
+  env = config.env.build()
+  arrays = {k: v for k, v in dataset.items() if isinstance(v, np.ndarray)}
+  checkpoint.save_artifact(path, arrays, kind=KIND,
+                           config={**to_dict(config), "timings": dataset["timings"],
+                                   "env_steps": dataset["env_steps"], "tasks": list(task_names(env.name))},
+                           identity=checkpoint.policy_identity(env, config.policy.build(env)))
+
+
+def load_dataset(path, env=None, policy: MLPPolicy | None = None) -> tuple[dict, dict]:
+  """(arrays, record) of the dataset at `path`; with env/policy given, refuses a dataset
+  made for another env, backend, episode length or policy shape."""
+  expect = checkpoint.policy_identity(env, policy) if env is not None and policy is not None else (
+      {"env": env.name, "backend": env.backend} if env is not None else None)
+  arrays, record = checkpoint.load_artifact(path, kind=KIND, expect=expect)
+  return {k: np.asarray(v) for k, v in arrays.items()}, record

@@ -1,0 +1,115 @@
+"""Stages 1-2: probe states, descriptors, the kept dataset, its artifact, `lsc collect`."""
+
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lsc import checkpoint
+from lsc.config import EnvConfig, PolicyConfig
+from lsc.dataset import (CollectConfig, collect, descriptors, load_dataset, pool_descriptors,
+                         rollout_probe_states, save_dataset)
+from lsc.envs import make_env
+from lsc.evaluation import EvalProtocol, evaluate_pool
+from lsc.policy import make_policy, pool_thetas
+
+TINY = CollectConfig(env=EnvConfig("mountain_car", episode_length=200), policy=PolicyConfig("small"),
+                     pool=300, keep=0.1, n_neighbors=5, n_probe=32, eval_episodes=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def dataset():
+  return collect(TINY)
+
+
+def test_dataset_has_the_requested_size_and_fields(dataset):
+  assert dataset["thetas"].shape == (30, 17) and len(set(dataset["indices"].tolist())) == 30
+  assert dataset["descriptors"].shape == (30, 32) and dataset["probe_states"].shape == (32, 2)
+  assert dataset["returns"].shape == (30, 4) and dataset["visited_states"].shape == (30, 32, 2)
+  assert dataset["pool_novelty"].shape == (300,)
+  # the kept members are the most novel of the pool, and regenerate from (seed, index)
+  assert dataset["novelty"].min() >= np.sort(dataset["pool_novelty"])[-30]
+  policy = make_policy(make_env("mountain_car"), "small")
+  np.testing.assert_array_equal(dataset["thetas"], pool_thetas(policy, 3, jnp.asarray(dataset["indices"])))
+  assert dataset["env_steps"] > 0
+
+
+def test_kept_members_are_more_diverse_than_random_ones(dataset):
+  policy = make_policy(make_env("mountain_car"), "small")
+  pool = pool_descriptors(policy, 3, 300, dataset["probe_states"], block_size=128)
+  np.testing.assert_allclose(pool[dataset["indices"]], dataset["descriptors"], atol=1e-6)
+
+  def mean_pairwise(x):
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    return d[np.triu_indices(len(x), 1)].mean()
+
+  random_subset = np.random.default_rng(0).choice(300, 30, replace=False)
+  assert mean_pairwise(dataset["descriptors"]) > mean_pairwise(pool[random_subset])
+
+
+def test_uniform_probe_states_lie_inside_the_bounds(dataset):
+  probe = dataset["probe_states"]
+  assert np.all(probe >= [-1.2, -0.07]) and np.all(probe <= [0.6, 0.07])
+  assert probe[:, 0].max() - probe[:, 0].min() > 1.0  # they cover the range
+
+
+def test_descriptors_are_actions_on_probe_states():
+  policy = make_policy(make_env("mountain_car"), "medium")
+  thetas = pool_thetas(policy, 0, jnp.arange(3))
+  probe = jnp.array([[-0.5, 0.0], [0.1, 0.05]])
+  d = descriptors(policy, thetas, probe)
+  assert d.shape == (3, 2)
+  np.testing.assert_allclose(d[1, 1], policy.apply(thetas[1], probe[1])[0], rtol=1e-6)
+
+
+def test_rollout_probe_states_were_visited(hopper, hopper_policy):
+  probe, steps = rollout_probe_states(hopper, hopper_policy, 11, 40, 8)
+  assert probe.shape == (40, 11) and len(np.unique(probe, axis=0)) == 40 and steps > 0
+  visited = evaluate_pool(hopper, hopper_policy, 11, 8, EvalProtocol(1, 11), n_samples=5)
+  pool_states = visited.obs_samples.reshape(-1, 11)
+  assert all(np.any(np.all(pool_states == s, axis=1)) for s in probe)
+
+
+def test_artifact_round_trips_and_refuses_other_envs_and_shapes(dataset, tmp_path):
+  save_dataset(tmp_path / "ds", dataset)
+  env = make_env("mountain_car", episode_length=200)
+  arrays, record = load_dataset(tmp_path / "ds", env, make_policy(env, "small"))
+  for name in ("thetas", "indices", "descriptors", "novelty", "probe_states", "visited_states", "returns"):
+    np.testing.assert_array_equal(arrays[name], dataset[name])
+  assert record["config"]["pool"] == 300 and record["config"]["tasks"] == ["goal", "left", "height", "speed"]
+  with pytest.raises(checkpoint.ArtifactMismatch, match="policy.num_params: artifact has 17, expected 1185"):
+    load_dataset(tmp_path / "ds", env, make_policy(env, "medium"))
+  hopper = make_env("hopper", backend="spring")
+  with pytest.raises(checkpoint.ArtifactMismatch, match="env: artifact has 'mountain_car'.*backend"):
+    load_dataset(tmp_path / "ds", hopper)
+
+
+def test_interrupted_collect_leaves_no_artifact_and_a_rerun_completes(tmp_path):
+  path = tmp_path / "ds"
+
+  def interrupt(stage, done, total):
+    raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    save_dataset(path, collect(TINY, interrupt))
+  assert not checkpoint.is_artifact(path) and not path.exists()
+  save_dataset(path, collect(TINY))
+  assert checkpoint.is_artifact(path)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--pool", "10", "--n-neighbors", "10"], "n_neighbors must be in [1, pool size - 1] = [1, 9], got 10"),
+    (["--keep", "0"], "keep must be a fraction in (0, 1], got 0.0"),
+    (["--keep", "1.5"], "keep must be a fraction in (0, 1], got 1.5"),
+    (["--n-probe", "0"], "n_probe, probe_policies and eval_episodes must be >= 1"),
+    (["--probe", "grid"], "unknown probe mode 'grid'; valid modes: uniform, rollout"),
+    (["--env", "cartpole"], "unknown env 'cartpole'; valid envs"),
+])
+def test_collect_bad_input_is_a_one_line_error(args, fragment, tmp_path):
+  argv = ["collect", "--env", "mountain_car", "--out", str(tmp_path / "x"), *args]
+  done = subprocess.run([sys.executable, "-m", "lsc.cli", *argv], capture_output=True, text=True, timeout=300)
+  assert done.returncode == 2 and fragment in done.stderr
+  assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
