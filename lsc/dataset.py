@@ -14,6 +14,7 @@ Probe states (`probe`):
 """
 
 import dataclasses
+import functools
 import time
 from typing import Callable
 
@@ -97,12 +98,17 @@ def descriptors(policy: MLPPolicy, thetas: jax.Array, probe: jax.Array) -> jax.A
   return jax.vmap(lambda theta: policy.apply(theta, probe).reshape(-1))(thetas)
 
 
+@functools.lru_cache(maxsize=16)
+def _describe_fn(policy: MLPPolicy):
+  return jax.jit(lambda thetas, probe: descriptors(policy, thetas, probe))
+
+
 def pool_descriptors(policy: MLPPolicy, seed: int, size: int, probe, *, block_size: int | None = None,
                      progress_fn: Callable[[int, int], None] | None = None) -> np.ndarray:
   """Descriptors (size, M*A) of members 0..size-1 of pool `seed`, block by block: the
   pool's parameters are generated on device per block and dropped after it."""
   probe = jnp.asarray(probe, jnp.float32)
-  describe = jax.jit(lambda thetas, p: descriptors(policy, thetas, p))
+  describe = _describe_fn(policy)
   out = np.empty((size, probe.shape[0] * policy.action_size), np.float32)
   for start, count, thetas in pool_blocks(policy, seed, np.arange(size), block_size):
     out[start:start + count] = np.asarray(describe(thetas, probe))[:count]
@@ -112,8 +118,9 @@ def pool_descriptors(policy: MLPPolicy, seed: int, size: int, probe, *, block_si
 
 
 def collect(config: CollectConfig, progress_fn: Callable[[str, int, int], None] | None = None) -> dict:
-  """Runs stages 1-2 and returns the dataset as a dict of NumPy arrays plus `timings`
-  and `env_steps` (probe rollouts + evaluations).  `progress_fn(stage, done, total)`."""
+  """Runs stages 1-2 and returns the dataset as a dict of NumPy arrays plus `timings`,
+  `env_steps` (probe rollouts + evaluations), the resolved `config` and the artifact
+  `identity`.  `progress_fn(stage, done, total)`."""
   config = config.resolved()
   env = config.env.build()
   policy = config.policy.build(env)
@@ -155,24 +162,28 @@ def collect(config: CollectConfig, progress_fn: Callable[[str, int, int], None] 
           "visited_states": np.asarray(result.obs_samples), "returns": np.asarray(result.returns),
           "random_indices": random_members.astype(np.int64),
           "random_returns": np.asarray(random_result.returns), "pool_novelty": scores,
-          "timings": timings, "env_steps": env_steps, "config": config}
+          "timings": timings, "env_steps": env_steps, "config": config,
+          "identity": checkpoint.policy_identity(env, policy)}
 
 
 def save_dataset(path, dataset: dict) -> None:
   """Writes a dataset from `collect` as an artifact (atomically)."""
   config = dataset["config"]
-  env = config.env.build()
   arrays = {k: v for k, v in dataset.items() if isinstance(v, np.ndarray)}
   checkpoint.save_artifact(path, arrays, kind=KIND,
                            config={**to_dict(config), "timings": dataset["timings"],
-                                   "env_steps": dataset["env_steps"], "tasks": list(task_names(env.name))},
-                           identity=checkpoint.policy_identity(env, config.policy.build(env)))
+                                   "env_steps": dataset["env_steps"], "tasks": list(task_names(config.env.name))},
+                           identity=dataset["identity"])
 
 
 def load_dataset(path, env=None, policy: MLPPolicy | None = None) -> tuple[dict, dict]:
   """(arrays, record) of the dataset at `path`; with env/policy given, refuses a dataset
   made for another env, backend, episode length or policy shape."""
-  expect = checkpoint.policy_identity(env, policy) if env is not None and policy is not None else (
-      {"env": env.name, "backend": env.backend} if env is not None else None)
+  if env is None:
+    expect = None
+  elif policy is None:
+    expect = {"env": env.name, "backend": env.backend}
+  else:
+    expect = checkpoint.policy_identity(env, policy)
   arrays, record = checkpoint.load_artifact(path, kind=KIND, expect=expect)
   return {k: np.asarray(v) for k, v in arrays.items()}, record

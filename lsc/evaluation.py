@@ -66,6 +66,8 @@ def pool_blocks(policy: MLPPolicy, seed: int, indices, block_size: int | None = 
   indices = np.asarray(indices)
   if indices.ndim != 1 or len(indices) == 0:
     raise ValueError(f"indices must be a non-empty 1-D array, got shape {indices.shape}")
+  if block_size is not None and block_size < 1:
+    raise ValueError(f"block_size must be >= 1, got {block_size}")
   block = min(block_size or default_block_size(policy), len(indices))
   make_thetas = _member_block_fn(policy)
   for start in range(0, len(indices), block):

@@ -9,7 +9,8 @@ returns, without ever materialising a trajectory:
 On device: `vmap` over episodes and policies, `lax.scan` over time with a done-mask (a
 terminated episode is frozen and earns nothing more), `lax.map` over chunks of
 policies (memory O(chunk), not O(N); see `default_chunk_size`), and the population
-axis sharded over a device mesh.  One compiled program per (env, policy, N, E, K, chunk, mesh), cached.
+axis sharded over a device mesh.  One compiled program per (env, policy, N, E, K,
+chunk, mesh), cached.
 """
 
 import functools

@@ -174,6 +174,8 @@ def test_pool_evaluation_in_blocks_equals_one_big_rollout(mountain_car):
                          progress_fn=lambda done, total: seen.append((done, total)))
   whole = evaluate(mountain_car, policy, pool_thetas(policy, 3, jnp.arange(40)), protocol)
   assert seen == [(16, 40), (32, 40), (40, 40)]
+  with pytest.raises(ValueError, match="block_size must be >= 1, got 0"):
+    evaluate_pool(mountain_car, policy, 3, 40, protocol, block_size=0)
   np.testing.assert_allclose(blocks.returns, whole.returns, rtol=1e-5, atol=1e-4)
   np.testing.assert_array_equal(blocks.lengths, whole.lengths)
   # the protocol gives every policy the same start states: identical policies, identical returns
