@@ -5,6 +5,12 @@ it), the full `config`, `identity` (what the arrays only make sense for: env,
 backend, policy shape, ...), package `versions`, the JAX platform and the time.
 It is written to a temporary sibling and renamed into place, so a reader sees either
 the old complete artifact or the new complete one, never a partial one.
+
+Top-level NumPy arrays of LARGE_BYTES or more (a dataset's kept parameters: 4.9 GB
+for 10^4 large Mountain Car policies) bypass Orbax: its save holds about two extra
+copies of every array (measured: 4.9 GB of parameters raised the peak by 7.7 GB),
+so they are written with `np.save` straight from the caller's array into `large/`
+and loaded back memory-mapped (read-only, paged in on use).
 `load_artifact(path, kind=..., expect={...})` compares the record with what the
 caller needs and refuses a mismatch with a message naming every differing field.
 """
@@ -17,11 +23,13 @@ import shutil
 import uuid
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
+LARGE_BYTES = 64 * 2**20
 PACKAGES = ("lsc", "jax", "jaxlib", "flax", "optax", "chex", "brax", "mujoco", "mujoco-mjx",
             "evosax", "orbax-checkpoint", "numpy")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ArtifactMismatch(ValueError):
@@ -52,10 +60,19 @@ def save_artifact(path, arrays: dict, *, kind: str, config: dict, identity: dict
             "versions": versions(), "platform": jax.default_backend(),
             "devices": [d.device_kind for d in jax.devices()][:1] + [f"x{jax.device_count()}"],
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+  large = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.nbytes >= LARGE_BYTES}
+  record["large_arrays"] = sorted(large)
   token = uuid.uuid4().hex[:8]
   staging = path.with_name(f".{path.name}.tmp-{token}")
-  _checkpointer().save(staging, ocp.args.Composite(arrays=ocp.args.StandardSave(arrays),
-                                                   record=ocp.args.JsonSave(record)))
+  small = {k: v for k, v in arrays.items() if k not in large}
+  items = {"record": ocp.args.JsonSave(record)}
+  if small:  # Orbax refuses an empty tree
+    items["arrays"] = ocp.args.StandardSave(small)
+  _checkpointer().save(staging, ocp.args.Composite(**items))
+  if large:
+    (staging / "large").mkdir()
+    for name, value in large.items():
+      np.save(staging / "large" / f"{name}.npy", value, allow_pickle=False)
   if path.exists():
     retired = path.with_name(f".{path.name}.old-{token}")
     path.rename(retired)
@@ -69,7 +86,7 @@ def save_artifact(path, arrays: dict, *, kind: str, config: dict, identity: dict
 def is_artifact(path) -> bool:
   """True if `path` holds a complete artifact."""
   path = pathlib.Path(path)
-  return (path / "record").is_dir() and (path / "arrays").is_dir()
+  return (path / "record").is_dir()
 
 
 def read_record(path) -> dict:
@@ -110,11 +127,16 @@ def check_record(record: dict, path, kind: str | None = None, expect: dict | Non
 
 
 def load_artifact(path, *, kind: str | None = None, expect: dict | None = None) -> tuple[dict, dict]:
-  """Loads (arrays, record) from `path` after checking the record (see `check_record`)."""
+  """Loads (arrays, record) from `path` after checking the record (see `check_record`).
+  Large arrays come back as read-only memory maps."""
   path = pathlib.Path(path).absolute()
   record = read_record(path)
   check_record(record, path, kind, expect)
-  arrays = _checkpointer().restore(path, ocp.args.Composite(arrays=ocp.args.StandardRestore())).arrays
+  arrays = {}
+  if (path / "arrays").is_dir():
+    arrays.update(_checkpointer().restore(path, ocp.args.Composite(arrays=ocp.args.StandardRestore())).arrays)
+  for name in record.get("large_arrays", []):
+    arrays[name] = np.load(path / "large" / f"{name}.npy", mmap_mode="r")
   return arrays, record
 
 

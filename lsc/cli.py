@@ -138,7 +138,9 @@ def cmd_collect(args) -> int:
   bars = {}
 
   def progress(stage, done, total):
-    if stage not in bars:
+    if stage not in bars:  # a new stage: the previous one is over
+      for bar in bars.values():
+        bar.close()
       bars[stage] = tqdm(total=total, unit="policy", desc=stage, dynamic_ncols=True)
     bars[stage].update(done - bars[stage].n)
 

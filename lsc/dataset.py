@@ -141,7 +141,7 @@ def collect(config: CollectConfig, progress_fn: Callable[[str, int, int], None] 
   timings["descriptors_s"] = time.perf_counter() - start
 
   start = time.perf_counter()
-  scores = np.asarray(novelty(descs, config.n_neighbors))
+  scores = novelty(descs, config.n_neighbors, progress_fn=report("novelty"))
   kept = most_novel(scores, config.keep)
   timings["novelty_s"] = time.perf_counter() - start
 

@@ -10,6 +10,7 @@ Self-matches are excluded by index, so duplicates of a member count as neighbour
 """
 
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,22 +22,22 @@ def _pad_rows(x: jax.Array, multiple: int) -> jax.Array:
   return jnp.pad(x, ((0, pad), (0, 0))) if pad else x
 
 
-@functools.partial(jax.jit, static_argnames=("k", "row_block", "col_block"))
-def knn(x: jax.Array, k: int, row_block: int = 512, col_block: int = 4096):
-  """The k nearest *other* rows of each row of x (N, D), Euclidean.  Jit-compiled.
+ROWS_PER_CALL = 8192  # rows per device call: progress is reported between calls
 
-  Returns (distances (N, k) ascending, indices (N, k) int32).  Requires k < N.
-  Memory: O(row_block * (col_block + k) + N * D).
-  """
-  n, d = x.shape
-  x = x.astype(jnp.float32)
-  row_block, col_block = min(row_block, n), min(col_block, n)
-  xr = _pad_rows(x, row_block)
+
+@functools.partial(jax.jit, static_argnames=("n", "col_block"))
+def _columns(x: jax.Array, n: int, col_block: int):
+  """The column side, prepared once: x transposed and padded (D, Nc), squared norms (Nc,)."""
   xc = _pad_rows(x, col_block)
-  n_cols = xc.shape[0] // col_block
-  xct = xc.T  # (D, Nc): transposed once, not in every block
-  sq_c = jnp.sum(xc * xc, axis=1)
-  col_ids = jnp.arange(xc.shape[0], dtype=jnp.int32)
+  return xc.T, jnp.sum(xc * xc, axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "n", "row_block", "col_block"))
+def _knn_rows(x, xct, sq_c, rows, row_ids, *, k: int, n: int, row_block: int, col_block: int):
+  """kNN of rows (R, D) (R a multiple of row_block) with pool ids row_ids (R,) among the
+  n rows of x: (distances (R, k), indices (R, k))."""
+  n_cols = xct.shape[1] // col_block
+  col_ids = jnp.arange(xct.shape[1], dtype=jnp.int32)
 
   def row_tile(args):
     rows, row_ids = args  # (B, D), (B,)
@@ -59,20 +60,48 @@ def knn(x: jax.Array, k: int, row_block: int = 512, col_block: int = 4096):
     order = jnp.argsort(exact, axis=1)
     return jnp.take_along_axis(exact, order, 1), jnp.take_along_axis(best_i, order, 1)
 
-  n_rows = xr.shape[0] // row_block
+  d = rows.shape[1]
+  tiles = (rows.reshape(-1, row_block, d), row_ids.reshape(-1, row_block))
+  dist, idx = jax.lax.map(row_tile, tiles)
+  return dist.reshape(-1, k), idx.reshape(-1, k)
+
+
+def knn(x, k: int, row_block: int = 512, col_block: int = 4096,
+        progress_fn: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """The k nearest *other* rows of each row of x (N, D), Euclidean.
+
+  Returns (distances (N, k) ascending, indices (N, k) int32) as NumPy arrays.  Requires
+  k < N.  Rows go to the device ROWS_PER_CALL at a time (one compiled program: the
+  last group is padded), with `progress_fn(done, N)` after each.
+  Memory: O(row_block * (col_block + k) + N * D).
+  """
+  x = jnp.asarray(x, jnp.float32)
+  n, d = x.shape
+  row_block, col_block = min(row_block, n), min(col_block, n)
+  per_call = min(row_block * max(1, ROWS_PER_CALL // row_block), -(-n // row_block) * row_block)
+  xct, sq_c = _columns(x, n, col_block)
+  xr = _pad_rows(x, per_call)
   row_ids = jnp.arange(xr.shape[0], dtype=jnp.int32)
-  dist, idx = jax.lax.map(row_tile, (xr.reshape(n_rows, row_block, d), row_ids.reshape(n_rows, row_block)))
-  return dist.reshape(-1, k)[:n], idx.reshape(-1, k)[:n]
+  dist, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int32)
+  for start in range(0, n, per_call):
+    stop = min(start + per_call, n)
+    part = _knn_rows(x, xct, sq_c, xr[start:start + per_call], row_ids[start:start + per_call],
+                     k=k, n=n, row_block=row_block, col_block=col_block)
+    dist[start:stop], idx[start:stop] = (np.asarray(a)[:stop - start] for a in part)
+    if progress_fn is not None:
+      progress_fn(stop, n)
+  return dist, idx
 
 
-def novelty(descriptors, n_neighbors: int = 10, row_block: int = 512, col_block: int = 4096) -> jax.Array:
+def novelty(descriptors, n_neighbors: int = 10, row_block: int = 512, col_block: int = 4096,
+            progress_fn: Callable[[int, int], None] | None = None) -> np.ndarray:
   """Novelty of each row of descriptors (N, D): the mean Euclidean distance to its
   `n_neighbors` nearest other rows, (N,).  Validates its input, then runs `knn`."""
   descriptors = jnp.asarray(descriptors)
   n = descriptors.shape[0]
   if not 1 <= n_neighbors < n:
     raise ValueError(f"n_neighbors must be in [1, pool size - 1] = [1, {n - 1}], got {n_neighbors}")
-  distances, _ = knn(descriptors, n_neighbors, row_block, col_block)
+  distances, _ = knn(descriptors, n_neighbors, row_block, col_block, progress_fn)
   return distances.mean(axis=1)
 
 

@@ -70,6 +70,21 @@ def test_artifact_round_trips(tmp_path, identity):
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+def test_large_arrays_bypass_orbax_and_load_memory_mapped(tmp_path, identity, monkeypatch):
+  monkeypatch.setattr(checkpoint, "LARGE_BYTES", 40)
+  big = np.arange(12, dtype=np.float32).reshape(3, 4)  # 48 bytes: large
+  path = checkpoint.save_artifact(tmp_path / "a", {"thetas": big, "idx": np.arange(3, dtype=np.int8)},
+                                  kind="dataset", config={}, identity=identity)
+  assert sorted(p.name for p in (path / "large").iterdir()) == ["thetas.npy"]
+  loaded, record = checkpoint.load_artifact(path)
+  assert record["large_arrays"] == ["thetas"] and isinstance(loaded["thetas"], np.memmap)
+  np.testing.assert_array_equal(loaded["thetas"], big)
+  np.testing.assert_array_equal(loaded["idx"], [0, 1, 2])
+  # nothing left for Orbax but the record
+  path = checkpoint.save_artifact(tmp_path / "b", {"thetas": big}, kind="dataset", config={}, identity=identity)
+  np.testing.assert_array_equal(checkpoint.load_artifact(path)[0]["thetas"], big)
+
+
 def test_mismatched_artifact_is_refused_clearly(tmp_path, identity):
   path = checkpoint.save_artifact(tmp_path / "a", {"x": np.zeros(1)}, kind="dataset", config={},
                                   identity=identity)

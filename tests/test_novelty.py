@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from lsc import novelty as novelty_module
 from lsc.novelty import knn, most_novel, novelty
 
 
@@ -29,6 +30,15 @@ def test_knn_equals_brute_force(data, row_block, col_block):
   np.testing.assert_allclose(np.asarray(dist), ref_dist, rtol=1e-5, atol=1e-5)
   assert np.all(np.asarray(idx) != np.arange(len(data))[:, None])  # never itself
   assert (np.asarray(idx) == ref_idx).mean() > 0.99  # same neighbours up to exact ties
+
+
+def test_knn_in_several_device_calls_reports_progress(data, monkeypatch):
+  monkeypatch.setattr(novelty_module, "ROWS_PER_CALL", 32)  # 2 row blocks of 16 per call
+  seen = []
+  dist, _ = knn(data, 5, 16, 64, progress_fn=lambda done, total: seen.append((done, total)))
+  n = len(data)
+  assert seen == [(min(s + 32, n), n) for s in range(0, n, 32)]
+  np.testing.assert_allclose(dist, brute_force(data, 5)[0], rtol=1e-5, atol=1e-5)
 
 
 def test_duplicates_are_at_distance_zero(data):
