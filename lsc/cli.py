@@ -3,8 +3,7 @@
   lsc envs                      environments, backends, tasks and policy presets
   lsc rollout --env E ...       evaluate a random pool on every task of E
   lsc collect --env E ...       novelty-filtered dataset of policies (stages 1-2)
-
-Later stages add their subcommands here (train, search).
+  lsc search --env E --task T   PGPE in a latent or the parameter space, or PPO / SAC
 """
 
 import argparse
@@ -167,6 +166,107 @@ def cmd_collect(args) -> int:
   return 0
 
 
+SEARCH_METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
+
+
+def _search_space(args, env, policy):
+  """The search space named by --decoder for a PGPE method."""
+  from lsc.search import identity_space, linear_space
+  decoder = args.decoder
+  if args.method == "param_pgpe":
+    if decoder != "identity":
+      raise ValueError(f"param_pgpe searches the parameters directly: use --decoder identity, got {decoder!r}")
+    return identity_space(policy, args.seed)
+  if decoder.startswith("linear:"):
+    return linear_space(policy, int(decoder.split(":", 1)[1]), args.seed)
+  if decoder == "identity":
+    raise ValueError("latent_pgpe needs a decoder: an autoencoder artifact directory or linear:K")
+  raise ValueError(f"decoder {decoder!r}: autoencoder artifacts come with `lsc train` (not built yet); "
+                   f"valid now: identity (param_pgpe), linear:K (a toy latent space)")
+
+
+def _run_pgpe(args, env, policy, protocol, out):
+  from tqdm import tqdm
+
+  from lsc.search import PGPEConfig, Search, run_search, save_result
+  space = _search_space(args, env, policy)
+  config = PGPEConfig(population=args.population, episodes=args.episodes, std_init=args.std_init, lr=args.lr,
+                      optimizer=args.optimizer, center=args.center)
+  search = Search(env, policy, space, args.task, config, budget=args.budget, seeds=args.seeds, seed=args.seed)
+  print(f"{args.method}: {space.name} space of {space.dim} dims -> {policy.num_params} params; "
+        f"population {config.population} x {config.episodes} episode(s), {args.seeds} seed(s), "
+        f"{search.generations_per_chunk} generations per device call")
+  bar = tqdm(total=args.budget, unit="step", unit_scale=True, desc="env steps (slowest seed)", dynamic_ncols=True)
+
+  def progress(info):
+    bar.update(min(int(info["env_steps"].min()), args.budget) - bar.n)
+    bar.set_postfix(gen=info["generation"], ret=f"{np.nanmean(info['center_return']):.2f}",
+                    gen_s=f"{info['generations_per_s']:.1f}")
+
+  result = run_search(search, protocol, checkpoint_path=out / "state", progress_fn=progress)
+  bar.close()
+  save_result(out / "result", search, result, {"method": args.method, "decoder": args.decoder})
+  curves = (result.curves["env_steps"], result.curves["center_return"])
+  return curves, result.final_returns, {"generations": result.generations, **result.timings}
+
+
+def _run_baseline(args, env, protocol, out):
+  from lsc import checkpoint
+  from lsc.baselines import train_baseline
+  runs = []
+  for seed in range(args.seed, args.seed + args.seeds):
+    print(f"{args.method} seed {seed}: training for {args.budget:,} env steps")
+    runs.append(train_baseline(env, args.task, args.method, args.budget, seed, protocol,
+                               progress_fn=lambda steps, ret: print(f"  {steps:>12,} env steps: return {ret:.2f}")))
+  arrays = {"curve_env_steps": np.stack([r.env_steps for r in runs]),
+            "curve_return": np.stack([r.returns for r in runs]),
+            "final_returns": np.asarray([r.final_return for r in runs])}
+  checkpoint.save_artifact(out / "result", arrays, kind="baseline",
+                           config={"method": args.method, "task": args.task, "budget": args.budget,
+                                   "seeds": args.seeds, "seed": args.seed, "config": [vars(r.config) for r in runs]},
+                           identity={"env": env.name, "backend": env.backend, "episode_length": env.episode_length})
+  timings = {k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings}
+  return (arrays["curve_env_steps"], arrays["curve_return"]), arrays["final_returns"], timings
+
+
+def cmd_search(args) -> int:
+  from lsc import enable_compilation_cache
+  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.evaluation import EvalProtocol
+  from lsc.plots import plot_curves
+  from lsc.tasks import get_task
+
+  if args.method not in SEARCH_METHODS:
+    raise ValueError(f"unknown method {args.method!r}; valid methods: {', '.join(SEARCH_METHODS)}")
+  env_cfg = EnvConfig(args.env, args.backend, args.episode_length).resolved()
+  get_task(args.env, args.task)
+  if args.seeds < 1 or args.budget < 1:
+    raise ValueError(f"--seeds and --budget must be >= 1, got {args.seeds}, {args.budget}")
+  protocol = EvalProtocol(args.eval_episodes, args.eval_seed)
+  enable_compilation_cache()
+  env = env_cfg.build()
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  start = time.perf_counter()
+  if args.method in ("ppo", "sac"):
+    curves, finals, timings = _run_baseline(args, env, protocol, out)
+  else:
+    policy = PolicyConfig(args.policy, args.hidden).resolved(args.env).build(env)
+    curves, finals, timings = _run_pgpe(args, env, policy, protocol, out)
+  total = time.perf_counter() - start
+  title = f"{args.env} {args.task}: {args.method}"
+  plot_curves({args.method: curves}, out / "curves.png", title)
+  summary = {"env": env.name, "backend": env.backend, "task": args.task, "method": args.method,
+             "decoder": args.decoder, "budget": args.budget, "seeds": args.seeds,
+             "env_steps": [int(s[-1]) for s in curves[0]], "final_returns": [float(f) for f in finals],
+             "eval": vars(protocol), "timings": {**timings, "total_s": total}}
+  (out / "summary.json").write_text(json.dumps(summary, indent=2))
+  print(f"\nfinal return on fresh evaluation keys ({protocol.episodes} episodes, seed {protocol.seed}): "
+        f"mean {np.mean(finals):.2f}, per seed {' '.join(f'{f:.2f}' for f in finals)}")
+  print(f"time {total:.1f} s; wrote {out}/summary.json, curves.png and the result artifact")
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="lsc", description=__doc__.split("\n")[0])
   sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +292,26 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True, help="artifact directory")
   p.set_defaults(fn=cmd_collect)
+
+  p = sub.add_parser("search", help="PGPE in a latent or the parameter space, or a PPO / SAC baseline")
+  _add_env_policy_args(p)
+  p.add_argument("--task", required=True, help="task of the env (see `lsc envs`)")
+  p.add_argument("--method", default="latent_pgpe", help=" | ".join(SEARCH_METHODS))
+  p.add_argument("--decoder", default="identity",
+                 help="identity (param_pgpe) | linear:K (toy latent space) | autoencoder artifact directory")
+  p.add_argument("--budget", type=int, required=True, help="env steps per seed")
+  p.add_argument("--seeds", type=int, default=1, help="independent runs (PGPE: all at once)")
+  p.add_argument("--seed", type=int, default=0, help="first seed")
+  p.add_argument("--population", type=int, default=64, help="PGPE candidates per generation (even)")
+  p.add_argument("--episodes", type=int, default=3, help="PGPE episodes per candidate")
+  p.add_argument("--std-init", type=float, default=0.5, help="PGPE initial std, in units of the space's spread")
+  p.add_argument("--lr", type=float, default=0.1, help="PGPE centre step size, in units of the spread")
+  p.add_argument("--optimizer", default="adam", help="PGPE centre optimizer: adam | sgd | clipup")
+  p.add_argument("--center", default="mean", help="PGPE start: mean (of the codes) | zero")
+  p.add_argument("--eval-episodes", type=int, default=5, help="episodes of the final evaluation")
+  p.add_argument("--eval-seed", type=int, default=2_000_003, help="seed of the final evaluation keys")
+  p.add_argument("--out", required=True, help="directory for the result artifact, curves.png and summary.json")
+  p.set_defaults(fn=cmd_search)
   return parser
 
 

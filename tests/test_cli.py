@@ -24,7 +24,13 @@ def test_bad_input_gives_one_line_errors():
   for args, fragment in [(("rollout", "--env", "cartpole"), "valid envs: mountain_car"),
                          (("rollout", "--env", "hopper", "--policy", "huge"), "valid presets"),
                          (("rollout", "--env", "hopper", "--backend", "x"), "valid backends"),
-                         (("rollout", "--env", "hopper", "--pool", "0"), "--pool must be >= 1")]:
+                         (("rollout", "--env", "hopper", "--pool", "0"), "--pool must be >= 1"),
+                         (("search", "--env", "mountain_car", "--task", "fly", "--budget", "9", "--out", "x"),
+                          "valid tasks: goal, left"),
+                         (("search", "--env", "mountain_car", "--task", "goal", "--method", "cma", "--budget", "9",
+                           "--out", "x"), "valid methods: latent_pgpe, param_pgpe, ppo, sac"),
+                         (("search", "--env", "mountain_car", "--task", "goal", "--method", "param_pgpe",
+                           "--budget", "9", "--out", "x"), "less than one generation")]:
     done = run_cli(*args)
     assert done.returncode == 2
     assert fragment in done.stderr and "Traceback" not in done.stderr
@@ -44,3 +50,23 @@ def test_rollout_writes_summary_plot_and_artifact(tmp_path, capsys):
   assert arrays["returns"].shape == (40, 4) and arrays["lengths"].shape == (40, 2)
   assert summary["env_steps"] == int(np.asarray(arrays["lengths"]).sum())
   assert record["identity"]["policy"]["num_params"] == 17
+
+
+def test_search_writes_curves_summary_and_result(tmp_path, capsys):
+  out = tmp_path / "search"
+  args = ["search", "--env", "mountain_car", "--task", "speed", "--method", "latent_pgpe", "--decoder", "linear:2",
+          "--policy", "small", "--population", "8", "--episodes", "1", "--budget", "40000", "--seeds", "2",
+          "--out", str(out)]
+  assert cli.main(args) == 0
+  assert "final return on fresh evaluation keys" in capsys.readouterr().out
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["method"] == "latent_pgpe" and len(summary["final_returns"]) == 2
+  assert all(steps >= 40_000 for steps in summary["env_steps"])
+  assert (out / "curves.png").stat().st_size > 10_000
+  arrays, record = checkpoint.load_artifact(out / "result", kind="search")
+  assert arrays["final_z"].shape == (2, 2) and arrays["final_thetas"].shape == (2, 17)
+  assert record["identity"]["task"] == "speed" and record["identity"]["space"]["name"] == "linear"
+  # the same command again resumes from the finished checkpoint: same result, no new generations
+  assert cli.main(args) == 0
+  again, _ = checkpoint.load_artifact(out / "result", kind="search")
+  np.testing.assert_array_equal(again["final_thetas"], arrays["final_thetas"])

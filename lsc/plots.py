@@ -1,0 +1,52 @@
+"""Plots shared by the command line and the experiments (PNG, matplotlib's Agg backend)."""
+
+import pathlib
+import warnings
+
+import numpy as np
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def on_grid(env_steps: np.ndarray, returns: np.ndarray, grid: np.ndarray) -> np.ndarray:
+  """Each seed's curve (S, G) resampled at `grid` (n,) env steps (step-wise: the last
+  value at or before each grid point; NaN before a seed's first point): (S, n)."""
+  out = np.full((len(env_steps), len(grid)), np.nan)
+  for s, (x, y) in enumerate(zip(env_steps, returns)):
+    keep = np.isfinite(y)
+    x, y = np.asarray(x)[keep], np.asarray(y)[keep]
+    idx = np.searchsorted(x, grid, side="right") - 1
+    out[s] = np.where(idx >= 0, y[np.maximum(idx, 0)], np.nan)
+  return out
+
+
+def plot_curves(curves: dict, path, title: str, n_points: int = 200) -> pathlib.Path:
+  """Return vs env steps, one line per method: the mean over seeds with a band from the
+  worst to the best seed.  curves: {method: (env_steps (S, G), returns (S, G))}."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  for name, (steps, returns) in curves.items():
+    steps, returns = np.atleast_2d(steps), np.atleast_2d(returns)
+    grid = np.linspace(0, np.nanmax(steps), n_points)
+    values = on_grid(steps, returns, grid)
+    with warnings.catch_warnings():  # all-NaN columns (before any seed's first point)
+      warnings.simplefilter("ignore", RuntimeWarning)
+      mean, low, high = (f(values, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
+    line, = ax.plot(grid, mean, label=f"{name} ({len(steps)} seed{'s' if len(steps) > 1 else ''})")
+    if len(steps) > 1:
+      ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+  ax.set_xlabel("env steps")
+  ax.set_ylabel("return")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

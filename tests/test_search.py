@@ -1,0 +1,135 @@
+"""PGPE: sign convention, latent/parameter search on mountain_car, env-step accounting,
+resume from a checkpoint, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lsc import checkpoint
+from lsc.evaluation import EvalProtocol, evaluate
+from lsc.policy import make_policy
+from lsc.search import (PGPEConfig, Search, SearchSpace, identity_space, linear_space, optimize,
+                        run_search)
+
+TARGET = jnp.array([1.0, -2.0, 0.5])
+FRESH = EvalProtocol(episodes=5, seed=424_242)  # evaluation keys no search saw
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "clipup"])
+def test_pgpe_maximises_concave_and_minimises_convex(optimizer):
+  config = PGPEConfig(population=32, std_init=0.5, lr=0.1, optimizer=optimizer)
+  concave = lambda x: -jnp.sum((x - TARGET) ** 2, axis=1)
+  x0 = jnp.zeros(3)
+  best, curve = optimize(concave, x0, config, 200, jax.random.key(0), maximize=True)
+  assert float(jnp.linalg.norm(best - TARGET)) < 0.2 and curve[-1] > curve[0]
+  best, curve = optimize(lambda x: -concave(x), x0, config, 200, jax.random.key(0), maximize=False)
+  assert float(jnp.linalg.norm(best - TARGET)) < 0.2 and curve[-1] < curve[0]
+  # told to maximise a convex bowl, it climbs away from the minimum
+  away, _ = optimize(lambda x: -concave(x), x0, config, 50, jax.random.key(0), maximize=True)
+  assert float(jnp.linalg.norm(away - TARGET)) > float(jnp.linalg.norm(x0 - TARGET)) + 0.5
+
+
+@pytest.fixture(scope="module")
+def small_policy(mountain_car):
+  return make_policy(mountain_car, "small")
+
+
+SMALL = PGPEConfig(population=16, episodes=2, std_init=1.0, lr=0.2)
+
+
+@pytest.fixture(scope="module")
+def goal_search(mountain_car, small_policy):
+  """Parameter-space PGPE on mountain_car `goal`, two seeds."""
+  return Search(mountain_car, small_policy, identity_space(small_policy), "goal", SMALL,
+                budget=600_000, seeds=2, generations_per_chunk=6)
+
+
+def test_search_improves_the_centre_on_fresh_keys(mountain_car, small_policy, goal_search):
+  result = goal_search.run(FRESH)
+  assert result.final_thetas.shape == (2, small_policy.num_params) and result.generations >= 12
+  start = evaluate(mountain_car, small_policy, identity_space(small_policy).center[None], FRESH).returns[0, 0]
+  final = evaluate(mountain_car, small_policy, result.final_thetas, FRESH).returns[:, 0]
+  np.testing.assert_allclose(final, result.final_returns, rtol=1e-5)
+  assert np.all(final > start + 5.0), (start, final)
+  assert np.all(result.env_steps >= 600_000)
+  steps = result.curves["env_steps"]
+  assert np.all(np.diff(steps, axis=1) >= 0) and np.all(steps[:, 0] == 0)
+
+
+def test_latent_search_in_a_toy_linear_space(mountain_car, small_policy):
+  space = linear_space(small_policy, 3, seed=5)
+  search = Search(mountain_car, small_policy, space, "speed", SMALL, budget=300_000, generations_per_chunk=10)
+  result = search.run(FRESH)
+  assert result.final_z.shape == (1, 3)
+  np.testing.assert_allclose(result.final_thetas[0], space.decode(jnp.asarray(result.final_z[0])), atol=1e-5)
+  start = evaluate(mountain_car, small_policy, space.decode(jnp.zeros(3))[None], FRESH).returns[0, 3]
+  assert result.final_returns[0] > start
+
+
+def pumping_policy(policy) -> np.ndarray:
+  """Small mountain_car parameters that push along the velocity (a ~ sign(v)): the car
+  pumps energy and reaches the goal, ending its episode after ~100 steps."""
+  theta = np.zeros(policy.num_params, np.float32)
+  theta[1 * 4 + 0] = 100.0  # hidden unit 0 = tanh(100 v)
+  theta[2 * 4 + 4 + 0] = 10.0  # action = tanh(10 h0)
+  return theta
+
+
+def test_env_steps_are_the_steps_run_until_termination(mountain_car, small_policy):
+  """Charged steps = what a plain step-by-step loop runs until `done`, candidates only."""
+  space = SearchSpace(lambda z: z, small_policy.num_params, small_policy.num_params,
+                      pumping_policy(small_policy), np.full(small_policy.num_params, 0.3), name="parameter")
+  search = Search(mountain_car, small_policy, space, "goal", PGPEConfig(population=4, episodes=2),
+                  budget=4 * 2 * 999, generations_per_chunk=1)
+  carry = search.init()
+  _, ask_keys, episode_keys = search.generation_keys(carry)
+  populations, _ = jax.vmap(search.strategy.ask, in_axes=(0, 0, None))(ask_keys, carry["state"], search.params)
+  step = jax.jit(lambda state, theta: mountain_car.step(state, small_policy.apply(theta, state.obs)))
+  expected = 0
+  for u in populations[0]:
+    theta = search._decode(u)
+    for key in episode_keys[0]:
+      state, length = mountain_car.reset(jax.random.split(key)[0]), 0  # as lsc.rollout resets
+      while length < mountain_car.episode_length:
+        state = step(state, theta)
+        length += 1
+        if state.done:
+          break
+      expected += length
+  assert expected < 4 * 2 * 999 // 2  # most episodes ended early: the test is not vacuous
+  carry, _ = search.chunk(carry, 1)
+  assert int(carry["env_steps"][0]) == expected
+
+
+def test_killed_search_resumes_with_the_same_result(goal_search, tmp_path):
+  uninterrupted = goal_search.run(FRESH)
+  path = tmp_path / "state"
+
+  def killed(info):
+    if info["generation"] >= 12:
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    run_search(goal_search, FRESH, checkpoint_path=path, progress_fn=killed)
+  assert checkpoint.is_artifact(path)
+  resumed = run_search(goal_search, FRESH, checkpoint_path=path)
+  np.testing.assert_array_equal(resumed.final_thetas, uninterrupted.final_thetas)
+  for name, curve in uninterrupted.curves.items():
+    np.testing.assert_array_equal(resumed.curves[name], curve)
+  assert resumed.generations == uninterrupted.generations
+
+
+def test_bad_searches_are_refused(mountain_car, small_policy):
+  space = identity_space(small_policy)
+  with pytest.raises(ValueError, match="unknown task 'fly'"):
+    Search(mountain_car, small_policy, space, "fly", SMALL, budget=10**6)
+  with pytest.raises(ValueError, match="less than one generation"):
+    Search(mountain_car, small_policy, space, "goal", SMALL, budget=1000)
+  wrong_output = SearchSpace(lambda z: jnp.zeros(5) + z[0], 2, 5, np.zeros(2), np.ones(2))
+  with pytest.raises(ValueError, match="decodes 2 numbers to shape \\(5,\\).*17 parameters"):
+    Search(mountain_car, small_policy, wrong_output, "goal", SMALL, budget=10**6)
+  with pytest.raises(ValueError, match="center must be 3 finite numbers"):
+    SearchSpace(lambda z: z, 3, 3, np.zeros(2), np.ones(3))
+  with pytest.raises(ValueError, match="population must be even"):
+    Search(mountain_car, small_policy, space, "goal", PGPEConfig(population=7), budget=10**6)
