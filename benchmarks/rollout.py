@@ -28,7 +28,7 @@ def parse_args(argv):
   p.add_argument("--mjx-max-n", type=int, default=64, help="largest N for mjx on CPU (it is slow there)")
   p.add_argument("--brax-steps", type=int, default=200, help="episode length for the Brax envs")
   p.add_argument("--repeats", type=int, default=2)
-  p.add_argument("--gym-steps", type=int, default=5000, help="steps of each Gymnasium loop")
+  p.add_argument("--gym-steps", type=int, default=5000, help="steps of each Gymnasium loop (0: skip it)")
   p.add_argument("--host-devices", type=int, default=0, help="CPU devices (default: one per core)")
   return p.parse_args(argv)
 
@@ -121,14 +121,14 @@ def main(argv=None):
           continue
         for preset in presets if n == max(sizes) else ("medium",):
           measure(env, preset, n)
-    for preset in presets:
+    for preset in presets if args.gym_steps else ():  # --gym-steps 0: no Gymnasium (e.g. not installed)
       hidden = make_policy(make_env(name), preset).hidden
       gym_rates[(name, preset)] = gym_loop(name, hidden, args.gym_steps)
       print(f"{name:<12} gymnasium {preset:<6} one env      {gym_rates[(name, preset)]:>12,.0f} steps/s",
             flush=True)
 
   for row in rows:
-    row["gym_steps_per_s"] = gym_rates[(row["env"], row["policy"])]
+    row["gym_steps_per_s"] = gym_rates.get((row["env"], row["policy"]), float("nan"))
     row["speedup_vs_gym"] = row["steps_per_s"] / row["gym_steps_per_s"]
 
   header = (f"Machine: {info['cpu']}, {info['cores']} cores; JAX {info['jax']} on "

@@ -98,6 +98,16 @@ class MLPPolicy:
     squashed = jnp.tanh(x @ kernel + bias)
     return self.action_low + 0.5 * (squashed + 1.0) * (self.action_high - self.action_low)
 
+  def init_std(self) -> np.ndarray:
+    """Standard deviation of each parameter under the init distribution, (P,) float32:
+    the natural scale of parameter space.  (lecun_normal biases start at 0; they get
+    their layer's kernel std.)"""
+    parts = []
+    for fan_in, fan_out in self.layer_shapes:
+      std = 1.0 / math.sqrt((3.0 if self.init_scheme == "uniform" else 1.0) * fan_in)
+      parts.append(np.full(fan_in * fan_out + fan_out, std, np.float32))
+    return np.concatenate(parts)
+
   def init(self, key: jax.Array) -> jax.Array:
     """One parameter vector (P,) float32 drawn from the init distribution."""
     parts = []

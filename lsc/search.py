@@ -29,7 +29,6 @@ generations change nothing and cost nothing); the search ends when every seed's 
 import dataclasses
 import functools
 import hashlib
-import math
 import time
 from typing import Callable
 
@@ -77,20 +76,10 @@ class SearchSpace:
                        f"but the policy has {policy.num_params} parameters")
 
 
-def init_std(policy: MLPPolicy) -> np.ndarray:
-  """Standard deviation of each parameter under the policy's init distribution: (P,).
-  (lecun_normal biases start at 0; they get their layer's kernel std.)"""
-  parts = []
-  for fan_in, fan_out in policy.layer_shapes:
-    std = 1.0 / math.sqrt(3.0 * fan_in) if policy.init_scheme == "uniform" else 1.0 / math.sqrt(fan_in)
-    parts.append(np.full(fan_in * fan_out + fan_out, std, np.float32))
-  return np.concatenate(parts)
-
-
 def identity_space(policy: MLPPolicy, seed: int = 0) -> SearchSpace:
   """Parameter space: theta = z, starting at member 0 of random pool `seed`."""
   center = np.asarray(policy.init(member_key(seed, 0)))
-  return SearchSpace(lambda z: z, policy.num_params, policy.num_params, center, init_std(policy),
+  return SearchSpace(lambda z: z, policy.num_params, policy.num_params, center, policy.init_std(),
                      name="parameter")
 
 

@@ -77,3 +77,15 @@ def test_check_finite_names_the_bad_row():
   thetas[2, 1] = np.nan
   with pytest.raises(ValueError, match="row 2"):
     check_finite(thetas)
+
+
+@pytest.mark.parametrize("scheme", ["uniform", "lecun_normal"])
+def test_init_std_matches_the_init_distribution(scheme):
+  policy = MLPPolicy(3, 2, (50,), init_scheme=scheme)
+  thetas = np.asarray(jax.vmap(policy.init)(jax.random.split(jax.random.key(0), 400)))
+  std = policy.init_std()
+  kernel = slice(0, 3 * 50)  # first layer's kernel, then biases, second kernel
+  assert std.shape == (policy.num_params,)
+  assert thetas[:, kernel].std() == pytest.approx(std[0], rel=0.05)
+  second = slice(3 * 50 + 50, 3 * 50 + 50 + 50 * 2)
+  assert thetas[:, second].std() == pytest.approx(std[second][0], rel=0.05)

@@ -1,0 +1,455 @@
+"""Baselines: Brax's PPO and SAC trained on an lsc env and task, with a learning curve
+measured under lsc's shared evaluation protocol.
+
+`train_baseline(env, task, method, budget, seed, protocol)` trains
+`brax.training.agents.{ppo,sac}.train.train` on `TaskReward(env, task)` for `budget`
+env steps and, `n_evals` times along the way, evaluates the current *deterministic*
+policy (the mode of Brax's tanh-normal policy: tanh of its mean) exactly as every other
+method is evaluated: the protocol's E episodes, episode e of every policy started from
+`protocol.episode_keys()[e]`, the task's return summed until termination or
+`env.episode_length` and averaged over the E episodes.  The episode function is
+`lsc.rollout.make_episode_fn` itself (through `_BraxPolicy`), so baselines, the
+searches and the recovery metrics share start states, done-masking and return
+accounting by construction.  Evaluation episodes are a measurement: they are not
+charged to the method.
+
+Env steps are counted as Brax counts them: every step any of the agent's `num_envs`
+training envs takes, across all devices, including SAC's replay prefill and the steps
+of episodes cut by the time limit (Brax's `EpisodeWrapper` truncates at
+`env.episode_length` and `AutoResetWrapper` restarts).  Brax runs whole training
+iterations (PPO: `batch_size * num_minibatches * unroll_length` env steps; SAC:
+`num_envs` env steps per actor step), the same number in each of the n_evals epochs,
+and rounds that number up; `brax_timesteps` asks for the largest total that fits, so a
+run never exceeds `budget` and falls short of it by less than n_evals iterations.  The
+curve records the steps actually taken.
+
+How the parameters reach the evaluation: PPO hands them to its `policy_params_fn`
+callback after every training epoch.  SAC (brax 0.14.2) has no such callback; its only
+per-epoch hook that sees parameters is its checkpoint writer, so SAC writes a
+checkpoint per epoch to a temporary directory and its `progress_fn` reads it back.
+Brax's own evaluators (`num_eval_envs` episodes of the env under its own keys) are
+not the protocol; they run on a stub env (`_NullEnv`) so they cost neither a compile
+of the real env nor simulation time.
+
+Devices: Brax `pmap`s training over local devices (`max_devices_per_host`).  By default
+it uses the devices `lsc.rollout.default_mesh(env)` would (all of them, one for MJX on
+CPU, where sharding MJX crashes XLA); `num_envs` and `batch_size` must then be
+divisible by the device count, which is checked before anything compiles.
+
+Compilation: Brax compiles its training epoch inside `train()`, so its compile time is
+part of `timings['train_s']`.  On jax 0.11.2 Brax's pmapped epoch is compiled twice, on
+its first and second call (seen on 1 and 2 CPU devices; the two programs are identical,
+JAX's in-memory cache just misses), so enable JAX's persistent compilation cache
+(`lsc.enable_compilation_cache()`, on in every lsc entry point): the second compile is
+then a cache hit.  The evaluator is compiled once per run, on the first evaluation.
+"""
+
+import dataclasses
+import functools
+import os
+import tempfile
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from brax.envs.base import Env, State
+from brax.training.acme import running_statistics
+from brax.training.agents.ppo import networks as ppo_networks
+from brax.training.agents.ppo import train as ppo
+from brax.training.agents.sac import checkpoint as sac_checkpoint
+from brax.training.agents.sac import networks as sac_networks
+from brax.training.agents.sac import train as sac
+
+from lsc.compat import ensure_device_put_replicated
+from lsc.envs import ENV_SIZES
+from lsc.evaluation import EvalProtocol
+from lsc.rollout import default_mesh, make_episode_fn
+from lsc.tasks import TaskReward, get_task, task_index
+
+METHODS = ("ppo", "sac")
+
+
+def _check_positive(config, names: tuple[str, ...]) -> None:
+  for name in names:
+    value = getattr(config, name)
+    if value is not None and not value > 0:
+      raise ValueError(f"{type(config).__name__}.{name} must be > 0, got {value}")
+
+
+def _check_hidden(config, names: tuple[str, ...]) -> None:
+  for name in names:
+    sizes = tuple(int(h) for h in getattr(config, name))
+    if not sizes or any(h < 1 for h in sizes):
+      raise ValueError(f"{type(config).__name__}.{name} must be a non-empty tuple of sizes >= 1, "
+                       f"got {getattr(config, name)}")
+    object.__setattr__(config, name, sizes)
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+  """Brax PPO hyperparameters (argument of `brax.training.agents.ppo.train.train` in
+  brackets).  Small defaults for CPU-sized runs; Brax's published MuJoCo settings use
+  thousands of envs.  One training iteration takes `batch_size * num_minibatches *
+  unroll_length` env steps (2,560 here); `batch_size * num_minibatches` must be a
+  multiple of `num_envs` (Brax's requirement)."""
+  num_envs: int = 32                    # [num_envs] parallel training envs
+  unroll_length: int = 10               # [unroll_length] steps per env per rollout
+  batch_size: int = 32                  # [batch_size] sequences per minibatch
+  num_minibatches: int = 8              # [num_minibatches] SGD steps per pass
+  num_updates_per_batch: int = 4        # [num_updates_per_batch] passes over each batch
+  learning_rate: float = 3e-4           # [learning_rate] Adam
+  entropy_cost: float = 1e-2            # [entropy_cost]
+  discounting: float = 0.97             # [discounting]
+  gae_lambda: float = 0.95              # [gae_lambda]
+  clipping_epsilon: float = 0.3         # [clipping_epsilon]
+  reward_scaling: float = 1.0           # [reward_scaling]
+  max_grad_norm: float | None = None    # [max_grad_norm] None: no clipping
+  normalize_observations: bool = True   # [normalize_observations] running mean/std
+  policy_hidden: tuple[int, ...] = (32, 32)  # [network_factory: policy_hidden_layer_sizes]
+  value_hidden: tuple[int, ...] = (64, 64)   # [network_factory: value_hidden_layer_sizes]
+  max_devices: int | None = None        # [max_devices_per_host] None: see module docstring
+
+  def __post_init__(self):
+    _check_positive(self, ("num_envs", "unroll_length", "batch_size", "num_minibatches",
+                           "num_updates_per_batch", "learning_rate", "discounting",
+                           "reward_scaling", "max_grad_norm", "max_devices"))
+    _check_hidden(self, ("policy_hidden", "value_hidden"))
+    if (self.batch_size * self.num_minibatches) % self.num_envs:
+      raise ValueError(f"PPOConfig: batch_size * num_minibatches = "
+                       f"{self.batch_size * self.num_minibatches} must be a multiple of "
+                       f"num_envs = {self.num_envs}")
+
+  @property
+  def steps_per_iteration(self) -> int:
+    """Env steps of one training iteration (one rollout batch, then its SGD passes)."""
+    return self.batch_size * self.num_minibatches * self.unroll_length
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+  """Brax SAC hyperparameters (argument of `brax.training.agents.sac.train.train` in
+  brackets).  Small defaults for CPU-sized runs.  One actor step takes `num_envs` env
+  steps and is followed by `grad_updates_per_step` gradient steps on `batch_size`
+  transitions; the first `min_replay_size` env steps only fill the replay buffer."""
+  num_envs: int = 16                    # [num_envs] parallel training envs
+  batch_size: int = 128                 # [batch_size] transitions per gradient step
+  grad_updates_per_step: int = 1        # [grad_updates_per_step] per actor step
+  learning_rate: float = 3e-4           # [learning_rate] Adam, policy and Q
+  discounting: float = 0.99             # [discounting]
+  tau: float = 0.005                    # [tau] target network averaging
+  reward_scaling: float = 1.0           # [reward_scaling]
+  min_replay_size: int = 1024           # [min_replay_size] prefill before learning
+  max_replay_size: int | None = None    # [max_replay_size] None: the whole budget
+  normalize_observations: bool = True   # [normalize_observations] running mean/std
+  hidden: tuple[int, ...] = (64, 64)    # [network_factory: hidden_layer_sizes] policy and Q
+  max_devices: int | None = None        # [max_devices_per_host] None: see module docstring
+
+  def __post_init__(self):
+    _check_positive(self, ("num_envs", "batch_size", "grad_updates_per_step", "learning_rate",
+                           "discounting", "tau", "reward_scaling", "max_replay_size",
+                           "max_devices"))
+    if self.min_replay_size < 0:
+      raise ValueError(f"SACConfig.min_replay_size must be >= 0, got {self.min_replay_size}")
+    if self.max_replay_size is not None and self.max_replay_size < self.num_envs:
+      raise ValueError(f"SACConfig.max_replay_size = {self.max_replay_size} cannot hold one "
+                       f"actor step of num_envs = {self.num_envs} transitions")
+    _check_hidden(self, ("hidden",))
+
+  @property
+  def prefill_steps(self) -> int:
+    """Env steps Brax spends filling the replay buffer: min_replay_size rounded up to
+    whole actor steps."""
+    return -(-self.min_replay_size // self.num_envs) * self.num_envs
+
+
+CONFIGS = {"ppo": PPOConfig, "sac": SACConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineResult:
+  """A baseline run.  env_steps (n,) int64: Brax's env-step count at each evaluation,
+  increasing; returns (n,) float64: the task's return of the deterministic policy
+  there, mean over the protocol's episodes.  `params` is Brax's final parameter tree
+  ((normalizer, policy, value) for PPO, (normalizer, policy) for SAC; see
+  `make_inference`) with NumPy leaves, except the normalizer's sample count, which
+  Brax's `UInt64` always holds as two JAX uint32 scalars;
+  `timings` in seconds: `train_s` (inside Brax's train(), its compilation included,
+  our callbacks excluded), `eval_compile_s`, `eval_s` (evaluations, and for SAC
+  reading back its checkpoints), `total_s`."""
+  method: str
+  task: str
+  env_steps: np.ndarray
+  returns: np.ndarray
+  params: Any
+  timings: dict
+  config: PPOConfig | SACConfig
+
+  @property
+  def final_return(self) -> float:
+    """Return of the final policy under the protocol (the curve's last point)."""
+    return float(self.returns[-1])
+
+
+def check_method(method: str) -> str:
+  """Returns `method` if it is a known baseline, else raises ValueError listing them."""
+  if method not in METHODS:
+    raise ValueError(f"unknown baseline method {method!r}; valid methods: {', '.join(METHODS)}")
+  return method
+
+
+def resolve_config(method: str, config: PPOConfig | SACConfig | None = None) -> PPOConfig | SACConfig:
+  """`config`, or the default config of `method` ('ppo' | 'sac') if None; ValueError for
+  an unknown method or a config of the other method."""
+  config = CONFIGS[check_method(method)]() if config is None else config
+  if not isinstance(config, CONFIGS[method]):
+    raise ValueError(f"method {method!r} needs a {CONFIGS[method].__name__}, "
+                     f"got {type(config).__name__}")
+  return config
+
+
+def min_budget(method: str, config: PPOConfig | SACConfig | None = None, n_evals: int = 10) -> int:
+  """The smallest budget (env steps) that gives each of the n_evals evaluation
+  intervals at least one training iteration (PPO) or actor step (SAC) after SAC's
+  replay prefill."""
+  config = resolve_config(method, config)
+  if method == "ppo":
+    return n_evals * config.steps_per_iteration
+  return max(config.prefill_steps + n_evals * config.num_envs, config.min_replay_size + 1)
+
+
+def devices_to_use(env, config: PPOConfig | SACConfig) -> int:
+  """Local devices Brax will pmap training over: those of `default_mesh(env)`, at most
+  `config.max_devices`."""
+  n = min(default_mesh(env).devices.size, jax.local_device_count())
+  return n if config.max_devices is None else min(n, config.max_devices)
+
+
+def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int,
+               config) -> PPOConfig | SACConfig:
+  """Every check that needs no compile, in the order a user would fix them; returns the
+  resolved config."""
+  check_method(method)
+  get_task(env.name, task)
+  config = resolve_config(method, config)
+  if n_evals < 1:
+    raise ValueError(f"n_evals must be >= 1, got {n_evals}")
+  if seed < 0:
+    raise ValueError(f"seed must be >= 0, got {seed}")
+  needed = min_budget(method, config, n_evals)
+  if budget < needed:
+    unit = (f"{config.steps_per_iteration} env steps per training iteration" if method == "ppo"
+            else f"{config.prefill_steps} prefill steps + {config.num_envs} env steps per actor step")
+    raise ValueError(f"budget {budget} is too small for {method} with n_evals={n_evals}: "
+                     f"needs at least {needed} ({unit}, at least one per evaluation interval)")
+  n_devices = devices_to_use(env, config)
+  for name in ("num_envs", "batch_size"):
+    if getattr(config, name) % n_devices:
+      raise ValueError(f"{type(config).__name__}.{name} = {getattr(config, name)} must be divisible "
+                       f"by the {n_devices} devices Brax trains on (or set max_devices)")
+  return config
+
+
+class _NullEnv(Env):
+  """A Brax env with no dynamics (zero observations, zero reward, never done) of a given
+  observation and action size.  Brax's built-in evaluators run on it: they are not
+  lsc's protocol, and this way they compile and run in no time."""
+
+  def __init__(self, observation_size: int, action_size: int):
+    self._sizes = (observation_size, action_size)
+
+  def reset(self, rng: jax.Array) -> State:
+    zero = jnp.zeros(())
+    return State(pipeline_state=None, obs=jnp.zeros(self._sizes[0]), reward=zero, done=zero)
+
+  def step(self, state: State, action: jax.Array) -> State:
+    return state
+
+  @property
+  def observation_size(self) -> int:
+    return self._sizes[0]
+
+  @property
+  def action_size(self) -> int:
+    return self._sizes[1]
+
+  @property
+  def backend(self) -> str:
+    return "null"
+
+
+def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:
+  """Brax's network constructor for `method` with the config's layer sizes."""
+  if method == "ppo":
+    return functools.partial(ppo_networks.make_ppo_networks,
+                             policy_hidden_layer_sizes=config.policy_hidden,
+                             value_hidden_layer_sizes=config.value_hidden)
+  return functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=config.hidden)
+
+
+def make_inference(method: str, env, config: PPOConfig | SACConfig) -> Callable:
+  """Brax's `make_policy(params, deterministic=False)` for `method`'s networks as
+  `train_baseline` builds them for `env` and `config` (the same call Brax makes inside
+  train()); `make_policy(result.params, deterministic=True)` is the final policy,
+  `policy(obs (..., O), key) -> (action (..., A), extras)`."""
+  normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
+  obs_size, action_size = ENV_SIZES[env.name]
+  networks = _network_factory(check_method(method), config)(
+      observation_size=obs_size, action_size=action_size, preprocess_observations_fn=normalize)
+  if method == "ppo":
+    return ppo_networks.make_inference_fn(networks)
+  return sac_networks.make_inference_fn(networks)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BraxPolicy:
+  """Brax's deterministic policy behind the part of `lsc.policy.MLPPolicy` that
+  `lsc.rollout.make_episode_fn` uses: `obs_size`, `unflatten(params)` (here the
+  identity on Brax's parameter tree) and `apply_layers(params, obs (O,)) -> (A,)`."""
+  obs_size: int
+  make_policy: Callable
+
+  def unflatten(self, params):
+    return params
+
+  def apply_layers(self, params, obs: jax.Array) -> jax.Array:
+    policy = self.make_policy(params, deterministic=True)
+    action, _ = policy(obs, jax.random.PRNGKey(0))  # the mode ignores the sampling key
+    return action
+
+
+def make_evaluator(env, task: str, make_policy: Callable) -> Callable:
+  """A jit-compiled `fn(params, keys (E,) typed) -> (returns (E,), lengths (E,) int32)`:
+  the task's return and the steps until termination of Brax's deterministic policy
+  `make_policy(params, deterministic=True)` in each of the E episodes from `keys`
+  (pass `protocol.episode_keys()`).  vmap over episodes of `lsc.rollout.make_episode_fn`
+  (a lax.scan over `env.episode_length` steps with a done-mask)."""
+  column = task_index(env.name, task)
+  episode = make_episode_fn(env, _BraxPolicy(ENV_SIZES[env.name][0], make_policy), n_samples=0)
+
+  @jax.jit
+  def evaluate(params, keys):
+    returns, lengths, _ = jax.vmap(episode, in_axes=(None, 0))(params, keys)
+    return returns[:, column], lengths
+
+  return evaluate
+
+
+class _Curve:
+  """Collects (env steps, protocol return) points from Brax's callbacks; the
+  evaluator is compiled on the first point (it needs the parameter tree's shapes)."""
+
+  def __init__(self, env, task: str, protocol: EvalProtocol,
+               progress_fn: Callable[[int, float], None] | None):
+    self.env, self.task, self.progress_fn = env, task, progress_fn
+    self.keys = protocol.episode_keys()
+    self.steps: list[int] = []
+    self.returns: list[float] = []
+    self.compiled = None
+    self.compile_s = 0.0
+    self.eval_s = 0.0
+
+  def record(self, step: int, make_policy: Callable, params) -> None:
+    """Evaluates `params` after `step` env steps and appends the point."""
+    start = time.perf_counter()
+    if self.compiled is None:
+      evaluator = make_evaluator(self.env, self.task, make_policy)
+      self.compiled = evaluator.lower(params, self.keys).compile()
+      self.compile_s = time.perf_counter() - start
+      start = time.perf_counter()
+    returns, _ = self.compiled(params, self.keys)
+    value = float(np.mean(np.asarray(returns, np.float64)))
+    self.eval_s += time.perf_counter() - start
+    self.steps.append(int(step))
+    self.returns.append(value)
+    if self.progress_fn is not None:
+      self.progress_fn(int(step), value)
+
+
+def brax_timesteps(method: str, config: PPOConfig | SACConfig, budget: int, n_evals: int) -> int:
+  """The `num_timesteps` to pass Brax so that its n_evals epochs of whole iterations
+  (rounded up by Brax) take at most `budget` env steps.  Requires budget >= min_budget."""
+  if method == "ppo":
+    unit = config.steps_per_iteration
+    return n_evals * (budget // (n_evals * unit)) * unit
+  unit = config.num_envs
+  return config.prefill_steps + n_evals * ((budget - config.prefill_steps) // (n_evals * unit)) * unit
+
+
+def _train_ppo(env, config: PPOConfig, budget: int, seed: int, n_evals: int, n_devices: int,
+               curve: _Curve, **common):
+  def policy_params_fn(step, make_policy, params):
+    if step > 0:  # Brax also calls it before training; the curve starts after epoch 1
+      curve.record(step, make_policy, params)
+
+  _, params, _ = ppo.train(
+      env, num_timesteps=brax_timesteps("ppo", config, budget, n_evals), max_devices_per_host=n_devices,
+      num_envs=config.num_envs,
+      unroll_length=config.unroll_length, batch_size=config.batch_size,
+      num_minibatches=config.num_minibatches, num_updates_per_batch=config.num_updates_per_batch,
+      learning_rate=config.learning_rate, entropy_cost=config.entropy_cost,
+      discounting=config.discounting, gae_lambda=config.gae_lambda,
+      clipping_epsilon=config.clipping_epsilon, reward_scaling=config.reward_scaling,
+      max_grad_norm=config.max_grad_norm, normalize_observations=config.normalize_observations,
+      network_factory=_network_factory("ppo", config), seed=seed, num_evals=n_evals + 1,
+      run_evals=False,
+      policy_params_fn=policy_params_fn, **common)
+  return params
+
+
+def _train_sac(env, config: SACConfig, budget: int, seed: int, n_evals: int, n_devices: int,
+               curve: _Curve, **common):
+  make_policy = make_inference("sac", env, config)
+
+  with tempfile.TemporaryDirectory(prefix="lsc-sac-") as directory:
+    def progress_fn(step, metrics):
+      if step > 0:  # Brax also reports before training, without a checkpoint
+        start = time.perf_counter()
+        params = sac_checkpoint.load(os.path.join(directory, f"{step:012d}"))
+        curve.eval_s += time.perf_counter() - start
+        curve.record(step, make_policy, params)
+
+    _, params, _ = sac.train(
+        env, num_timesteps=brax_timesteps("sac", config, budget, n_evals), max_devices_per_host=n_devices,
+        num_envs=config.num_envs,
+        batch_size=config.batch_size, grad_updates_per_step=config.grad_updates_per_step,
+        learning_rate=config.learning_rate, discounting=config.discounting, tau=config.tau,
+        reward_scaling=config.reward_scaling, min_replay_size=config.min_replay_size,
+        max_replay_size=config.max_replay_size,
+        normalize_observations=config.normalize_observations,
+        network_factory=_network_factory("sac", config), seed=seed, num_evals=n_evals + 1,
+        progress_fn=progress_fn,
+        checkpoint_logdir=directory, **common)
+  return params
+
+
+def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol: EvalProtocol,
+                   config: PPOConfig | SACConfig | None = None, n_evals: int = 10,
+                   progress_fn: Callable[[int, float], None] | None = None) -> BaselineResult:
+  """Trains Brax's `method` ('ppo' | 'sac') on `TaskReward(env, task)` for `budget` env
+  steps from `seed`, evaluating the deterministic policy `n_evals` times under
+  `protocol` (see the module docstring for what is counted and how).
+
+  Returns a BaselineResult: env_steps (n_evals,) int64 increasing and >= 1, returns
+  (n_evals,), the final parameters as NumPy, timings and the config.  `progress_fn(
+  env_steps, return)` is called after each evaluation.  Bad input (unknown method or
+  task, a config of the other method, a budget below `min_budget`, sizes not divisible
+  by the device count) raises ValueError before anything is compiled.
+  """
+  config = _check_run(env, task, method, budget, seed, n_evals, config)
+  ensure_device_put_replicated()
+  n_devices = devices_to_use(env, config)
+  curve = _Curve(env, task, protocol, progress_fn)
+  common = dict(episode_length=env.episode_length, action_repeat=1,
+                eval_env=_NullEnv(*ENV_SIZES[env.name]), num_eval_envs=1)
+  trainer = _train_ppo if method == "ppo" else _train_sac
+  start = time.perf_counter()
+  params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,
+                   curve, **common)
+  total = time.perf_counter() - start
+  timings = {"train_s": total - curve.compile_s - curve.eval_s, "eval_compile_s": curve.compile_s,
+             "eval_s": curve.eval_s, "total_s": total}
+  return BaselineResult(method=method, task=task, env_steps=np.asarray(curve.steps, np.int64),
+                        returns=np.asarray(curve.returns, np.float64),
+                        params=jax.tree.map(np.asarray, params), timings=timings, config=config)

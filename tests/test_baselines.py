@@ -1,0 +1,193 @@
+"""Baselines: the jax.device_put_replicated shim, Brax PPO and SAC trained on lsc envs and
+tasks with learning curves under the shared protocol, and bad input refused before Brax
+runs.  Tiny configs: a few envs, 8-unit networks, 20-step episodes, two evaluations."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lsc import baselines, compat
+from lsc.baselines import (PPOConfig, SACConfig, brax_timesteps, devices_to_use, make_evaluator,
+                           make_inference, min_budget, train_baseline)
+from lsc.envs import make_env
+from lsc.evaluation import EvalProtocol, evaluate
+from lsc.policy import make_policy
+from lsc.tasks import task_index
+
+PROTOCOL = EvalProtocol(episodes=2, seed=7)
+TINY = {"ppo": PPOConfig(num_envs=4, unroll_length=5, batch_size=4, num_minibatches=2,
+                         num_updates_per_batch=1, policy_hidden=(8,), value_hidden=(8,)),
+        "sac": SACConfig(num_envs=4, batch_size=8, min_replay_size=8, hidden=(8,))}
+N_EVALS = 2
+
+
+@pytest.fixture(scope="module")
+def short_car():
+  return make_env("mountain_car", episode_length=20)
+
+
+@pytest.fixture(scope="module")
+def short_hopper():
+  return make_env("hopper", backend="spring", episode_length=20)
+
+
+# --- the shim ------------------------------------------------------------------------
+def test_device_put_replicated_stacks_one_copy_per_device():
+  devices = jax.local_devices()
+  tree = {"matrix": jnp.arange(6.0).reshape(2, 3), "count": np.int32(3), "scalar": 1.5}
+  out = compat.device_put_replicated(tree, devices)
+  for name, leaf in tree.items():
+    expected = np.stack([np.asarray(leaf)] * len(devices))
+    assert out[name].shape == expected.shape and out[name].dtype == jnp.asarray(leaf).dtype
+    np.testing.assert_array_equal(np.asarray(out[name]), expected)
+    shards = out[name].addressable_shards
+    assert [s.device for s in shards] == devices
+    assert all(s.data.shape == (1, *np.shape(leaf)) for s in shards)
+  # What Brax does with it: pmap over the devices, then read device 0's copy.
+  doubled = jax.pmap(lambda t: t["matrix"] * 2)(out)
+  np.testing.assert_array_equal(np.asarray(doubled.addressable_shards[0].data.squeeze(0)),
+                                2 * np.asarray(tree["matrix"]))
+
+
+def test_ensure_device_put_replicated_installs_once(monkeypatch):
+  monkeypatch.delattr(jax, "device_put_replicated", raising=False)  # as jax 0.11.2 ships
+  assert not compat.has_device_put_replicated()
+  assert compat.ensure_device_put_replicated() is True
+  assert jax.device_put_replicated is compat.device_put_replicated
+  assert compat.ensure_device_put_replicated() is False  # second call: no-op
+  assert jax.device_put_replicated is compat.device_put_replicated
+
+
+def test_importing_baselines_does_no_jax_work():
+  """JAX's devices can still be configured after the import (lsc.use_cpu_cores)."""
+  code = ("import warnings, lsc, lsc.baselines, lsc.compat; warnings.simplefilter('error'); "
+          "assert lsc.use_cpu_cores(3) == 3")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+
+
+# --- evaluation under the protocol -------------------------------------------------
+def test_evaluator_is_the_protocol_evaluation(short_car):
+  """An lsc policy run through the baseline evaluator scores what lsc.evaluation says."""
+  policy = make_policy(short_car, "small")
+  theta = policy.init(jax.random.key(3))
+
+  def make_brax_style_policy(params, deterministic=False):
+    return lambda obs, key: (policy.apply(params, obs), {})
+
+  returns, lengths = make_evaluator(short_car, "speed", make_brax_style_policy)(
+      theta, PROTOCOL.episode_keys())
+  reference = evaluate(short_car, policy, theta[None], PROTOCOL)
+  assert returns.shape == lengths.shape == (PROTOCOL.episodes,)
+  np.testing.assert_allclose(np.mean(returns),
+                             reference.returns[0, task_index("mountain_car", "speed")], rtol=1e-5)
+  np.testing.assert_array_equal(lengths, reference.lengths[0])
+
+
+@pytest.mark.parametrize("method", ["ppo", "sac"])
+def test_brax_never_runs_past_the_budget(method):
+  """Brax's own epoch arithmetic (ceil), applied to what we ask for, stays within budget."""
+  config = TINY[method]
+  for budget in range(min_budget(method, config, 3), 400, 7):
+    asked = brax_timesteps(method, config, budget, 3)
+    if method == "ppo":
+      unit, fixed = config.steps_per_iteration, 0
+    else:
+      unit, fixed = config.num_envs, config.prefill_steps
+    per_epoch = -(-(asked - fixed) // (3 * unit))
+    run = fixed + 3 * per_epoch * unit
+    assert run <= budget and run > budget - 3 * unit, (budget, run)
+
+
+# --- training --------------------------------------------------------------------
+def check_curve(result, method, budget, points):
+  assert result.env_steps.dtype == np.int64 and result.env_steps.shape == (N_EVALS,)
+  assert np.all(result.env_steps > 0) and np.all(np.diff(result.env_steps) > 0)
+  assert result.env_steps[-1] <= budget
+  assert result.returns.shape == (N_EVALS,) and np.all(np.isfinite(result.returns))
+  assert result.final_return == result.returns[-1]
+  assert points == list(zip(result.env_steps.tolist(), result.returns.tolist()))
+  assert result.method == method and result.config is TINY[method]
+  assert set(result.timings) == {"train_s", "eval_compile_s", "eval_s", "total_s"}
+  assert all(t >= 0 for t in result.timings.values())
+
+
+@pytest.mark.slow
+def test_ppo_on_a_brax_env(short_hopper):
+  budget = min_budget("ppo", TINY["ppo"], N_EVALS)
+  points = []
+  result = train_baseline(short_hopper, "forward", "ppo", budget, seed=0, protocol=PROTOCOL,
+                          config=TINY["ppo"], n_evals=N_EVALS,
+                          progress_fn=lambda steps, ret: points.append((steps, ret)))
+  check_curve(result, "ppo", budget, points)
+  # Brax's count: batch_size * num_minibatches * unroll_length env steps per iteration.
+  np.testing.assert_array_equal(result.env_steps, [40, 80])
+  # The hopper earns its alive bonus on every step before it falls.
+  assert np.all(result.returns > 0)
+
+
+@pytest.mark.parametrize("method", ["ppo", "sac"])
+def test_final_params_give_the_final_return(short_car, method):
+  """The curve's last point is the returned parameters' return; for SAC this checks the
+  checkpoint round trip the curve goes through, for both `make_inference`."""
+  budget = min_budget(method, TINY[method], N_EVALS)
+  points = []
+  result = train_baseline(short_car, "height", method, budget, seed=1, protocol=PROTOCOL,
+                          config=TINY[method], n_evals=N_EVALS,
+                          progress_fn=lambda steps, ret: points.append((steps, ret)))
+  check_curve(result, method, budget, points)
+  if method == "sac":  # 8 prefill steps, then one actor step of 4 envs per interval
+    np.testing.assert_array_equal(result.env_steps, [12, 16])
+  leaves = jax.tree.leaves(result.params)
+  assert sum(isinstance(x, np.ndarray) for x in leaves) >= len(leaves) - 2  # UInt64 count aside
+  evaluator = make_evaluator(short_car, "height", make_inference(method, short_car, TINY[method]))
+  returns, _ = evaluator(result.params, PROTOCOL.episode_keys())
+  np.testing.assert_allclose(np.mean(returns), result.final_return, rtol=1e-5)
+
+
+# --- bad input ---------------------------------------------------------------------
+def test_bad_input_is_refused_before_brax_runs(short_car, monkeypatch):
+  def brax_must_not_run(*args, **kwargs):
+    raise AssertionError("Brax's train() ran before the input was checked")
+
+  monkeypatch.setattr(baselines.ppo, "train", brax_must_not_run)
+  monkeypatch.setattr(baselines.sac, "train", brax_must_not_run)
+
+  def run(method="ppo", task="height", budget=10_000, **kwargs):
+    kwargs.setdefault("config", TINY.get(method))
+    return train_baseline(short_car, task, method, budget, seed=0, protocol=PROTOCOL, **kwargs)
+
+  with pytest.raises(ValueError, match="unknown baseline method 'td3'; valid methods: ppo, sac"):
+    run("td3")
+  with pytest.raises(ValueError, match="unknown task 'fly'.*valid tasks: goal, left, height, speed"):
+    run(task="fly")
+  with pytest.raises(ValueError, match="needs a SACConfig, got PPOConfig"):
+    run("sac", config=TINY["ppo"])
+  with pytest.raises(ValueError, match="n_evals must be >= 1"):
+    run(n_evals=0)
+  for method in ("ppo", "sac"):
+    needed = min_budget(method, TINY[method], N_EVALS)
+    with pytest.raises(ValueError, match=f"budget {needed - 1} is too small .* at least {needed}"):
+      run(method, budget=needed - 1, n_evals=N_EVALS)
+  if jax.local_device_count() > 1:
+    odd = PPOConfig(num_envs=3, batch_size=3, num_minibatches=2)
+    with pytest.raises(ValueError, match="num_envs = 3 must be divisible by the 2 devices"):
+      run(config=odd)
+    assert devices_to_use(short_car, PPOConfig(max_devices=1)) == 1
+
+
+def test_config_errors():
+  with pytest.raises(ValueError, match="must be a multiple of num_envs = 8"):
+    PPOConfig(num_envs=8, batch_size=3, num_minibatches=2)
+  with pytest.raises(ValueError, match="PPOConfig.learning_rate must be > 0"):
+    PPOConfig(learning_rate=0.0)
+  with pytest.raises(ValueError, match="SACConfig.hidden must be a non-empty tuple"):
+    SACConfig(hidden=())
+  with pytest.raises(ValueError, match="cannot hold one actor step"):
+    SACConfig(num_envs=16, max_replay_size=8)
+  assert SACConfig(hidden=[16, 16]).hidden == (16, 16)  # lists (from YAML) become tuples
