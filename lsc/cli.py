@@ -3,6 +3,7 @@
   lsc envs                      environments, backends, tasks and policy presets
   lsc rollout --env E ...       evaluate a random pool on every task of E
   lsc collect --env E ...       novelty-filtered dataset of policies (stages 1-2)
+  lsc train --dataset D ...     behaviour autoencoder + recovery with controls (stage 3)
   lsc search --env E --task T   PGPE in a latent or the parameter space, or PPO / SAC
 """
 
@@ -166,6 +167,38 @@ def cmd_collect(args) -> int:
   return 0
 
 
+def cmd_train(args) -> int:
+  from tqdm import tqdm
+
+  from lsc import enable_compilation_cache
+  from lsc.compression import compress, recovery_table
+  from lsc.training import TrainConfig
+
+  config = TrainConfig(latent_dim=args.latent_dim, loss=args.loss, states=args.states, steps=args.steps,
+                       batch_policies=args.batch_policies, batch_states=args.batch_states, lr=args.lr,
+                       encoder_widths=args.widths, decoder_widths=tuple(reversed(args.widths)), seed=args.seed)
+  config.check()
+  enable_compilation_cache()
+  bar = tqdm(total=config.steps, unit="step", desc="train", dynamic_ncols=True)
+
+  def progress(state):
+    bar.update(state["step"] - bar.n)
+    history = state["history"]
+    if history["step"]:
+      bar.set_postfix(loss=f"{history['train'][-1]:.3g}", val=f"{history['val_' + config.loss][-1]:.3g}")
+
+  summary = compress(args.dataset, config, args.out, progress_fn=progress)
+  bar.close()
+  from lsc.tasks import task_names
+  print(f"\n{summary['env']} {summary['policy']} policy ({summary['num_params']:,} params), dataset "
+        f"{summary['dataset_size']}, latent {config.latent_dim}, {config.loss} loss on {config.states} states: "
+        f"{summary['steps_run']} steps in {summary['timings']['train_s']:.1f} s")
+  print(f"recovery on {summary['held_out']} held-out policies:")
+  print(recovery_table(summary["recovery"], task_names(summary["env"])))
+  print(f"wrote {args.out}/model, recovery.json, training.png" + (", landscape.png" if config.latent_dim <= 2 else ""))
+  return 0
+
+
 SEARCH_METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
 
 
@@ -180,9 +213,17 @@ def _search_space(args, env, policy):
   if decoder.startswith("linear:"):
     return linear_space(policy, int(decoder.split(":", 1)[1]), args.seed)
   if decoder == "identity":
-    raise ValueError("latent_pgpe needs a decoder: an autoencoder artifact directory or linear:K")
-  raise ValueError(f"decoder {decoder!r}: autoencoder artifacts come with `lsc train` (not built yet); "
-                   f"valid now: identity (param_pgpe), linear:K (a toy latent space)")
+    raise ValueError("latent_pgpe needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
+  from lsc import checkpoint
+  from lsc.search import decoder_space
+  from lsc.training import load_autoencoder
+  path = pathlib.Path(decoder)
+  path = path / "model" if (path / "model").is_dir() else path
+  if not checkpoint.is_artifact(path):
+    raise ValueError(f"decoder {decoder!r} is neither identity, linear:K nor an autoencoder directory")
+  ae, params, codes, record = load_autoencoder(path)
+  checkpoint.check_record(record, path, expect=checkpoint.policy_identity(env, policy))
+  return decoder_space(ae, params, codes)
 
 
 def _run_pgpe(args, env, policy, protocol, out):
@@ -292,6 +333,21 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True, help="artifact directory")
   p.set_defaults(fn=cmd_collect)
+
+  p = sub.add_parser("train", help="train a behaviour autoencoder on a dataset and measure its recovery")
+  p.add_argument("--dataset", required=True, help="dataset artifact directory (from `lsc collect`)")
+  p.add_argument("--latent-dim", type=int, default=2)
+  p.add_argument("--loss", default="behaviour", help="behaviour | parameter")
+  p.add_argument("--states", default="dataset", help="state source of the behaviour loss: dataset | rollout")
+  p.add_argument("--steps", type=int, default=3000)
+  p.add_argument("--batch-policies", type=int, default=64)
+  p.add_argument("--batch-states", type=int, default=256)
+  p.add_argument("--lr", type=float, default=1e-3)
+  p.add_argument("--widths", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=(128,),
+                 help="encoder hidden widths, e.g. 256,64 (the decoder mirrors them)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", required=True, help="output directory (resumes a run found there)")
+  p.set_defaults(fn=cmd_train)
 
   p = sub.add_parser("search", help="PGPE in a latent or the parameter space, or a PPO / SAC baseline")
   _add_env_policy_args(p)

@@ -50,3 +50,54 @@ def plot_curves(curves: dict, path, title: str, n_points: int = 200) -> pathlib.
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def plot_training(history: dict, path, title: str) -> pathlib.Path:
+  """Training curves of the autoencoder: the training loss and both validation losses
+  against the step, log scale.  history: lists under step, train, val_behaviour,
+  val_parameter."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  for name, style in (("train", "-"), ("val_behaviour", "--"), ("val_parameter", ":")):
+    ax.plot(history["step"], history[name], style, label=name)
+  ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel("loss")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_landscape(z: np.ndarray, returns: np.ndarray, names, path, title: str) -> pathlib.Path | None:
+  """The latent return landscape, one panel per task: a line over z for latent_dim 1,
+  a heat map over the grid for latent_dim 2.  z (n, k), returns (n, n_tasks).  Returns
+  None (no plot) for latent_dim > 2."""
+  k = z.shape[1]
+  if k > 2:
+    return None
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.0), squeeze=False)
+  for ax, name, column in zip(axes[0], names, np.asarray(returns).T):
+    if k == 1:
+      ax.plot(z[:, 0], column)
+      ax.set_xlabel("z")
+      ax.set_ylabel("return")
+    else:
+      side = int(round(np.sqrt(len(z))))
+      image = ax.imshow(column.reshape(side, side).T, origin="lower", aspect="auto", cmap="viridis",
+                        extent=(z[:, 0].min(), z[:, 0].max(), z[:, 1].min(), z[:, 1].max()))
+      fig.colorbar(image, ax=ax)
+      ax.set_xlabel("z1")
+      ax.set_ylabel("z2")
+    ax.set_title(name)
+  fig.suptitle(title)
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

@@ -83,6 +83,15 @@ def identity_space(policy: MLPPolicy, seed: int = 0) -> SearchSpace:
                      name="parameter")
 
 
+def decoder_space(ae, params, codes: np.ndarray, name: str = "latent") -> SearchSpace:
+  """A trained autoencoder's latent space: theta = ae.decode(params, z); centre and scale
+  are the mean and standard deviation of the dataset's codes (N, k)."""
+  codes = np.asarray(codes, np.float32)
+  scale = np.maximum(codes.std(axis=0), 1e-6)
+  return SearchSpace(lambda z: ae.decode(params, z), ae.latent_dim, ae.policy.num_params, codes.mean(axis=0),
+                     scale, name=name)
+
+
 def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
   """A toy latent space: theta = theta_0 + A z with theta_0 and the columns of A (P, dim)
   random members of pool `seed`; centre 0, scale 1."""

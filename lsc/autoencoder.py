@@ -1,0 +1,181 @@
+"""Stage 3: the behaviour autoencoder, encoder f: R^P -> R^k and decoder g: R^k -> R^P.
+
+Both are MLPs (Flax) working in the policy's natural units: the encoder sees theta / s
+and the decoder emits s * out, where s (P,) is the init distribution's standard
+deviation per parameter (`MLPPolicy.init_std`, ~0.05 for a 400-unit layer).  Decoded
+parameters are therefore on the scale of the initialisation from the first step, and
+every layer of the policy weighs the same in the encoder's input.
+
+Cost.  With P parameters, encoder widths (h1, ...) and decoder widths (..., hL), the
+first encoder layer holds P*h1 weights and the last decoder layer hL*P; everything
+else is negligible.  Memory (float32, with Adam's two moments): ~16 * P * (h1 + hL)
+bytes, e.g. 0.5 GB for the large Mountain Car policy (P = 121,801) at 128 + 128.  One
+training step on a batch of B policies costs ~6 * B * P * (h1 + hL) FLOPs for the two
+big layers (forward + backward), plus, for the behaviour loss, ~6 * B * M * P for
+running the B original and B decoded policies on M states.
+
+Losses (both means over a batch of B policies):
+  behaviour  mean over the batch and a fresh batch of M states of
+             ||pi_theta(s) - pi_g(f(theta))(s)||^2 (summed over action dimensions);
+  parameter  mean over the batch of ||(theta - g(f(theta))) / s||^2 / P: the paper's
+             ablation, in the same normalised units as the network's input.
+"""
+
+import dataclasses
+import functools
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lsc.policy import MLPPolicy
+
+LOSSES = ("behaviour", "parameter")
+ACTIVATIONS = {"elu": nn.elu, "tanh": jnp.tanh, "relu": nn.relu}
+
+
+class MLP(nn.Module):
+  """Dense layers of `widths` with `activation`, then a linear layer of `out` units."""
+  widths: Sequence[int]
+  out: int
+  activation: str = "elu"
+
+  @nn.compact
+  def __call__(self, x):
+    for width in self.widths:
+      x = ACTIVATIONS[self.activation](nn.Dense(width)(x))
+    return nn.Dense(self.out)(x)
+
+
+class _Networks(nn.Module):
+  num_params: int
+  latent_dim: int
+  encoder_widths: Sequence[int]
+  decoder_widths: Sequence[int]
+  activation: str
+
+  def setup(self):
+    self.encoder = MLP(self.encoder_widths, self.latent_dim, self.activation)
+    self.decoder = MLP(self.decoder_widths, self.num_params, self.activation)
+
+  def __call__(self, x):  # used by init: touches both networks
+    return self.decoder(self.encoder(x))
+
+  def encode(self, x):
+    return self.encoder(x)
+
+  def decode(self, z):
+    return self.decoder(z)
+
+
+@dataclasses.dataclass(frozen=True)
+class Autoencoder:
+  """A behaviour autoencoder for `policy`; parameters live in a separate pytree.
+  Hashable, so jitted functions may close over it."""
+  policy: MLPPolicy
+  latent_dim: int
+  encoder_widths: tuple[int, ...] = (128,)
+  decoder_widths: tuple[int, ...] = (128,)
+  activation: str = "elu"
+
+  def __post_init__(self):
+    object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
+    object.__setattr__(self, "decoder_widths", tuple(int(w) for w in self.decoder_widths))
+    if self.latent_dim < 1:
+      raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+    if any(w < 1 for w in self.encoder_widths + self.decoder_widths):
+      raise ValueError(f"layer widths must be >= 1, got {self.encoder_widths}, {self.decoder_widths}")
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
+
+  @property
+  def _nets(self) -> _Networks:
+    return _Networks(self.policy.num_params, self.latent_dim, self.encoder_widths, self.decoder_widths,
+                     self.activation)
+
+  @property
+  def scale(self) -> jax.Array:
+    """s (P,): the init distribution's std per parameter."""
+    return jnp.asarray(self.policy.init_std())
+
+  def init(self, key: jax.Array) -> dict:
+    """Fresh network parameters (a Flax variable dict)."""
+    return self._nets.init(key, jnp.zeros((1, self.policy.num_params)))
+
+  def encode(self, params: dict, thetas: jax.Array) -> jax.Array:
+    """Codes of thetas (..., P): (..., latent_dim)."""
+    return self._nets.apply(params, thetas / self.scale, method=_Networks.encode)
+
+  def decode(self, params: dict, z: jax.Array) -> jax.Array:
+    """Policy parameters decoded from z (..., latent_dim): (..., P)."""
+    return self.scale * self._nets.apply(params, z, method=_Networks.decode)
+
+  def reconstruct(self, params: dict, thetas: jax.Array) -> jax.Array:
+    """g(f(thetas)): (..., P)."""
+    return self.decode(params, self.encode(params, thetas))
+
+  def num_weights(self, params: dict) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+def behaviour_loss(policy: MLPPolicy, thetas: jax.Array, thetas_hat: jax.Array, states: jax.Array) -> jax.Array:
+  """Mean over policies thetas (B, P) and states (M, O) of ||pi_theta(s) - pi_theta_hat(s)||^2."""
+  act = jax.vmap(policy.apply, in_axes=(0, None))
+  diff = act(thetas, states) - act(thetas_hat, states)  # (B, M, A)
+  return jnp.mean(jnp.sum(diff ** 2, axis=-1))
+
+
+def parameter_loss(thetas: jax.Array, thetas_hat: jax.Array, scale: jax.Array) -> jax.Array:
+  """Mean over policies (B, P) of ||(theta - theta_hat) / scale||^2 / P."""
+  return jnp.mean(((thetas - thetas_hat) / scale) ** 2)
+
+
+def make_loss_fn(ae: Autoencoder, loss: str) -> Callable:
+  """loss_fn(params, thetas (B, P), states (M, O)) -> scalar, jit-safe."""
+  if loss not in LOSSES:
+    raise ValueError(f"unknown loss {loss!r}; valid losses: {', '.join(LOSSES)}")
+
+  def loss_fn(params, thetas, states):
+    thetas_hat = ae.reconstruct(params, thetas)
+    if loss == "behaviour":
+      return behaviour_loss(ae.policy, thetas, thetas_hat, states)
+    return parameter_loss(thetas, thetas_hat, ae.scale)
+
+  return loss_fn
+
+
+@functools.lru_cache(maxsize=32)
+def make_train_step(ae: Autoencoder, loss: str, optimizer):
+  """A jitted step (params, opt_state, thetas (B, P), states (M, O)) -> (params,
+  opt_state, loss before the step).  `optimizer` is an optax GradientTransformation."""
+  loss_fn = make_loss_fn(ae, loss)
+
+  @jax.jit
+  def step(params, opt_state, thetas, states):
+    value, grads = jax.value_and_grad(loss_fn)(params, thetas, states)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p + u, params, updates)
+    return params, opt_state, value
+
+  return step
+
+
+@functools.lru_cache(maxsize=32)
+def make_eval_loss(ae: Autoencoder, loss: str):
+  """A jitted loss(params, thetas, states) (no gradient), for validation."""
+  return jax.jit(make_loss_fn(ae, loss))
+
+
+def check_thetas(thetas, policy: MLPPolicy) -> np.ndarray:
+  """thetas as a float32 array (N, P) after checking shape, size and finiteness."""
+  thetas = np.asarray(thetas)
+  if thetas.ndim != 2 or thetas.shape[1] != policy.num_params:
+    raise ValueError(f"dataset parameters must have shape (N, {policy.num_params}), got {thetas.shape}")
+  if len(thetas) < 2:
+    raise ValueError(f"the dataset holds {len(thetas)} policies; training needs at least 2")
+  bad = ~np.isfinite(thetas).all(axis=1)
+  if bad.any():
+    raise ValueError(f"the dataset holds NaN or inf in {int(bad.sum())} policies (first: row {int(np.argmax(bad))})")
+  return thetas

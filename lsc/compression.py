@@ -1,0 +1,73 @@
+"""Stage 3 end to end: train an autoencoder on a dataset artifact, then measure its
+performance recovery (with the untrained-decoder and random-policy controls) and draw
+its training curves and latent landscape.  What `lsc train` and the experiments run.
+
+Output directory layout: `model/` (the autoencoder artifact, checkpoints included),
+`recovery.json`, `training.png` and, for latent_dim <= 2, `landscape.png`.
+"""
+
+import json
+import pathlib
+from typing import Callable
+
+import numpy as np
+
+from lsc.config import EnvConfig, PolicyConfig, from_dict
+from lsc.dataset import load_dataset
+from lsc.evaluation import EvalProtocol
+from lsc.metrics import points_for, recovery_report
+from lsc.plots import plot_landscape, plot_training
+from lsc.tasks import task_names
+from lsc.training import TrainConfig, Trainer, train
+
+RECOVERY_PROTOCOL = EvalProtocol(episodes=3, seed=3_000_017)
+
+
+def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol = RECOVERY_PROTOCOL,
+             n_points: int = 256, progress_fn: Callable[[dict], None] | None = None) -> dict:
+  """Trains on the dataset at `dataset_path` (resuming from `out`/model), evaluates
+  recovery on up to `n_points` held-out policies and writes the outputs listed in the
+  module docstring.  Returns the summary written to recovery.json."""
+  config.check()  # bad settings fail before the dataset is read
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  arrays, record = load_dataset(dataset_path)
+  if len(arrays["thetas"]) < 2:
+    raise ValueError(f"the dataset at {dataset_path} holds {len(arrays['thetas'])} policies; training needs >= 2")
+  env_config = from_dict(EnvConfig, record["config"]["env"])
+  policy_config = from_dict(PolicyConfig, record["config"]["policy"])
+  env = env_config.build()
+  policy = policy_config.build(env)
+  trainer = Trainer(env, policy, arrays, config)
+  record_config = {"dataset": str(pathlib.Path(dataset_path).absolute()), "env": record["config"]["env"],
+                   "policy": record["config"]["policy"]}
+  state, codes, timings = train(trainer, out / "model", record_config, progress_fn)
+
+  held_out = trainer.thetas[trainer.val_idx]
+  held_out = np.asarray(held_out[:points_for(config.latent_dim, len(held_out), n_points)], np.float32)
+  report = recovery_report(env, policy, trainer.ae, state["best_params"], held_out, protocol,
+                           pool_seed=record["config"]["seed"], seed=config.seed)
+  landscape = report.pop("landscape")
+  names = task_names(env.name)
+  title = f"{env.name} {policy_config.preset} policy, latent {config.latent_dim}, {config.loss} loss"
+  plot_training(state["history"], out / "training.png", title)
+  plot_landscape(landscape["z"], landscape["returns"], names, out / "landscape.png", title)
+  summary = {"dataset": record_config["dataset"], "dataset_size": len(trainer.thetas),
+             "held_out": len(held_out), "env": env.name, "backend": env.backend, "policy": policy_config.preset,
+             "num_params": policy.num_params, "train": {k: getattr(config, k) for k in config.__dataclass_fields__},
+             "steps_run": state["step"], "best_val": state["best_val"], "timings": timings,
+             "recovery_protocol": {"episodes": protocol.episodes, "seed": protocol.seed}, "recovery": report}
+  (out / "recovery.json").write_text(json.dumps(summary, indent=2, default=list))
+  return summary
+
+
+def recovery_table(report: dict, names) -> str:
+  """A markdown table of a recovery report: one row per (row, task) and the means."""
+  lines = ["| row | task | recovery | best_recovery | error median | error p90 | wasserstein |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+  for row in ("trained", "untrained", "random"):
+    for task in (*names, "mean"):
+      m = report[row][task]
+      lines.append(f"| {row} | {task} | {m['recovery']:.2f} | {m['best_recovery']:.2f} | {m['error_median']:.3f} | "
+                   f"{m['error_p90']:.3f} | {m['wasserstein']:.3f} |")
+  return "\n".join(lines)

@@ -1,0 +1,115 @@
+"""Performance recovery: how much of the dataset's range of returns a latent space keeps.
+
+Per task, with the shared evaluation protocol and the same n policies in every row:
+  (a) held-out dataset policies theta;
+  (b) their reconstructions g(f(theta));
+  (c) decoded latent points from the dataset's latent distribution: a grid over the
+      held-out codes' range when latent_dim <= 2, else held-out codes plus Gaussian
+      noise of `noise` x their standard deviation per dimension.
+Metrics (R_a = max(a) - min(a), the range of the held-out returns):
+  recovery        (max(c) - min(c)) / R_a        the paper's reading: range kept
+  best_recovery   (max(c) - min(a)) / R_a        how far the best decoded point reaches
+  error_median,   |J(theta) - J(g(f(theta)))| / R_a over the n pairs (a, b):
+  error_p90       median and 90th percentile
+  wasserstein     1-D Wasserstein distance between the returns of (a) and (b) / R_a
+Control rows use the same code: `untrained` runs it with freshly initialised autoencoder
+parameters; `random` replaces (b) and (c) by fresh members of the random pool (the
+distribution the dataset was drawn from).  A ratio near 1 means little unless it beats
+both controls.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lsc.evaluation import EvalProtocol, evaluate, regenerate
+from lsc.tasks import task_names
+
+METRICS = ("recovery", "best_recovery", "error_median", "error_p90", "wasserstein")
+
+
+def wasserstein_1d(x: np.ndarray, y: np.ndarray) -> float:
+  """W1 between the empirical distributions of x (n,) and y (n,) (same n): mean |sorted gap|."""
+  x, y = np.sort(np.asarray(x, np.float64)), np.sort(np.asarray(y, np.float64))
+  if x.shape != y.shape:
+    raise ValueError(f"need samples of the same size, got {x.shape} and {y.shape}")
+  return float(np.mean(np.abs(x - y)))
+
+
+def recovery_metrics(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> dict:
+  """The metrics of one task from returns a, b (n,) (paired) and c (m,); see the module
+  docstring.  A zero range of a gives NaN ratios."""
+  a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
+  if a.shape != b.shape:
+    raise ValueError(f"(a) and (b) must pair up, got {a.shape} and {b.shape}")
+  span = a.max() - a.min()
+  span = span if span > 0 else np.nan
+  errors = np.abs(a - b) / span
+  return {"recovery": float((c.max() - c.min()) / span), "best_recovery": float((c.max() - a.min()) / span),
+          "error_median": float(np.median(errors)), "error_p90": float(np.quantile(errors, 0.9)),
+          "wasserstein": wasserstein_1d(a, b) / span, "range_a": float(a.max() - a.min()),
+          "range_c": float(c.max() - c.min())}
+
+
+def latent_points(codes: np.ndarray, n: int, key: jax.Array, noise: float = 0.25) -> np.ndarray:
+  """n latent points from the distribution of codes (N, k): an even grid over the codes'
+  range for k <= 2 (k = 2: n must be a square), else codes[:n] (cycled) plus Gaussian
+  noise of `noise` x the codes' std per dimension.  (n, k)."""
+  codes = np.asarray(codes, np.float32)
+  k = codes.shape[1]
+  low, high = codes.min(axis=0), codes.max(axis=0)
+  if k == 1:
+    return np.linspace(low, high, n, dtype=np.float32).reshape(n, 1)
+  if k == 2:
+    side = int(round(np.sqrt(n)))
+    if side * side != n:
+      raise ValueError(f"a 2-D grid needs a square number of points, got {n}")
+    xs, ys = (np.linspace(low[i], high[i], side, dtype=np.float32) for i in range(2))
+    return np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1).reshape(n, 2)
+  base = codes[np.arange(n) % len(codes)]
+  return base + noise * codes.std(axis=0) * np.asarray(jax.random.normal(key, base.shape), np.float32)
+
+
+def points_for(latent_dim: int, n_held_out: int, n_max: int = 256) -> int:
+  """How many policies each row evaluates: min(n_max, held-out), a square for k = 2."""
+  n = min(n_max, n_held_out)
+  return int(np.floor(np.sqrt(n))) ** 2 if latent_dim == 2 else n
+
+
+def evaluate_rows(env, policy, ae, params, held_out: np.ndarray, protocol: EvalProtocol, key: jax.Array,
+                  noise: float = 0.25) -> dict:
+  """Returns (n, n_tasks) of rows a, b, c for autoencoder params; n = len(held_out)."""
+  n = len(held_out)
+  thetas = jnp.asarray(held_out, jnp.float32)
+  encode, decode = jax.jit(ae.encode), jax.jit(ae.decode)
+  codes = np.asarray(encode(params, thetas))
+  z = latent_points(codes, n, key, noise)
+  rows = {"a": thetas, "b": decode(params, encode(params, thetas)), "c": decode(params, jnp.asarray(z))}
+  out = {name: np.asarray(evaluate(env, policy, x, protocol).returns) for name, x in rows.items()}
+  return {**out, "z": z}
+
+
+def recovery_report(env, policy, ae, params, held_out: np.ndarray, protocol: EvalProtocol, *,
+                    pool_seed: int, seed: int = 0, noise: float = 0.25) -> dict:
+  """Recovery of a trained autoencoder and its two controls, per task and averaged.
+
+  held_out: (n, P) dataset policies never trained on (n = `points_for(...)` of them
+  make a grid for latent_dim 2).  Returns {row: {task: metrics, "mean": metrics}} for
+  rows `trained`, `untrained` and `random` (fresh members of random pool `pool_seed`
+  from indices past any collected pool), and "landscape": the trained model's latent
+  points z (n, k) with their returns (n, n_tasks)."""
+  key = jax.random.key(seed)
+  n = len(held_out)
+  returns = {"trained": evaluate_rows(env, policy, ae, params, held_out, protocol, key, noise),
+             "untrained": evaluate_rows(env, policy, ae, ae.init(jax.random.fold_in(key, 1)), held_out,
+                                        protocol, key, noise)}
+  fresh = regenerate(policy, pool_seed, np.arange(2**30, 2**30 + 2 * n))
+  random_returns = np.asarray(evaluate(env, policy, fresh, protocol).returns)
+  returns["random"] = {"a": returns["trained"]["a"], "b": random_returns[:n], "c": random_returns[n:]}
+  names = task_names(env.name)
+  report = {"landscape": {"z": returns["trained"]["z"], "returns": returns["trained"]["c"]}}
+  for row, r in returns.items():
+    per_task = {name: recovery_metrics(r["a"][:, t], r["b"][:, t], r["c"][:, t]) for t, name in enumerate(names)}
+    per_task["mean"] = {m: float(np.nanmean([per_task[name][m] for name in names])) for m in METRICS}
+    report[row] = per_task
+  return report

@@ -1,0 +1,266 @@
+"""Training the behaviour autoencoder on a dataset: state sources, validation, early
+stopping, checkpoints and resume.
+
+State sources for the behaviour loss (`states`):
+  `dataset`  a fresh batch every step from the dataset's probe states and the states
+             its policies visited (fixed pool);
+  `rollout`  the same pool seeds an on-device ring buffer; every `rollout_every` steps
+             the current batch's *decoded* policies run one episode each (the shared
+             rollout engine, compiled once) and the states they reach replace the
+             buffer's oldest, so the decoder is also trained where its own policies go.
+
+Every random choice of step t (policy batch, state batch, rollout keys) is derived from
+(seed, t), so a run resumed from a checkpoint continues exactly as an uninterrupted one.
+Policy batches are gathered on the host (the dataset may be a memory map larger than
+the device) and the held-out validation policies are scored every `eval_every` steps on
+the probe states, with both losses; early stopping watches the training loss's kind.
+"""
+
+import dataclasses
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lsc import checkpoint
+from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
+from lsc.autoencoder import LOSSES, Autoencoder, check_thetas, make_eval_loss, make_train_step
+from lsc.rollout import rollout_fn
+
+STATE_SOURCES = ("dataset", "rollout")
+KIND = "autoencoder"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Autoencoder architecture and training settings."""
+  latent_dim: int = 2
+  encoder_widths: tuple[int, ...] = (128,)
+  decoder_widths: tuple[int, ...] = (128,)
+  activation: str = "elu"
+  loss: str = "behaviour"  # behaviour | parameter
+  states: str = "dataset"  # dataset | rollout
+  batch_policies: int = 64
+  batch_states: int = 256
+  lr: float = 1e-3
+  steps: int = 3000
+  val_fraction: float = 0.1
+  eval_every: int = 100
+  patience: int = 10  # evaluations without improvement before stopping; 0: never stop early
+  rollout_every: int = 50
+  buffer_size: int = 8192
+  rollout_samples: int = 16  # states kept per decoded-policy episode
+  checkpoint_every: int = 500
+  seed: int = 0
+
+  def check(self) -> None:
+    """Raises ValueError naming any bad field."""
+    if self.latent_dim < 1:
+      raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+    if self.loss not in LOSSES:
+      raise ValueError(f"unknown loss {self.loss!r}; valid losses: {', '.join(LOSSES)}")
+    if self.states not in STATE_SOURCES:
+      raise ValueError(f"unknown state source {self.states!r}; valid: {', '.join(STATE_SOURCES)}")
+    if not 0.0 < self.val_fraction < 1.0:
+      raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+    for name in ("batch_policies", "batch_states", "steps", "eval_every", "rollout_every", "buffer_size",
+                 "rollout_samples", "checkpoint_every"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    if self.lr <= 0 or self.patience < 0:
+      raise ValueError(f"need lr > 0 and patience >= 0, got {self.lr}, {self.patience}")
+
+  def autoencoder(self, policy) -> Autoencoder:
+    return Autoencoder(policy, self.latent_dim, self.encoder_widths, self.decoder_widths, self.activation)
+
+
+def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(train, validation) row indices of a dataset of n policies, both non-empty, sorted."""
+  order = np.random.default_rng(seed).permutation(n)
+  n_val = min(n - 1, max(1, int(round(val_fraction * n))))
+  return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def state_pool(dataset: dict) -> np.ndarray:
+  """The dataset's states: probe states and every visited sample, (M + K * V, O)."""
+  probe = np.asarray(dataset["probe_states"], np.float32)
+  visited = np.asarray(dataset["visited_states"], np.float32).reshape(-1, probe.shape[1])
+  return np.concatenate([probe, visited])
+
+
+def _sample_states(buffer: jax.Array, key: jax.Array, m: int) -> jax.Array:
+  return buffer[jax.random.randint(key, (m,), 0, buffer.shape[0])]
+
+
+class Trainer:
+  """Trains `config.autoencoder(policy)` on a dataset (the dict of `load_dataset`).
+
+  `run()` trains to the end (or early stop) and returns the final state; `init`,
+  `step_range` and the checkpoint helpers expose the pieces.  The state is a dict:
+  params, opt_state, buffer (states), best_params, step, best_val, bad_evals, history.
+  """
+
+  def __init__(self, env, policy, dataset: dict, config: TrainConfig):
+    config.check()
+    self.env, self.policy, self.config = env, policy, config
+    self.thetas = check_thetas(dataset["thetas"], policy)
+    self.train_idx, self.val_idx = split(len(self.thetas), config.val_fraction, config.seed)
+    self.states = state_pool(dataset)
+    if self.states.shape[1] != policy.obs_size:
+      raise ValueError(f"dataset states have {self.states.shape[1]} dims, the policy observes {policy.obs_size}")
+    self.probe = jnp.asarray(dataset["probe_states"], jnp.float32)
+    self.val_thetas = jnp.asarray(self.thetas[self.val_idx[:512]])
+    self.ae = config.autoencoder(policy)
+    self.optimizer = optax.adam(config.lr)
+    self.train_step = make_train_step(self.ae, config.loss, self.optimizer)
+    self.val_losses = {name: make_eval_loss(self.ae, name) for name in LOSSES}
+    self.key = jax.random.key(config.seed)
+    if config.states == "rollout":
+      self._rollout = rollout_fn(env, policy, config.batch_policies, 1, config.rollout_samples)
+      self._decode_batch = jax.jit(self.ae.reconstruct)
+
+  def init(self) -> dict:
+    """The state before step 0."""
+    params = self.ae.init(jax.random.fold_in(self.key, 0))
+    rng = np.random.default_rng(self.config.seed)
+    buffer = self.states[rng.integers(0, len(self.states), self.config.buffer_size)]
+    return {"params": params, "opt_state": self.optimizer.init(params), "buffer": jnp.asarray(buffer),
+            "best_params": params, "step": 0, "best_val": float("inf"), "bad_evals": 0,
+            "history": {"step": [], "train": [], "val_behaviour": [], "val_parameter": []}}
+
+  def _batch(self, step: int) -> np.ndarray:
+    rng = np.random.default_rng([self.config.seed, step])
+    rows = np.sort(rng.choice(self.train_idx, min(self.config.batch_policies, len(self.train_idx)), replace=False))
+    return np.asarray(self.thetas[rows], np.float32)
+
+  def _refresh_buffer(self, state: dict, thetas: jax.Array, step: int) -> jax.Array:
+    """Rolls out the decoded batch and writes the states it visited into the ring buffer."""
+    decoded = self._decode_batch(state["params"], thetas)
+    n = decoded.shape[0]
+    if n < self.config.batch_policies:  # the compiled rollout has a fixed population size
+      decoded = jnp.concatenate([decoded, jnp.broadcast_to(decoded[:1], (self.config.batch_policies - n, decoded.shape[1]))])
+    keys = jax.random.split(jax.random.fold_in(self.key, 2 * step + 1), self.config.batch_policies)[:, None]
+    visited = self._rollout(decoded, keys).obs_samples.reshape(-1, self.policy.obs_size)
+    start = (step // self.config.rollout_every) * len(visited) % self.config.buffer_size
+    slots = (start + jnp.arange(len(visited))) % self.config.buffer_size
+    return state["buffer"].at[slots].set(visited)
+
+  def evaluate(self, params) -> dict:
+    """Validation losses of `params` on the held-out policies and the probe states."""
+    return {name: float(loss(params, self.val_thetas, self.probe)) for name, loss in self.val_losses.items()}
+
+  def step_range(self, state: dict, stop: int, progress_fn=None, checkpoint_fn=None) -> dict:
+    """Trains from state["step"] up to `stop` (or an early stop); returns the new state."""
+    config = self.config
+    state = dict(state)
+    while state["step"] < stop and not (config.patience and state["bad_evals"] >= config.patience):
+      step = state["step"]
+      thetas = jnp.asarray(self._batch(step))
+      if config.states == "rollout" and step % config.rollout_every == 0 and step > 0:
+        state["buffer"] = self._refresh_buffer(state, thetas, step)
+      states = _sample_states(state["buffer"], jax.random.fold_in(self.key, 2 * step + 2), config.batch_states)
+      state["params"], state["opt_state"], loss = self.train_step(state["params"], state["opt_state"], thetas, states)
+      state["step"] = step + 1
+      if state["step"] % config.eval_every == 0 or state["step"] == stop:
+        val = self.evaluate(state["params"])
+        history = state["history"]
+        for name, value in (("step", state["step"]), ("train", float(loss)),
+                            ("val_behaviour", val["behaviour"]), ("val_parameter", val["parameter"])):
+          history[name] = history[name] + [value]
+        watched = val[config.loss]
+        if watched < state["best_val"]:
+          state["best_val"], state["best_params"], state["bad_evals"] = watched, state["params"], 0
+        else:
+          state["bad_evals"] += 1
+      if checkpoint_fn is not None and state["step"] % config.checkpoint_every == 0:
+        checkpoint_fn(state)
+      if progress_fn is not None and state["step"] % config.eval_every == 0:
+        progress_fn(state)
+    return state
+
+  def codes(self, params) -> np.ndarray:
+    """Codes of every dataset policy, (N, latent_dim), encoded in blocks."""
+    encode = jax.jit(self.ae.encode)
+    out = [np.asarray(encode(params, jnp.asarray(self.thetas[i:i + 1024], jnp.float32)))
+           for i in range(0, len(self.thetas), 1024)]
+    return np.concatenate(out)
+
+
+# --- artifacts ------------------------------------------------------------------------
+
+def identity(trainer: Trainer) -> dict:
+  return {**checkpoint.policy_identity(trainer.env, trainer.policy), "latent_dim": trainer.config.latent_dim}
+
+
+def save_state(path, trainer: Trainer, state: dict, record_config: dict, *, final: bool = False,
+               codes: np.ndarray | None = None) -> None:
+  """Writes the training state (params, optimizer, buffer, best params, history) as an
+  `autoencoder` artifact; `final` marks a finished run, whose `codes` are stored."""
+  arrays = {"params": state["params"], "best_params": state["best_params"],
+            "opt_state": {f"{i:03d}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(state["opt_state"]))},
+            "buffer": np.asarray(state["buffer"]),
+            "history": {k: np.asarray(v, np.float64) for k, v in state["history"].items()}}
+  if codes is not None:
+    arrays["codes"] = codes
+  config = {**record_config, "train": to_dict(trainer.config), "step": state["step"],
+            "best_val": state["best_val"], "bad_evals": state["bad_evals"], "final": final}
+  checkpoint.save_artifact(path, jax.tree.map(np.asarray, arrays), kind=KIND, config=config,
+                           identity=identity(trainer))
+
+
+def load_state(path, trainer: Trainer) -> tuple[dict, dict]:
+  """(state, record) of the artifact at `path`; ValueError if it was trained with
+  another config or for another env / policy / latent size."""
+  arrays, record = checkpoint.load_artifact(path, kind=KIND, expect=identity(trainer))
+  saved, wanted = record["config"]["train"], to_dict(trainer.config)
+  if saved != wanted:
+    changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+    raise checkpoint.ArtifactMismatch(f"artifact {path} was trained with other settings: "
+                                      + ", ".join(f"{k} ({saved.get(k)!r} there, {wanted[k]!r} here)" for k in changed))
+  template = trainer.init()
+  to_device = lambda tree: jax.tree.map(jnp.asarray, tree)
+  opt_leaves = [arrays["opt_state"][f"{i:03d}"] for i in range(len(arrays["opt_state"]))]
+  state = {"params": to_device(arrays["params"]), "best_params": to_device(arrays["best_params"]),
+           "opt_state": jax.tree.unflatten(jax.tree.structure(template["opt_state"]), [jnp.asarray(x) for x in opt_leaves]),
+           "buffer": jnp.asarray(arrays["buffer"]), "step": int(record["config"]["step"]),
+           "best_val": float(record["config"]["best_val"]), "bad_evals": int(record["config"]["bad_evals"]),
+           "history": {k: [int(x) if k == "step" else float(x) for x in np.asarray(v)] for k, v in arrays["history"].items()}}
+  return state, record
+
+
+def train(trainer: Trainer, out=None, record_config: dict | None = None,
+          progress_fn: Callable[[dict], None] | None = None) -> tuple[dict, np.ndarray, dict]:
+  """Trains to the end, resuming from the artifact at `out` if it holds an unfinished
+  run of the same config, checkpointing there every `checkpoint_every` steps and
+  writing the final artifact (with the dataset's codes under the best parameters).
+  Returns (final state, codes (N, latent_dim), timings)."""
+  record_config = record_config or {}
+  state = trainer.init()
+  if out is not None and checkpoint.is_artifact(out):
+    state, _ = load_state(out, trainer)
+  save = None if out is None else (lambda s: save_state(out, trainer, s, record_config))
+  start = time.perf_counter()
+  state = trainer.step_range(state, trainer.config.steps, progress_fn, save)
+  timings = {"train_s": time.perf_counter() - start}
+  codes = trainer.codes(state["best_params"])
+  if out is not None:
+    save_state(out, trainer, state, {**record_config, "timings": timings}, final=True, codes=codes)
+  return state, codes, timings
+
+
+def load_autoencoder(path) -> tuple[Autoencoder, dict, np.ndarray, dict]:
+  """(autoencoder, its best parameters, the dataset's codes (N, k), record) of a
+  finished `autoencoder` artifact; the env and policy are rebuilt from its record."""
+  arrays, record = checkpoint.load_artifact(path, kind=KIND)
+  config = record["config"]
+  if not config.get("final"):
+    raise ValueError(f"the autoencoder at {path} is an unfinished checkpoint (step {config['step']}); "
+                     f"finish it with `lsc train` first")
+  env = from_dict(EnvConfig, config["env"]).build()
+  policy = from_dict(PolicyConfig, config["policy"]).build(env)
+  ae = from_dict(TrainConfig, config["train"]).autoencoder(policy)
+  params = jax.tree.map(jnp.asarray, arrays["best_params"])
+  return ae, params, np.asarray(arrays["codes"]), record

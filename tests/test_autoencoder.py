@@ -1,0 +1,156 @@
+"""Behaviour autoencoder: losses, shapes and scale, training, checkpoint/resume,
+recovery metrics and their controls, bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lsc import checkpoint
+from lsc.autoencoder import Autoencoder, behaviour_loss, parameter_loss
+from lsc.evaluation import EvalProtocol
+from lsc.metrics import latent_points, recovery_metrics, recovery_report, wasserstein_1d
+from lsc.policy import MLPPolicy, make_policy, pool_thetas
+from lsc.training import TrainConfig, Trainer, load_state, save_state, train
+
+
+def permute_first_hidden_layer(policy: MLPPolicy, theta: jax.Array, perm: np.ndarray) -> jax.Array:
+  """The same function with the first hidden layer's units reordered."""
+  (k1, b1), (k2, b2), *rest = policy.unflatten(theta)
+  layers = [(k1[:, perm], b1[perm]), (k2[perm, :], b2), *rest]
+  return jnp.concatenate([part.reshape(-1) for layer in layers for part in layer])
+
+
+def test_behaviour_loss_ignores_hidden_unit_permutations_the_parameter_loss_does_not():
+  policy = MLPPolicy(2, 1, (8, 8))
+  thetas = pool_thetas(policy, 0, jnp.arange(4))
+  states = jax.random.uniform(jax.random.key(1), (32, 2), minval=-1, maxval=1)
+  perm = np.random.default_rng(0).permutation(8)
+  permuted = jax.vmap(lambda t: permute_first_hidden_layer(policy, t, perm))(thetas)
+  scale = jnp.asarray(policy.init_std())
+  assert float(behaviour_loss(policy, thetas, thetas, states)) == 0.0
+  assert float(behaviour_loss(policy, thetas, permuted, states)) < 1e-10
+  assert float(parameter_loss(thetas, thetas, scale)) == 0.0
+  assert float(parameter_loss(thetas, permuted, scale)) > 0.1
+  other = pool_thetas(policy, 0, jnp.arange(4, 8))
+  assert float(behaviour_loss(policy, thetas, other, states)) > 1e-3
+
+
+def test_encode_decode_shapes_and_scale(mc_policy):
+  ae = Autoencoder(mc_policy, latent_dim=3)
+  params = ae.init(jax.random.key(0))
+  thetas = pool_thetas(mc_policy, 0, jnp.arange(5))
+  z = ae.encode(params, thetas)
+  decoded = ae.decode(params, z)
+  assert z.shape == (5, 3) and decoded.shape == (5, mc_policy.num_params)
+  # on the scale of the initialisation, not O(1)
+  ratio = float(jnp.std(decoded) / jnp.std(thetas))
+  assert 0.1 < ratio < 10.0, ratio
+  with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+    Autoencoder(mc_policy, latent_dim=0)
+
+
+@pytest.fixture(scope="module")
+def small_dataset(mountain_car, mc_policy):
+  """120 random medium policies with uniform probe states and visited-like states."""
+  key = jax.random.key(3)
+  low, high = np.asarray(mountain_car.obs_low), np.asarray(mountain_car.obs_high)
+  probe = np.asarray(jax.random.uniform(key, (64, 2), minval=low, maxval=high))
+  visited = np.asarray(jax.random.uniform(jax.random.fold_in(key, 1), (120, 8, 2), minval=low, maxval=high))
+  return {"thetas": np.asarray(pool_thetas(mc_policy, 0, jnp.arange(120))), "probe_states": probe,
+          "visited_states": visited}
+
+
+TINY = TrainConfig(latent_dim=2, encoder_widths=(32,), decoder_widths=(32,), batch_policies=16, batch_states=32,
+                   lr=3e-3, steps=80, eval_every=20, checkpoint_every=20, patience=0)
+
+
+def test_training_lowers_the_behaviour_loss(mountain_car, mc_policy, small_dataset):
+  trainer = Trainer(mountain_car, mc_policy, small_dataset, TINY)
+  loss = lambda params: float(trainer.val_losses["behaviour"](params, trainer.thetas[trainer.train_idx], trainer.probe))
+  start = loss(trainer.init()["params"])
+  state, codes, _ = train(trainer)
+  assert state["history"]["step"] == [20, 40, 60, 80] and codes.shape == (120, 2)
+  # on the policies it trained on (108 random policies are too few to generalise from)
+  assert loss(state["params"]) < 0.5 * start, (start, loss(state["params"]))
+
+
+def test_rollout_state_source_fills_the_buffer_with_decoded_policies_states(mountain_car, mc_policy,
+                                                                            small_dataset):
+  config = TrainConfig(latent_dim=1, encoder_widths=(16,), decoder_widths=(16,), batch_policies=8,
+                       batch_states=16, steps=11, eval_every=11, states="rollout", rollout_every=5,
+                       buffer_size=64, rollout_samples=4, patience=0)
+  trainer = Trainer(mountain_car, mc_policy, small_dataset, config)
+  initial = np.asarray(trainer.init()["buffer"])
+  state = trainer.step_range(trainer.init(), 11)
+  buffer = np.asarray(state["buffer"])
+  changed = ~np.all(buffer == initial, axis=1)
+  assert changed.sum() == 2 * 8 * 4  # two refreshes (steps 5 and 10) of 8 episodes x 4 states
+  assert np.all(buffer[:, 0] >= -1.2) and np.all(buffer[:, 0] <= 0.6)
+
+
+def test_checkpoint_resume_continues_at_the_same_step_with_the_same_loss(mountain_car, mc_policy,
+                                                                          small_dataset, tmp_path):
+  trainer = Trainer(mountain_car, mc_policy, small_dataset, TINY)
+  full, _, _ = train(trainer)
+  path = tmp_path / "ae"
+
+  def killed(state):
+    if state["step"] == 40:
+      raise KeyboardInterrupt
+
+  with pytest.raises(KeyboardInterrupt):
+    train(trainer, path, progress_fn=killed)
+  resumed_state, record = load_state(path, trainer)
+  assert resumed_state["step"] == 40 and not record["config"]["final"]
+  resumed, codes, _ = train(trainer, path)
+  assert resumed["history"] == full["history"]
+  for a, b in zip(jax.tree.leaves(resumed["params"]), jax.tree.leaves(full["params"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  arrays, record = checkpoint.load_artifact(path, kind="autoencoder")
+  assert record["config"]["final"] and arrays["codes"].shape == (120, 2)
+  other = Trainer(mountain_car, mc_policy, small_dataset, TrainConfig(**{**TINY.__dict__, "lr": 1e-2}))
+  with pytest.raises(checkpoint.ArtifactMismatch, match="lr"):
+    load_state(path, other)
+
+
+def test_bad_datasets_are_refused(mountain_car, mc_policy, small_dataset):
+  for thetas, fragment in [(small_dataset["thetas"][:, :10], "must have shape \\(N, 1185\\)"),
+                           (small_dataset["thetas"][:0], "holds 0 policies"),
+                           (np.where(np.arange(120)[:, None] == 7, np.nan, small_dataset["thetas"]),
+                            "NaN or inf in 1 policies \\(first: row 7\\)")]:
+    with pytest.raises(ValueError, match=fragment):
+      Trainer(mountain_car, mc_policy, {**small_dataset, "thetas": thetas}, TINY)
+  with pytest.raises(ValueError, match="unknown loss"):
+    Trainer(mountain_car, mc_policy, small_dataset, TrainConfig(loss="actions"))
+  with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+    Trainer(mountain_car, mc_policy, small_dataset, TrainConfig(latent_dim=0))
+
+
+def test_recovery_metrics_on_hand_made_returns():
+  a = np.array([0.0, 10.0, 5.0, 2.0])
+  b = np.array([1.0, 9.0, 5.0, 2.0])
+  c = np.array([-2.0, 4.0, 12.0])
+  m = recovery_metrics(a, b, c)
+  assert m["recovery"] == pytest.approx(14 / 10) and m["best_recovery"] == pytest.approx(12 / 10)
+  assert m["error_median"] == pytest.approx(0.05) and m["error_p90"] == pytest.approx(0.1)
+  assert m["wasserstein"] == pytest.approx(wasserstein_1d(a, b) / 10)
+  assert wasserstein_1d([0, 1], [1, 2]) == pytest.approx(1.0)
+  grid = latent_points(np.array([[0.0, 1.0], [2.0, 3.0]]), 9, jax.random.key(0))
+  assert grid.shape == (9, 2) and grid.min(axis=0).tolist() == [0, 1] and grid.max(axis=0).tolist() == [2, 3]
+
+
+def test_controls_run_through_the_same_code(mountain_car, small_dataset):
+  policy = make_policy(mountain_car, "medium")
+  ae = Autoencoder(policy, 1, (16,), (16,))
+  params = ae.init(jax.random.key(5))  # an untrained "trained" model: it must match its control
+  report = recovery_report(mountain_car, policy, ae, params, small_dataset["thetas"][:16],
+                           EvalProtocol(1, 9), pool_seed=0, seed=0)
+  assert set(report) == {"trained", "untrained", "random", "landscape"}
+  assert report["landscape"]["z"].shape == (16, 1) and report["landscape"]["returns"].shape == (16, 4)
+  assert set(report["trained"]) == {"goal", "left", "height", "speed", "mean"}
+  # the same code with the same initialisation key gives the same numbers
+  untrained_again = recovery_report(mountain_car, policy, ae, ae.init(jax.random.fold_in(jax.random.key(0), 1)),
+                                    small_dataset["thetas"][:16], EvalProtocol(1, 9), pool_seed=0, seed=0)
+  assert untrained_again["trained"]["speed"] == report["untrained"]["speed"]
+  assert report["random"]["speed"]["error_median"] > 0
