@@ -26,6 +26,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from lsc.config import flatten
+
 LARGE_BYTES = 64 * 2**20
 PACKAGES = ("lsc", "jax", "jaxlib", "flax", "optax", "chex", "brax", "mujoco", "mujoco-mjx",
             "evosax", "orbax-checkpoint", "numpy")
@@ -97,16 +99,6 @@ def read_record(path) -> dict:
   return _checkpointer().restore(path, ocp.args.Composite(record=ocp.args.JsonRestore())).record
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-  flat = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      flat.update(_flatten(value, f"{prefix}{key}."))
-    else:
-      flat[f"{prefix}{key}"] = value
-  return flat
-
-
 def _as_list(value):
   return list(value) if isinstance(value, tuple) else value
 
@@ -117,8 +109,8 @@ def check_record(record: dict, path, kind: str | None = None, expect: dict | Non
   problems = []
   if kind is not None and record.get("kind") != kind:
     problems.append(f"kind: artifact is a {record.get('kind')!r}, expected a {kind!r}")
-  have = _flatten(record.get("identity", {}))
-  for key, want in _flatten(expect or {}).items():
+  have = flatten(record.get("identity", {}))
+  for key, want in flatten(expect or {}).items():
     got = have.get(key, "<missing>")
     if _as_list(got) != _as_list(want):
       problems.append(f"{key}: artifact has {got!r}, expected {want!r}")

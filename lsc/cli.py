@@ -200,6 +200,9 @@ def cmd_train(args) -> int:
 
 
 SEARCH_METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
+# (std_init, lr) in units of the space's spread.  param_pgpe: the best cell of
+# `python -m experiments.param_pgpe_sweep` (mountain_car large, speed); latent_pgpe: untuned.
+PGPE_DEFAULTS = {"latent_pgpe": (0.5, 0.1), "param_pgpe": (0.1, 1.0)}
 
 
 def _search_space(args, env, policy):
@@ -231,8 +234,10 @@ def _run_pgpe(args, env, policy, protocol, out):
 
   from lsc.search import PGPEConfig, Search, run_search, save_result
   space = _search_space(args, env, policy)
-  config = PGPEConfig(population=args.population, episodes=args.episodes, std_init=args.std_init, lr=args.lr,
-                      optimizer=args.optimizer, center=args.center)
+  std_init, lr = PGPE_DEFAULTS[args.method]
+  config = PGPEConfig(population=args.population, episodes=args.episodes,
+                      std_init=std_init if args.std_init is None else args.std_init,
+                      lr=lr if args.lr is None else args.lr, optimizer=args.optimizer, center=args.center)
   search = Search(env, policy, space, args.task, config, budget=args.budget, seeds=args.seeds, seed=args.seed)
   print(f"{args.method}: {space.name} space of {space.dim} dims -> {policy.num_params} params; "
         f"population {config.population} x {config.episodes} episode(s), {args.seeds} seed(s), "
@@ -360,8 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0, help="first seed")
   p.add_argument("--population", type=int, default=64, help="PGPE candidates per generation (even)")
   p.add_argument("--episodes", type=int, default=3, help="PGPE episodes per candidate")
-  p.add_argument("--std-init", type=float, default=0.5, help="PGPE initial std, in units of the space's spread")
-  p.add_argument("--lr", type=float, default=0.1, help="PGPE centre step size, in units of the spread")
+  p.add_argument("--std-init", type=float, default=None,
+                 help="PGPE initial std, in units of the space's spread (default: latent 0.5, param 0.1)")
+  p.add_argument("--lr", type=float, default=None,
+                 help="PGPE centre step size (Adam), in units of the spread (default: latent 0.1, param 1.0)")
   p.add_argument("--optimizer", default="adam", help="PGPE centre optimizer: adam | sgd | clipup")
   p.add_argument("--center", default="mean", help="PGPE start: mean (of the codes) | zero")
   p.add_argument("--eval-episodes", type=int, default=5, help="episodes of the final evaluation")

@@ -66,6 +66,17 @@ def to_dict(config) -> dict:
   return plain(config)
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+  """Nested dicts as one dict with dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
 def _coerce(tp, value, where: str):
   """Converts plain data `value` to annotation `tp` (dataclass, tuple, Optional, scalar)."""
   origin, args = typing.get_origin(tp), typing.get_args(tp)

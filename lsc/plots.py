@@ -13,6 +13,20 @@ def _pyplot():
   return plt
 
 
+def _save_lines(fig, ax, xlabel: str, ylabel: str, title: str, path) -> pathlib.Path:
+  """Labels, grid and legend of a one-axes line plot, written to `path`."""
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  fig.savefig(path, dpi=110)
+  _pyplot().close(fig)
+  return path
+
+
 def on_grid(env_steps: np.ndarray, returns: np.ndarray, grid: np.ndarray) -> np.ndarray:
   """Each seed's curve (S, G) resampled at `grid` (n,) env steps (step-wise: the last
   value at or before each grid point; NaN before a seed's first point): (S, n)."""
@@ -40,16 +54,7 @@ def plot_curves(curves: dict, path, title: str, n_points: int = 200) -> pathlib.
     line, = ax.plot(grid, mean, label=f"{name} ({len(steps)} seed{'s' if len(steps) > 1 else ''})")
     if len(steps) > 1:
       ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-  ax.set_xlabel("env steps")
-  ax.set_ylabel("return")
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save_lines(fig, ax, "env steps", "return", title, path)
 
 
 def plot_training(history: dict, path, title: str) -> pathlib.Path:
@@ -61,16 +66,7 @@ def plot_training(history: dict, path, title: str) -> pathlib.Path:
   for name, style in (("train", "-"), ("val_behaviour", "--"), ("val_parameter", ":")):
     ax.plot(history["step"], history[name], style, label=name)
   ax.set_yscale("log")
-  ax.set_xlabel("step")
-  ax.set_ylabel("loss")
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _save_lines(fig, ax, "step", "loss", title, path)
 
 
 def plot_landscape(z: np.ndarray, returns: np.ndarray, names, path, title: str) -> pathlib.Path | None:

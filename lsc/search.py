@@ -24,6 +24,9 @@ every candidate's episodes.  The centre is also evaluated every generation on th
 same keys (the curve's y value); those steps are not charged, like the evaluation
 episodes of PPO and SAC.  A seed whose budget is spent stops updating (its later
 generations change nothing and cost nothing); the search ends when every seed's has.
+A generation starts only if it fits in the budget even with full-length episodes, so
+no seed ever exceeds `budget` (like the baselines); one falls short of it by less than
+one generation.
 """
 
 import dataclasses
@@ -221,6 +224,8 @@ class Search:
       raise ValueError(f"budget must be < {2**31 - per_generation:,} env steps per seed (int32 counters)")
     self.env, self.policy, self.space, self.config = env, policy, space, config
     self.budget, self.seeds, self.seed, self.maximize = int(budget), int(seeds), int(seed), maximize
+    # a generation starts only if even full-length episodes keep it within the budget
+    self.last_start = self.budget - per_generation
     self.max_generations = -(-self.budget // config.population)  # a generation costs >= population steps
     if generations_per_chunk is None:  # about 2 million env steps per device call
       generations_per_chunk = max(1, 2_000_000 // (self.seeds * per_generation))
@@ -270,7 +275,7 @@ class Search:
     returns, center_return, steps = returns[:, :-1], returns[:, -1], steps[:, :-1].sum(axis=1)
     told, _ = jax.vmap(self.strategy.tell, in_axes=(0, 0, 0, 0, None))(
         ask_keys, populations, evosax_fitness(returns, self.maximize), asked, self.params)
-    active = carry["env_steps"] < self.budget  # (S,): a seed whose budget is spent stays put
+    active = carry["env_steps"] <= self.last_start  # (S,): a seed without budget for a generation stays put
     state = jax.tree.map(lambda new, old: jnp.where(active.reshape(-1, *[1] * (new.ndim - 1)), new, old),
                          told, carry["state"])
     env_steps = carry["env_steps"] + jnp.where(active, steps, 0)
@@ -293,7 +298,8 @@ class Search:
     return self._chunk_fn(carry, length or self.generations_per_chunk)
 
   def done(self, carry: dict) -> bool:
-    return bool(np.all(np.asarray(carry["env_steps"]) >= self.budget))
+    """True once no seed has budget left for another generation."""
+    return bool(np.all(np.asarray(carry["env_steps"]) > self.last_start))
 
   def finish(self, carry: dict, metrics: list[dict], protocol: EvalProtocol, timings: dict) -> SearchResult:
     """The result: curves up to each seed's budget and the final centres evaluated under

@@ -61,7 +61,7 @@ def test_search_writes_curves_summary_and_result(tmp_path, capsys):
   assert "final return on fresh evaluation keys" in capsys.readouterr().out
   summary = json.loads((out / "summary.json").read_text())
   assert summary["method"] == "latent_pgpe" and len(summary["final_returns"]) == 2
-  assert all(steps >= 40_000 for steps in summary["env_steps"])
+  assert all(40_000 - 8 * 999 < steps <= 40_000 for steps in summary["env_steps"])
   assert (out / "curves.png").stat().st_size > 10_000
   arrays, record = checkpoint.load_artifact(out / "result", kind="search")
   assert arrays["final_z"].shape == (2, 2) and arrays["final_thetas"].shape == (2, 17)

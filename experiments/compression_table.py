@@ -1,0 +1,100 @@
+"""The compression table: performance recovery per policy size and latent size, with the
+parameter-loss ablation and both controls, beside the paper's numbers.
+
+  python -m experiments.compression_table                       # mountain_car, CPU-sized
+  python -m experiments.compression_table --pool 100000 --keep 0.5 --steps 20000   # paper-sized
+
+For each policy preset: collect a dataset (reused when its artifact exists in --out),
+then train one autoencoder per latent size with the behaviour loss and, for the
+ablation, with the parameter loss, and measure recovery (`lsc.compression.compress`).
+Every stage resumes from --out.  Writes experiments/results/compression_<env>.{json,md}.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+# The paper's Mountain Car recovery (dataset 50k) per preset at latent 1 / 2 / 3.
+PAPER = {"mountain_car": {"small": (0.64, 0.93, 0.94), "medium": (0.66, 1.01, 1.02), "large": (1.02, 1.01, 1.01)}}
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--env", default="mountain_car")
+  p.add_argument("--presets", default="small,medium,large")
+  p.add_argument("--latents", default="1,2,3")
+  p.add_argument("--losses", default="behaviour,parameter")
+  p.add_argument("--pool", type=int, default=50_000)
+  p.add_argument("--keep", type=float, default=0.2)
+  p.add_argument("--large-pool", type=int, default=0, help="pool for the large preset (0: --pool)")
+  p.add_argument("--steps", type=int, default=3000)
+  p.add_argument("--large-steps", type=int, default=0, help="steps for the large preset (0: --steps)")
+  p.add_argument("--out", default="runs/compression")
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  from lsc import checkpoint, enable_compilation_cache, use_cpu_cores
+  use_cpu_cores()
+  enable_compilation_cache()
+  from lsc.compression import compress
+  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.dataset import CollectConfig, collect, save_dataset
+  from lsc.training import TrainConfig
+
+  out = pathlib.Path(args.out)
+  rows = []
+  for preset in args.presets.split(","):
+    large = preset == "large"
+    pool = (args.large_pool or args.pool) if large else args.pool
+    steps = (args.large_steps or args.steps) if large else args.steps
+    data = out / f"{args.env}_{preset}_pool{pool}_keep{args.keep}"
+    if not checkpoint.is_artifact(data):
+      start = time.perf_counter()
+      save_dataset(data, collect(CollectConfig(EnvConfig(args.env), PolicyConfig(preset), pool=pool, keep=args.keep)))
+      print(f"{preset}: collected {data} in {time.perf_counter() - start:.0f} s", flush=True)
+    for loss in args.losses.split(","):
+      for latent in (int(k) for k in args.latents.split(",")):
+        config = TrainConfig(latent_dim=latent, loss=loss, steps=steps)
+        start = time.perf_counter()
+        summary = compress(data, config, out / f"{data.name}_{loss}_k{latent}")
+        report = summary["recovery"]
+        row = {"preset": preset, "loss": loss, "latent_dim": latent, "dataset": summary["dataset_size"],
+               "held_out": summary["held_out"], "steps": summary["steps_run"],
+               "seconds": time.perf_counter() - start,
+               **{f"{r}_{m}": report[r]["mean"][m] for r in ("trained", "untrained", "random")
+                  for m in ("recovery", "error_median", "wasserstein")}}
+        rows.append(row)
+        print(f"{preset:<6} {loss:<9} k={latent}: recovery {row['trained_recovery']:.2f} (untrained "
+              f"{row['untrained_recovery']:.2f}, random {row['random_recovery']:.2f}), median error "
+              f"{row['trained_error_median']:.3f} ({row['seconds']:.0f} s)", flush=True)
+
+  paper = PAPER.get(args.env, {})
+  lines = [f"Performance recovery on {args.env} (mean over its tasks), `python -m experiments.compression_table "
+           f"{' '.join(argv or sys.argv[1:])}`. Dataset = the `keep` most novel of a random pool; recovery and "
+           f"errors on held-out dataset policies (see lsc.metrics).", "",
+           "| policy | loss | latent | dataset | paper recovery | recovery | untrained | random | median error "
+           "(untrained, random) | W1 (untrained, random) | train s |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|"]
+  for r in rows:
+    ref = paper.get(r["preset"])
+    ref = f"{ref[r['latent_dim'] - 1]:.2f}" if ref and r["loss"] == "behaviour" and r["latent_dim"] <= 3 else ""
+    lines.append(f"| {r['preset']} | {r['loss']} | {r['latent_dim']} | {r['dataset']:,} | {ref} | "
+                 f"{r['trained_recovery']:.2f} | {r['untrained_recovery']:.2f} | {r['random_recovery']:.2f} | "
+                 f"{r['trained_error_median']:.3f} ({r['untrained_error_median']:.3f}, {r['random_error_median']:.3f}) | "
+                 f"{r['trained_wasserstein']:.3f} ({r['untrained_wasserstein']:.3f}, {r['random_wasserstein']:.3f}) | "
+                 f"{r['seconds']:.0f} |")
+  RESULTS.mkdir(exist_ok=True)
+  stem = RESULTS / f"compression_{args.env}"
+  stem.with_suffix(".json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+  stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+  print("\n".join(lines))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

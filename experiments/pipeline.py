@@ -1,0 +1,286 @@
+"""The whole method on one env, as one resumable pipeline: collect -> train the
+autoencoder -> recovery (with controls) -> for each task, every search method.
+
+Each stage writes into its own directory under --out together with `stage.json`, the
+exact config it ran with.  A rerun reuses a stage whose `stage.json` matches and
+recomputes it (and everything downstream of it) otherwise, so an interrupted run
+continues where it stopped and changing only a search setting recomputes only the
+searches.  Searches checkpoint between chunks, so even a killed search resumes.
+
+Outputs in --out: results.json (config, versions, device, timings with compile time
+apart, recovery per task with controls, per-method curves of return vs env steps per
+seed), curves_<task>.png (every method, mean and min-max band over seeds), the
+autoencoder's training.png and landscape.png, and summary.md (printed at the end).
+"""
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import shutil
+import sys
+import time
+
+import numpy as np
+
+METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+  """Settings shared by every method's runs on every task."""
+  budget: int = 1_000_000  # env steps per seed and method
+  seeds: int = 3
+  population: int = 32
+  episodes: int = 1
+  latent_std_init: float = 0.5
+  latent_lr: float = 0.1
+  param_std_init: float = 0.1
+  param_lr: float = 1.0
+  n_evals: int = 10  # PPO / SAC curve points
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+  """One env's whole pipeline."""
+  collect: "object"  # lsc.dataset.CollectConfig
+  train: "object"  # lsc.training.TrainConfig
+  search: SearchSettings = SearchSettings()
+  tasks: tuple[str, ...] = ()  # empty: every task of the env
+  methods: tuple[str, ...] = METHODS
+  eval_episodes: int = 5
+  eval_seed: int = 2_000_003
+
+
+def _plain(config) -> dict:
+  from lsc.config import to_dict
+  return to_dict(config)
+
+
+class Stages:
+  """Stage bookkeeping in an output directory: run a stage or reuse it."""
+
+  def __init__(self, out: pathlib.Path):
+    self.out = out
+    self.timings: dict[str, float] = {}
+    self.reused: list[str] = []
+
+  def run(self, name: str, config: dict, compute, load):
+    """compute(directory) runs the stage into `directory`; load(directory) reads a
+    finished one.  The stage is reused when its stage.json equals `config`."""
+    directory = self.out / name
+    marker = directory / "stage.json"
+    if marker.exists() and json.loads(marker.read_text()) == json.loads(json.dumps(config)):
+      self.reused.append(name)
+      return load(directory)
+    if marker.exists():  # another config ran here: start this stage afresh
+      shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = compute(directory)
+    self.timings[name] = time.perf_counter() - start
+    marker.write_text(json.dumps(config, indent=2))
+    return result
+
+
+def _search_one(env, policy, space, task, method, settings: SearchSettings, protocol, directory: pathlib.Path):
+  """One (task, method): curves (S, G) per seed and final returns; written to outcome.json."""
+  from lsc.search import PGPEConfig, Search, run_search, save_result
+  if method in ("latent_pgpe", "param_pgpe"):
+    latent = method == "latent_pgpe"
+    config = PGPEConfig(population=settings.population, episodes=settings.episodes,
+                        std_init=settings.latent_std_init if latent else settings.param_std_init,
+                        lr=settings.latent_lr if latent else settings.param_lr)
+    search = Search(env, policy, space, task, config, budget=settings.budget, seeds=settings.seeds)
+    result = run_search(search, protocol, checkpoint_path=directory / "state")
+    save_result(directory / "result", search, result, {"method": method})
+    steps, returns = result.curves["env_steps"], result.curves["center_return"]
+    outcome = {"env_steps": steps.tolist(), "returns": np.where(np.isfinite(returns), returns, None).tolist(),
+               "final_returns": result.final_returns.tolist(), "timings": result.timings,
+               "final_env_steps": result.env_steps.tolist()}
+  else:
+    from lsc.baselines import train_baseline
+    runs = [train_baseline(env, task, method, settings.budget, seed, protocol, n_evals=settings.n_evals)
+            for seed in range(settings.seeds)]
+    outcome = {"env_steps": [r.env_steps.tolist() for r in runs], "returns": [r.returns.tolist() for r in runs],
+               "final_returns": [r.final_return for r in runs],
+               "timings": {k: sum(r.timings[k] for r in runs) for k in runs[0].timings},
+               "final_env_steps": [int(r.env_steps[-1]) for r in runs]}
+  (directory / "outcome.json").write_text(json.dumps(outcome))
+  return outcome
+
+
+def run(config: ExperimentConfig, out, log=print) -> dict:
+  """Runs (or resumes) the pipeline into `out`; returns the results dict."""
+  from lsc import checkpoint
+  from lsc.compression import compress, recovery_table
+  from lsc.dataset import collect, load_dataset, save_dataset
+  from lsc.evaluation import EvalProtocol
+  from lsc.plots import plot_curves
+  from lsc.search import decoder_space, identity_space
+  from lsc.tasks import get_task, task_names
+  from lsc.training import load_autoencoder
+
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  collect_config = config.collect.resolved()
+  env = collect_config.env.build()
+  policy = collect_config.policy.build(env)
+  tasks = config.tasks or task_names(env.name)
+  unknown = [m for m in config.methods if m not in METHODS]
+  if unknown:
+    raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(METHODS)}")
+  for task in tasks:
+    get_task(env.name, task)  # ValueError naming the valid tasks
+  stages = Stages(out)
+  protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
+
+  # stage 1-2: the dataset
+  data_config = {"collect": _plain(collect_config)}
+  log(f"[1/3] dataset: pool {collect_config.pool}, keep {collect_config.keep}")
+  stages.run("dataset", data_config, lambda d: save_dataset(d / "artifact", collect(collect_config)),
+             lambda d: None)
+  dataset_path = out / "dataset" / "artifact"
+
+  # stage 3: the autoencoder and its recovery
+  ae_config = {**data_config, "train": _plain(config.train)}
+  log(f"[2/3] autoencoder: latent {config.train.latent_dim}, {config.train.loss} loss, {config.train.steps} steps")
+  summary = stages.run("autoencoder", ae_config, lambda d: compress(dataset_path, config.train, d),
+                       lambda d: json.loads((d / "recovery.json").read_text()))
+  log(recovery_table(summary["recovery"], task_names(env.name)))
+  ae, params, codes, _ = load_autoencoder(out / "autoencoder" / "model")
+  latent = decoder_space(ae, params, codes)
+  parameter = identity_space(policy, collect_config.seed)
+  dataset_returns = load_dataset(dataset_path)[0]["returns"]
+
+  # stage 4: searches
+  curves, finals = {}, {}
+  for task in tasks:
+    for method in config.methods:
+      name = f"search/{task}_{method}"
+      search_config = {**(ae_config if method == "latent_pgpe" else data_config), "task": task, "method": method,
+                       "search": _plain(config.search), "eval": [config.eval_episodes, config.eval_seed]}
+      log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
+      space = latent if method == "latent_pgpe" else parameter
+      outcome = stages.run(name, search_config,
+                           lambda d: _search_one(env, policy, space, task, method, config.search, protocol, d),
+                           lambda d: json.loads((d / "outcome.json").read_text()))
+      curves.setdefault(task, {})[method] = outcome
+      finals.setdefault(task, {})[method] = outcome["final_returns"]
+      log(f"      final return {np.mean(outcome['final_returns']):.2f} "
+          f"(seeds {' '.join(f'{r:.1f}' for r in outcome['final_returns'])})")
+    plot_curves({m: (np.asarray(o["env_steps"], float), np.asarray(o["returns"], float))
+                 for m, o in curves[task].items()}, out / f"curves_{task}.png", f"{env.name} {task}")
+
+  for name in ("training.png", "landscape.png"):
+    if (out / "autoencoder" / name).exists():
+      shutil.copy(out / "autoencoder" / name, out / name)
+  names = task_names(env.name)
+  results = {"config": {"collect": _plain(collect_config), "train": _plain(config.train),
+                        "search": _plain(config.search), "tasks": list(tasks), "methods": list(config.methods),
+                        "eval": {"episodes": config.eval_episodes, "seed": config.eval_seed}},
+             "versions": checkpoint.versions(), "device": _device(), "backend": env.backend,
+             "timings": {"stages_s": stages.timings, "reused": stages.reused,
+                         "autoencoder": summary.get("timings", {})},
+             "recovery": summary["recovery"], "curves": curves,
+             "dataset_best": {t: float(dataset_returns[:, names.index(t)].max()) for t in tasks}}
+  (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
+  text = summary_markdown(env.name, results, finals)
+  (out / "summary.md").write_text(text)
+  return results
+
+
+def _device() -> str:
+  import jax
+  return f"{jax.default_backend()}: {jax.devices()[0].device_kind} x{jax.device_count()}"
+
+
+def summary_markdown(env_name: str, results: dict, finals: dict) -> str:
+  """The markdown summary: recovery means with controls, then final returns per task
+  and method (mean and min-max over seeds, fresh evaluation keys)."""
+  rec = results["recovery"]
+  lines = [f"# {env_name}", "", "| recovery (mean over tasks) | trained | untrained | random |", "|---|---:|---:|---:|"]
+  for metric in ("recovery", "best_recovery", "error_median", "wasserstein"):
+    lines.append(f"| {metric} | " + " | ".join(f"{rec[r]['mean'][metric]:.3f}" for r in ("trained", "untrained", "random"))
+                 + " |")
+  methods = list(next(iter(finals.values())))
+  lines += ["", "| task | best dataset policy | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
+  for task, per_method in finals.items():
+    cells = [f"{np.mean(v):.1f} [{np.min(v):.1f}, {np.max(v):.1f}]" for v in per_method.values()]
+    lines.append(f"| {task} | {results['dataset_best'][task]:.1f} | " + " | ".join(cells) + " |")
+  stages = results["timings"]["stages_s"]
+  lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+            + (f"; reused: {', '.join(results['timings']['reused'])}" if results["timings"]["reused"] else "")]
+  return "\n".join(lines) + "\n"
+
+
+def main(env_name: str, presets: dict, argv=None) -> int:
+  """The command line of `python -m experiments.<env>`: a preset, then overrides."""
+  p = argparse.ArgumentParser(prog=f"python -m experiments.{env_name}", description=__doc__.split("\n")[0])
+  p.add_argument("--preset", default="cpu", choices=sorted(presets))
+  p.add_argument("--out", default=None, help="output directory (default runs/<env>-<preset>)")
+  p.add_argument("--config", default=None, help="YAML/JSON file of overrides (same keys as --set)")
+  p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                 help="dotted overrides, e.g. search.budget=2000000 train.latent_dim=3")
+  p.add_argument("--latent-dim", type=int, default=None)
+  p.add_argument("--seeds", type=int, default=None)
+  p.add_argument("--budget", type=int, default=None)
+  p.add_argument("--tasks", default=None, help="comma-separated tasks (default: the preset's)")
+  p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)}")
+  args = p.parse_args(argv)
+
+  from lsc import enable_compilation_cache, use_cpu_cores
+  use_cpu_cores()
+  enable_compilation_cache()
+  import yaml
+
+  config = presets[args.preset]()
+  sets = list(args.set)
+  if args.config:
+    from lsc.config import flatten
+    flat = flatten(yaml.safe_load(pathlib.Path(args.config).read_text()) or {})
+    sets = [f"{k}={json.dumps(v)}" for k, v in flat.items()] + sets
+  for flag, key in ((args.latent_dim, "train.latent_dim"), (args.seeds, "search.seeds"), (args.budget, "search.budget")):
+    if flag is not None:
+      sets.append(f"{key}={flag}")
+  if args.tasks:
+    sets.append(f"tasks={json.dumps(args.tasks.split(','))}")
+  if args.methods:
+    sets.append(f"methods={json.dumps(args.methods.split(','))}")
+  try:
+    config = _override(config, sets)
+    out = pathlib.Path(args.out or f"runs/{env_name}-{args.preset}")
+    start = time.perf_counter()
+    run(config, out)
+  except ValueError as error:
+    print(f"experiments.{env_name}: error: {error}", file=sys.stderr)
+    return 2
+  print()
+  print((out / "summary.md").read_text())
+  print(f"total {time.perf_counter() - start:.0f} s; wrote {out}/results.json, summary.md and plots")
+  return 0
+
+
+def _override(config: ExperimentConfig, sets: list[str]) -> ExperimentConfig:
+  """Applies dotted KEY=VALUE overrides to the nested configs of an ExperimentConfig."""
+  from lsc.config import override
+  groups: dict[str, list[str]] = {}
+  for item in sets:
+    key, _, value = item.partition("=")
+    head, _, rest = key.partition(".")
+    if head in ("collect", "train", "search"):
+      groups.setdefault(head, []).append(f"{rest}={value}")
+    elif head in ("tasks", "methods", "eval_episodes", "eval_seed"):
+      config = dataclasses.replace(config, **{head: _parse(head, value)})
+    else:
+      raise ValueError(f"unknown setting {key!r}; valid: collect.*, train.*, search.*, tasks, methods, "
+                       f"eval_episodes, eval_seed")
+  for head, items in groups.items():
+    config = dataclasses.replace(config, **{head: override(getattr(config, head), items)})
+  return config
+
+
+def _parse(head: str, value: str):
+  import yaml
+  parsed = yaml.safe_load(value)
+  return tuple(parsed) if head in ("tasks", "methods") else parsed

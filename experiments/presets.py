@@ -1,0 +1,58 @@
+"""Every env's presets as data: `smoke` (the tests: tiny, seconds of compute), `cpu`
+(the default: sized for a 2-core CPU; first guesses, not yet timed against the
+15-minute target) and `paper` (the paper's scale, for a GPU)."""
+
+from experiments.pipeline import ExperimentConfig, SearchSettings
+
+
+def make(env: str, policy: str, pool: int, keep: float, train: dict, search: dict, *, episode_length=None,
+         collect: dict | None = None, **rest) -> ExperimentConfig:
+  """An ExperimentConfig from plain settings (rest: tasks, methods, eval_episodes, ...)."""
+  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.dataset import CollectConfig
+  from lsc.training import TrainConfig
+  return ExperimentConfig(
+      collect=CollectConfig(EnvConfig(env, episode_length=episode_length), PolicyConfig(policy), pool=pool,
+                            keep=keep, **(collect or {})),
+      train=TrainConfig(**train), search=SearchSettings(**search), **rest)
+
+
+TINY_TRAIN = dict(encoder_widths=(16,), decoder_widths=(16,), steps=20, eval_every=10, batch_states=32)
+TINY_SEARCH = dict(seeds=2, population=4, episodes=1, n_evals=2)
+NO_SAC = ("latent_pgpe", "param_pgpe", "ppo")
+
+
+def mountain_car() -> dict:
+  return {
+      "smoke": lambda: make("mountain_car", "small", 200, 0.25, {**TINY_TRAIN, "latent_dim": 1, "batch_policies": 16},
+                            {**TINY_SEARCH, "budget": 12_000}, collect=dict(n_probe=32, eval_episodes=1),
+                            tasks=("speed",), eval_episodes=2),
+      "cpu": lambda: make("mountain_car", "medium", 50_000, 0.1, {"latent_dim": 2, "steps": 3000},
+                          {"budget": 1_000_000, "seeds": 3, "population": 32}),
+      "paper": lambda: make("mountain_car", "large", 500_000, 0.1,
+                            {"latent_dim": 1, "steps": 20_000, "encoder_widths": (256,), "decoder_widths": (256,)},
+                            {"budget": 5_000_000, "seeds": 10, "population": 64, "episodes": 3}),
+  }
+
+
+def brax(env: str, cpu_latent: int, paper_latent: int, cpu_tasks: tuple[str, ...] = ("forward",)) -> dict:
+  """Presets of a Brax env.  `cpu`: spring backend, medium policy, no SAC (it needs far
+  more wall time per env step on a CPU); `paper`: every task and method, 10 seeds."""
+  smoke_task = cpu_tasks[:1]
+  return {
+      "smoke": lambda: make(env, "small", 64, 0.5, {**TINY_TRAIN, "latent_dim": 2, "batch_policies": 8},
+                            {**TINY_SEARCH, "budget": 6_000}, episode_length=20,
+                            collect=dict(n_probe=32, probe_policies=8, eval_episodes=1),
+                            tasks=smoke_task, methods=NO_SAC, eval_episodes=2),
+      "cpu": lambda: make(env, "medium", 4000, 0.1, {"latent_dim": cpu_latent, "steps": 2000},
+                          {"budget": 500_000, "seeds": 2, "population": 16}, collect=dict(eval_episodes=1),
+                          tasks=cpu_tasks, methods=NO_SAC, eval_episodes=3),
+      "paper": lambda: make(env, "large", 200_000, 0.25,
+                            {"latent_dim": paper_latent, "steps": 20_000, "encoder_widths": (256,),
+                             "decoder_widths": (256,)},
+                            {"budget": 20_000_000, "seeds": 10, "population": 128, "episodes": 2}),
+  }
+
+
+PRESETS = {"mountain_car": mountain_car(), "reacher": brax("reacher", 4, 8, ("reach_ne",)),
+           "hopper": brax("hopper", 5, 8), "halfcheetah": brax("halfcheetah", 5, 8)}
