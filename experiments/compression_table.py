@@ -78,7 +78,7 @@ def main(argv=None) -> int:
            f"{' '.join(argv or sys.argv[1:])}`. Dataset = the `keep` most novel of a random pool; recovery and "
            f"errors on held-out dataset policies (see lsc.metrics).", "",
            "| policy | loss | latent | dataset | paper recovery | recovery | untrained | random | median error "
-           "(untrained, random) | W1 (untrained, random) | train s |",
+           "(untrained, random) | W1 (untrained, random) | steps |",
            "|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|"]
   for r in rows:
     ref = paper.get(r["preset"])
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
                  f"{r['trained_recovery']:.2f} | {r['untrained_recovery']:.2f} | {r['random_recovery']:.2f} | "
                  f"{r['trained_error_median']:.3f} ({r['untrained_error_median']:.3f}, {r['random_error_median']:.3f}) | "
                  f"{r['trained_wasserstein']:.3f} ({r['untrained_wasserstein']:.3f}, {r['random_wasserstein']:.3f}) | "
-                 f"{r['seconds']:.0f} |")
+                 f"{r['steps']} |")
   RESULTS.mkdir(exist_ok=True)
   stem = RESULTS / f"compression_{args.env}"
   stem.with_suffix(".json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
