@@ -121,8 +121,6 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
   from lsc.tasks import get_task, task_names
   from lsc.training import load_autoencoder
 
-  out = pathlib.Path(out)
-  out.mkdir(parents=True, exist_ok=True)
   collect_config = config.collect.resolved()
   env = collect_config.env.build()
   policy = collect_config.policy.build(env)
@@ -132,6 +130,8 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
     raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(METHODS)}")
   for task in tasks:
     get_task(env.name, task)  # ValueError naming the valid tasks
+  out = pathlib.Path(out)  # created only once every setting is known to be valid
+  out.mkdir(parents=True, exist_ok=True)
   stages = Stages(out)
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
 

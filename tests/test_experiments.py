@@ -49,8 +49,10 @@ def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
   assert json.loads((tmp_path / "results.json").read_text())["config"]["collect"]["env"]["name"] == "reacher"
 
 
-def test_bad_settings_are_refused():
+def test_bad_settings_are_refused(tmp_path):
   with pytest.raises(ValueError, match="unknown setting 'serch.budget'"):
     pipeline._override(PRESETS["mountain_car"]["smoke"](), ["serch.budget=5"])
   with pytest.raises(ValueError, match="valid tasks"):
-    pipeline.run(pipeline._override(PRESETS["mountain_car"]["smoke"](), ["tasks=[fly]"]), "/tmp/never-written", log=print)
+    bad = pipeline._override(PRESETS["mountain_car"]["smoke"](), ["tasks=[fly]"])
+    pipeline.run(bad, tmp_path / "out", log=print)
+  assert not (tmp_path / "out").exists()
