@@ -11,14 +11,20 @@ Every stage resumes from --out.  Writes experiments/results/compression_<env>.{j
 """
 
 import argparse
+import itertools
 import json
 import pathlib
 import sys
 import time
 
 RESULTS = pathlib.Path(__file__).parent / "results"
-# The paper's Mountain Car recovery (dataset 50k) per preset at latent 1 / 2 / 3.
+# The paper's Mountain Car recovery (dataset 50k, mean over tasks) per preset at latent 1 / 2 / 3.
 PAPER = {"mountain_car": {"small": (0.64, 0.93, 0.94), "medium": (0.66, 1.01, 1.02), "large": (1.02, 1.01, 1.01)}}
+# The paper's per-task recovery of Hopper and HalfCheetah at latent 5 / 8 / 16.
+PAPER_TASKS = {"hopper": {"forward": (1.33, 1.59, 1.48), "backward": (2.66, 1.29, 1.20), "jump": (3.83, 1.54, 2.42)},
+               "halfcheetah": {"forward": (1.63, 1.80, 1.84), "backward": (1.27, 1.52, 1.72),
+                               "frontflip": (0.54, 0.74, 1.20), "backflip": (0.55, 0.75, 1.23)}}
+PAPER_TASK_LATENTS = (5, 8, 16)
 
 
 def parse_args(argv):
@@ -27,13 +33,58 @@ def parse_args(argv):
   p.add_argument("--presets", default="small,medium,large")
   p.add_argument("--latents", default="1,2,3")
   p.add_argument("--losses", default="behaviour,parameter")
+  p.add_argument("--encoder-inputs", default="actions",
+                 help="comma-separated encoder inputs: actions (lsc's default) and/or parameters (the paper's)")
   p.add_argument("--pool", type=int, default=50_000)
   p.add_argument("--keep", type=float, default=0.2)
   p.add_argument("--large-pool", type=int, default=0, help="pool for the large preset (0: --pool)")
   p.add_argument("--steps", type=int, default=3000)
   p.add_argument("--large-steps", type=int, default=0, help="steps for the large preset (0: --steps)")
-  p.add_argument("--out", default="runs/compression")
+  p.add_argument("--out", default="runs/compression", help="datasets and models (every stage resumes from here)")
+  p.add_argument("--results", default=str(RESULTS), help="where compression_<env>[_<tag>].{md,json} go")
+  p.add_argument("--tag", default="", help="suffix of the results files, e.g. gpu")
   return p.parse_args(argv)
+
+
+def _device() -> str:
+  import jax
+  return f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
+
+
+def write_table(args, argv, rows) -> str:
+  """Writes the rows so far as markdown + JSON under args.results; returns the markdown."""
+  paper = PAPER.get(args.env, {})
+  lines = [f"Performance recovery on {args.env} (mean over its tasks), `python -m experiments.compression_table "
+           f"{' '.join(argv or sys.argv[1:])}`. Dataset = the `keep` most novel of a random pool; recovery and "
+           f"errors on held-out dataset policies (see lsc.metrics). Device: {_device()}.", "",
+           "| policy | encoder input | loss | latent | dataset | paper recovery | recovery | untrained | random | "
+           "median error (untrained, random) | W1 (untrained, random) | steps | training (s) |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"]
+  for r in rows:
+    ref = paper.get(r["preset"])
+    ref = f"{ref[r['latent_dim'] - 1]:.2f}" if ref and r["loss"] == "behaviour" and r["latent_dim"] <= 3 else ""
+    lines.append(f"| {r['preset']} | {r['encoder_input']} | {r['loss']} | {r['latent_dim']} | {r['dataset']:,} | {ref} | "
+                 f"{r['trained_recovery']:.2f} | {r['untrained_recovery']:.2f} | {r['random_recovery']:.2f} | "
+                 f"{r['trained_error_median']:.3f} ({r['untrained_error_median']:.3f}, {r['random_error_median']:.3f}) | "
+                 f"{r['trained_wasserstein']:.3f} ({r['untrained_wasserstein']:.3f}, {r['random_wasserstein']:.3f}) | "
+                 f"{r['steps']} | {r['seconds']:.0f} |")
+  per_task = PAPER_TASKS.get(args.env)
+  if per_task and rows:
+    names = list(per_task)
+    lines += ["", "Recovery per task, trained (paper at the same latent size where it has one):", "",
+              "| policy | encoder input | loss | latent | " + " | ".join(names) + " |",
+              "|---|---|---|---:|" + "---:|" * len(names)]
+    for r in rows:
+      at = PAPER_TASK_LATENTS.index(r["latent_dim"]) if r["latent_dim"] in PAPER_TASK_LATENTS else None
+      cells = [f"{r['tasks'][t]:.2f}" + (f" ({per_task[t][at]:.2f})" if at is not None and r["loss"] == "behaviour"
+                                          else "") for t in names]
+      lines.append(f"| {r['preset']} | {r['encoder_input']} | {r['loss']} | {r['latent_dim']} | " + " | ".join(cells) + " |")
+  results = pathlib.Path(args.results)
+  results.mkdir(parents=True, exist_ok=True)
+  stem = results / (f"compression_{args.env}" + (f"_{args.tag}" if args.tag else ""))
+  stem.with_suffix(".json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+  stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+  return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -57,42 +108,26 @@ def main(argv=None) -> int:
       start = time.perf_counter()
       save_dataset(data, collect(CollectConfig(EnvConfig(args.env), PolicyConfig(preset), pool=pool, keep=args.keep)))
       print(f"{preset}: collected {data} in {time.perf_counter() - start:.0f} s", flush=True)
-    for loss in args.losses.split(","):
+    for encoder_input, loss in itertools.product(args.encoder_inputs.split(","), args.losses.split(",")):
       for latent in (int(k) for k in args.latents.split(",")):
-        config = TrainConfig(latent_dim=latent, loss=loss, steps=steps)
+        config = TrainConfig(latent_dim=latent, loss=loss, steps=steps, encoder_input=encoder_input)
         start = time.perf_counter()
-        summary = compress(data, config, out / f"{data.name}_{loss}_k{latent}")
+        summary = compress(data, config, out / f"{data.name}_{loss}_{encoder_input}_k{latent}")
         report = summary["recovery"]
-        row = {"preset": preset, "loss": loss, "latent_dim": latent, "dataset": summary["dataset_size"],
+        row = {"preset": preset, "encoder_input": encoder_input, "loss": loss, "latent_dim": latent,
+               "dataset": summary["dataset_size"],
                "held_out": summary["held_out"], "steps": summary["steps_run"],
-               "seconds": time.perf_counter() - start,
+               "seconds": summary["timings"]["train_s"], "wall_s": time.perf_counter() - start,
                **{f"{r}_{m}": report[r]["mean"][m] for r in ("trained", "untrained", "random")
-                  for m in ("recovery", "error_median", "wasserstein")}}
+                  for m in ("recovery", "error_median", "wasserstein")},
+               "tasks": {t: report["trained"][t]["recovery"] for t in report["trained"] if t != "mean"}}
         rows.append(row)
-        print(f"{preset:<6} {loss:<9} k={latent}: recovery {row['trained_recovery']:.2f} (untrained "
+        write_table(args, argv, rows)  # after every row: a long run shows what it has so far
+        print(f"{preset:<6} {encoder_input:<10} {loss:<9} k={latent}: recovery {row['trained_recovery']:.2f} (untrained "
               f"{row['untrained_recovery']:.2f}, random {row['random_recovery']:.2f}), median error "
               f"{row['trained_error_median']:.3f} ({row['seconds']:.0f} s)", flush=True)
 
-  paper = PAPER.get(args.env, {})
-  lines = [f"Performance recovery on {args.env} (mean over its tasks), `python -m experiments.compression_table "
-           f"{' '.join(argv or sys.argv[1:])}`. Dataset = the `keep` most novel of a random pool; recovery and "
-           f"errors on held-out dataset policies (see lsc.metrics).", "",
-           "| policy | loss | latent | dataset | paper recovery | recovery | untrained | random | median error "
-           "(untrained, random) | W1 (untrained, random) | steps |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|"]
-  for r in rows:
-    ref = paper.get(r["preset"])
-    ref = f"{ref[r['latent_dim'] - 1]:.2f}" if ref and r["loss"] == "behaviour" and r["latent_dim"] <= 3 else ""
-    lines.append(f"| {r['preset']} | {r['loss']} | {r['latent_dim']} | {r['dataset']:,} | {ref} | "
-                 f"{r['trained_recovery']:.2f} | {r['untrained_recovery']:.2f} | {r['random_recovery']:.2f} | "
-                 f"{r['trained_error_median']:.3f} ({r['untrained_error_median']:.3f}, {r['random_error_median']:.3f}) | "
-                 f"{r['trained_wasserstein']:.3f} ({r['untrained_wasserstein']:.3f}, {r['random_wasserstein']:.3f}) | "
-                 f"{r['steps']} |")
-  RESULTS.mkdir(exist_ok=True)
-  stem = RESULTS / f"compression_{args.env}"
-  stem.with_suffix(".json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
-  stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-  print("\n".join(lines))
+  print(write_table(args, argv, rows))
   return 0
 
 

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
+LOCOMOTION = ("hopper", "halfcheetah")  # envs whose final policies' torso displacement is reported
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Stages:
 
 def _search_one(env, policy, space, task, method, settings: SearchSettings, protocol, directory: pathlib.Path):
   """One (task, method): curves (S, G) per seed and final returns; written to outcome.json."""
+  from lsc.evaluation import displacement
   from lsc.search import PGPEConfig, Search, run_search, save_result
   if method in ("latent_pgpe", "param_pgpe"):
     latent = method == "latent_pgpe"
@@ -98,6 +100,8 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
     outcome = {"env_steps": steps.tolist(), "returns": np.where(np.isfinite(returns), returns, None).tolist(),
                "final_returns": result.final_returns.tolist(), "timings": result.timings,
                "final_env_steps": result.env_steps.tolist()}
+    if env.name in LOCOMOTION:
+      outcome["final_distance"] = displacement(env, policy, result.final_thetas, protocol).mean(axis=1).tolist()
   else:
     from lsc.baselines import train_baseline
     runs = [train_baseline(env, task, method, settings.budget, seed, protocol, n_evals=settings.n_evals)
@@ -151,7 +155,8 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
   ae, params, codes, _ = load_autoencoder(out / "autoencoder" / "model")
   latent = decoder_space(ae, params, codes)
   parameter = identity_space(policy, collect_config.seed)
-  dataset_returns = load_dataset(dataset_path)[0]["returns"]
+  dataset, dataset_record = load_dataset(dataset_path)
+  dataset_best = best_dataset_policies(env, policy, dataset, tasks, protocol)
 
   # stage 4: searches
   curves, finals = {}, {}
@@ -175,7 +180,6 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
   for name in ("training.png", "landscape.png"):
     if (out / "autoencoder" / name).exists():
       shutil.copy(out / "autoencoder" / name, out / name)
-  names = task_names(env.name)
   results = {"config": {"collect": _plain(collect_config), "train": _plain(config.train),
                         "search": _plain(config.search), "tasks": list(tasks), "methods": list(config.methods),
                         "eval": {"episodes": config.eval_episodes, "seed": config.eval_seed}},
@@ -183,11 +187,29 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
              "timings": {"stages_s": stages.timings, "reused": stages.reused,
                          "autoencoder": summary.get("timings", {})},
              "recovery": summary["recovery"], "curves": curves,
-             "dataset_best": {t: float(dataset_returns[:, names.index(t)].max()) for t in tasks}}
+             "dataset_best": dataset_best, "dataset_env_steps": int(dataset_record["config"]["env_steps"])}
   (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
   text = summary_markdown(env.name, results, finals)
   (out / "summary.md").write_text(text)
   return results
+
+
+def best_dataset_policies(env, policy, dataset: dict, tasks, protocol) -> dict:
+  """Per task, the dataset policy with the best collected return, re-evaluated under
+  `protocol` (fresh keys: the collection's own returns are a maximum over noisy
+  estimates): {task: {"index", "collected", "return"[, "distance"]}}."""
+  from lsc.evaluation import displacement, evaluate
+  from lsc.tasks import task_index
+  columns = [task_index(env.name, t) for t in tasks]
+  rows = [int(np.argmax(dataset["returns"][:, c])) for c in columns]
+  thetas = np.asarray(dataset["thetas"][rows], np.float32)
+  returns = np.asarray(evaluate(env, policy, thetas, protocol).returns)
+  best = {t: {"index": r, "collected": float(dataset["returns"][r, c]), "return": float(returns[i, c])}
+          for i, (t, r, c) in enumerate(zip(tasks, rows, columns))}
+  if env.name in LOCOMOTION:
+    for t, moved in zip(tasks, displacement(env, policy, thetas, protocol).mean(axis=1)):
+      best[t]["distance"] = float(moved)
+  return best
 
 
 def _device() -> str:
@@ -204,10 +226,22 @@ def summary_markdown(env_name: str, results: dict, finals: dict) -> str:
     lines.append(f"| {metric} | " + " | ".join(f"{rec[r]['mean'][metric]:.3f}" for r in ("trained", "untrained", "random"))
                  + " |")
   methods = list(next(iter(finals.values())))
-  lines += ["", "| task | best dataset policy | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
+  lines += ["", "Final returns on fresh evaluation keys, mean [min, max] over seeds; the best dataset policy "
+            "(by its collected return) re-evaluated on the same keys.", "",
+            "| task | best dataset policy | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
   for task, per_method in finals.items():
     cells = [f"{np.mean(v):.1f} [{np.min(v):.1f}, {np.max(v):.1f}]" for v in per_method.values()]
-    lines.append(f"| {task} | {results['dataset_best'][task]:.1f} | " + " | ".join(cells) + " |")
+    lines.append(f"| {task} | {results['dataset_best'][task]['return']:.1f} | " + " | ".join(cells) + " |")
+  moved = {(t, m): o["final_distance"] for t, per in results["curves"].items() for m, o in per.items()
+           if "final_distance" in o}
+  if moved:
+    lines += ["", "Torso displacement along x over an episode (m, mean over the evaluation episodes; > 0 = forward):",
+              "", "| task | best dataset policy | " + " | ".join(m for m in methods if (next(iter(finals)), m) in moved)
+              + " |", "|---|---:|" + "---:|" * sum((next(iter(finals)), m) in moved for m in methods)]
+    for task in finals:
+      cells = [f"{np.mean(moved[task, m]):.2f} [{np.min(moved[task, m]):.2f}, {np.max(moved[task, m]):.2f}]"
+               for m in methods if (task, m) in moved]
+      lines.append(f"| {task} | {results['dataset_best'][task]['distance']:.2f} | " + " | ".join(cells) + " |")
   stages = results["timings"]["stages_s"]
   lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
             + (f"; reused: {', '.join(results['timings']['reused'])}" if results["timings"]["reused"] else "")]

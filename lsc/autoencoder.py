@@ -1,18 +1,26 @@
 """Stage 3: the behaviour autoencoder, encoder f: R^P -> R^k and decoder g: R^k -> R^P.
 
-Both are MLPs (Flax) working in the policy's natural units: the encoder sees theta / s
-and the decoder emits s * out, where s (P,) is the init distribution's standard
-deviation per parameter (`MLPPolicy.init_std`, ~0.05 for a 400-unit layer).  Decoded
-parameters are therefore on the scale of the initialisation from the first step, and
-every layer of the policy weighs the same in the encoder's input.
+Both are MLPs (Flax).  The decoder emits s * out, where s (P,) is the init
+distribution's standard deviation per parameter (`MLPPolicy.init_std`, ~0.05 for a
+400-unit layer), so decoded parameters are on the scale of the initialisation from the
+first step.  What the encoder reads (`encoder_input`):
+  `parameters`  theta / s (P,), the paper's encoder: every layer of the policy weighs
+                the same, but the map must be learnt from the raw weights, which carry
+                the hidden-unit permutation symmetry and, for large policies, far more
+                dimensions than there are training policies (it memorises them);
+  `actions`     pi_theta(probe) flattened (M * A,): the policy's actions on the
+                dataset's M probe states.  Still a function of theta alone (the policy's
+                forward pass is the encoder's fixed first stage), but invariant to
+                hidden-unit permutations and of size independent of P.
 
 Cost.  With P parameters, encoder widths (h1, ...) and decoder widths (..., hL), the
-first encoder layer holds P*h1 weights and the last decoder layer hL*P; everything
-else is negligible.  Memory (float32, with Adam's two moments): ~16 * P * (h1 + hL)
-bytes, e.g. 0.5 GB for the large Mountain Car policy (P = 121,801) at 128 + 128.  One
-training step on a batch of B policies costs ~6 * B * P * (h1 + hL) FLOPs for the two
-big layers (forward + backward), plus, for the behaviour loss, ~6 * B * M * P for
-running the B original and B decoded policies on M states.
+first encoder layer holds P*h1 weights (M*A*h1 with `actions` input) and the last
+decoder layer hL*P; everything else is negligible.  Memory (float32, with Adam's two
+moments): ~16 * P * (h1 + hL) bytes, e.g. 0.5 GB for the large Mountain Car policy
+(P = 121,801) at 128 + 128, half that with `actions` input.  One training step on a
+batch of B policies costs ~6 * B * P * (h1 + hL) FLOPs for the two big layers (forward
++ backward), plus, for the behaviour loss, ~6 * B * M * P for running the B original
+and B decoded policies on M states (and ~2 * B * M_probe * P for `actions` input).
 
 Losses (both means over a batch of B policies):
   behaviour  mean over the batch and a fresh batch of M states of
@@ -33,6 +41,7 @@ import numpy as np
 from lsc.policy import MLPPolicy
 
 LOSSES = ("behaviour", "parameter")
+ENCODER_INPUTS = ("parameters", "actions")
 ACTIVATIONS = {"elu": nn.elu, "tanh": jnp.tanh, "relu": nn.relu}
 
 
@@ -79,10 +88,21 @@ class Autoencoder:
   encoder_widths: tuple[int, ...] = (128,)
   decoder_widths: tuple[int, ...] = (128,)
   activation: str = "elu"
+  encoder_input: str = "parameters"  # parameters | actions
+  probe: tuple | None = None  # (M, O) probe states as nested tuples; needed for `actions`
 
   def __post_init__(self):
     object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
     object.__setattr__(self, "decoder_widths", tuple(int(w) for w in self.decoder_widths))
+    if self.encoder_input not in ENCODER_INPUTS:
+      raise ValueError(f"unknown encoder input {self.encoder_input!r}; valid: {', '.join(ENCODER_INPUTS)}")
+    if self.probe is not None:
+      probe = np.asarray(self.probe, np.float32)
+      if probe.ndim != 2 or probe.shape[1] != self.policy.obs_size or not len(probe):
+        raise ValueError(f"probe states must have shape (M >= 1, {self.policy.obs_size}), got {probe.shape}")
+      object.__setattr__(self, "probe", tuple(map(tuple, probe.tolist())))
+    elif self.encoder_input == "actions":
+      raise ValueError("encoder_input 'actions' needs the probe states (the dataset's `probe_states`)")
     if self.latent_dim < 1:
       raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
     if any(w < 1 for w in self.encoder_widths + self.decoder_widths):
@@ -100,13 +120,29 @@ class Autoencoder:
     """s (P,): the init distribution's std per parameter."""
     return jnp.asarray(self.policy.init_std())
 
+  @property
+  def input_size(self) -> int:
+    """Size of the encoder's input: P, or M * A for `actions`."""
+    if self.encoder_input == "actions":
+      return len(self.probe) * self.policy.action_size
+    return self.policy.num_params
+
   def init(self, key: jax.Array) -> dict:
     """Fresh network parameters (a Flax variable dict)."""
-    return self._nets.init(key, jnp.zeros((1, self.policy.num_params)))
+    return self._nets.init(key, jnp.zeros((1, self.input_size)))
+
+  def encoder_features(self, thetas: jax.Array) -> jax.Array:
+    """What the encoder reads of thetas (..., P): (..., input_size)."""
+    if self.encoder_input == "parameters":
+      return thetas / self.scale
+    probe = jnp.asarray(self.probe, jnp.float32)
+    flat = thetas.reshape(-1, thetas.shape[-1])
+    actions = jax.vmap(lambda theta: self.policy.apply(theta, probe).reshape(-1))(flat)
+    return actions.reshape(*thetas.shape[:-1], -1)
 
   def encode(self, params: dict, thetas: jax.Array) -> jax.Array:
     """Codes of thetas (..., P): (..., latent_dim)."""
-    return self._nets.apply(params, thetas / self.scale, method=_Networks.encode)
+    return self._nets.apply(params, self.encoder_features(thetas), method=_Networks.encode)
 
   def decode(self, params: dict, z: jax.Array) -> jax.Array:
     """Policy parameters decoded from z (..., latent_dim): (..., P)."""

@@ -174,7 +174,8 @@ def cmd_train(args) -> int:
   from lsc.compression import compress, recovery_table
   from lsc.training import TrainConfig
 
-  config = TrainConfig(latent_dim=args.latent_dim, loss=args.loss, states=args.states, steps=args.steps,
+  config = TrainConfig(latent_dim=args.latent_dim, loss=args.loss, states=args.states,
+                       encoder_input=args.encoder_input, steps=args.steps,
                        batch_policies=args.batch_policies, batch_states=args.batch_states, lr=args.lr,
                        encoder_widths=args.widths, decoder_widths=tuple(reversed(args.widths)), seed=args.seed)
   config.check()
@@ -344,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--latent-dim", type=int, default=2)
   p.add_argument("--loss", default="behaviour", help="behaviour | parameter")
   p.add_argument("--states", default="dataset", help="state source of the behaviour loss: dataset | rollout")
+  p.add_argument("--encoder-input", default="actions",
+                 help="what the encoder reads: parameters (theta) | actions (theta's actions on the probe states)")
   p.add_argument("--steps", type=int, default=3000)
   p.add_argument("--batch-policies", type=int, default=64)
   p.add_argument("--batch-states", type=int, default=256)

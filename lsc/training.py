@@ -27,7 +27,7 @@ import optax
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
-from lsc.autoencoder import LOSSES, Autoencoder, check_thetas, make_eval_loss, make_train_step
+from lsc.autoencoder import ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas, make_eval_loss, make_train_step
 from lsc.rollout import rollout_fn
 
 STATE_SOURCES = ("dataset", "rollout")
@@ -41,6 +41,7 @@ class TrainConfig:
   encoder_widths: tuple[int, ...] = (128,)
   decoder_widths: tuple[int, ...] = (128,)
   activation: str = "elu"
+  encoder_input: str = "actions"  # actions | parameters (lsc.autoencoder)
   loss: str = "behaviour"  # behaviour | parameter
   states: str = "dataset"  # dataset | rollout
   batch_policies: int = 64
@@ -62,6 +63,8 @@ class TrainConfig:
       raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
     if self.loss not in LOSSES:
       raise ValueError(f"unknown loss {self.loss!r}; valid losses: {', '.join(LOSSES)}")
+    if self.encoder_input not in ENCODER_INPUTS:
+      raise ValueError(f"unknown encoder input {self.encoder_input!r}; valid: {', '.join(ENCODER_INPUTS)}")
     if self.states not in STATE_SOURCES:
       raise ValueError(f"unknown state source {self.states!r}; valid: {', '.join(STATE_SOURCES)}")
     if not 0.0 < self.val_fraction < 1.0:
@@ -73,8 +76,11 @@ class TrainConfig:
     if self.lr <= 0 or self.patience < 0:
       raise ValueError(f"need lr > 0 and patience >= 0, got {self.lr}, {self.patience}")
 
-  def autoencoder(self, policy) -> Autoencoder:
-    return Autoencoder(policy, self.latent_dim, self.encoder_widths, self.decoder_widths, self.activation)
+  def autoencoder(self, policy, probe=None) -> Autoencoder:
+    """The autoencoder of these settings for `policy`; `probe` (M, O): the dataset's
+    probe states, used only by the `actions` encoder input."""
+    return Autoencoder(policy, self.latent_dim, self.encoder_widths, self.decoder_widths, self.activation,
+                       self.encoder_input, probe if self.encoder_input == "actions" else None)
 
 
 def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,7 +119,7 @@ class Trainer:
       raise ValueError(f"dataset states have {self.states.shape[1]} dims, the policy observes {policy.obs_size}")
     self.probe = jnp.asarray(dataset["probe_states"], jnp.float32)
     self.val_thetas = jnp.asarray(self.thetas[self.val_idx[:512]])
-    self.ae = config.autoencoder(policy)
+    self.ae = config.autoencoder(policy, dataset["probe_states"])
     self.optimizer = optax.adam(config.lr)
     self.train_step = make_train_step(self.ae, config.loss, self.optimizer)
     self.val_losses = {name: make_eval_loss(self.ae, name) for name in LOSSES}
@@ -199,7 +205,7 @@ def save_state(path, trainer: Trainer, state: dict, record_config: dict, *, fina
                codes: np.ndarray | None = None) -> None:
   """Writes the training state (params, optimizer, buffer, best params, history) as an
   `autoencoder` artifact; `final` marks a finished run, whose `codes` are stored."""
-  arrays = {"params": state["params"], "best_params": state["best_params"],
+  arrays = {"params": state["params"], "best_params": state["best_params"], "probe": trainer.probe,
             "opt_state": {f"{i:03d}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(state["opt_state"]))},
             "buffer": np.asarray(state["buffer"]),
             "history": {k: np.asarray(v, np.float64) for k, v in state["history"].items()}}
@@ -236,15 +242,18 @@ def train(trainer: Trainer, out=None, record_config: dict | None = None,
   """Trains to the end, resuming from the artifact at `out` if it holds an unfinished
   run of the same config, checkpointing there every `checkpoint_every` steps and
   writing the final artifact (with the dataset's codes under the best parameters).
-  Returns (final state, codes (N, latent_dim), timings)."""
+  Returns (final state, codes (N, latent_dim), timings); `train_s` sums the training
+  time of every call that worked on this artifact."""
   record_config = record_config or {}
-  state = trainer.init()
+  state, before = trainer.init(), 0.0
   if out is not None and checkpoint.is_artifact(out):
-    state, _ = load_state(out, trainer)
-  save = None if out is None else (lambda s: save_state(out, trainer, s, record_config))
+    state, record = load_state(out, trainer)
+    before = record["config"].get("timings", {}).get("train_s", 0.0)  # time spent by earlier calls
   start = time.perf_counter()
+  elapsed = lambda: {"train_s": before + time.perf_counter() - start}
+  save = None if out is None else (lambda s: save_state(out, trainer, s, {**record_config, "timings": elapsed()}))
   state = trainer.step_range(state, trainer.config.steps, progress_fn, save)
-  timings = {"train_s": time.perf_counter() - start}
+  timings = elapsed()
   codes = trainer.codes(state["best_params"])
   if out is not None:
     save_state(out, trainer, state, {**record_config, "timings": timings}, final=True, codes=codes)
@@ -261,6 +270,6 @@ def load_autoencoder(path) -> tuple[Autoencoder, dict, np.ndarray, dict]:
                      f"finish it with `lsc train` first")
   env = from_dict(EnvConfig, config["env"]).build()
   policy = from_dict(PolicyConfig, config["policy"]).build(env)
-  ae = from_dict(TrainConfig, config["train"]).autoencoder(policy)
+  ae = from_dict(TrainConfig, config["train"]).autoencoder(policy, arrays.get("probe"))
   params = jax.tree.map(jnp.asarray, arrays["best_params"])
   return ae, params, np.asarray(arrays["codes"]), record

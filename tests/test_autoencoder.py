@@ -1,6 +1,8 @@
 """Behaviour autoencoder: losses, shapes and scale, training, checkpoint/resume,
 recovery metrics and their controls, bad input."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -87,6 +89,29 @@ def test_rollout_state_source_fills_the_buffer_with_decoded_policies_states(moun
   changed = ~np.all(buffer == initial, axis=1)
   assert changed.sum() == 2 * 8 * 4  # two refreshes (steps 5 and 10) of 8 episodes x 4 states
   assert np.all(buffer[:, 0] >= -1.2) and np.all(buffer[:, 0] <= 0.6)
+
+
+def test_actions_encoder_ignores_permutations_and_generalises_better(mountain_car, mc_policy, small_dataset):
+  probe = small_dataset["probe_states"]
+  ae = Autoencoder(mc_policy, 2, (16,), (16,), encoder_input="actions", probe=probe)
+  assert ae.input_size == 64 * mc_policy.action_size
+  params = ae.init(jax.random.key(0))
+  thetas = jnp.asarray(small_dataset["thetas"][:4])
+  perm = np.random.default_rng(1).permutation(mc_policy.hidden[0])
+  permuted = jax.vmap(lambda t: permute_first_hidden_layer(mc_policy, t, perm))(thetas)
+  np.testing.assert_allclose(ae.encode(params, permuted), ae.encode(params, thetas), atol=1e-5)
+  assert ae.encode(params, thetas[0]).shape == (2,)
+  with pytest.raises(ValueError, match="needs the probe states"):
+    Autoencoder(mc_policy, 2, encoder_input="actions")
+  with pytest.raises(ValueError, match="unknown encoder input"):
+    Autoencoder(mc_policy, 2, encoder_input="weights")
+  # held-out policies: the parameter encoder memorises its 108, the action encoder does not
+  val = {}
+  for name in ("parameters", "actions"):
+    trainer = Trainer(mountain_car, mc_policy, small_dataset, dataclasses.replace(TINY, encoder_input=name))
+    state = trainer.step_range(trainer.init(), TINY.steps)
+    val[name] = state["best_val"]
+  assert val["actions"] < 0.7 * val["parameters"], val
 
 
 def test_checkpoint_resume_continues_at_the_same_step_with_the_same_loss(mountain_car, mc_policy,

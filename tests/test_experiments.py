@@ -43,10 +43,16 @@ def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_searches(m
 
 
 def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
-  results = pipeline.run(PRESETS["reacher"]["smoke"](), tmp_path, log=lambda *a: None)
+  results = pipeline.run(PRESETS["hopper"]["smoke"](), tmp_path, log=lambda *a: None)
   assert results["backend"] == "spring"
-  assert set(results["curves"]["reach_ne"]) == {"latent_pgpe", "param_pgpe", "ppo"}
-  assert json.loads((tmp_path / "results.json").read_text())["config"]["collect"]["env"]["name"] == "reacher"
+  curves = results["curves"]["forward"]
+  assert set(curves) == {"latent_pgpe", "param_pgpe", "ppo"}
+  assert json.loads((tmp_path / "results.json").read_text())["config"]["collect"]["env"]["name"] == "hopper"
+  # locomotion: final PGPE policies and the best dataset policy report how far they moved
+  assert len(curves["latent_pgpe"]["final_distance"]) == 2 and "final_distance" not in curves["ppo"]
+  best = results["dataset_best"]["forward"]
+  assert set(best) == {"index", "collected", "return", "distance"} and results["dataset_env_steps"] > 0
+  assert "Torso displacement" in (tmp_path / "summary.md").read_text()
 
 
 def test_bad_settings_are_refused(tmp_path):

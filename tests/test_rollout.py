@@ -13,9 +13,10 @@ import pytest
 
 from conftest import keys
 from lsc.envs import make_env
+from lsc.evaluation import EvalProtocol, displacement, evaluate
 from lsc.policy import make_policy, pool_thetas
 from lsc.rollout import rollout, rollout_fn
-from lsc.tasks import Transition, task_rewards
+from lsc.tasks import Transition, task_names, task_rewards
 
 
 def reference_episode(env, policy, theta, key):
@@ -83,6 +84,20 @@ def test_terminated_hopper_earns_nothing_after_termination(hopper, hopper_policy
     assert len(np.unique(samples.round(5), axis=0)) == min(length, 64)
   # charged the steps until termination, not the steps computed
   assert result.env_steps == lengths.sum() < result.steps_computed(hopper.episode_length)
+
+
+def test_displacement_is_the_integral_of_forward_velocity(hopper, hopper_policy, mountain_car, mc_policy):
+  thetas = 3.0 * pool_thetas(hopper_policy, 1, jnp.arange(3))  # two of them fall: episodes end early
+  protocol = EvalProtocol(1, 7)
+  returns = np.asarray(evaluate(hopper, hopper_policy, thetas, protocol, n_samples=64).returns)
+  moved = displacement(hopper, hopper_policy, thetas, protocol)
+  assert moved.shape == (3, 1) and np.ptp(moved) > 1e-3
+  names = task_names("hopper")
+  # forward - backward = 2 * sum of x_velocity = 2 * displacement / dt, until termination
+  velocity_sum = (returns[:, names.index("forward")] - returns[:, names.index("backward")]) / 2
+  np.testing.assert_allclose(moved[:, 0], hopper.dt * velocity_sum, rtol=2e-3, atol=2e-4)
+  with pytest.raises(ValueError, match="locomotion env"):
+    displacement(mountain_car, mc_policy, pool_thetas(mc_policy, 0, jnp.arange(2)), protocol)
 
 
 def test_repeated_calls_trace_once(mountain_car, mc_policy):
