@@ -16,13 +16,14 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m lsc.cli rollout --env halfcheetah --policy medium --pool 256 --out runs/quickstart
+	$(PY) -m experiments.halfcheetah
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.rollout
+	$(PY) -m benchmarks.pipeline --envs halfcheetah
 
 clean:
 	rm -rf $(VENV) runs

@@ -36,6 +36,7 @@ class SearchSettings:
   episodes: int = 1
   latent_std_init: float = 0.5
   latent_lr: float = 0.1
+  latent_start: str = "mean"  # mean: the mean code; best: the code of the dataset's best policy on the task
   param_std_init: float = 0.1
   param_lr: float = 1.0
   n_evals: int = 10  # PPO / SAC curve points
@@ -51,6 +52,8 @@ class ExperimentConfig:
   methods: tuple[str, ...] = METHODS
   eval_episodes: int = 5
   eval_seed: int = 2_000_003
+  recovery_points: int = 256  # held-out policies (and latent points) per recovery row
+  recovery_episodes: int = 3
 
 
 def _plain(config) -> dict:
@@ -63,23 +66,27 @@ class Stages:
 
   def __init__(self, out: pathlib.Path):
     self.out = out
-    self.timings: dict[str, float] = {}
+    self.timings: dict[str, float] = {}  # stages computed by this run
+    self.recorded: dict[str, float] = {}  # every stage, reused ones with the time they took when computed
     self.reused: list[str] = []
 
   def run(self, name: str, config: dict, compute, load):
     """compute(directory) runs the stage into `directory`; load(directory) reads a
     finished one.  The stage is reused when its stage.json equals `config`."""
     directory = self.out / name
-    marker = directory / "stage.json"
+    marker, clock = directory / "stage.json", directory / "time.json"
     if marker.exists() and json.loads(marker.read_text()) == json.loads(json.dumps(config)):
       self.reused.append(name)
+      if clock.exists():
+        self.recorded[name] = json.loads(clock.read_text())["seconds"]
       return load(directory)
     if marker.exists():  # another config ran here: start this stage afresh
       shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     result = compute(directory)
-    self.timings[name] = time.perf_counter() - start
+    self.timings[name] = self.recorded[name] = time.perf_counter() - start
+    clock.write_text(json.dumps({"seconds": self.timings[name]}))
     marker.write_text(json.dumps(config, indent=2))
     return result
 
@@ -103,9 +110,15 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
     if env.name in LOCOMOTION:
       outcome["final_distance"] = displacement(env, policy, result.final_thetas, protocol).mean(axis=1).tolist()
   else:
+    import jax
     from lsc.baselines import train_baseline
-    runs = [train_baseline(env, task, method, settings.budget, seed, protocol, n_evals=settings.n_evals)
-            for seed in range(settings.seeds)]
+    runs = []
+    for seed in range(settings.seeds):
+      runs.append(train_baseline(env, task, method, settings.budget, seed, protocol, n_evals=settings.n_evals))
+      # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
+      # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
+      # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
+      jax.clear_caches()
     outcome = {"env_steps": [r.env_steps.tolist() for r in runs], "returns": [r.returns.tolist() for r in runs],
                "final_returns": [r.final_return for r in runs],
                "timings": {k: sum(r.timings[k] for r in runs) for k in runs[0].timings},
@@ -117,7 +130,7 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
 def run(config: ExperimentConfig, out, log=print) -> dict:
   """Runs (or resumes) the pipeline into `out`; returns the results dict."""
   from lsc import checkpoint
-  from lsc.compression import compress, recovery_table
+  from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
   from lsc.dataset import collect, load_dataset, save_dataset
   from lsc.evaluation import EvalProtocol
   from lsc.plots import plot_curves
@@ -129,6 +142,8 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
   env = collect_config.env.build()
   policy = collect_config.policy.build(env)
   tasks = config.tasks or task_names(env.name)
+  if config.search.latent_start not in ("mean", "best"):
+    raise ValueError(f"unknown search.latent_start {config.search.latent_start!r}; valid: mean, best")
   unknown = [m for m in config.methods if m not in METHODS]
   if unknown:
     raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(METHODS)}")
@@ -147,16 +162,24 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
   dataset_path = out / "dataset" / "artifact"
 
   # stage 3: the autoencoder and its recovery
-  ae_config = {**data_config, "train": _plain(config.train)}
+  ae_config = {**data_config, "train": _plain(config.train),
+               "recovery": [config.recovery_points, config.recovery_episodes]}
   log(f"[2/3] autoencoder: latent {config.train.latent_dim}, {config.train.loss} loss, {config.train.steps} steps")
-  summary = stages.run("autoencoder", ae_config, lambda d: compress(dataset_path, config.train, d),
+  recovery_protocol = dataclasses.replace(RECOVERY_PROTOCOL, episodes=config.recovery_episodes)
+  summary = stages.run("autoencoder", ae_config,
+                       lambda d: compress(dataset_path, config.train, d, protocol=recovery_protocol,
+                                          n_points=config.recovery_points),
                        lambda d: json.loads((d / "recovery.json").read_text()))
   log(recovery_table(summary["recovery"], task_names(env.name)))
   ae, params, codes, _ = load_autoencoder(out / "autoencoder" / "model")
-  latent = decoder_space(ae, params, codes)
   parameter = identity_space(policy, collect_config.seed)
   dataset, dataset_record = load_dataset(dataset_path)
   dataset_best = best_dataset_policies(env, policy, dataset, tasks, protocol)
+
+  def latent_space(task):
+    if config.search.latent_start == "mean":
+      return decoder_space(ae, params, codes)
+    return decoder_space(ae, params, codes, start=codes[dataset_best[task]["index"]])
 
   # stage 4: searches
   curves, finals = {}, {}
@@ -166,7 +189,7 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
       search_config = {**(ae_config if method == "latent_pgpe" else data_config), "task": task, "method": method,
                        "search": _plain(config.search), "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
-      space = latent if method == "latent_pgpe" else parameter
+      space = latent_space(task) if method == "latent_pgpe" else parameter
       outcome = stages.run(name, search_config,
                            lambda d: _search_one(env, policy, space, task, method, config.search, protocol, d),
                            lambda d: json.loads((d / "outcome.json").read_text()))
@@ -184,10 +207,11 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
                         "search": _plain(config.search), "tasks": list(tasks), "methods": list(config.methods),
                         "eval": {"episodes": config.eval_episodes, "seed": config.eval_seed}},
              "versions": checkpoint.versions(), "device": _device(), "backend": env.backend,
-             "timings": {"stages_s": stages.timings, "reused": stages.reused,
+             "timings": {"stages_s": stages.timings, "reused": stages.reused, "recorded_s": stages.recorded,
                          "autoencoder": summary.get("timings", {})},
              "recovery": summary["recovery"], "curves": curves,
-             "dataset_best": dataset_best, "dataset_env_steps": int(dataset_record["config"]["env_steps"])}
+             "dataset_best": dataset_best, "dataset_env_steps": int(dataset_record["config"]["env_steps"]),
+             "dataset_env_steps_by_stage": dataset_record["config"].get("env_steps_by_stage", {})}
   (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
   text = summary_markdown(env.name, results, finals)
   (out / "summary.md").write_text(text)
@@ -304,11 +328,11 @@ def _override(config: ExperimentConfig, sets: list[str]) -> ExperimentConfig:
     head, _, rest = key.partition(".")
     if head in ("collect", "train", "search"):
       groups.setdefault(head, []).append(f"{rest}={value}")
-    elif head in ("tasks", "methods", "eval_episodes", "eval_seed"):
+    elif head in ("tasks", "methods", "eval_episodes", "eval_seed", "recovery_points", "recovery_episodes"):
       config = dataclasses.replace(config, **{head: _parse(head, value)})
     else:
       raise ValueError(f"unknown setting {key!r}; valid: collect.*, train.*, search.*, tasks, methods, "
-                       f"eval_episodes, eval_seed")
+                       f"eval_episodes, eval_seed, recovery_points, recovery_episodes")
   for head, items in groups.items():
     config = dataclasses.replace(config, **{head: override(getattr(config, head), items)})
   return config

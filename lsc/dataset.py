@@ -52,6 +52,7 @@ class CollectConfig:
   visited_per_episode: int = 16
   eval_episodes: int = 3
   eval_seed: int = 1_000_003
+  n_random: int | None = None  # random members evaluated for comparison; None: as many as kept
 
   def resolved(self) -> "CollectConfig":
     """Defaults filled in and every field checked; ValueError names the bad value."""
@@ -67,6 +68,8 @@ class CollectConfig:
       raise ValueError(f"keep must be a fraction in (0, 1], got {self.keep}")
     if not 1 <= self.n_neighbors < self.pool:
       raise ValueError(f"n_neighbors must be in [1, pool size - 1] = [1, {self.pool - 1}], got {self.n_neighbors}")
+    if self.n_random is not None and not 1 <= self.n_random <= self.pool:
+      raise ValueError(f"n_random must be in [1, pool size = {self.pool}] or None, got {self.n_random}")
     if self.n_probe < 1 or self.probe_policies < 1 or self.eval_episodes < 1:
       raise ValueError(f"n_probe, probe_policies and eval_episodes must be >= 1, got "
                        f"{self.n_probe}, {self.probe_policies}, {self.eval_episodes}")
@@ -119,8 +122,9 @@ def pool_descriptors(policy: MLPPolicy, seed: int, size: int, probe, *, block_si
 
 def collect(config: CollectConfig, progress_fn: Callable[[str, int, int], None] | None = None) -> dict:
   """Runs stages 1-2 and returns the dataset as a dict of NumPy arrays plus `timings`,
-  `env_steps` (probe rollouts + evaluations), the resolved `config` and the artifact
-  `identity`.  `progress_fn(stage, done, total)`."""
+  `env_steps` (probe rollouts + evaluations) and `env_steps_by_stage` (probe, kept:
+  evaluating the dataset, random: evaluating the random members it is compared with),
+  the resolved `config` and the artifact `identity`.  `progress_fn(stage, done, total)`."""
   config = config.resolved()
   env = config.env.build()
   policy = config.policy.build(env)
@@ -149,12 +153,14 @@ def collect(config: CollectConfig, progress_fn: Callable[[str, int, int], None] 
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
   result = evaluate_members(env, policy, config.seed, kept, protocol, n_samples=config.visited_per_episode,
                             progress_fn=report("evaluate kept"))
-  # as many random members, evaluated by the same compiled program, for comparison
-  random_members = np.random.default_rng(config.seed).choice(config.pool, len(kept), replace=False)
+  # random members (as many as kept unless n_random says), evaluated by the same compiled program, for comparison
+  n_random = len(kept) if config.n_random is None else config.n_random
+  random_members = np.random.default_rng(config.seed).choice(config.pool, n_random, replace=False)
   random_result = evaluate_members(env, policy, config.seed, random_members, protocol,
                                    n_samples=config.visited_per_episode, progress_fn=report("evaluate random"))
   thetas = regenerate(policy, config.seed, kept)
   timings["evaluation_s"] = time.perf_counter() - start
+  env_steps_by_stage = {"probe": env_steps, "kept": result.env_steps, "random": random_result.env_steps}
   env_steps += result.env_steps + random_result.env_steps
 
   return {"thetas": thetas, "indices": kept.astype(np.int64), "descriptors": descs[kept],
@@ -162,7 +168,7 @@ def collect(config: CollectConfig, progress_fn: Callable[[str, int, int], None] 
           "visited_states": np.asarray(result.obs_samples), "returns": np.asarray(result.returns),
           "random_indices": random_members.astype(np.int64),
           "random_returns": np.asarray(random_result.returns), "pool_novelty": scores,
-          "timings": timings, "env_steps": env_steps, "config": config,
+          "timings": timings, "env_steps": env_steps, "env_steps_by_stage": env_steps_by_stage, "config": config,
           "identity": checkpoint.policy_identity(env, policy)}
 
 
@@ -172,7 +178,8 @@ def save_dataset(path, dataset: dict) -> None:
   arrays = {k: v for k, v in dataset.items() if isinstance(v, np.ndarray)}
   checkpoint.save_artifact(path, arrays, kind=KIND,
                            config={**to_dict(config), "timings": dataset["timings"],
-                                   "env_steps": dataset["env_steps"], "tasks": list(task_names(config.env.name))},
+                                   "env_steps": dataset["env_steps"], "env_steps_by_stage": dataset["env_steps_by_stage"],
+                                   "tasks": list(task_names(config.env.name))},
                            identity=dataset["identity"])
 
 

@@ -86,13 +86,14 @@ def identity_space(policy: MLPPolicy, seed: int = 0) -> SearchSpace:
                      name="parameter")
 
 
-def decoder_space(ae, params, codes: np.ndarray, name: str = "latent") -> SearchSpace:
-  """A trained autoencoder's latent space: theta = ae.decode(params, z); centre and scale
-  are the mean and standard deviation of the dataset's codes (N, k)."""
+def decoder_space(ae, params, codes: np.ndarray, name: str = "latent", start: np.ndarray | None = None) -> SearchSpace:
+  """A trained autoencoder's latent space: theta = ae.decode(params, z); the scale is the
+  standard deviation of the dataset's codes (N, k), the centre their mean, or `start`
+  (k,) (e.g. the code of the dataset's best policy on the task)."""
   codes = np.asarray(codes, np.float32)
   scale = np.maximum(codes.std(axis=0), 1e-6)
-  return SearchSpace(lambda z: ae.decode(params, z), ae.latent_dim, ae.policy.num_params, codes.mean(axis=0),
-                     scale, name=name)
+  center = codes.mean(axis=0) if start is None else np.asarray(start, np.float32).reshape(ae.latent_dim)
+  return SearchSpace(lambda z: ae.decode(params, z), ae.latent_dim, ae.policy.num_params, center, scale, name=name)
 
 
 def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:

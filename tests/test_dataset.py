@@ -113,3 +113,12 @@ def test_collect_bad_input_is_a_one_line_error(args, fragment, tmp_path):
   done = subprocess.run([sys.executable, "-m", "lsc.cli", *argv], capture_output=True, text=True, timeout=300)
   assert done.returncode == 2 and fragment in done.stderr
   assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_n_random_sets_how_many_random_members_are_evaluated():
+  import dataclasses
+  dataset = collect(dataclasses.replace(TINY, n_random=3))
+  assert dataset["random_indices"].shape == (3,) and dataset["random_returns"].shape[0] == 3
+  assert len(np.unique(dataset["random_indices"])) == 3
+  with pytest.raises(ValueError, match="n_random must be in \\[1, pool size"):
+    dataclasses.replace(TINY, n_random=0).resolved()

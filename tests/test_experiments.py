@@ -61,4 +61,42 @@ def test_bad_settings_are_refused(tmp_path):
   with pytest.raises(ValueError, match="valid tasks"):
     bad = pipeline._override(PRESETS["mountain_car"]["smoke"](), ["tasks=[fly]"])
     pipeline.run(bad, tmp_path / "out", log=print)
+  with pytest.raises(ValueError, match="unknown search.latent_start 'worst'"):
+    pipeline.run(pipeline._override(PRESETS["mountain_car"]["smoke"](), ["search.latent_start=worst"]),
+                 tmp_path / "out", log=print)
   assert not (tmp_path / "out").exists()
+
+
+def test_sample_efficiency_on_hand_made_curves():
+  from experiments.sample_efficiency import steps_to_threshold, summarise, threshold
+  # finals: latent -10 (best), ppo -30 (worst): threshold = -30 + 0.9 * 20 = -12
+  assert threshold({"a": [-10.0, -10.0], "b": [-30.0]}) == pytest.approx(-12.0)
+  assert steps_to_threshold([[10, 20, 30], [10, 20, None]], [[-20, -11, -9], [-50, -40, None]], -12) == [20.0, None]
+  results = {"config": {"collect": {"env": {"name": "toy"}}}, "dataset_env_steps": 1000,
+             "curves": {"t": {"latent_pgpe": {"env_steps": [[100, 200], [100, 200]], "returns": [[-20, -10], [-11, -10]],
+                                              "final_returns": [-10, -10]},
+                              "ppo": {"env_steps": [[50, 500], [50, 500]], "returns": [[-40, -30], [-35, -30]],
+                                      "final_returns": [-30, -30]}}}}
+  (row,) = summarise(results)
+  latent, ppo = row["methods"]["latent_pgpe"], row["methods"]["ppo"]
+  assert latent["steps"] == [200.0, 100.0] and latent["mean"] == 150.0 and latent["reached"] == 2
+  assert latent["charged_mean"] == 1150.0 and ppo["reached"] == 0 and ppo["mean"] is None
+  assert row["fastest"] == row["fastest_charged"] == "latent_pgpe"
+  # the random members the collect stage evaluated only for comparison are not charged
+  results["dataset_env_steps_by_stage"] = {"probe": 10, "kept": 100, "random": 5000}
+  (row,) = summarise(results)
+  assert row["collection_steps"] == 110 and row["methods"]["latent_pgpe"]["charged_mean"] == 260.0
+  # equal steps: a tie names both
+  results["curves"]["t"]["ppo"] = {**results["curves"]["t"]["latent_pgpe"]}
+  assert summarise(results)[0]["fastest"] == "latent_pgpe = ppo"
+
+
+def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
+  from experiments import sample_efficiency
+  assert sample_efficiency.main([str(mc_run), "--results", str(tmp_path), "--tag", "smoke"]) == 0
+  text = (tmp_path / "sample_efficiency_smoke.md").read_text()
+  assert "| mountain_car | speed |" in text and "reaches the threshold first on" in text
+  rows = json.loads((tmp_path / "sample_efficiency_smoke.json").read_text())["rows"]
+  assert {m for r in rows for m in r["fastest"].split(" = ")} <= set(pipeline.METHODS)
+  assert (tmp_path / "sample_efficiency_smoke.png").stat().st_size > 5_000
+  assert sample_efficiency.main([str(tmp_path / "missing")]) == 2

@@ -135,3 +135,18 @@ def test_bad_searches_are_refused(mountain_car, small_policy):
     SearchSpace(lambda z: z, 3, 3, np.zeros(2), np.ones(3))
   with pytest.raises(ValueError, match="population must be even"):
     Search(mountain_car, small_policy, space, "goal", PGPEConfig(population=7), budget=10**6)
+
+
+def test_decoder_space_scales_by_the_codes_and_starts_at_the_mean_or_a_given_code(mountain_car, small_policy):
+  from lsc.autoencoder import Autoencoder
+  from lsc.search import decoder_space
+  ae = Autoencoder(small_policy, 3, (8,), (8,))
+  params = ae.init(jax.random.key(0))
+  codes = np.random.default_rng(0).normal([1.0, -2.0, 0.0], [0.5, 2.0, 1.0], (200, 3)).astype(np.float32)
+  space = decoder_space(ae, params, codes)
+  np.testing.assert_allclose(space.center, codes.mean(axis=0), rtol=1e-5)
+  np.testing.assert_allclose(space.scale, codes.std(axis=0), rtol=1e-5)
+  started = decoder_space(ae, params, codes, start=codes[7])
+  np.testing.assert_array_equal(started.center, codes[7])
+  np.testing.assert_allclose(started.scale, space.scale)
+  np.testing.assert_allclose(started.decode(jnp.asarray(codes[7])), ae.decode(params, jnp.asarray(codes[7])))

@@ -1,0 +1,76 @@
+"""Wall time per stage of the experiment pipelines (`python -m experiments.<env>`).
+
+  python -m benchmarks.pipeline                                  # every env, `cpu` preset
+  python -m benchmarks.pipeline --envs halfcheetah --preset paper --out runs/bench   # GPU
+
+Runs each env's preset into `--out/<env>-<preset>` with the pipeline's own stage reuse:
+a stage already finished there with the same config is not rerun, and its time is the
+one recorded when it was computed (each stage directory keeps it in time.json), so an
+interrupted benchmark resumes.  Per stage: wall time, and for the PGPE searches the
+compile time apart (PPO / SAC compile inside Brax's training loop and cannot be split).
+Writes benchmarks/results/pipeline_<preset>_<platform>.{json,md}.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--envs", default="mountain_car,reacher,hopper,halfcheetah")
+  p.add_argument("--preset", default="cpu")
+  p.add_argument("--out", default="runs/bench-pipeline", help="pipeline runs (reused and resumed)")
+  return p.parse_args(argv)
+
+
+def compile_seconds(run_dir: pathlib.Path, stage: str) -> float | None:
+  """The compile time a search stage recorded in its outcome.json, if any."""
+  path = run_dir / stage / "outcome.json"
+  if not path.exists():
+    return None
+  return json.loads(path.read_text()).get("timings", {}).get("compile_s")
+
+
+def table(runs: dict, machine: dict, preset: str) -> str:
+  lines = [f"Pipeline stage wall times, preset `{preset}`, on {machine['cpu']} ({machine['cores']} cores), "
+           f"JAX {machine['jax']} on {machine['jax_platform']} ({', '.join(machine['devices'])}), {machine['date']}.",
+           "", "| env | stage | wall (s) | of which compile (s) |", "|---|---|---:|---:|"]
+  for env, run in runs.items():
+    for stage, seconds in run["stages_s"].items():
+      compiled = run["compile_s"].get(stage)
+      lines.append(f"| {env} | {stage} | {seconds:.0f} | {'' if compiled is None else f'{compiled:.0f}'} |")
+    lines.append(f"| {env} | **total** | **{sum(run['stages_s'].values()):.0f}** | |")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  from lsc import enable_compilation_cache, use_cpu_cores
+  use_cpu_cores()
+  enable_compilation_cache()
+  from benchmarks.common import machine, write
+  from experiments import pipeline
+  from experiments.presets import PRESETS
+
+  runs = {}
+  for env in args.envs.split(","):
+    if env not in PRESETS or args.preset not in PRESETS[env]:
+      print(f"benchmarks.pipeline: error: no preset {args.preset!r} for env {env!r}", file=sys.stderr)
+      return 2
+    run_dir = pathlib.Path(args.out) / f"{env}-{args.preset}"
+    print(f"== {env} ({args.preset}) -> {run_dir}", flush=True)
+    results = pipeline.run(PRESETS[env][args.preset](), run_dir)
+    stages = results["timings"]["recorded_s"]
+    runs[env] = {"stages_s": stages, "compile_s": {s: c for s in stages if (c := compile_seconds(run_dir, s))},
+                 "reused": results["timings"]["reused"], "device": results["device"]}
+  info = machine()
+  text = table(runs, info, args.preset)
+  write(f"pipeline_{args.preset}_{info['jax_platform']}", {"machine": info, "preset": args.preset, "runs": runs}, text)
+  print(text)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
