@@ -1,14 +1,15 @@
 """Every env's presets as data: `smoke` (the tests: tiny, seconds of compute), `cpu`
 (the default: sized for a 2-core CPU) and `paper` (the paper's scale, for a GPU).
 
-The halfcheetah `cpu` preset is timed (benchmarks/RESULTS.md, under 15 minutes on 2
-cores); the other Brax envs share its shape untimed.  On a CPU the Brax envs run the
+Every `cpu` preset is timed (`python -m benchmarks.pipeline`, benchmarks/RESULTS.md):
+2 to 9 minutes on 2 cores.  The Brax envs share one shape.  On a CPU the Brax envs run the
 spring backend at ~12k env steps/s, so the dataset is 3,000 policies (the paper: 5e4)
 evaluated over one episode each, and every search gets 5e5 env steps per seed.  What
 it needs to be useful at that size: a 16-dimensional latent space, and latent PGPE
 starting from the code of the dataset's best policy on the task (`latent_start=best`;
 from the mean code it decodes an average, poor policy and 31 generations do not get
-far).  SAC is left out of the Brax `cpu` presets (far more wall time per env step)."""
+far).  SAC is left out of every `cpu` preset (far more wall time per env step on a
+CPU); add it with `--methods latent_pgpe,param_pgpe,ppo,sac`."""
 
 from experiments.pipeline import ExperimentConfig, SearchSettings
 
@@ -36,7 +37,7 @@ def mountain_car() -> dict:
                             {**TINY_SEARCH, "budget": 12_000}, collect=dict(n_probe=32, eval_episodes=1),
                             tasks=("speed",), eval_episodes=2),
       "cpu": lambda: make("mountain_car", "medium", 50_000, 0.1, {"latent_dim": 2, "steps": 3000},
-                          {"budget": 1_000_000, "seeds": 3, "population": 32}),
+                          {"budget": 1_000_000, "seeds": 3, "population": 32}, methods=NO_SAC),
       "paper": lambda: make("mountain_car", "large", 500_000, 0.1,
                             {"latent_dim": 1, "steps": 20_000, "encoder_widths": (256,), "decoder_widths": (256,)},
                             {"budget": 5_000_000, "seeds": 10, "population": 64, "episodes": 3}),
