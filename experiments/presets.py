@@ -2,7 +2,7 @@
 (the default: sized for a 2-core CPU) and `paper` (the paper's scale, for a GPU).
 
 Every `cpu` preset is timed (`python -m benchmarks.pipeline`, benchmarks/RESULTS.md):
-2 to 9 minutes on 2 cores.  The Brax envs share one shape.  On a CPU the Brax envs run the
+2 to 11 minutes on 2 cores.  The Brax envs share one shape.  On a CPU the Brax envs run the
 spring backend at ~12k env steps/s, so the dataset is 3,000 policies (the paper: 5e4)
 evaluated over one episode each, and every search gets 5e5 env steps per seed.  What
 it needs to be useful at that size: a 16-dimensional latent space, and latent PGPE
@@ -56,7 +56,8 @@ def brax(env: str, cpu_latent: int, paper_latent: int, cpu_tasks: tuple[str, ...
       "cpu": lambda: make(env, "medium", 20_000, 0.15,
                           {"latent_dim": cpu_latent, "steps": 3000, "lr": 3e-3, "encoder_widths": (256,),
                            "decoder_widths": (256,)},
-                          {"budget": 500_000, "seeds": 2, "population": 16, "latent_start": "best"},
+                          {"budget": 500_000, "seeds": 2, "population": 16, "latent_start": "best",
+                           "param_std_init": 0.3, "param_lr": 0.1},  # param_pgpe_sweep on halfcheetah
                           collect=dict(eval_episodes=1, n_random=256), tasks=cpu_tasks, methods=NO_SAC,
                           eval_episodes=3, recovery_points=64, recovery_episodes=1),
       "paper": lambda: make(env, "large", 200_000, 0.25,
