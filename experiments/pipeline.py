@@ -24,7 +24,6 @@ import time
 import numpy as np
 
 METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
-LOCOMOTION = ("hopper", "halfcheetah")  # envs whose final policies' torso displacement is reported
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +92,7 @@ class Stages:
 
 def _search_one(env, policy, space, task, method, settings: SearchSettings, protocol, directory: pathlib.Path):
   """One (task, method): curves (S, G) per seed and final returns; written to outcome.json."""
-  from lsc.evaluation import displacement
+  from lsc.evaluation import LOCOMOTION_ENVS, displacement
   from lsc.search import PGPEConfig, Search, run_search, save_result
   if method in ("latent_pgpe", "param_pgpe"):
     latent = method == "latent_pgpe"
@@ -107,7 +106,7 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
     outcome = {"env_steps": steps.tolist(), "returns": np.where(np.isfinite(returns), returns, None).tolist(),
                "final_returns": result.final_returns.tolist(), "timings": result.timings,
                "final_env_steps": result.env_steps.tolist()}
-    if env.name in LOCOMOTION:
+    if env.name in LOCOMOTION_ENVS:
       outcome["final_distance"] = displacement(env, policy, result.final_thetas, protocol).mean(axis=1).tolist()
   else:
     import jax
@@ -222,7 +221,7 @@ def best_dataset_policies(env, policy, dataset: dict, tasks, protocol) -> dict:
   """Per task, the dataset policy with the best collected return, re-evaluated under
   `protocol` (fresh keys: the collection's own returns are a maximum over noisy
   estimates): {task: {"index", "collected", "return"[, "distance"]}}."""
-  from lsc.evaluation import displacement, evaluate
+  from lsc.evaluation import LOCOMOTION_ENVS, displacement, evaluate
   from lsc.tasks import task_index
   columns = [task_index(env.name, t) for t in tasks]
   rows = [int(np.argmax(dataset["returns"][:, c])) for c in columns]
@@ -230,7 +229,7 @@ def best_dataset_policies(env, policy, dataset: dict, tasks, protocol) -> dict:
   returns = np.asarray(evaluate(env, policy, thetas, protocol).returns)
   best = {t: {"index": r, "collected": float(dataset["returns"][r, c]), "return": float(returns[i, c])}
           for i, (t, r, c) in enumerate(zip(tasks, rows, columns))}
-  if env.name in LOCOMOTION:
+  if env.name in LOCOMOTION_ENVS:
     for t, moved in zip(tasks, displacement(env, policy, thetas, protocol).mean(axis=1)):
       best[t]["distance"] = float(moved)
   return best

@@ -135,9 +135,9 @@ class Autoencoder:
     """What the encoder reads of thetas (..., P): (..., input_size)."""
     if self.encoder_input == "parameters":
       return thetas / self.scale
-    probe = jnp.asarray(self.probe, jnp.float32)
+    from lsc.dataset import descriptors  # the novelty stage's behaviour descriptors
     flat = thetas.reshape(-1, thetas.shape[-1])
-    actions = jax.vmap(lambda theta: self.policy.apply(theta, probe).reshape(-1))(flat)
+    actions = descriptors(self.policy, flat, jnp.asarray(self.probe, jnp.float32))
     return actions.reshape(*thetas.shape[:-1], -1)
 
   def encode(self, params: dict, thetas: jax.Array) -> jax.Array:

@@ -111,6 +111,9 @@ def evaluate_pool(env, policy: MLPPolicy, seed: int, size: int,
   return evaluate_members(env, policy, seed, np.arange(size), protocol, **kwargs)
 
 
+LOCOMOTION_ENVS = ("hopper", "halfcheetah")  # Brax envs whose torso (body 0) moves along x
+
+
 @functools.lru_cache(maxsize=16)
 def _displacement_fn(env, policy: MLPPolicy):
   def episode(theta, key):
@@ -132,6 +135,6 @@ def _displacement_fn(env, policy: MLPPolicy):
 def displacement(env, policy: MLPPolicy, thetas, protocol: EvalProtocol = EvalProtocol()) -> np.ndarray:
   """How far the torso (body 0) of a Brax env moved along x over each of the protocol's
   episodes (until termination), for thetas (N, P): (N, E), in metres (forward > 0)."""
-  if getattr(env, "name", "") not in ("hopper", "halfcheetah"):
+  if getattr(env, "name", "") not in LOCOMOTION_ENVS:
     raise ValueError(f"displacement needs a locomotion env (hopper, halfcheetah), got {getattr(env, 'name', env)!r}")
   return np.asarray(_displacement_fn(env, policy)(jnp.asarray(thetas, jnp.float32), protocol.episode_keys()))
