@@ -28,7 +28,9 @@ METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
 
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
-  """Settings shared by every method's runs on every task."""
+  """The search stage's settings: budget and seeds are shared by every method; the
+  `latent_*` and `param_*` fields belong to one PGPE variant each, population and
+  episodes to both, n_evals to the RL baselines (see `method_settings`)."""
   budget: int = 1_000_000  # env steps per seed and method
   seeds: int = 3
   population: int = 32
@@ -53,6 +55,19 @@ class ExperimentConfig:
   eval_seed: int = 2_000_003
   recovery_points: int = 256  # held-out policies (and latent points) per recovery row
   recovery_episodes: int = 3
+
+
+def method_settings(settings: SearchSettings, method: str) -> dict:
+  """The fields of `settings` that `method`'s runs depend on: a search stage's config
+  holds only these, so changing one method's setting recomputes only that method."""
+  fields = ["budget", "seeds"]
+  if method in ("latent_pgpe", "param_pgpe"):
+    prefix = method.split("_")[0]
+    fields += ["population", "episodes", f"{prefix}_std_init", f"{prefix}_lr"]
+    fields += ["latent_start"] if method == "latent_pgpe" else []
+  else:
+    fields += ["n_evals"]
+  return {f: getattr(settings, f) for f in fields}
 
 
 def _plain(config) -> dict:
@@ -92,7 +107,7 @@ class Stages:
 
 def _search_one(env, policy, space, task, method, settings: SearchSettings, protocol, directory: pathlib.Path):
   """One (task, method): curves (S, G) per seed and final returns; written to outcome.json."""
-  from lsc.evaluation import LOCOMOTION_ENVS, displacement
+  from lsc.evaluation import LOCOMOTION_ENVS
   from lsc.search import PGPEConfig, Search, run_search, save_result
   if method in ("latent_pgpe", "param_pgpe"):
     latent = method == "latent_pgpe"
@@ -107,7 +122,7 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
                "final_returns": result.final_returns.tolist(), "timings": result.timings,
                "final_env_steps": result.env_steps.tolist()}
     if env.name in LOCOMOTION_ENVS:
-      outcome["final_distance"] = displacement(env, policy, result.final_thetas, protocol).mean(axis=1).tolist()
+      outcome["final_distance"] = result.final_displacement.tolist()
   else:
     import jax
     from lsc.baselines import train_baseline
@@ -186,7 +201,8 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
     for method in config.methods:
       name = f"search/{task}_{method}"
       search_config = {**(ae_config if method == "latent_pgpe" else data_config), "task": task, "method": method,
-                       "search": _plain(config.search), "eval": [config.eval_episodes, config.eval_seed]}
+                       "search": method_settings(config.search, method),
+                       "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
       space = latent_space(task) if method == "latent_pgpe" else parameter
       outcome = stages.run(name, search_config,
@@ -221,17 +237,18 @@ def best_dataset_policies(env, policy, dataset: dict, tasks, protocol) -> dict:
   """Per task, the dataset policy with the best collected return, re-evaluated under
   `protocol` (fresh keys: the collection's own returns are a maximum over noisy
   estimates): {task: {"index", "collected", "return"[, "distance"]}}."""
-  from lsc.evaluation import LOCOMOTION_ENVS, displacement, evaluate
+  from lsc.evaluation import LOCOMOTION_ENVS, evaluate
   from lsc.tasks import task_index
   columns = [task_index(env.name, t) for t in tasks]
   rows = [int(np.argmax(dataset["returns"][:, c])) for c in columns]
   thetas = np.asarray(dataset["thetas"][rows], np.float32)
-  returns = np.asarray(evaluate(env, policy, thetas, protocol).returns)
+  result = evaluate(env, policy, thetas, protocol)
+  returns, moved = np.asarray(result.returns), np.asarray(result.displacement).mean(axis=1)
   best = {t: {"index": r, "collected": float(dataset["returns"][r, c]), "return": float(returns[i, c])}
           for i, (t, r, c) in enumerate(zip(tasks, rows, columns))}
   if env.name in LOCOMOTION_ENVS:
-    for t, moved in zip(tasks, displacement(env, policy, thetas, protocol).mean(axis=1)):
-      best[t]["distance"] = float(moved)
+    for t, distance in zip(tasks, moved):
+      best[t]["distance"] = float(distance)
   return best
 
 

@@ -330,7 +330,7 @@ def make_evaluator(env, task: str, make_policy: Callable) -> Callable:
 
   @jax.jit
   def evaluate(params, keys):
-    returns, lengths, _ = jax.vmap(episode, in_axes=(None, 0))(params, keys)
+    returns, lengths, _, _ = jax.vmap(episode, in_axes=(None, 0))(params, keys)
     return returns[:, column], lengths
 
   return evaluate

@@ -111,30 +111,4 @@ def evaluate_pool(env, policy: MLPPolicy, seed: int, size: int,
   return evaluate_members(env, policy, seed, np.arange(size), protocol, **kwargs)
 
 
-LOCOMOTION_ENVS = ("hopper", "halfcheetah")  # Brax envs whose torso (body 0) moves along x
-
-
-@functools.lru_cache(maxsize=16)
-def _displacement_fn(env, policy: MLPPolicy):
-  def episode(theta, key):
-    state = env.reset(jax.random.split(key)[0])  # the start state of lsc.rollout's episode of `key`
-    start = state.pipeline_state.x.pos[0, 0]
-
-    def step(carry, _):
-      state, alive = carry
-      nxt = env.step(state, policy.apply(theta, state.obs))
-      state = jax.tree.map(lambda new, old: jnp.where(alive, new, old), nxt, state)
-      return (state, alive & (nxt.done == 0)), None
-
-    (state, _), _ = jax.lax.scan(step, (state, jnp.bool_(True)), None, length=env.episode_length)
-    return state.pipeline_state.x.pos[0, 0] - start
-
-  return jax.jit(jax.vmap(jax.vmap(episode, in_axes=(None, 0)), in_axes=(0, None)))
-
-
-def displacement(env, policy: MLPPolicy, thetas, protocol: EvalProtocol = EvalProtocol()) -> np.ndarray:
-  """How far the torso (body 0) of a Brax env moved along x over each of the protocol's
-  episodes (until termination), for thetas (N, P): (N, E), in metres (forward > 0)."""
-  if getattr(env, "name", "") not in LOCOMOTION_ENVS:
-    raise ValueError(f"displacement needs a locomotion env (hopper, halfcheetah), got {getattr(env, 'name', env)!r}")
-  return np.asarray(_displacement_fn(env, policy)(jnp.asarray(thetas, jnp.float32), protocol.episode_keys()))
+LOCOMOTION_ENVS = ("hopper", "halfcheetah")  # Brax envs whose torso (body 0) moves along x: distances are reported

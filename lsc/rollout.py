@@ -6,6 +6,8 @@ returns, without ever materialising a trajectory:
   lengths      (N, E) int32  steps until termination (episode_length if none)
   obs_samples  (N, E*K, O)   per episode a uniform sample (reservoir) of K observations
                              the policy acted on; short episodes repeat their states
+  displacement (N, E)        how far the agent moved along x until termination
+                             (`lsc.envs.x_position`: the torso on hopper/halfcheetah)
 On device: `vmap` over episodes and policies, `lax.scan` over time with a done-mask (a
 terminated episode is frozen and earns nothing more), `lax.map` over chunks of
 policies (memory O(chunk), not O(N); see `default_chunk_size`), and the population
@@ -20,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from lsc.envs import x_position
 from lsc.policy import MLPPolicy, check_finite
 from lsc.sharding import chunk_layout, population_mesh, shard_population
 from lsc.tasks import Transition, task_names, task_rewards
@@ -44,6 +47,7 @@ class RolloutResult:
   returns: jax.Array
   lengths: jax.Array
   obs_samples: jax.Array
+  displacement: jax.Array
 
   @property
   def env_steps(self) -> int:
@@ -63,8 +67,8 @@ def _xorshift32(x: jax.Array) -> jax.Array:
 
 
 def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
-  """A jit-safe function (theta (P,), key) -> (returns (n_tasks,), length (), samples (K, O))
-  for one episode of `env.episode_length` steps."""
+  """A jit-safe function (theta (P,), key) -> (returns (n_tasks,), length (), samples (K, O),
+  displacement ()) for one episode of `env.episode_length` steps."""
   rewards_fn = task_rewards(env.name)
   n_tasks = len(task_names(env.name))
   horizon = env.episode_length
@@ -72,6 +76,7 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
   def episode(theta, key):
     reset_key, sample_key = jax.random.split(key)
     state = env.reset(reset_key)
+    start = x_position(env, state)
     rng = jax.random.bits(sample_key, (), jnp.uint32) | jnp.uint32(1)
     buffer = jnp.zeros((n_samples, policy.obs_size), jnp.float32)
     layers = policy.unflatten(theta)
@@ -95,12 +100,12 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
       return (state, alive, returns, length, buffer, rng), None
 
     carry = (state, jnp.bool_(True), jnp.zeros(n_tasks, jnp.float32), jnp.int32(0), buffer, rng)
-    (_, _, returns, length, buffer, _), _ = jax.lax.scan(step, carry, None, length=horizon)
+    (state, _, returns, length, buffer, _), _ = jax.lax.scan(step, carry, None, length=horizon)
     if n_samples:  # an episode shorter than K repeats its states to fill the buffer
       slots = jnp.arange(n_samples)
       filled = jnp.minimum(length, n_samples)
       buffer = buffer[jnp.where(slots < filled, slots, slots % filled)]
-    return returns, length, buffer
+    return returns, length, buffer, x_position(env, state) - start  # the state froze at termination
 
   return episode
 
@@ -155,10 +160,9 @@ def _build_rollout_fn(env, policy, n, episodes, n_samples, chunk_size, mesh):
     if pad:  # pad with copies of the first member; their results are dropped
       thetas = jnp.concatenate([thetas, jnp.broadcast_to(thetas[:1], (pad, *thetas.shape[1:]))])
       key_data = jnp.concatenate([key_data, jnp.broadcast_to(key_data[:1], (pad, *key_data.shape[1:]))])
-    returns, lengths, samples = sharded(thetas.astype(jnp.float32), key_data)
-    returns, lengths, samples = returns[:n], lengths[:n], samples[:n]
+    returns, lengths, samples, moved = (x[:n] for x in sharded(thetas.astype(jnp.float32), key_data))
     return RolloutResult(returns=returns.mean(axis=1), lengths=lengths,
-                         obs_samples=samples.reshape(n, episodes * n_samples, policy.obs_size))
+                         obs_samples=samples.reshape(n, episodes * n_samples, policy.obs_size), displacement=moved)
 
   return fn
 

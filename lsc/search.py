@@ -196,6 +196,7 @@ class SearchResult:
   final_z: np.ndarray  # (S, k) final centres
   final_thetas: np.ndarray  # (S, P) their parameters
   final_returns: np.ndarray  # (S,) on fresh evaluation keys (the protocol's seed)
+  final_displacement: np.ndarray  # (S,) how far they moved along x (lsc.envs.x_position), mean over those episodes
   env_steps: np.ndarray  # (S,) charged to each seed
   generations: int
   timings: dict
@@ -316,6 +317,7 @@ class Search:
     timings = {**timings, "final_eval_s": time.perf_counter() - start}
     return SearchResult(curves=curves, final_z=final_z, final_thetas=final_thetas,
                         final_returns=np.asarray(final.returns[:, self.task]),
+                        final_displacement=np.asarray(final.displacement).mean(axis=1),
                         env_steps=np.asarray(carry["env_steps"], np.int64),
                         generations=int(carry["generation"]), timings=timings)
 
@@ -403,7 +405,7 @@ def save_result(path, search: Search, result: SearchResult, config: dict | None 
   """Writes a finished search (curves, final centres and parameters, returns) as an artifact."""
   arrays = {**{f"curve_{k}": v for k, v in result.curves.items()}, "final_z": result.final_z,
             "final_thetas": result.final_thetas, "final_returns": result.final_returns,
-            "env_steps": result.env_steps}
+            "final_displacement": result.final_displacement, "env_steps": result.env_steps}
   checkpoint.save_artifact(path, arrays, kind=KIND_RESULT,
                            config={**(config or {}), "generations": result.generations, "timings": result.timings},
                            identity=describe(search))

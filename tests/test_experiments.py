@@ -29,7 +29,7 @@ def test_mountain_car_smoke_writes_valid_results(mc_run):
   assert "| speed |" in (mc_run / "summary.md").read_text()
 
 
-def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_searches(mc_run):
+def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_the_searches_using_it(mc_run):
   before = json.loads((mc_run / "results.json").read_text())
   again = pipeline.run(PRESETS["mountain_car"]["smoke"](), mc_run, log=lambda *a: None)
   assert again["timings"]["stages_s"] == {}
@@ -38,8 +38,11 @@ def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_searches(m
   assert again["curves"] == before["curves"]
   changed = pipeline._override(PRESETS["mountain_car"]["smoke"](), ["search.population=6"])
   third = pipeline.run(changed, mc_run, log=lambda *a: None)
-  assert sorted(third["timings"]["reused"]) == ["autoencoder", "dataset"]
-  assert set(third["timings"]["stages_s"]) == {f"search/speed_{m}" for m in pipeline.METHODS}
+  assert sorted(third["timings"]["reused"]) == ["autoencoder", "dataset", "search/speed_ppo", "search/speed_sac"]
+  assert set(third["timings"]["stages_s"]) == {"search/speed_latent_pgpe", "search/speed_param_pgpe"}
+  changed = pipeline._override(changed, ["search.param_lr=0.5"])  # one method's own setting
+  fourth = pipeline.run(changed, mc_run, log=lambda *a: None)
+  assert set(fourth["timings"]["stages_s"]) == {"search/speed_param_pgpe"}
 
 
 def test_a_brax_env_smoke_runs_end_to_end(tmp_path):

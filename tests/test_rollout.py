@@ -13,14 +13,15 @@ import pytest
 
 from conftest import keys
 from lsc.envs import make_env
-from lsc.evaluation import EvalProtocol, displacement, evaluate
+from lsc.evaluation import EvalProtocol, evaluate
 from lsc.policy import make_policy, pool_thetas
 from lsc.rollout import rollout, rollout_fn
 from lsc.tasks import Transition, task_names, task_rewards
 
 
 def reference_episode(env, policy, theta, key):
-  """One episode stepped from Python, the obvious way: (returns, length, visited obs)."""
+  """One episode stepped from Python, the obvious way: (returns, length, visited obs,
+  final state)."""
   step, apply = jax.jit(env.step), jax.jit(policy.apply)
   rewards = jax.jit(task_rewards(env.name))
   reset_key, _ = jax.random.split(key)
@@ -34,7 +35,7 @@ def reference_episode(env, policy, theta, key):
     state = nxt
     if float(state.done):
       break
-  return total, len(visited), np.stack(visited)
+  return total, len(visited), np.stack(visited), state
 
 
 def test_population_equals_single_rollouts(mountain_car, mc_policy):
@@ -56,8 +57,10 @@ def test_rollout_matches_a_python_loop_and_samples_visited_states(mountain_car, 
   result = rollout(mountain_car, mc_policy, thetas, reset_keys, n_samples=8)
   for i in (0, 3):
     for e in range(2):
-      returns, length, visited = reference_episode(mountain_car, mc_policy, thetas[i], reset_keys[i, e])
+      returns, length, visited, last = reference_episode(mountain_car, mc_policy, thetas[i], reset_keys[i, e])
       np.testing.assert_allclose(result.lengths[i, e], length)
+      # the car's displacement: final position minus start position
+      np.testing.assert_allclose(result.displacement[i, e], last.obs[0] - visited[0, 0], atol=1e-5)
       samples = np.asarray(result.obs_samples[i, 8 * e:8 * (e + 1)])
       distance = np.abs(samples[:, None, :] - visited[None]).max(-1).min(1)
       assert np.all(distance < 1e-5)  # every sample is a state this episode visited
@@ -74,7 +77,7 @@ def test_terminated_hopper_earns_nothing_after_termination(hopper, hopper_policy
   lengths = np.asarray(result.lengths[:, 0])
   assert np.sum(lengths < hopper.episode_length) == 2
   for i in range(3):
-    returns, length, visited = reference_episode(hopper, hopper_policy, thetas[i], reset_keys[i, 0])
+    returns, length, visited, _ = reference_episode(hopper, hopper_policy, thetas[i], reset_keys[i, 0])
     assert lengths[i] == length
     np.testing.assert_allclose(result.returns[i], returns, rtol=1e-4, atol=1e-3)
     # fewer visited states than buffer slots: the buffer holds each of them
@@ -86,18 +89,16 @@ def test_terminated_hopper_earns_nothing_after_termination(hopper, hopper_policy
   assert result.env_steps == lengths.sum() < result.steps_computed(hopper.episode_length)
 
 
-def test_displacement_is_the_integral_of_forward_velocity(hopper, hopper_policy, mountain_car, mc_policy):
+def test_displacement_is_the_integral_of_forward_velocity(hopper, hopper_policy):
   thetas = 3.0 * pool_thetas(hopper_policy, 1, jnp.arange(3))  # two of them fall: episodes end early
   protocol = EvalProtocol(1, 7)
-  returns = np.asarray(evaluate(hopper, hopper_policy, thetas, protocol, n_samples=64).returns)
-  moved = displacement(hopper, hopper_policy, thetas, protocol)
+  result = evaluate(hopper, hopper_policy, thetas, protocol, n_samples=64)
+  returns, moved = np.asarray(result.returns), np.asarray(result.displacement)
   assert moved.shape == (3, 1) and np.ptp(moved) > 1e-3
   names = task_names("hopper")
   # forward - backward = 2 * sum of x_velocity = 2 * displacement / dt, until termination
   velocity_sum = (returns[:, names.index("forward")] - returns[:, names.index("backward")]) / 2
   np.testing.assert_allclose(moved[:, 0], hopper.dt * velocity_sum, rtol=2e-3, atol=2e-4)
-  with pytest.raises(ValueError, match="locomotion env"):
-    displacement(mountain_car, mc_policy, pool_thetas(mc_policy, 0, jnp.arange(2)), protocol)
 
 
 def test_repeated_calls_trace_once(mountain_car, mc_policy):

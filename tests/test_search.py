@@ -49,8 +49,10 @@ def test_search_improves_the_centre_on_fresh_keys(mountain_car, small_policy, go
   result = goal_search.run(FRESH)
   assert result.final_thetas.shape == (2, small_policy.num_params) and result.generations >= 12
   start = evaluate(mountain_car, small_policy, identity_space(small_policy).center[None], FRESH).returns[0, 0]
-  final = evaluate(mountain_car, small_policy, result.final_thetas, FRESH).returns[:, 0]
+  evaluated = evaluate(mountain_car, small_policy, result.final_thetas, FRESH)
+  final = evaluated.returns[:, 0]
   np.testing.assert_allclose(final, result.final_returns, rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(evaluated.displacement).mean(1), result.final_displacement, atol=1e-5)
   assert np.all(final > start + 5.0), (start, final)
   per_generation = SMALL.population * SMALL.episodes * mountain_car.episode_length
   assert np.all(result.env_steps <= 600_000) and np.all(result.env_steps > 600_000 - per_generation)

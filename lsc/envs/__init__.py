@@ -47,6 +47,14 @@ def default_backend(name: str) -> str:
   return "mjx" if jax.default_backend() in ("gpu", "cuda", "rocm", "tpu") else "spring"
 
 
+def x_position(env, state) -> jax.Array:
+  """Where the agent is along x, a scalar: the car's position on mountain_car, body 0
+  (the torso of hopper and halfcheetah, the first link of reacher) on the Brax envs."""
+  if env.name == "mountain_car":
+    return state.obs[0]
+  return state.pipeline_state.x.pos[0, 0]
+
+
 def make_env(name: str, backend: str | None = None, episode_length: int | None = None) -> Env:
   """Builds env `name` on `backend` (None: `default_backend(name)`).
 
@@ -70,4 +78,4 @@ def make_env(name: str, backend: str | None = None, episode_length: int | None =
 
 
 __all__ = ["ENV_NAMES", "BRAX_BACKENDS", "ENV_SIZES", "DEFAULT_EPISODE_LENGTH", "make_env",
-           "default_backend", "valid_backends", "check_env_name"]
+           "default_backend", "valid_backends", "check_env_name", "x_position"]
