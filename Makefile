@@ -6,7 +6,7 @@ PYTHON312 ?= $(shell for p in $$(command -v python3.12) $$(ls -1d $$HOME/.pyenv/
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench clean
+.PHONY: run test bench sample-efficiency clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@if [ -z "$(PYTHON312)" ]; then echo "lsc needs Python 3.12 (python3.12 on PATH or under pyenv); set PYTHON312=/path/to/python3.12"; exit 1; fi
@@ -24,6 +24,16 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.rollout
 	$(PY) -m benchmarks.pipeline --envs halfcheetah
+
+# The committed CPU-sized sample-efficiency table (experiments/RESULTS.md): hours on 2
+# cores; every stage resumes, so rerunning after an interruption continues.
+SE_RUNS := runs/se-mountain_car runs/se-reacher runs/se-hopper runs/se-halfcheetah
+sample-efficiency: $(VENV)/.installed
+	$(PY) -m experiments.mountain_car --seeds 5 --methods latent_pgpe,param_pgpe,ppo,sac --out runs/se-mountain_car
+	$(PY) -m experiments.reacher --seeds 5 --tasks reach_ne,reach_nw,reach_sw,reach_se --methods latent_pgpe,param_pgpe,ppo,sac --out runs/se-reacher
+	$(PY) -m experiments.hopper --seeds 5 --tasks forward,backward,jump --out runs/se-hopper
+	$(PY) -m experiments.halfcheetah --seeds 5 --tasks forward,backward,frontflip,backflip --out runs/se-halfcheetah
+	$(PY) -m experiments.sample_efficiency $(SE_RUNS) --tag cpu
 
 clean:
 	rm -rf $(VENV) runs

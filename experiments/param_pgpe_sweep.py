@@ -10,7 +10,7 @@ over `--seeds` seeds run at once.
   python -m experiments.param_pgpe_sweep --env mountain_car --task speed --policy large
   python -m experiments.param_pgpe_sweep --env hopper --task forward --budget 2000000
 
-Writes experiments/results/param_pgpe_sweep_<env>_<policy>.{json,md}.
+Writes experiments/results/param_pgpe_sweep_<env>_<policy>[_<tag>].{json,md}.
 """
 
 import argparse
@@ -37,6 +37,7 @@ def parse_args(argv):
   p.add_argument("--episodes", type=int, default=2)
   p.add_argument("--std-inits", default="0.03,0.1,0.3,1.0")
   p.add_argument("--lrs", default="0.01,0.03,0.1")
+  p.add_argument("--tag", default="", help="suffix of the results files (e.g. an extension of a grid)")
   return p.parse_args(argv)
 
 
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     table.append(f"| {std} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
   table += ["", f"Best: std_init {best['std_init']}, lr {best['lr']} ({best['mean']:.2f})."]
   RESULTS.mkdir(exist_ok=True)
-  stem = RESULTS / f"param_pgpe_sweep_{args.env}_{args.policy}"
+  stem = RESULTS / f"param_pgpe_sweep_{args.env}_{args.policy}{'_' + args.tag if args.tag else ''}"
   stem.with_suffix(".json").write_text(json.dumps({"args": vars(args), "rows": rows, "best": best}, indent=2))
   stem.with_suffix(".md").write_text("\n".join(table) + "\n")
   print("\n".join(table))

@@ -44,9 +44,11 @@ def mountain_car() -> dict:
   }
 
 
-def brax(env: str, cpu_latent: int, paper_latent: int, cpu_tasks: tuple[str, ...] = ("forward",)) -> dict:
+def brax(env: str, cpu_latent: int, paper_latent: int, param: tuple[float, float],
+         cpu_tasks: tuple[str, ...] = ("forward",)) -> dict:
   """Presets of a Brax env.  `cpu`: spring backend, medium policy, no SAC (it needs far
-  more wall time per env step on a CPU); `paper`: every task and method, 10 seeds."""
+  more wall time per env step on a CPU), parameter PGPE with `param` = (std_init, lr)
+  from `experiments.param_pgpe_sweep` on the env; `paper`: every task and method, 10 seeds."""
   smoke_task = cpu_tasks[:1]
   return {
       "smoke": lambda: make(env, "small", 64, 0.5, {**TINY_TRAIN, "latent_dim": 2, "batch_policies": 8},
@@ -57,15 +59,17 @@ def brax(env: str, cpu_latent: int, paper_latent: int, cpu_tasks: tuple[str, ...
                           {"latent_dim": cpu_latent, "steps": 3000, "lr": 3e-3, "encoder_widths": (256,),
                            "decoder_widths": (256,)},
                           {"budget": 500_000, "seeds": 2, "population": 16, "latent_start": "best",
-                           "param_std_init": 0.3, "param_lr": 0.1},  # param_pgpe_sweep on halfcheetah
+                           "param_std_init": param[0], "param_lr": param[1]},
                           collect=dict(eval_episodes=1, n_random=256), tasks=cpu_tasks, methods=NO_SAC,
                           eval_episodes=3, recovery_points=64, recovery_episodes=1),
       "paper": lambda: make(env, "large", 200_000, 0.25,
                             {"latent_dim": paper_latent, "steps": 20_000, "encoder_widths": (256,),
                              "decoder_widths": (256,)},
-                            {"budget": 20_000_000, "seeds": 10, "population": 128, "episodes": 2}),
+                            {"budget": 20_000_000, "seeds": 10, "population": 128, "episodes": 2,
+                             "param_std_init": param[0], "param_lr": param[1]}),  # swept on medium policies
   }
 
 
-PRESETS = {"mountain_car": mountain_car(), "reacher": brax("reacher", 4, 8, ("reach_ne",)),
-           "hopper": brax("hopper", 16, 8), "halfcheetah": brax("halfcheetah", 16, 8)}
+# parameter PGPE's (std_init, lr): the best cell of each env's sweep (experiments/RESULTS.md)
+PRESETS = {"mountain_car": mountain_car(), "reacher": brax("reacher", 4, 8, (0.3, 0.3), ("reach_ne",)),
+           "hopper": brax("hopper", 16, 8, (0.3, 0.1)), "halfcheetah": brax("halfcheetah", 16, 8, (0.3, 0.1))}

@@ -30,6 +30,7 @@ import numpy as np
 RESULTS = pathlib.Path(__file__).parent / "results"
 FRACTION = 0.9
 LATENT = "latent_pgpe"
+FINE_TUNING_ENVS = ("mountain_car", "reacher")  # the paper's 8 fine-tuning tasks; the rest: locomotion
 
 
 def threshold(finals: dict[str, list[float]]) -> float:
@@ -117,17 +118,27 @@ def markdown(rows: list[dict], command: str) -> str:
                if lat else "")
     lines.append(f"| {r['env']} | {r['task']} | {r['threshold']:.2f} | " + " | ".join(cells)
                  + f" | {charged} | {r['fastest'] or '-'} | {r['fastest_charged'] or '-'} |")
-  first = sum(r["fastest"] == LATENT for r in rows)
-  first_charged = sum(r["fastest_charged"] == LATENT for r in rows)
-  tied = sum(LATENT in (r["fastest"] or "").split(" = ") and r["fastest"] != LATENT for r in rows)
-  lines += ["", f"{LATENT} reaches the threshold first on {first} of {len(rows)} tasks, and ties for first on "
-            f"{tied} ({first_charged} of {len(rows)} first with the collection steps charged).", "",
+  lines.append("")
+  for group, members in (("fine-tuning (mountain_car, reacher)", [r for r in rows if r["env"] in FINE_TUNING_ENVS]),
+                         ("locomotion", [r for r in rows if r["env"] not in FINE_TUNING_ENVS])):
+    if members:
+      lines.append(f"- {group} tasks: " + first_counts(members))
+  lines += ["",
             "Final returns (mean over seeds, fresh evaluation keys):", "",
             "| env | task | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]
   for r in rows:
     lines.append(f"| {r['env']} | {r['task']} | " + " | ".join(
         f"{r['methods'][m]['final_mean']:.2f}" if m in r["methods"] else "" for m in methods) + " |")
   return "\n".join(lines) + "\n"
+
+
+def first_counts(rows: list[dict]) -> str:
+  """How often the latent method is first, tied first, and first with collection charged."""
+  first = sum(r["fastest"] == LATENT for r in rows)
+  first_charged = sum(r["fastest_charged"] == LATENT for r in rows)
+  tied = sum(LATENT in (r["fastest"] or "").split(" = ") and r["fastest"] != LATENT for r in rows)
+  return (f"{LATENT} reaches the threshold first on {first} of {len(rows)}, ties for first on {tied} "
+          f"({first_charged} of {len(rows)} first with the collection steps charged).")
 
 
 def plot(rows: list[dict], path: pathlib.Path) -> None:
