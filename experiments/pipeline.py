@@ -200,7 +200,9 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
   for task in tasks:
     for method in config.methods:
       name = f"search/{task}_{method}"
-      search_config = {**(ae_config if method == "latent_pgpe" else data_config), "task": task, "method": method,
+      # what each method reads: the autoencoder, the policy (parameter PGPE) or only the env (PPO, SAC)
+      inputs = {"latent_pgpe": ae_config, "param_pgpe": data_config}.get(method, {"env": data_config["collect"]["env"]})
+      search_config = {**inputs, "task": task, "method": method,
                        "search": method_settings(config.search, method),
                        "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")

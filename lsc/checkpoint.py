@@ -111,7 +111,7 @@ def check_record(record: dict, path, kind: str | None = None, expect: dict | Non
     problems.append(f"kind: artifact is a {record.get('kind')!r}, expected a {kind!r}")
   have = flatten(record.get("identity", {}))
   for key, want in flatten(expect or {}).items():
-    got = have.get(key, "<missing>")
+    got = have.get(key, None if want is None else "<missing>")  # None: a field newer than the artifact, unset
     if _as_list(got) != _as_list(want):
       problems.append(f"{key}: artifact has {got!r}, expected {want!r}")
   if problems:
@@ -134,8 +134,10 @@ def load_artifact(path, *, kind: str | None = None, expect: dict | None = None) 
 
 def policy_identity(env, policy) -> dict:
   """What parameter arrays of `policy` on `env` are only valid for: env name, backend,
-  episode length and the policy's shape.  Stages put this in their artifacts' identity."""
+  episode length and the policy's shape and input normalisation.  Stages put this in
+  their artifacts' identity."""
+  normalization = None if policy.obs_scale is None else [list(policy.obs_shift), list(policy.obs_scale)]
   return {"env": env.name, "backend": env.backend, "episode_length": env.episode_length,
           "policy": {"obs_size": policy.obs_size, "action_size": policy.action_size,
                      "hidden": list(policy.hidden), "activation": policy.activation,
-                     "num_params": policy.num_params}}
+                     "num_params": policy.num_params, "obs_normalization": normalization}}

@@ -23,6 +23,8 @@ def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--policy", default="medium", help="policy preset: small | medium | large")
   parser.add_argument("--hidden", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=None,
                       help="hidden sizes, e.g. 64,64 (overrides --policy; '' = linear)")
+  parser.add_argument("--normalize-obs", action="store_true",
+                      help="scale observations to [-1, 1] by the env's bounds (mountain_car only)")
 
 
 def cmd_envs(args) -> int:
@@ -69,7 +71,7 @@ def cmd_rollout(args) -> int:
   if args.pool < 1:
     raise ValueError(f"--pool must be >= 1, got {args.pool}")
   env_cfg = EnvConfig(args.env, args.backend, args.episode_length).resolved()
-  policy_cfg = PolicyConfig(args.policy, args.hidden).resolved(args.env)
+  policy_cfg = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).resolved(args.env)
   protocol = EvalProtocol(episodes=args.episodes, seed=args.eval_seed)
   enable_compilation_cache()
   env, names = env_cfg.build(), task_names(args.env)
@@ -131,7 +133,7 @@ def cmd_collect(args) -> int:
   from lsc.tasks import task_names
 
   config = CollectConfig(env=EnvConfig(args.env, args.backend, args.episode_length),
-                         policy=PolicyConfig(args.policy, args.hidden), pool=args.pool, keep=args.keep,
+                         policy=PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs), pool=args.pool, keep=args.keep,
                          n_neighbors=args.n_neighbors, probe=args.probe, n_probe=args.n_probe,
                          seed=args.seed, eval_episodes=args.episodes).resolved()
   enable_compilation_cache()
@@ -298,7 +300,7 @@ def cmd_search(args) -> int:
   if args.method in ("ppo", "sac"):
     curves, finals, timings = _run_baseline(args, env, protocol, out)
   else:
-    policy = PolicyConfig(args.policy, args.hidden).resolved(args.env).build(env)
+    policy = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).resolved(args.env).build(env)
     curves, finals, timings = _run_pgpe(args, env, policy, protocol, out)
   total = time.perf_counter() - start
   title = f"{args.env} {args.task}: {args.method}"

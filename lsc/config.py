@@ -45,6 +45,8 @@ class PolicyConfig:
   hidden: tuple[int, ...] | None = None
   activation: str = "tanh"
   init_scheme: str = "uniform"
+  # scale observations to [-1, 1] by the env's known bounds (mountain_car); recorded only when set
+  normalize_obs: bool = dataclasses.field(default=False, metadata={"omit_default": True})
 
   def resolved(self, env_name: str) -> "PolicyConfig":
     hidden = self.hidden if self.hidden is not None else preset_hidden(env_name, self.preset)
@@ -52,14 +54,17 @@ class PolicyConfig:
 
   def build(self, env) -> MLPPolicy:
     return make_policy(env, self.preset, self.hidden, activation=self.activation,
-                       init_scheme=self.init_scheme)
+                       init_scheme=self.init_scheme, normalize_obs=self.normalize_obs)
 
 
-def to_dict(config) -> dict:
-  """A dataclass config as plain JSON/YAML-ready data (tuples become lists)."""
+def to_dict(config, omit_defaults: bool = True) -> dict:
+  """A dataclass config as plain JSON/YAML-ready data (tuples become lists).  Fields
+  marked `omit_default` (added after artifacts existed) are left out while at their
+  default, so records written before them still match (`omit_defaults=False`: all)."""
   def plain(x):
     if dataclasses.is_dataclass(x):
-      return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+      return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)
+              if not (omit_defaults and f.metadata.get("omit_default") and getattr(x, f.name) == f.default)}
     if isinstance(x, (tuple, list)):
       return [plain(v) for v in x]
     return x
@@ -128,7 +133,7 @@ def load(cls: type[C], path: str | pathlib.Path) -> C:
 
 def override(config: C, assignments: list[str]) -> C:
   """Applies `dotted.key=value` strings (values parsed as YAML) to a dataclass config."""
-  data = to_dict(config)
+  data = to_dict(config, omit_defaults=False)
   for assignment in assignments:
     key, sep, raw = assignment.partition("=")
     if not sep:

@@ -11,6 +11,12 @@ Initialisation (`init`):
   `lecun_normal`  Flax's nn.Dense default: kernel ~ truncated normal of variance
                   1/fan_in, bias = 0.
 
+Observation normalisation (`obs_shift`, `obs_scale`, optional): the network sees
+(obs - shift) / scale.  On Mountain Car the velocity spans +-0.07 against the position's
+[-1.2, 0.6], so a randomly initialised network all but ignores it, and without
+velocity feedback a policy cannot pump energy: none of 20,000 random medium policies
+reached the goal, 16 did once both inputs were scaled to [-1, 1] (`lsc.envs.OBS_BOUNDS`).
+
 Pool member i of seed s is `init(fold_in(key(s), i))`: any member of a pool of 10^6
 can be regenerated from (s, i) without storing the pool (`pool_thetas`).
 """
@@ -47,9 +53,21 @@ class MLPPolicy:
   init_scheme: str = "uniform"
   action_low: float = -1.0
   action_high: float = 1.0
+  obs_shift: tuple[float, ...] | None = None  # the network sees (obs - obs_shift) / obs_scale
+  obs_scale: tuple[float, ...] | None = None
 
   def __post_init__(self):
     object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+    if (self.obs_shift is None) != (self.obs_scale is None):
+      raise ValueError("obs_shift and obs_scale go together: give both or neither")
+    if self.obs_scale is not None:
+      object.__setattr__(self, "obs_shift", tuple(float(v) for v in self.obs_shift))
+      object.__setattr__(self, "obs_scale", tuple(float(v) for v in self.obs_scale))
+      if len(self.obs_shift) != self.obs_size or len(self.obs_scale) != self.obs_size:
+        raise ValueError(f"obs_shift and obs_scale need {self.obs_size} values each, got "
+                         f"{len(self.obs_shift)} and {len(self.obs_scale)}")
+      if min(self.obs_scale) <= 0:
+        raise ValueError(f"obs_scale must be > 0, got {self.obs_scale}")
     if self.activation not in ACTIVATIONS:
       raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
     if self.init_scheme not in INITS:
@@ -92,6 +110,8 @@ class MLPPolicy:
     """`apply` on already unflattened layers: hot loops unflatten once, outside the loop."""
     act = ACTIVATIONS[self.activation]
     x = obs
+    if self.obs_scale is not None:
+      x = (x - jnp.asarray(self.obs_shift, jnp.float32)) / jnp.asarray(self.obs_scale, jnp.float32)
     for kernel, bias in layers[:-1]:
       x = act(x @ kernel + bias)
     kernel, bias = layers[-1]
@@ -135,13 +155,18 @@ def preset_hidden(env_name: str, preset: str) -> tuple[int, ...]:
 
 
 def make_policy(env, preset: str | None = "medium", hidden: tuple[int, ...] | None = None,
-                **kwargs) -> MLPPolicy:
+                normalize_obs: bool = False, **kwargs) -> MLPPolicy:
   """The policy for `env` (any Brax-protocol env with `.name`), from a preset or hidden sizes.
 
-  `hidden`, if given, overrides the preset.  Extra kwargs go to MLPPolicy.
+  `hidden`, if given, overrides the preset.  `normalize_obs` maps the env's known
+  observation bounds (`lsc.envs.OBS_BOUNDS`) onto [-1, 1] before the first layer; an env
+  without known bounds raises ValueError.  Extra kwargs go to MLPPolicy.
   """
+  from lsc.envs import obs_normalization
   if hidden is None:
     hidden = preset_hidden(env.name, preset)
+  if normalize_obs:
+    kwargs["obs_shift"], kwargs["obs_scale"] = obs_normalization(env.name)
   return MLPPolicy(obs_size=int(env.observation_size), action_size=int(env.action_size),
                    hidden=tuple(hidden), **kwargs)
 

@@ -99,3 +99,26 @@ def test_mismatched_artifact_is_refused_clearly(tmp_path, identity):
     assert fragment in message
   with pytest.raises(FileNotFoundError, match="no lsc artifact"):
     checkpoint.load_artifact(tmp_path / "missing")
+
+
+def test_normalize_obs_is_recorded_only_when_set_and_is_part_of_the_identity(tmp_path):
+  assert "normalize_obs" not in config.to_dict(PolicyConfig())  # records from before the field still match
+  data = config.to_dict(PolicyConfig(normalize_obs=True))
+  assert data["normalize_obs"] is True and config.from_dict(PolicyConfig, data) == PolicyConfig(normalize_obs=True)
+  env = make_env("mountain_car")
+  plain, normed = make_policy(env, "small"), make_policy(env, "small", normalize_obs=True)
+  old = checkpoint.policy_identity(env, plain)
+  del old["policy"]["obs_normalization"]  # an artifact written before normalisation existed
+  path = checkpoint.save_artifact(tmp_path / "old", {"x": np.zeros(1)}, kind="dataset", config={}, identity=old)
+  checkpoint.load_artifact(path, expect=checkpoint.policy_identity(env, plain))  # still loads
+  with pytest.raises(checkpoint.ArtifactMismatch, match="policy.obs_normalization: artifact has '<missing>'"):
+    checkpoint.load_artifact(path, expect=checkpoint.policy_identity(env, normed))
+  new = checkpoint.save_artifact(tmp_path / "new", {"x": np.zeros(1)}, kind="dataset", config={},
+                                 identity=checkpoint.policy_identity(env, normed))
+  with pytest.raises(checkpoint.ArtifactMismatch, match="policy.obs_normalization"):
+    checkpoint.load_artifact(new, expect=checkpoint.policy_identity(env, plain))
+
+
+def test_a_field_left_out_of_records_can_still_be_overridden():
+  changed = config.override(StageConfig(), ["policy.normalize_obs=true"])
+  assert changed.policy.normalize_obs is True

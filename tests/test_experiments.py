@@ -43,6 +43,8 @@ def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_the_search
   changed = pipeline._override(changed, ["search.param_lr=0.5"])  # one method's own setting
   fourth = pipeline.run(changed, mc_run, log=lambda *a: None)
   assert set(fourth["timings"]["stages_s"]) == {"search/speed_param_pgpe"}
+  fifth = pipeline.run(pipeline._override(changed, ["collect.keep=0.3"]), mc_run, log=lambda *a: None)
+  assert sorted(fifth["timings"]["reused"]) == ["search/speed_ppo", "search/speed_sac"]  # the RL baselines read only the env
 
 
 def test_a_brax_env_smoke_runs_end_to_end(tmp_path):

@@ -89,3 +89,37 @@ def test_init_std_matches_the_init_distribution(scheme):
   assert thetas[:, kernel].std() == pytest.approx(std[0], rel=0.05)
   second = slice(3 * 50 + 50, 3 * 50 + 50 + 50 * 2)
   assert thetas[:, second].std() == pytest.approx(std[second][0], rel=0.05)
+
+
+def test_observation_normalisation_is_a_change_of_first_layer():
+  from lsc.envs import make_env, obs_normalization
+  from lsc.policy import make_policy
+  env = make_env("mountain_car")
+  raw, normed = make_policy(env, "medium"), make_policy(env, "medium", normalize_obs=True)
+  shift, scale = (np.asarray(v, np.float32) for v in obs_normalization("mountain_car"))
+  np.testing.assert_allclose(shift, [-0.3, 0.0], atol=1e-7)
+  np.testing.assert_allclose(scale, [0.9, 0.07], atol=1e-7)
+  thetas = np.asarray(pool_thetas(raw, 3, jnp.arange(4)))
+  # (obs - c) / s @ W + b == obs @ (W / s) + (b - (c / s) @ W): the same policy without normalisation
+  h = raw.hidden[0]
+  kernel, bias = thetas[:, :2 * h].reshape(4, 2, h), thetas[:, 2 * h:3 * h]
+  folded = thetas.copy()
+  folded[:, :2 * h] = (kernel / scale[None, :, None]).reshape(4, -1)
+  folded[:, 2 * h:3 * h] = bias - np.einsum("i,nij->nj", shift / scale, kernel)
+  obs = np.stack([np.random.default_rng(0).uniform(-1.2, 0.6, 64), np.random.default_rng(1).uniform(-0.07, 0.07, 64)], 1)
+  for theta, same in zip(thetas, folded):
+    np.testing.assert_allclose(normed.apply(jnp.asarray(theta), obs), raw.apply(jnp.asarray(same), obs), atol=1e-5)
+  assert not np.allclose(normed.apply(jnp.asarray(thetas[0]), obs), raw.apply(jnp.asarray(thetas[0]), obs))
+
+
+def test_observation_normalisation_is_refused_where_it_cannot_apply():
+  from lsc.envs import make_env
+  from lsc.policy import make_policy
+  with pytest.raises(ValueError, match="known observation bounds; envs that have them: mountain_car"):
+    make_policy(make_env("reacher"), "small", normalize_obs=True)
+  with pytest.raises(ValueError, match="give both or neither"):
+    MLPPolicy(2, 1, (4,), obs_shift=(0.0, 0.0))
+  with pytest.raises(ValueError, match="need 2 values each"):
+    MLPPolicy(2, 1, (4,), obs_shift=(0.0,), obs_scale=(1.0,))
+  with pytest.raises(ValueError, match="> 0"):
+    MLPPolicy(2, 1, (4,), obs_shift=(0.0, 0.0), obs_scale=(1.0, 0.0))

@@ -26,6 +26,9 @@ BRAX_BACKENDS = ("mjx", "spring", "positional", "generalized")
 # (observation size, action size) of each env, known without building it.
 ENV_SIZES = {"mountain_car": (2, 1), "reacher": (11, 2), "hopper": (11, 3), "halfcheetah": (17, 6)}
 DEFAULT_EPISODE_LENGTH = {"mountain_car": 999, "reacher": 50, "hopper": 1000, "halfcheetah": 1000}
+# (low, high) per observation, where the env bounds them (Gymnasium's MountainCarContinuous
+# observation space); the Brax envs' observations are unbounded.
+OBS_BOUNDS = {"mountain_car": ((-1.2, -0.07), (0.6, 0.07))}
 
 
 def check_env_name(name: str) -> str:
@@ -45,6 +48,16 @@ def default_backend(name: str) -> str:
   if check_env_name(name) == "mountain_car":
     return "jax"
   return "mjx" if jax.default_backend() in ("gpu", "cuda", "rocm", "tpu") else "spring"
+
+
+def obs_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(shift, scale) mapping env `name`'s observation bounds onto [-1, 1]: the midpoint
+  and half-width of each coordinate.  ValueError for an env without known bounds."""
+  if check_env_name(name) not in OBS_BOUNDS:
+    raise ValueError(f"observation normalisation needs known observation bounds; "
+                     f"envs that have them: {', '.join(OBS_BOUNDS)}")
+  low, high = OBS_BOUNDS[name]
+  return (tuple((h + l) / 2 for l, h in zip(low, high)), tuple((h - l) / 2 for l, h in zip(low, high)))
 
 
 def x_position(env, state) -> jax.Array:
@@ -78,4 +91,5 @@ def make_env(name: str, backend: str | None = None, episode_length: int | None =
 
 
 __all__ = ["ENV_NAMES", "BRAX_BACKENDS", "ENV_SIZES", "DEFAULT_EPISODE_LENGTH", "make_env",
-           "default_backend", "valid_backends", "check_env_name", "x_position"]
+           "default_backend", "valid_backends", "check_env_name", "x_position", "OBS_BOUNDS",
+           "obs_normalization"]
