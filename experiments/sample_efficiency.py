@@ -15,14 +15,16 @@ many did, and the fastest method (most seeds reaching, then the lowest mean).  T
 latent method is reported twice: as run, and with the dataset's collection steps (probe
 rollouts and the evaluation of every dataset policy, charged in full to each task; not
 the random members evaluated only for comparison) added to its steps.  Methods whose
-mean steps tie are all named.  Writes experiments/results/sample_efficiency[_<tag>].{md,json}
-and a bar chart .png beside them.
+mean steps tie are all named.  Writes experiments/results/sample_efficiency[_<tag>].{md,json},
+a bar chart .png beside them, and each run's summary.md and curves_<task>.png into the
+folder of the same name.
 """
 
 import argparse
 import json
 import math
 import pathlib
+import shutil
 import sys
 
 import numpy as np
@@ -177,13 +179,14 @@ def main(argv=None) -> int:
   p.add_argument("--tag", default="", help="suffix of the results files")
   p.add_argument("--results", default=str(RESULTS))
   args = p.parse_args(argv)
-  rows = []
+  rows, results = [], []
   for run in args.runs:
     path = pathlib.Path(run) / "results.json"
     if not path.exists():
       print(f"sample_efficiency: error: {path} does not exist (run the pipeline first)", file=sys.stderr)
       return 2
-    rows += summarise(json.loads(path.read_text()))
+    results.append(json.loads(path.read_text()))
+    rows += summarise(results[-1])
   command = "python -m experiments.sample_efficiency " + " ".join(argv if argv is not None else sys.argv[1:])
   text = markdown(rows, command)
   out = pathlib.Path(args.results)
@@ -192,6 +195,12 @@ def main(argv=None) -> int:
   stem.with_suffix(".json").write_text(json.dumps({"command": command, "fraction": FRACTION, "rows": rows}, indent=1))
   stem.with_suffix(".md").write_text(text)
   plot(rows, stem.with_suffix(".png"))
+  stem.mkdir(exist_ok=True)  # beside the table: every run's summary and per-task curves
+  for run, result in zip(args.runs, results):
+    env = result["config"]["collect"]["env"]["name"]
+    shutil.copy(pathlib.Path(run) / "summary.md", stem / f"summary_{env}.md")
+    for curves in pathlib.Path(run).glob("curves_*.png"):
+      shutil.copy(curves, stem / f"{env}_{curves.name}")
   print(text)
   return 0
 

@@ -104,4 +104,6 @@ def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
   rows = json.loads((tmp_path / "sample_efficiency_smoke.json").read_text())["rows"]
   assert {m for r in rows for m in r["fastest"].split(" = ")} <= set(pipeline.METHODS)
   assert (tmp_path / "sample_efficiency_smoke.png").stat().st_size > 5_000
+  copied = sorted(p.name for p in (tmp_path / "sample_efficiency_smoke").iterdir())
+  assert copied == ["mountain_car_curves_speed.png", "summary_mountain_car.md"]
   assert sample_efficiency.main([str(tmp_path / "missing")]) == 2
