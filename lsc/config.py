@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from lsc.envs import DEFAULT_EPISODE_LENGTH, check_env_name, default_backend, make_env
+from lsc.envs import DEFAULT_EPISODE_LENGTH, check_env_name, default_backend, make_env, obs_normalization
 from lsc.policy import MLPPolicy, make_policy, preset_hidden
 
 C = TypeVar("C")
@@ -49,6 +49,8 @@ class PolicyConfig:
   normalize_obs: bool = dataclasses.field(default=False, metadata={"omit_default": True})
 
   def resolved(self, env_name: str) -> "PolicyConfig":
+    if self.normalize_obs:
+      obs_normalization(env_name)  # ValueError now, before any env is built, if it has no bounds
     hidden = self.hidden if self.hidden is not None else preset_hidden(env_name, self.preset)
     return dataclasses.replace(self, hidden=tuple(hidden))
 

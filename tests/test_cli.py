@@ -25,6 +25,7 @@ def test_bad_input_gives_one_line_errors():
                          (("rollout", "--env", "hopper", "--policy", "huge"), "valid presets"),
                          (("rollout", "--env", "hopper", "--backend", "x"), "valid backends"),
                          (("rollout", "--env", "hopper", "--pool", "0"), "--pool must be >= 1"),
+                         (("rollout", "--env", "hopper", "--normalize-obs"), "needs known observation bounds"),
                          (("search", "--env", "mountain_car", "--task", "fly", "--budget", "9", "--out", "x"),
                           "valid tasks: goal, left"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "cma", "--budget", "9",
@@ -40,7 +41,7 @@ def test_bad_input_gives_one_line_errors():
 def test_rollout_writes_summary_plot_and_artifact(tmp_path, capsys):
   out = tmp_path / "run"
   assert cli.main(["rollout", "--env", "mountain_car", "--policy", "small", "--pool", "40",
-                   "--block-size", "16", "--episodes", "2", "--out", str(out)]) == 0
+                   "--block-size", "16", "--episodes", "2", "--normalize-obs", "--out", str(out)]) == 0
   printed = capsys.readouterr().out
   assert "goal" in printed and "env steps until termination" in printed
   summary = json.loads((out / "summary.json").read_text())
@@ -50,6 +51,7 @@ def test_rollout_writes_summary_plot_and_artifact(tmp_path, capsys):
   assert arrays["returns"].shape == (40, 4) and arrays["lengths"].shape == (40, 2)
   assert summary["env_steps"] == int(np.asarray(arrays["lengths"]).sum())
   assert record["identity"]["policy"]["num_params"] == 17
+  np.testing.assert_allclose(record["identity"]["policy"]["obs_normalization"], [[-0.3, 0.0], [0.9, 0.07]])
 
 
 def test_search_writes_curves_summary_and_result(tmp_path, capsys):
