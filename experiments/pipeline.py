@@ -16,6 +16,7 @@ autoencoder's training.png and landscape.png, and summary.md (printed at the end
 import argparse
 import dataclasses
 import json
+import os
 import pathlib
 import shutil
 import sys
@@ -41,6 +42,21 @@ class SearchSettings:
   param_std_init: float = 0.1
   param_lr: float = 1.0
   n_evals: int = 10  # PPO / SAC curve points
+
+  def check(self) -> None:
+    """Raises ValueError naming any bad field (both PGPE variants' settings included)."""
+    from lsc.search import PGPEConfig
+    from lsc.validate import check_int
+    for name in ("budget", "seeds", "n_evals"):
+      check_int(f"search.{name}", getattr(self, name), low=1)
+    for prefix in ("latent", "param"):
+      try:
+        PGPEConfig(population=self.population, episodes=self.episodes, std_init=getattr(self, f"{prefix}_std_init"),
+                   lr=getattr(self, f"{prefix}_lr")).check()
+      except ValueError as error:
+        raise ValueError(f"search ({prefix} PGPE): {error}") from None
+    if self.latent_start not in ("mean", "best"):
+      raise ValueError(f"unknown search.latent_start {self.latent_start!r}; valid: mean, best")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,38 +86,164 @@ def method_settings(settings: SearchSettings, method: str) -> dict:
   return {f: getattr(settings, f) for f in fields}
 
 
+def validate(config: ExperimentConfig):
+  """Checks every setting of `config` without building an env or compiling anything;
+  ValueError names the bad value and what is allowed.  Returns the resolved collect config."""
+  from lsc.baselines import min_budget
+  from lsc.tasks import get_task
+  from lsc.validate import check_int, check_seed
+  collect = config.collect.resolved()  # env, policy, pool sizes, seeds, memory
+  env_name = collect.env.name
+  config.train.check(collect.policy.num_params(env_name))  # latent_dim <= the policy's parameters
+  config.search.check()
+  for name in ("eval_episodes", "recovery_points", "recovery_episodes"):
+    check_int(name, getattr(config, name), low=1)
+  check_seed("eval_seed", config.eval_seed)
+  for name in ("tasks", "methods"):
+    value = getattr(config, name)
+    if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+      raise ValueError(f"{name} must be a list of names, got {value!r}")
+  if not config.methods:
+    raise ValueError(f"methods is empty; name at least one of {', '.join(METHODS)}")
+  unknown = [m for m in config.methods if m not in METHODS]
+  if unknown:
+    raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(METHODS)}")
+  for task in config.tasks:
+    get_task(env_name, task)  # ValueError naming the valid tasks
+  settings = config.search
+  if any(m.endswith("_pgpe") for m in config.methods):
+    per_generation = settings.population * settings.episodes * collect.env.episode_length
+    if not per_generation <= settings.budget < 2**31 - per_generation:
+      raise ValueError(f"search.budget must be in [{per_generation:,}, {2**31 - per_generation - 1:,}] env steps "
+                       f"(one PGPE generation: {settings.population} candidates x {settings.episodes} episodes x "
+                       f"{collect.env.episode_length} steps; int32 counters), got {settings.budget:,}")
+  for method in ("ppo", "sac"):
+    if method in config.methods and settings.budget < min_budget(method, None, settings.n_evals):
+      raise ValueError(f"search.budget {settings.budget:,} is too small for {method} with n_evals="
+                       f"{settings.n_evals}: needs at least {min_budget(method, None, settings.n_evals):,}")
+  return collect
+
+
 def _plain(config) -> dict:
   from lsc.config import to_dict
   return to_dict(config)
 
 
 class Stages:
-  """Stage bookkeeping in an output directory: run a stage or reuse it."""
+  """Stage bookkeeping in an output directory: run a stage, resume it or reuse it.
 
-  def __init__(self, out: pathlib.Path):
-    self.out = out
+  A stage's directory holds `stage.json`: the stage's key (its config, the digests of
+  the artifacts it reads and the package versions), whether it is complete, and the
+  checksum of every file it wrote.  The marker is written, atomically, *before* the
+  stage starts (incomplete) and again after it ends (complete), so a kill at any
+  moment leaves either a stage that resumes under the same key or one that is
+  recomputed under another: never a stale result that looks finished.  A complete
+  stage whose files fail their checksums is recomputed (and, through the digests in
+  their keys, everything that read it)."""
+
+  def __init__(self, out: pathlib.Path, log=print):
+    self.out, self.log = out, log
     self.timings: dict[str, float] = {}  # stages computed by this run
     self.recorded: dict[str, float] = {}  # every stage, reused ones with the time they took when computed
     self.reused: list[str] = []
 
-  def run(self, name: str, config: dict, compute, load):
-    """compute(directory) runs the stage into `directory`; load(directory) reads a
-    finished one.  The stage is reused when its stage.json equals `config`."""
+  @staticmethod
+  def _read_marker(directory: pathlib.Path) -> dict | None:
+    try:
+      marker = json.loads((directory / "stage.json").read_text())
+    except (OSError, ValueError):
+      return None
+    return marker if isinstance(marker, dict) and "key" in marker else None
+
+  @staticmethod
+  def _write_marker(directory: pathlib.Path, marker: dict) -> None:
+    tmp = directory / f".stage.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(marker, indent=1))
+    os.replace(tmp, directory / "stage.json")
+
+  @staticmethod
+  def _files(directory: pathlib.Path) -> dict[str, str]:
+    """{entry: checksum} of what a stage wrote: an artifact's digest, a file's SHA-256."""
+    from lsc import checkpoint
+    found = {}
+    for entry in sorted(directory.iterdir()):
+      if entry.name == "stage.json" or entry.name.startswith("."):
+        continue
+      if checkpoint.is_artifact(entry):
+        found[entry.name] = "artifact:" + checkpoint.digest(entry)
+      elif entry.is_file():
+        found[entry.name] = checkpoint.file_sha256(entry)
+    return found
+
+  @staticmethod
+  def _check(directory: pathlib.Path, files: dict[str, str]) -> str | None:
+    """What is wrong with a complete stage's files, or None."""
+    from lsc import checkpoint
+    for name, want in files.items():
+      entry = directory / name
+      if not entry.exists():
+        return f"{name} is missing"
+      if want.startswith("artifact:"):
+        try:
+          checkpoint.verify(entry)
+        except checkpoint.ArtifactDamaged as error:
+          return str(error)
+        if "artifact:" + checkpoint.digest(entry) != want:
+          return f"{name} is not the artifact this stage wrote"
+      elif not entry.is_file() or checkpoint.file_sha256(entry) != want:
+        return f"{name} does not match its checksum"
+    return None
+
+  def _remove(self, directory: pathlib.Path) -> None:
+    shutil.rmtree(directory)
+
+  def digest(self, name: str, entry: str) -> str:
+    """The checksum a complete stage recorded for one of its outputs (its provenance
+    for the stages that read it)."""
+    return self._read_marker(self.out / name)["files"][entry]
+
+  def run(self, name: str, key: dict, compute, load):
+    """compute(directory) runs (or resumes) the stage into `directory`; load(directory)
+    reads a finished one.  The stage is reused when its marker holds `key` and says it
+    is complete and its files pass their checksums."""
+    from lsc import checkpoint, faults
     directory = self.out / name
-    marker, clock = directory / "stage.json", directory / "time.json"
-    if marker.exists() and json.loads(marker.read_text()) == json.loads(json.dumps(config)):
-      self.reused.append(name)
-      if clock.exists():
-        self.recorded[name] = json.loads(clock.read_text())["seconds"]
-      return load(directory)
-    if marker.exists():  # another config ran here: start this stage afresh
-      shutil.rmtree(directory)
+    key = json.loads(json.dumps({**key, "versions": checkpoint.versions()}))
+    marker = self._read_marker(directory)
+    if marker is not None and marker["key"] == key and marker.get("complete"):
+      problem = self._check(directory, marker["files"])
+      if problem is None:
+        try:
+          result = load(directory)
+        except (OSError, ValueError, KeyError) as error:
+          problem = f"{type(error).__name__}: {error}"
+        else:
+          self.reused.append(name)
+          self.recorded[name] = marker.get("seconds", 0.0)
+          return result
+      self.log(f"      {name}: {problem}; recomputing it")
+      self._remove(directory)
+    elif marker is not None and marker["key"] != key:
+      self._remove(directory)  # another config ran (or was running) here: start afresh
+    elif marker is None and directory.exists() and any(directory.iterdir()):
+      if not (directory / "stage.json").exists():
+        raise checkpoint.ForeignPath(f"{directory} holds files lsc did not write; choose another --out")
+      self._remove(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)
     directory.mkdir(parents=True, exist_ok=True)
+    self._write_marker(directory, {"key": key, "complete": False})
     start = time.perf_counter()
-    result = compute(directory)
+    try:
+      result = compute(directory)
+    except checkpoint.ArtifactDamaged as error:  # a damaged checkpoint of an interrupted run
+      self.log(f"      {name}: {error}; recomputing it")
+      self._remove(directory)
+      directory.mkdir(parents=True)
+      self._write_marker(directory, {"key": key, "complete": False})
+      result = compute(directory)
     self.timings[name] = self.recorded[name] = time.perf_counter() - start
-    clock.write_text(json.dumps({"seconds": self.timings[name]}))
-    marker.write_text(json.dumps(config, indent=2))
+    faults.point("stage_result")
+    self._write_marker(directory, {"key": key, "complete": True, "seconds": self.timings[name],
+                                   "files": self._files(directory)})
     return result
 
 
@@ -142,30 +284,32 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
 
 
 def run(config: ExperimentConfig, out, log=print) -> dict:
-  """Runs (or resumes) the pipeline into `out`; returns the results dict."""
+  """Runs (or resumes) the pipeline into `out` (an lsc pipeline run directory, locked
+  while it runs); returns the results dict."""
+  from lsc import rundir
+  from lsc.tasks import task_names
+
+  collect_config = validate(config)  # every setting, before any env is built
+  rundir.check(out, "pipeline")  # a foreign --out is refused before any work
+  env = collect_config.env.build()
+  policy = collect_config.policy.build(env)
+  tasks = config.tasks or task_names(env.name)
+  out = rundir.claim(out, "pipeline")
+  with rundir.lock(out):
+    return _run_stages(config, collect_config, env, policy, tasks, out, log)
+
+
+def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, out: pathlib.Path, log) -> dict:
+  """The stages of `run`, inside its lock on `out`."""
   from lsc import checkpoint
   from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
   from lsc.dataset import collect, load_dataset, save_dataset
   from lsc.evaluation import EvalProtocol
   from lsc.plots import plot_curves
   from lsc.search import decoder_space, identity_space
-  from lsc.tasks import get_task, task_names
+  from lsc.tasks import task_names
   from lsc.training import load_autoencoder
-
-  collect_config = config.collect.resolved()
-  env = collect_config.env.build()
-  policy = collect_config.policy.build(env)
-  tasks = config.tasks or task_names(env.name)
-  if config.search.latent_start not in ("mean", "best"):
-    raise ValueError(f"unknown search.latent_start {config.search.latent_start!r}; valid: mean, best")
-  unknown = [m for m in config.methods if m not in METHODS]
-  if unknown:
-    raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(METHODS)}")
-  for task in tasks:
-    get_task(env.name, task)  # ValueError naming the valid tasks
-  out = pathlib.Path(out)  # created only once every setting is known to be valid
-  out.mkdir(parents=True, exist_ok=True)
-  stages = Stages(out)
+  stages = Stages(out, log)
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
 
   # stage 1-2: the dataset
@@ -177,7 +321,8 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
 
   # stage 3: the autoencoder and its recovery
   ae_config = {**data_config, "train": _plain(config.train),
-               "recovery": [config.recovery_points, config.recovery_episodes]}
+               "recovery": [config.recovery_points, config.recovery_episodes],
+               "inputs": {"dataset": stages.digest("dataset", "artifact")}}
   log(f"[2/3] autoencoder: latent {config.train.latent_dim}, {config.train.loss} loss, {config.train.steps} steps")
   recovery_protocol = dataclasses.replace(RECOVERY_PROTOCOL, episodes=config.recovery_episodes)
   summary = stages.run("autoencoder", ae_config,
@@ -201,7 +346,8 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
     for method in config.methods:
       name = f"search/{task}_{method}"
       # what each method reads: the autoencoder, the policy (parameter PGPE) or only the env (PPO, SAC)
-      inputs = {"latent_pgpe": ae_config, "param_pgpe": data_config}.get(method, {"env": data_config["collect"]["env"]})
+      latent_inputs = {**ae_config, "inputs": {**ae_config["inputs"], "model": stages.digest("autoencoder", "model")}}
+      inputs = {"latent_pgpe": latent_inputs, "param_pgpe": data_config}.get(method, {"env": data_config["collect"]["env"]})
       search_config = {**inputs, "task": task, "method": method,
                        "search": method_settings(config.search, method),
                        "eval": [config.eval_episodes, config.eval_seed]}
@@ -303,19 +449,45 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   p.add_argument("--budget", type=int, default=None)
   p.add_argument("--tasks", default=None, help="comma-separated tasks (default: the preset's)")
   p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)}")
+  p.add_argument("--debug", action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
   args = p.parse_args(argv)
 
   from lsc import enable_compilation_cache, use_cpu_cores
+  from lsc.validate import debug_wanted, error_line, user_errors
   use_cpu_cores()
   enable_compilation_cache()
-  import yaml
 
-  config = presets[args.preset]()
+  try:
+    config = _override(presets[args.preset](), _settings(args))
+    out = pathlib.Path(args.out or f"runs/{env_name}-{args.preset}")
+    start = time.perf_counter()
+    run(config, out)
+  except user_errors() as error:  # bad input: one line, no traceback (--debug / LSC_DEBUG=1: the traceback)
+    if debug_wanted(args.debug):
+      raise
+    print(f"experiments.{env_name}: error: {error_line(error)}", file=sys.stderr)
+    return 2
+  print()
+  print((out / "summary.md").read_text())
+  print(f"total {time.perf_counter() - start:.0f} s; wrote {out}/results.json, summary.md and plots")
+  return 0
+
+
+def _settings(args) -> list[str]:
+  """The KEY=VALUE overrides of the command line: --config's, then --set's, then the flags'."""
+  import yaml
   sets = list(args.set)
   if args.config:
     from lsc.config import flatten
-    flat = flatten(yaml.safe_load(pathlib.Path(args.config).read_text()) or {})
-    sets = [f"{k}={json.dumps(v)}" for k, v in flat.items()] + sets
+    path = pathlib.Path(args.config)
+    try:
+      data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+      raise ValueError(f"--config {path}: malformed YAML ({error})") from None
+    if data is not None and not isinstance(data, dict):
+      raise ValueError(f"--config {path}: expected a mapping of settings (e.g. search.budget: 100000), "
+                       f"got a {type(data).__name__}")
+    sets = [f"{k}={json.dumps(v)}" for k, v in flatten(data or {}).items()] + sets
   for flag, key in ((args.latent_dim, "train.latent_dim"), (args.seeds, "search.seeds"), (args.budget, "search.budget")):
     if flag is not None:
       sets.append(f"{key}={flag}")
@@ -323,18 +495,7 @@ def main(env_name: str, presets: dict, argv=None) -> int:
     sets.append(f"tasks={json.dumps(args.tasks.split(','))}")
   if args.methods:
     sets.append(f"methods={json.dumps(args.methods.split(','))}")
-  try:
-    config = _override(config, sets)
-    out = pathlib.Path(args.out or f"runs/{env_name}-{args.preset}")
-    start = time.perf_counter()
-    run(config, out)
-  except ValueError as error:
-    print(f"experiments.{env_name}: error: {error}", file=sys.stderr)
-    return 2
-  print()
-  print((out / "summary.md").read_text())
-  print(f"total {time.perf_counter() - start:.0f} s; wrote {out}/results.json, summary.md and plots")
-  return 0
+  return sets
 
 
 def _override(config: ExperimentConfig, sets: list[str]) -> ExperimentConfig:
@@ -352,11 +513,18 @@ def _override(config: ExperimentConfig, sets: list[str]) -> ExperimentConfig:
       raise ValueError(f"unknown setting {key!r}; valid: collect.*, train.*, search.*, tasks, methods, "
                        f"eval_episodes, eval_seed, recovery_points, recovery_episodes")
   for head, items in groups.items():
-    config = dataclasses.replace(config, **{head: override(getattr(config, head), items)})
+    config = dataclasses.replace(config, **{head: override(getattr(config, head), items, head)})
   return config
 
 
 def _parse(head: str, value: str):
+  """A top-level setting's value, typed as ExperimentConfig declares it (`tasks=speed`:
+  the one task speed)."""
+  import typing
+
   import yaml
+  from lsc.config import _coerce
   parsed = yaml.safe_load(value)
-  return tuple(parsed) if head in ("tasks", "methods") else parsed
+  if head in ("tasks", "methods") and isinstance(parsed, str):
+    parsed = [parsed]
+  return _coerce(typing.get_type_hints(ExperimentConfig)[head], parsed, head)

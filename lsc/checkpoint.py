@@ -1,4 +1,4 @@
-"""One artifact format for every stage: a directory written by Orbax.
+"""One artifact format for every stage: a directory written by Orbax, with checksums.
 
 An artifact holds a pytree of arrays and a JSON record: `kind` (which stage wrote
 it), the full `config`, `identity` (what the arrays only make sense for: env,
@@ -11,14 +11,29 @@ for 10^4 large Mountain Car policies) bypass Orbax: its save holds about two ext
 copies of every array (measured: 4.9 GB of parameters raised the peak by 7.7 GB),
 so they are written with `np.save` straight from the caller's array into `large/`
 and loaded back memory-mapped (read-only, paged in on use).
+
+Integrity: the last file written into the staging directory is `checksums.json`, the
+size and SHA-256 of every other file (large arrays are hashed while they are written,
+never held twice).  Every load streams the files through the hash and refuses a
+damaged artifact naming the damaged file (`ArtifactDamaged`); `digest(path)`, the
+hash of the checksum list, names an artifact's exact content in provenance records.
+
+Nothing lost: `save_artifact` replaces only an lsc artifact of the same kind whose
+every file is one lsc wrote (listed in its checksums); any other existing path is
+refused (`ForeignPath`), and staging directories left by a killed write to the same
+path are removed by the next write.
 `load_artifact(path, kind=..., expect={...})` compares the record with what the
 caller needs and refuses a mismatch with a message naming every differing field.
 """
 
 import datetime
+import hashlib
 import importlib.metadata
+import json
+import os
 import pathlib
 import platform
+import re
 import shutil
 import uuid
 
@@ -26,16 +41,29 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from lsc import faults
 from lsc.config import flatten
 
 LARGE_BYTES = 64 * 2**20
 PACKAGES = ("lsc", "jax", "jaxlib", "flax", "optax", "chex", "brax", "mujoco", "mujoco-mjx",
             "evosax", "orbax-checkpoint", "numpy")
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: checksums.json
+CHECKSUMS = "checksums.json"
+# what Orbax and lsc write at the top of an artifact written before checksums existed (format 2)
+_LEGACY_ENTRIES = {"_CHECKPOINT_METADATA", "commit_success.txt", "record", "arrays", "large"}
+_HASH_CHUNK = 16 * 2**20
 
 
 class ArtifactMismatch(ValueError):
   """An artifact exists but was made for another env, backend, policy, ..."""
+
+
+class ArtifactDamaged(ValueError):
+  """An artifact's files do not match the checksums written with it."""
+
+
+class ForeignPath(ValueError):
+  """An output path holds something lsc did not write (or another kind of artifact)."""
 
 
 def versions() -> dict[str, str]:
@@ -53,50 +81,238 @@ def _checkpointer() -> ocp.Checkpointer:
   return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
 
 
-def save_artifact(path, arrays: dict, *, kind: str, config: dict, identity: dict) -> pathlib.Path:
-  """Atomically writes `arrays` (a pytree of arrays) with their record to directory `path`,
-  replacing any artifact already there.  Returns the path."""
+# --- checksums ------------------------------------------------------------------------
+
+def file_sha256(path) -> str:
+  """SHA-256 (hex) of a file, streamed in 16 MB chunks."""
+  with open(path, "rb") as f:
+    return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class _HashingWriter:
+  """A write-only file wrapper that hashes what passes through (np.save writes to it in
+  chunks of about 16 MB, so a large array is hashed as it is written)."""
+
+  def __init__(self, f):
+    self.f, self.hash, self.size = f, hashlib.sha256(), 0
+
+  def write(self, data) -> int:
+    data = memoryview(data).cast("B")
+    self.hash.update(data)
+    self.size += len(data)
+    return self.f.write(data)
+
+
+def _save_large(path: pathlib.Path, value: np.ndarray) -> tuple[int, str]:
+  """np.save of `value` to `path`; returns (size, sha256) computed while writing."""
+  with open(path, "wb") as f:
+    writer = _HashingWriter(f)
+    np.lib.format.write_array(writer, np.ascontiguousarray(value), allow_pickle=False)
+  return writer.size, writer.hash.hexdigest()
+
+
+def _files(root: pathlib.Path) -> list[str]:
+  return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def _write_checksums(root: pathlib.Path, known: dict[str, tuple[int, str]]) -> None:
+  """Writes root/checksums.json: {relative path: [size, sha256]} of every file under root."""
+  table = {}
+  for rel in _files(root):
+    table[rel] = list(known[rel]) if rel in known else [(root / rel).stat().st_size, file_sha256(root / rel)]
+  (root / CHECKSUMS).write_text(json.dumps({"sha256": table}, indent=1, sort_keys=True))
+
+
+def _checksums(path: pathlib.Path) -> dict[str, list] | None:
+  """The checksum table of the artifact at `path`; None for a format-2 artifact (none
+  written); ArtifactDamaged if it should exist and does not, or is unreadable."""
+  file = path / CHECKSUMS
+  if not file.exists():
+    if _raw_record(path).get("format", 2) >= 3:
+      raise ArtifactDamaged(f"artifact {path} is damaged: {CHECKSUMS} is missing")
+    return None
+  try:
+    return json.loads(file.read_text())["sha256"]
+  except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+    raise ArtifactDamaged(f"artifact {path} is damaged: {CHECKSUMS} is unreadable ({error})") from None
+
+
+def verify(path, prefix: str = "") -> None:
+  """Checks the size and SHA-256 of every file of the artifact at `path` (only those
+  under `prefix`, e.g. "record/", if given) against its checksums; raises ArtifactDamaged
+  naming the first damaged or missing file.  Format-2 artifacts (no checksums) pass."""
   path = pathlib.Path(path).absolute()
+  table = _checksums(path)
+  for rel, (size, sha) in (table or {}).items():
+    if not rel.startswith(prefix):
+      continue
+    file = path / rel
+    if not file.is_file():
+      raise ArtifactDamaged(f"artifact {path} is damaged: {rel} is missing")
+    if file.stat().st_size != size:
+      raise ArtifactDamaged(f"artifact {path} is damaged: {rel} has {file.stat().st_size} bytes, "
+                            f"{size} were written")
+    if file_sha256(file) != sha:
+      raise ArtifactDamaged(f"artifact {path} is damaged: {rel} does not match its checksum")
+
+
+def digest(path) -> str:
+  """A short hash naming the exact content of the artifact at `path` (the hash of its
+  checksum list; for a format-2 artifact, of its record).  Does not verify the files."""
+  path = pathlib.Path(path).absolute()
+  source = path / CHECKSUMS if (path / CHECKSUMS).exists() else path / "record" / "metadata"
+  return hashlib.sha256(source.read_bytes()).hexdigest()[:20]
+
+
+# --- replacing what is there ----------------------------------------------------------
+
+def _raw_record(path: pathlib.Path) -> dict:
+  """The record as the JSON file Orbax wrote (no Orbax, no verification); {} if unreadable."""
+  try:
+    return json.loads((path / "record" / "metadata").read_text())
+  except (OSError, ValueError, UnicodeDecodeError):
+    return {}
+
+
+def check_output_path(path, kind: str) -> None:
+  """Raises ForeignPath unless `path` may receive an artifact of `kind`: it does not
+  exist (and can be created), is an empty directory, or is an lsc artifact of the same
+  kind holding only files lsc wrote.  Called before any work, and again on save."""
+  path = pathlib.Path(path).absolute()
+  if path.is_symlink() or (path.exists() and not path.is_dir()):
+    raise ForeignPath(f"{path} exists and is not a directory; lsc writes an artifact directory there")
+  if not path.exists():
+    parent = path.parent
+    while not parent.exists():
+      parent = parent.parent
+    if not parent.is_dir():
+      raise ForeignPath(f"cannot create {path}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+      raise ForeignPath(f"cannot create {path}: {parent} is not writable")
+    return
+  entries = list(path.iterdir())
+  if not entries:
+    return
+  if not (path / "record").is_dir():
+    names = ", ".join(sorted(e.name for e in entries)[:3])
+    raise ForeignPath(f"{path} exists and is not an lsc artifact (it holds {names}{', ...' if len(entries) > 3 else ''});"
+                      f" lsc never replaces files it did not write: choose another output path")
+  found = _raw_record(path).get("kind")
+  if found != kind:
+    raise ForeignPath(f"{path} holds a {found!r} artifact, not a {kind!r} one; choose another output path")
+  try:
+    table = _checksums(path)
+  except ArtifactDamaged:
+    table = None  # a damaged checksum list: fall back to the layout check
+  if table is not None:
+    foreign = [rel for rel in _files(path) if rel != CHECKSUMS and rel not in table]
+  else:
+    foreign = [e.name for e in entries if e.name not in _LEGACY_ENTRIES | {CHECKSUMS}]
+  if foreign:
+    raise ForeignPath(f"the artifact {path} also holds files lsc did not write ({', '.join(foreign[:3])}"
+                      f"{', ...' if len(foreign) > 3 else ''}); move them away or choose another output path")
+  if not os.access(path.parent, os.W_OK | os.X_OK):
+    raise ForeignPath(f"cannot replace {path}: {path.parent} is not writable")
+
+
+_STAGING = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def clean_staging(path) -> list[pathlib.Path]:
+  """Removes the staging and retired directories that killed writes to `path` left beside
+  it (`.<name>.tmp-*`, `.<name>.old-*`), except those of a live process; returns them."""
+  path = pathlib.Path(path).absolute()
+  removed = []
+  if not path.parent.is_dir():
+    return removed
+  for entry in path.parent.iterdir():
+    match = _STAGING.match(entry.name)
+    if not match or match["name"] != path.name or not entry.is_dir():
+      continue
+    pid = match["pid"]
+    if pid is not None and int(pid) != os.getpid() and _pid_alive(int(pid)):
+      continue
+    shutil.rmtree(entry, ignore_errors=True)
+    removed.append(entry)
+  return removed
+
+
+def save_artifact(path, arrays: dict, *, kind: str, config: dict, identity: dict) -> pathlib.Path:
+  """Atomically writes `arrays` (a pytree of arrays) with their record and checksums to
+  directory `path`, replacing an artifact of the same kind already there (ForeignPath
+  for anything else, see `check_output_path`).  Returns the path."""
+  path = pathlib.Path(path).absolute()
+  check_output_path(path, kind)
   path.parent.mkdir(parents=True, exist_ok=True)
+  clean_staging(path)
   record = {"format": FORMAT_VERSION, "kind": kind, "identity": identity, "config": config,
             "versions": versions(), "platform": jax.default_backend(),
             "devices": [d.device_kind for d in jax.devices()][:1] + [f"x{jax.device_count()}"],
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
   large = {k: v for k, v in arrays.items() if isinstance(v, np.ndarray) and v.nbytes >= LARGE_BYTES}
   record["large_arrays"] = sorted(large)
-  token = uuid.uuid4().hex[:8]
+  token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
   staging = path.with_name(f".{path.name}.tmp-{token}")
-  small = {k: v for k, v in arrays.items() if k not in large}
-  items = {"record": ocp.args.JsonSave(record)}
-  if small:  # Orbax refuses an empty tree
-    items["arrays"] = ocp.args.StandardSave(small)
-  _checkpointer().save(staging, ocp.args.Composite(**items))
-  if large:
-    (staging / "large").mkdir()
-    for name, value in large.items():
-      np.save(staging / "large" / f"{name}.npy", value, allow_pickle=False)
-  if path.exists():
-    retired = path.with_name(f".{path.name}.old-{token}")
-    path.rename(retired)
-    staging.rename(path)
-    shutil.rmtree(retired)
-  else:
-    staging.rename(path)
+  try:
+    small = {k: v for k, v in arrays.items() if k not in large}
+    items = {"record": ocp.args.JsonSave(record)}
+    if small:  # Orbax refuses an empty tree
+      items["arrays"] = ocp.args.StandardSave(small)
+    _checkpointer().save(staging, ocp.args.Composite(**items))
+    known = {}
+    if large:
+      (staging / "large").mkdir()
+      for name, value in large.items():
+        known[f"large/{name}.npy"] = _save_large(staging / "large" / f"{name}.npy", value)
+    _write_checksums(staging, known)
+    faults.point("artifact_staged")
+    if path.exists():
+      if any(path.iterdir()):
+        retired = path.with_name(f".{path.name}.old-{token}")
+        path.rename(retired)
+        faults.point("artifact_retired")
+        staging.rename(path)
+        shutil.rmtree(retired)
+      else:
+        path.rmdir()
+        staging.rename(path)
+    else:
+      staging.rename(path)
+  finally:
+    if staging.exists():
+      shutil.rmtree(staging, ignore_errors=True)
   return path
 
 
+# --- reading --------------------------------------------------------------------------
+
 def is_artifact(path) -> bool:
-  """True if `path` holds a complete artifact."""
+  """True if `path` holds an artifact (complete when written; `verify` checks its files)."""
   path = pathlib.Path(path)
   return (path / "record").is_dir()
 
 
 def read_record(path) -> dict:
-  """The JSON record of the artifact at `path` (cheap: no arrays are read)."""
+  """The JSON record of the artifact at `path` (cheap: only the record's files are
+  verified and read)."""
   path = pathlib.Path(path).absolute()
   if not is_artifact(path):
     raise FileNotFoundError(f"no lsc artifact at {path}")
-  return _checkpointer().restore(path, ocp.args.Composite(record=ocp.args.JsonRestore())).record
+  verify(path, "record/")
+  try:
+    return _checkpointer().restore(path, ocp.args.Composite(record=ocp.args.JsonRestore())).record
+  except Exception as error:  # Orbax raises many types for damaged metadata
+    raise ArtifactDamaged(f"artifact {path} is damaged: its record cannot be read ({error})") from None
 
 
 def _as_list(value):
@@ -118,17 +334,33 @@ def check_record(record: dict, path, kind: str | None = None, expect: dict | Non
     raise ArtifactMismatch(f"artifact {path} does not match: " + "; ".join(problems))
 
 
+def check_versions(record: dict, path) -> None:
+  """Raises ArtifactMismatch if the artifact was written with other package versions
+  than the installed ones (a resumed run would not continue the same computation)."""
+  here = versions()
+  moved = sorted(k for k in here if record.get("versions", {}).get(k) != here[k])
+  if moved:
+    raise ArtifactMismatch(f"artifact {path} was written with other package versions: "
+                           + ", ".join(f"{k} {record.get('versions', {}).get(k)} there, {here[k]} here" for k in moved))
+
+
 def load_artifact(path, *, kind: str | None = None, expect: dict | None = None) -> tuple[dict, dict]:
-  """Loads (arrays, record) from `path` after checking the record (see `check_record`).
-  Large arrays come back as read-only memory maps."""
+  """Loads (arrays, record) from `path` after checking the record (see `check_record`)
+  and every file's checksum (ArtifactDamaged names a damaged file).  Large arrays come
+  back as read-only memory maps.  The record gains `digest` (see `digest`)."""
   path = pathlib.Path(path).absolute()
   record = read_record(path)
   check_record(record, path, kind, expect)
+  verify(path)
   arrays = {}
-  if (path / "arrays").is_dir():
-    arrays.update(_checkpointer().restore(path, ocp.args.Composite(arrays=ocp.args.StandardRestore())).arrays)
-  for name in record.get("large_arrays", []):
-    arrays[name] = np.load(path / "large" / f"{name}.npy", mmap_mode="r")
+  try:
+    if (path / "arrays").is_dir():
+      arrays.update(_checkpointer().restore(path, ocp.args.Composite(arrays=ocp.args.StandardRestore())).arrays)
+    for name in record.get("large_arrays", []):
+      arrays[name] = np.load(path / "large" / f"{name}.npy", mmap_mode="r")
+  except Exception as error:  # only reachable for format-2 artifacts, which carry no checksums
+    raise ArtifactDamaged(f"artifact {path} is damaged: {type(error).__name__}: {error}") from None
+  record["digest"] = digest(path)
   return arrays, record
 
 

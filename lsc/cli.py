@@ -8,6 +8,7 @@
 """
 
 import argparse
+import contextlib
 import json
 import pathlib
 import sys
@@ -25,6 +26,15 @@ def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
                       help="hidden sizes, e.g. 64,64 (overrides --policy; '' = linear)")
   parser.add_argument("--normalize-obs", action="store_true",
                       help="scale observations to [-1, 1] by the env's bounds (mountain_car only)")
+
+
+def _claim_out(args, kind: str) -> pathlib.Path:
+  """Claims --out as a run directory of `kind` (refusing a foreign one, see lsc.rundir)
+  and holds its lock until the command returns."""
+  from lsc import rundir
+  out = rundir.claim(args.out, kind)
+  args.exit_stack.enter_context(rundir.lock(out))
+  return out
 
 
 def cmd_envs(args) -> int:
@@ -68,11 +78,20 @@ def cmd_rollout(args) -> int:
   from lsc.evaluation import EvalProtocol, evaluate_pool
   from lsc.tasks import task_names
 
+  from lsc.validate import check_memory, check_seed
+
   if args.pool < 1:
     raise ValueError(f"--pool must be >= 1, got {args.pool}")
+  if args.block_size < 1:
+    raise ValueError(f"--block-size must be >= 1, got {args.block_size}")
+  check_seed("--seed", args.seed)
   env_cfg = EnvConfig(args.env, args.backend, args.episode_length).resolved()
   policy_cfg = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).resolved(args.env)
   protocol = EvalProtocol(episodes=args.episodes, seed=args.eval_seed)
+  per_policy = 4 * (len(task_names(args.env)) + 2 * args.episodes)  # returns, lengths, displacements
+  check_memory("rollout", 2 * args.pool * per_policy,  # the blocks' results, then their concatenation
+               f"{args.pool:,} policies x {per_policy} bytes of results, twice")
+  out = _claim_out(args, "rollout") if args.out else None
   enable_compilation_cache()
   env, names = env_cfg.build(), task_names(args.env)
   policy = policy_cfg.build(env)
@@ -105,9 +124,7 @@ def cmd_rollout(args) -> int:
         (f"; steady {steady[1] * protocol.episodes * env.episode_length / steady[0]:,.0f} "
          f"env-steps/s computed" if steady else ""))
 
-  if args.out:
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+  if out is not None:
     config = {"env": vars(env_cfg), "policy": {**vars(policy_cfg), "hidden": list(policy.hidden)},
               "pool": args.pool, "seed": args.seed, "eval": vars(protocol)}
     checkpoint.save_artifact(out / "pool_returns", {"returns": result.returns, "lengths": result.lengths},
@@ -136,6 +153,9 @@ def cmd_collect(args) -> int:
                          policy=PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs), pool=args.pool, keep=args.keep,
                          n_neighbors=args.n_neighbors, probe=args.probe, n_probe=args.n_probe,
                          seed=args.seed, eval_episodes=args.episodes).resolved()
+  from lsc import checkpoint, rundir
+  checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
+  args.exit_stack.enter_context(rundir.artifact_lock(args.out))
   enable_compilation_cache()
   bars = {}
 
@@ -180,7 +200,9 @@ def cmd_train(args) -> int:
                        encoder_input=args.encoder_input, steps=args.steps,
                        batch_policies=args.batch_policies, batch_states=args.batch_states, lr=args.lr,
                        encoder_widths=args.widths, decoder_widths=tuple(reversed(args.widths)), seed=args.seed)
-  config.check()
+  config.check()  # the flags first, then the dataset (its record alone) and latent_dim against its policy's size
+  config.check(_dataset_num_params(args.dataset))
+  out = _claim_out(args, "train")
   enable_compilation_cache()
   bar = tqdm(total=config.steps, unit="step", desc="train", dynamic_ncols=True)
 
@@ -190,7 +212,7 @@ def cmd_train(args) -> int:
     if history["step"]:
       bar.set_postfix(loss=f"{history['train'][-1]:.3g}", val=f"{history['val_' + config.loss][-1]:.3g}")
 
-  summary = compress(args.dataset, config, args.out, progress_fn=progress)
+  summary = compress(args.dataset, config, out, progress_fn=progress, overwrite=args.overwrite)
   bar.close()
   from lsc.tasks import task_names
   print(f"\n{summary['env']} {summary['policy']} policy ({summary['num_params']:,} params), dataset "
@@ -200,6 +222,24 @@ def cmd_train(args) -> int:
   print(recovery_table(summary["recovery"], task_names(summary["env"])))
   print(f"wrote {args.out}/model, recovery.json, training.png" + (", landscape.png" if config.latent_dim <= 2 else ""))
   return 0
+
+
+def _dataset_num_params(path) -> int:
+  """The policy size of the dataset artifact at --dataset `path` (its record alone is
+  read); ValueError naming the path if it is missing, a file or holds no dataset."""
+  from lsc import checkpoint
+  from lsc.dataset import KIND
+  path = pathlib.Path(path)
+  if not path.exists():
+    raise ValueError(f"--dataset {path}: no such directory (a dataset from `lsc collect`)")
+  if not path.is_dir():
+    raise ValueError(f"--dataset {path} is a file, not a dataset directory (from `lsc collect`)")
+  if not checkpoint.is_artifact(path):
+    what = "an empty directory" if not any(path.iterdir()) else "a directory that holds no lsc artifact"
+    raise ValueError(f"--dataset {path} is {what}, not a dataset (from `lsc collect`)")
+  record = checkpoint.read_record(path)
+  checkpoint.check_record(record, path, kind=KIND)
+  return int(record["identity"]["policy"]["num_params"])
 
 
 SEARCH_METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
@@ -217,7 +257,7 @@ def _search_space(args, env, policy):
       raise ValueError(f"param_pgpe searches the parameters directly: use --decoder identity, got {decoder!r}")
     return identity_space(policy, args.seed)
   if decoder.startswith("linear:"):
-    return linear_space(policy, int(decoder.split(":", 1)[1]), args.seed)
+    return linear_space(policy, _linear_dim(decoder, policy.num_params), args.seed)
   if decoder == "identity":
     raise ValueError("latent_pgpe needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
   from lsc import checkpoint
@@ -232,15 +272,68 @@ def _search_space(args, env, policy):
   return decoder_space(ae, params, codes)
 
 
-def _run_pgpe(args, env, policy, protocol, out):
-  from tqdm import tqdm
+def _linear_dim(decoder: str, num_params: int) -> int:
+  """K of --decoder linear:K, an integer in [1, the policy's parameters]."""
+  text = decoder.split(":", 1)[1]
+  try:
+    dim = int(text)
+  except ValueError:
+    raise ValueError(f"--decoder {decoder!r}: K of linear:K must be an integer, got {text!r}") from None
+  if not 1 <= dim <= num_params:
+    raise ValueError(f"--decoder {decoder!r}: K must be in [1, the policy's {num_params} parameters], got {dim}")
+  return dim
 
-  from lsc.search import PGPEConfig, Search, run_search, save_result
-  space = _search_space(args, env, policy)
+
+def _pgpe_config(args):
+  from lsc.search import PGPEConfig
   std_init, lr = PGPE_DEFAULTS[args.method]
   config = PGPEConfig(population=args.population, episodes=args.episodes,
                       std_init=std_init if args.std_init is None else args.std_init,
                       lr=lr if args.lr is None else args.lr, optimizer=args.optimizer, center=args.center)
+  config.check()
+  return config
+
+
+def _check_search(args, env_cfg) -> None:
+  """Every search setting that needs no env: refused before one is built."""
+  from lsc import checkpoint
+  from lsc.config import PolicyConfig
+  from lsc.validate import check_seed
+  check_seed("--seed", args.seed, count=args.seeds)
+  if args.method in ("ppo", "sac"):
+    from lsc.baselines import min_budget
+    if args.budget < min_budget(args.method):
+      raise ValueError(f"--budget {args.budget:,} is too small for {args.method}: needs at least "
+                       f"{min_budget(args.method):,} env steps")
+    return
+  config = _pgpe_config(args)
+  per_generation = config.population * config.episodes * env_cfg.episode_length
+  if args.budget < per_generation:
+    raise ValueError(f"budget {args.budget:,} env steps is less than one generation: up to "
+                     f"{config.population} candidates x {config.episodes} episodes x "
+                     f"{env_cfg.episode_length} steps = {per_generation:,}")
+  num_params = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).num_params(args.env)
+  decoder = args.decoder
+  if args.method == "param_pgpe":
+    if decoder != "identity":
+      raise ValueError(f"param_pgpe searches the parameters directly: use --decoder identity, got {decoder!r}")
+  elif decoder.startswith("linear:"):
+    _linear_dim(decoder, num_params)
+  elif decoder == "identity":
+    raise ValueError("latent_pgpe needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
+  else:
+    path = pathlib.Path(decoder)
+    path = path / "model" if (path / "model").is_dir() else path
+    if not checkpoint.is_artifact(path):
+      raise ValueError(f"decoder {decoder!r} is neither identity, linear:K nor an autoencoder directory")
+
+
+def _run_pgpe(args, env, policy, protocol, out):
+  from tqdm import tqdm
+
+  from lsc.search import Search, run_search, save_result
+  space = _search_space(args, env, policy)
+  config = _pgpe_config(args)
   search = Search(env, policy, space, args.task, config, budget=args.budget, seeds=args.seeds, seed=args.seed)
   print(f"{args.method}: {space.name} space of {space.dim} dims -> {policy.num_params} params; "
         f"population {config.population} x {config.episodes} episode(s), {args.seeds} seed(s), "
@@ -252,7 +345,7 @@ def _run_pgpe(args, env, policy, protocol, out):
     bar.set_postfix(gen=info["generation"], ret=f"{np.nanmean(info['center_return']):.2f}",
                     gen_s=f"{info['generations_per_s']:.1f}")
 
-  result = run_search(search, protocol, checkpoint_path=out / "state", progress_fn=progress)
+  result = run_search(search, protocol, checkpoint_path=out / "state", progress_fn=progress, overwrite=args.overwrite)
   bar.close()
   save_result(out / "result", search, result, {"method": args.method, "decoder": args.decoder})
   curves = (result.curves["env_steps"], result.curves["center_return"])
@@ -292,10 +385,10 @@ def cmd_search(args) -> int:
   if args.seeds < 1 or args.budget < 1:
     raise ValueError(f"--seeds and --budget must be >= 1, got {args.seeds}, {args.budget}")
   protocol = EvalProtocol(args.eval_episodes, args.eval_seed)
+  _check_search(args, env_cfg)
   enable_compilation_cache()
+  out = _claim_out(args, "search")
   env = env_cfg.build()
-  out = pathlib.Path(args.out)
-  out.mkdir(parents=True, exist_ok=True)
   start = time.perf_counter()
   if args.method in ("ppo", "sac"):
     curves, finals, timings = _run_baseline(args, env, protocol, out)
@@ -318,6 +411,8 @@ def cmd_search(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="lsc", description=__doc__.split("\n")[0])
+  debug = dict(action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
+  parser.add_argument("--debug", **debug)
   sub = parser.add_subparsers(dest="command", required=True)
   sub.add_parser("envs", help="list environments, backends, tasks and policy presets").set_defaults(fn=cmd_envs)
   p = sub.add_parser("rollout", help="evaluate a random pool of policies on every task of an env")
@@ -356,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--widths", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=(128,),
                  help="encoder hidden widths, e.g. 256,64 (the decoder mirrors them)")
   p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--out", required=True, help="output directory (resumes a run found there)")
+  p.add_argument("--out", required=True, help="output directory (resumes a run of the same settings and dataset found there)")
+  p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a run of other settings in --out")
   p.set_defaults(fn=cmd_train)
 
   p = sub.add_parser("search", help="PGPE in a latent or the parameter space, or a PPO / SAC baseline")
@@ -378,19 +474,27 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--center", default="mean", help="PGPE start: mean (of the codes) | zero")
   p.add_argument("--eval-episodes", type=int, default=5, help="episodes of the final evaluation")
   p.add_argument("--eval-seed", type=int, default=2_000_003, help="seed of the final evaluation keys")
-  p.add_argument("--out", required=True, help="directory for the result artifact, curves.png and summary.json")
+  p.add_argument("--out", required=True, help="directory for the result artifact, curves.png and summary.json "
+                 "(resumes a search of the same settings found there)")
+  p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a search of other settings in --out")
   p.set_defaults(fn=cmd_search)
+  for p in sub.choices.values():  # `lsc --debug train ...` and `lsc train ... --debug` alike
+    p.add_argument("--debug", **debug, default=argparse.SUPPRESS)
   return parser
 
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   from lsc import use_cpu_cores
+  from lsc.validate import debug_wanted, error_line, user_errors
   use_cpu_cores()
   try:
-    return args.fn(args)
-  except ValueError as error:  # bad input: one line, no traceback
-    print(f"lsc {args.command}: error: {error}", file=sys.stderr)
+    with contextlib.ExitStack() as args.exit_stack:  # output locks, held until the command returns
+      return args.fn(args)
+  except user_errors() as error:  # bad input: one line, no traceback (--debug / LSC_DEBUG=1: the traceback)
+    if debug_wanted(args.debug):
+      raise
+    print(f"lsc {args.command}: error: {error_line(error)}", file=sys.stderr)
     return 2
 
 

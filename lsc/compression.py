@@ -24,8 +24,10 @@ RECOVERY_PROTOCOL = EvalProtocol(episodes=3, seed=3_000_017)
 
 
 def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol = RECOVERY_PROTOCOL,
-             n_points: int = 256, progress_fn: Callable[[dict], None] | None = None) -> dict:
-  """Trains on the dataset at `dataset_path` (resuming from `out`/model), evaluates
+             n_points: int = 256, progress_fn: Callable[[dict], None] | None = None,
+             overwrite: bool = False) -> dict:
+  """Trains on the dataset at `dataset_path` (resuming from `out`/model when it holds a
+  run of the same settings on the same dataset; `overwrite` starts afresh), evaluates
   recovery on up to `n_points` held-out policies and writes the outputs listed in the
   module docstring.  Returns the summary written to recovery.json."""
   config.check()  # bad settings fail before the dataset is read
@@ -40,8 +42,8 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
   policy = policy_config.build(env)
   trainer = Trainer(env, policy, arrays, config)
   record_config = {"dataset": str(pathlib.Path(dataset_path).absolute()), "env": record["config"]["env"],
-                   "policy": record["config"]["policy"]}
-  state, codes, timings = train(trainer, out / "model", record_config, progress_fn)
+                   "policy": record["config"]["policy"], "inputs": {"dataset": record["digest"]}}
+  state, codes, timings = train(trainer, out / "model", record_config, progress_fn, overwrite=overwrite)
 
   held_out = trainer.thetas[trainer.val_idx]
   held_out = np.asarray(held_out[:points_for(config.latent_dim, len(held_out), n_points)], np.float32)

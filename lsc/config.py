@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-from lsc.envs import DEFAULT_EPISODE_LENGTH, check_env_name, default_backend, make_env, obs_normalization
+from lsc.envs import DEFAULT_EPISODE_LENGTH, ENV_SIZES, check_env_name, default_backend, make_env, obs_normalization
 from lsc.policy import MLPPolicy, make_policy, preset_hidden
+from lsc.validate import check_int
 
 C = TypeVar("C")
 
@@ -31,8 +32,10 @@ class EnvConfig:
   def resolved(self) -> "EnvConfig":
     """The same config with defaults filled in (what artifacts record)."""
     check_env_name(self.name)
+    if self.episode_length is not None:  # 0 is refused, not read as "the default"
+      check_int("episode_length", self.episode_length, low=1)
     return EnvConfig(self.name, self.backend or default_backend(self.name),
-                     self.episode_length or DEFAULT_EPISODE_LENGTH[self.name])
+                     DEFAULT_EPISODE_LENGTH[self.name] if self.episode_length is None else self.episode_length)
 
   def build(self):
     return make_env(self.name, backend=self.backend, episode_length=self.episode_length)
@@ -53,6 +56,11 @@ class PolicyConfig:
       obs_normalization(env_name)  # ValueError now, before any env is built, if it has no bounds
     hidden = self.hidden if self.hidden is not None else preset_hidden(env_name, self.preset)
     return dataclasses.replace(self, hidden=tuple(hidden))
+
+  def num_params(self, env_name: str) -> int:
+    """Parameters of this policy on env `env_name`, known without building the env."""
+    obs, act = ENV_SIZES[check_env_name(env_name)]
+    return MLPPolicy(obs, act, self.resolved(env_name).hidden).num_params
 
   def build(self, env) -> MLPPolicy:
     return make_policy(env, self.preset, self.hidden, activation=self.activation,
@@ -101,6 +109,8 @@ def _coerce(tp, value, where: str):
     return tuple(_coerce(item, v, where) for v in value)
   if tp is float and isinstance(value, int) and not isinstance(value, bool):
     return float(value)
+  if tp is int and isinstance(value, bool):  # bool subclasses int: `budget=true` is not a budget of 1
+    raise ValueError(f"{where}: expected int, got {value!r}")
   if tp in (int, float, str, bool) and not isinstance(value, tp):
     raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
   return value
@@ -133,7 +143,7 @@ def load(cls: type[C], path: str | pathlib.Path) -> C:
   return from_dict(cls, data or {}, str(path))
 
 
-def override(config: C, assignments: list[str]) -> C:
+def override(config: C, assignments: list[str], where: str = "config") -> C:
   """Applies `dotted.key=value` strings (values parsed as YAML) to a dataclass config."""
   data = to_dict(config, omit_defaults=False)
   for assignment in assignments:
@@ -149,4 +159,4 @@ def override(config: C, assignments: list[str]) -> C:
     if leaf not in node:
       raise ValueError(f"override {assignment!r}: unknown key {leaf!r}; valid keys: {', '.join(node)}")
     node[leaf] = yaml.safe_load(raw)
-  return from_dict(type(config), data)
+  return from_dict(type(config), data, where)

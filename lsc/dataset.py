@@ -28,6 +28,8 @@ from lsc.evaluation import EvalProtocol, evaluate_members, evaluate_pool, pool_b
 from lsc.novelty import most_novel, novelty
 from lsc.policy import MLPPolicy
 from lsc.tasks import task_names
+from lsc.envs import ENV_SIZES
+from lsc.validate import check_finite, check_int, check_memory, check_seed
 
 PROBE_MODES = ("uniform", "rollout")
 KIND = "dataset"
@@ -62,9 +64,15 @@ class CollectConfig:
       raise ValueError(f"unknown probe mode {probe!r}; valid modes: {', '.join(PROBE_MODES)}")
     if probe == "uniform" and env.name != "mountain_car":
       raise ValueError(f"probe mode 'uniform' needs observation bounds, which {env.name} lacks; use 'rollout'")
+    for name in ("pool", "n_neighbors", "n_probe", "probe_policies", "visited_per_episode", "eval_episodes"):
+      check_int(name, getattr(self, name))
+    if self.n_random is not None:
+      check_int("n_random", self.n_random)
+    check_seed("seed", self.seed, count=2)  # the probe uses seed + 1
+    check_seed("eval_seed", self.eval_seed)
     if self.pool < 2:
       raise ValueError(f"pool must be >= 2, got {self.pool}")
-    if not 0.0 < self.keep <= 1.0:
+    if not (check_finite("keep", self.keep) and 0.0 < self.keep <= 1.0):
       raise ValueError(f"keep must be a fraction in (0, 1], got {self.keep}")
     if not 1 <= self.n_neighbors < self.pool:
       raise ValueError(f"n_neighbors must be in [1, pool size - 1] = [1, {self.pool - 1}], got {self.n_neighbors}")
@@ -73,7 +81,26 @@ class CollectConfig:
     if self.n_probe < 1 or self.probe_policies < 1 or self.eval_episodes < 1:
       raise ValueError(f"n_probe, probe_policies and eval_episodes must be >= 1, got "
                        f"{self.n_probe}, {self.probe_policies}, {self.eval_episodes}")
-    return dataclasses.replace(self, env=env, policy=self.policy.resolved(env.name), probe=probe)
+    if self.visited_per_episode < 0:
+      raise ValueError(f"visited_per_episode must be >= 0, got {self.visited_per_episode}")
+    resolved = dataclasses.replace(self, env=env, policy=self.policy.resolved(env.name), probe=probe)
+    check_memory("collect", *collect_memory(resolved))
+    return resolved
+
+
+def collect_memory(config: CollectConfig) -> tuple[int, str]:
+  """(bytes, what they hold): an estimate of the host arrays `collect` holds at once."""
+  obs, act = ENV_SIZES[config.env.name]
+  params = config.policy.num_params(config.env.name)
+  kept = max(1, int(np.ceil(config.keep * config.pool)))
+  n_random = kept if config.n_random is None else config.n_random
+  descriptors = 4 * config.pool * config.n_probe * act
+  neighbours = 8 * config.pool * config.n_neighbors + 4 * config.pool  # kNN distances, ids; novelty scores
+  members = 4 * (kept + n_random) * config.eval_episodes * config.visited_per_episode * obs
+  thetas = 4 * kept * params
+  total = 2 * descriptors + neighbours + members + thetas  # the descriptors twice: host and kNN copies
+  return total, (f"descriptors {config.pool:,} x {config.n_probe} x {act} floats twice, kept parameters "
+                 f"{kept:,} x {params:,} floats")
 
 
 def uniform_probe_states(env, m: int, key: jax.Array) -> np.ndarray:

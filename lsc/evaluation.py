@@ -16,6 +16,7 @@ import numpy as np
 
 from lsc.policy import MLPPolicy, pool_thetas
 from lsc.rollout import RolloutResult, rollout
+from lsc.validate import check_int, check_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +26,10 @@ class EvalProtocol:
   seed: int = 1_000_003
 
   def __post_init__(self):
+    check_int("episodes", self.episodes)
     if self.episodes < 1:
       raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+    check_seed("evaluation seed", self.seed)
 
   def episode_keys(self) -> jax.Array:
     """The E reset keys, (E,)."""

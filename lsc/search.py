@@ -47,6 +47,7 @@ from lsc.evaluation import EvalProtocol, evaluate
 from lsc.policy import MLPPolicy, member_key
 from lsc.rollout import rollout_fn
 from lsc.tasks import task_index, task_names
+from lsc.validate import check_finite, check_int, check_seed
 
 OPTIMIZERS = ("adam", "sgd", "clipup")
 CENTERS = ("mean", "zero")
@@ -61,6 +62,7 @@ class SearchSpace:
   center: np.ndarray  # (k,) where a search starts
   scale: np.ndarray  # (k,) > 0: the spread of each coordinate
   name: str = "latent"
+  fingerprint: str = ""  # what decode computes with (a hash of its weights, or its seed): checkpoints compare it
 
   def __post_init__(self):
     for field in ("center", "scale"):
@@ -83,7 +85,7 @@ def identity_space(policy: MLPPolicy, seed: int = 0) -> SearchSpace:
   """Parameter space: theta = z, starting at member 0 of random pool `seed`."""
   center = np.asarray(policy.init(member_key(seed, 0)))
   return SearchSpace(lambda z: z, policy.num_params, policy.num_params, center, policy.init_std(),
-                     name="parameter")
+                     name="parameter", fingerprint="identity")
 
 
 def decoder_space(ae, params, codes: np.ndarray, name: str = "latent", start: np.ndarray | None = None) -> SearchSpace:
@@ -93,7 +95,11 @@ def decoder_space(ae, params, codes: np.ndarray, name: str = "latent", start: np
   codes = np.asarray(codes, np.float32)
   scale = np.maximum(codes.std(axis=0), 1e-6)
   center = codes.mean(axis=0) if start is None else np.asarray(start, np.float32).reshape(ae.latent_dim)
-  return SearchSpace(lambda z: ae.decode(params, z), ae.latent_dim, ae.policy.num_params, center, scale, name=name)
+  weights = hashlib.sha256()
+  for leaf in jax.tree.leaves(params):
+    weights.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return SearchSpace(lambda z: ae.decode(params, z), ae.latent_dim, ae.policy.num_params, center, scale, name=name,
+                     fingerprint=f"decoder:{weights.hexdigest()[:16]}")
 
 
 def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
@@ -104,7 +110,7 @@ def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
   members = jax.vmap(lambda i: policy.init(member_key(seed, i)))(jnp.arange(dim + 1, dtype=jnp.uint32))
   origin, basis = members[0], members[1:].T
   return SearchSpace(lambda z: origin + basis @ z, dim, policy.num_params, np.zeros(dim), np.ones(dim),
-                     name="linear")
+                     name="linear", fingerprint=f"linear:{dim}:{seed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +127,10 @@ class PGPEConfig:
 
   def check(self) -> None:
     """Raises ValueError naming any bad field."""
+    check_int("population", self.population)
+    check_int("episodes", self.episodes)
+    for name in ("std_init", "lr", "std_lr", "std_max_change"):
+      check_finite(name, getattr(self, name))
     if self.population < 2 or self.population % 2:
       raise ValueError(f"population must be even and >= 2, got {self.population}")
     if self.episodes < 1:
@@ -215,8 +225,10 @@ class Search:
     config.check()
     space.check(policy)
     self.task = task_index(env.name, task)  # ValueError for an unknown task
-    if seeds < 1:
+    if check_int("seeds", seeds) < 1:
       raise ValueError(f"seeds must be >= 1, got {seeds}")
+    check_seed("seed", seed)
+    check_int("budget", budget)
     per_generation = config.population * config.episodes * env.episode_length
     if budget < per_generation:
       raise ValueError(f"budget {budget:,} env steps is less than one generation: up to "
@@ -357,7 +369,7 @@ def describe(search: Search) -> dict:
   return {**checkpoint.policy_identity(search.env, search.policy),
           "task": task_names(search.env.name)[search.task],
           "space": {"name": space.name, "dim": space.dim, "center": _fingerprint(space.center),
-                    "scale": _fingerprint(space.scale)},
+                    "scale": _fingerprint(space.scale), "weights": space.fingerprint},
           "pgpe": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
           "seed": search.seed, "maximize": search.maximize, "generations_per_chunk": search.generations_per_chunk}
 
@@ -371,8 +383,10 @@ def save_state(path, search: Search, carry: dict, metrics: list[dict]) -> None:
 
 def load_state(path, search: Search) -> tuple[dict, list[dict]]:
   """(carry, metrics) of the checkpoint at `path`; ArtifactMismatch if it belongs to
-  another search."""
-  arrays, _ = checkpoint.load_artifact(path, kind=KIND_STATE, expect=describe(search))
+  another search (or was written with other package versions), ArtifactDamaged if a
+  file fails its checksum."""
+  arrays, record = checkpoint.load_artifact(path, kind=KIND_STATE, expect=describe(search))
+  checkpoint.check_versions(record, path)
   treedef = jax.tree.structure(search.init())
   carry = jax.tree.unflatten(treedef, [jnp.asarray(arrays[f"carry_{i:03d}"]) for i in range(treedef.num_leaves)])
   metrics = {k[len("metric_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("metric_")}
@@ -380,12 +394,15 @@ def load_state(path, search: Search) -> tuple[dict, list[dict]]:
 
 
 def run_search(search: Search, protocol: EvalProtocol = EvalProtocol(), *, checkpoint_path=None,
-               progress_fn: Callable[[dict], None] | None = None) -> SearchResult:
+               progress_fn: Callable[[dict], None] | None = None, overwrite: bool = False) -> SearchResult:
   """`search.run` with checkpoints: resumes from `checkpoint_path` when it holds this
-  search's state, and rewrites it after every chunk.  `progress_fn(info)` gets after
+  search's state (ArtifactMismatch naming the difference when it holds another's;
+  `overwrite=True` starts afresh and replaces it), and rewrites it after every chunk.  `progress_fn(info)` gets after
   each chunk a dict: generation, env_steps (S,), center_return (S,), generations_per_s."""
   carry = metrics = None
-  if checkpoint_path is not None and checkpoint.is_artifact(checkpoint_path):
+  if checkpoint_path is not None:
+    checkpoint.check_output_path(checkpoint_path, KIND_STATE)  # before any compile
+  if checkpoint_path is not None and checkpoint.is_artifact(checkpoint_path) and not overwrite:
     carry, metrics = load_state(checkpoint_path, search)
   start = [time.perf_counter(), int(carry["generation"]) if carry is not None else 0]
 

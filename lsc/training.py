@@ -29,6 +29,7 @@ from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.autoencoder import ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas, make_eval_loss, make_train_step
 from lsc.rollout import rollout_fn
+from lsc.validate import check_finite, check_int, check_seed
 
 STATE_SOURCES = ("dataset", "rollout")
 KIND = "autoencoder"
@@ -57,10 +58,20 @@ class TrainConfig:
   checkpoint_every: int = 500
   seed: int = 0
 
-  def check(self) -> None:
-    """Raises ValueError naming any bad field."""
+  def check(self, num_params: int | None = None) -> None:
+    """Raises ValueError naming any bad field; with `num_params` (the policy's size, once
+    known) also a latent_dim larger than it (a code no smaller than the parameters)."""
+    check_int("latent_dim", self.latent_dim)
     if self.latent_dim < 1:
       raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+    if num_params is not None and self.latent_dim > num_params:
+      raise ValueError(f"latent_dim must be <= the policy's {num_params:,} parameters, got {self.latent_dim:,}")
+    check_int("patience", self.patience)
+    for width in (*self.encoder_widths, *self.decoder_widths):
+      check_int("encoder/decoder width", width, low=1)
+    check_finite("lr", self.lr)
+    check_finite("val_fraction", self.val_fraction)
+    check_seed("seed", self.seed)
     if self.loss not in LOSSES:
       raise ValueError(f"unknown loss {self.loss!r}; valid losses: {', '.join(LOSSES)}")
     if self.encoder_input not in ENCODER_INPUTS:
@@ -71,6 +82,7 @@ class TrainConfig:
       raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
     for name in ("batch_policies", "batch_states", "steps", "eval_every", "rollout_every", "buffer_size",
                  "rollout_samples", "checkpoint_every"):
+      check_int(name, getattr(self, name))
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
     if self.lr <= 0 or self.patience < 0:
@@ -110,7 +122,7 @@ class Trainer:
   """
 
   def __init__(self, env, policy, dataset: dict, config: TrainConfig):
-    config.check()
+    config.check(policy.num_params)
     self.env, self.policy, self.config = env, policy, config
     self.thetas = check_thetas(dataset["thetas"], policy)
     self.train_idx, self.val_idx = split(len(self.thetas), config.val_fraction, config.seed)
@@ -217,15 +229,20 @@ def save_state(path, trainer: Trainer, state: dict, record_config: dict, *, fina
                            identity=identity(trainer))
 
 
-def load_state(path, trainer: Trainer) -> tuple[dict, dict]:
-  """(state, record) of the artifact at `path`; ValueError if it was trained with
-  another config or for another env / policy / latent size."""
+def load_state(path, trainer: Trainer, inputs: dict | None = None) -> tuple[dict, dict]:
+  """(state, record) of the artifact at `path`; ArtifactMismatch naming what differs if it
+  was trained with another config, on other inputs (`inputs`: e.g. {"dataset": digest}),
+  with other package versions, or for another env / policy / latent size."""
   arrays, record = checkpoint.load_artifact(path, kind=KIND, expect=identity(trainer))
   saved, wanted = record["config"]["train"], to_dict(trainer.config)
   if saved != wanted:
     changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
     raise checkpoint.ArtifactMismatch(f"artifact {path} was trained with other settings: "
                                       + ", ".join(f"{k} ({saved.get(k)!r} there, {wanted[k]!r} here)" for k in changed))
+  if inputs is not None and record["config"].get("inputs") != inputs:
+    raise checkpoint.ArtifactMismatch(f"artifact {path} was trained on other inputs: {record['config'].get('inputs')} "
+                                      f"there, {inputs} here")
+  checkpoint.check_versions(record, path)
   template = trainer.init()
   to_device = lambda tree: jax.tree.map(jnp.asarray, tree)
   opt_leaves = [arrays["opt_state"][f"{i:03d}"] for i in range(len(arrays["opt_state"]))]
@@ -238,16 +255,20 @@ def load_state(path, trainer: Trainer) -> tuple[dict, dict]:
 
 
 def train(trainer: Trainer, out=None, record_config: dict | None = None,
-          progress_fn: Callable[[dict], None] | None = None) -> tuple[dict, np.ndarray, dict]:
-  """Trains to the end, resuming from the artifact at `out` if it holds an unfinished
-  run of the same config, checkpointing there every `checkpoint_every` steps and
-  writing the final artifact (with the dataset's codes under the best parameters).
-  Returns (final state, codes (N, latent_dim), timings); `train_s` sums the training
-  time of every call that worked on this artifact."""
+          progress_fn: Callable[[dict], None] | None = None, overwrite: bool = False) -> tuple[dict, np.ndarray, dict]:
+  """Trains to the end, resuming from the artifact at `out` if it holds a run of the
+  same config, inputs (`record_config["inputs"]`) and versions (ArtifactMismatch naming
+  the difference otherwise; `overwrite=True` starts afresh and replaces it),
+  checkpointing there every `checkpoint_every` steps and writing the final artifact
+  (with the dataset's codes under the best parameters).  Returns (final state, codes
+  (N, latent_dim), timings); `train_s` sums the training time of every call that
+  worked on this artifact."""
   record_config = record_config or {}
   state, before = trainer.init(), 0.0
-  if out is not None and checkpoint.is_artifact(out):
-    state, record = load_state(out, trainer)
+  if out is not None:
+    checkpoint.check_output_path(out, KIND)  # refuses a foreign path before any training
+  if out is not None and checkpoint.is_artifact(out) and not overwrite:
+    state, record = load_state(out, trainer, record_config.get("inputs"))
     before = record["config"].get("timings", {}).get("train_s", 0.0)  # time spent by earlier calls
   start = time.perf_counter()
   elapsed = lambda: {"train_s": before + time.perf_counter() - start}

@@ -1,0 +1,163 @@
+"""Bad settings are refused before any work: one line on stderr naming the value, exit
+code 2, no traceback, and no env built (a late refusal fails these tests).  In-process,
+no compiles: the whole file takes seconds."""
+
+import numpy as np
+import pytest
+
+from experiments import pipeline
+from experiments.presets import PRESETS
+from lsc import checkpoint, cli
+from lsc.config import EnvConfig, _coerce
+
+BIG = "1000000000000"
+MC = ["--env", "mountain_car", "--policy", "small"]  # 17 parameters
+SEARCH = ["search", *MC, "--task", "speed", "--budget", "1000000"]
+
+
+def _no_work(*args, **kwargs):
+  raise AssertionError("built an env or started a stage: the setting was refused too late")
+
+
+@pytest.fixture(autouse=True)
+def refuse_work(monkeypatch):
+  import lsc.compression
+  import lsc.config
+  import lsc.dataset
+  import lsc.envs
+  monkeypatch.setattr(lsc.config.EnvConfig, "build", _no_work)
+  monkeypatch.setattr(lsc.config, "make_env", _no_work)
+  monkeypatch.setattr(lsc.envs, "make_env", _no_work)
+  monkeypatch.setattr(lsc.dataset, "collect", _no_work)
+  monkeypatch.setattr(lsc.compression, "compress", _no_work)
+  monkeypatch.setattr(pipeline.Stages, "run", _no_work)
+
+
+@pytest.fixture(scope="module")
+def fake_dataset(tmp_path_factory):
+  """A dataset artifact's record for a 17-parameter policy (no collect: nothing compiled)."""
+  path = tmp_path_factory.mktemp("data") / "dataset"
+  checkpoint.save_artifact(path, {"thetas": np.zeros((4, 17), np.float32)}, kind="dataset", config={},
+                           identity={"env": "mountain_car", "policy": {"num_params": 17}})
+  return path
+
+
+def _one_line(capsys, code: int, fragment: str) -> str:
+  err = capsys.readouterr().err
+  assert code == 2, err
+  assert "Traceback" not in err
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].strip(), err
+  assert fragment in lines[0], lines[0]
+  return lines[0]
+
+
+CLI_CASES = [
+    (["rollout", *MC, "--episode-length", "0"], "episode_length must be >= 1, got 0"),
+    (["collect", *MC, "--episode-length", "0", "--out", "{tmp}/d"], "episode_length must be >= 1, got 0"),
+    (["search", *SEARCH[1:], "--episode-length", "0", "--out", "{tmp}/s"], "episode_length must be >= 1, got 0"),
+    (["rollout", *MC, "--eval-seed", "100000000000000000000"], "evaluation seed must be an integer in [0, 4294967295]"),
+    (["rollout", *MC, "--seed", "-1"], "--seed must be an integer in [0, 4294967295], got -1"),
+    (["rollout", *MC, "--pool", BIG], "rollout needs about"),
+    (["collect", *MC, "--seed", "-1", "--out", "{tmp}/d"], "seed must be an integer in [0, 4294967294]"),
+    (["collect", *MC, "--seed", str(2**32 - 1), "--out", "{tmp}/d"], "seed must be an integer in [0, 4294967294]"),
+    (["collect", *MC, "--keep", "nan", "--out", "{tmp}/d"], "keep must be a finite number, got nan"),
+    (["collect", *MC, "--pool", BIG, "--out", "{tmp}/d"], "collect needs about"),
+    (["train", "--dataset", "{tmp}/missing", "--out", "{tmp}/t"], "no such directory"),
+    (["train", "--dataset", "{tmp}/empty", "--out", "{tmp}/t"], "is an empty directory"),
+    (["train", "--dataset", "{tmp}/file", "--out", "{tmp}/t"], "is a file, not a dataset directory"),
+    (["train", "--dataset", "{data}", "--lr", "nan", "--out", "{tmp}/t"], "lr must be a finite number, got nan"),
+    (["train", "--dataset", "{data}", "--seed", "-1", "--out", "{tmp}/t"], "seed must be an integer in [0,"),
+    (["train", "--dataset", "{data}", "--latent-dim", "1000000", "--out", "{tmp}/t"],
+     "latent_dim must be <= the policy's 17 parameters, got 1,000,000"),
+    ([*SEARCH, "--decoder", "linear:abc", "--out", "{tmp}/s"], "K of linear:K must be an integer, got 'abc'"),
+    ([*SEARCH, "--decoder", "linear:100", "--out", "{tmp}/s"], "K must be in [1, the policy's 17 parameters]"),
+    ([*SEARCH, "--decoder", "linear:2", "--std-init", "nan", "--out", "{tmp}/s"], "std_init must be a finite number"),
+    ([*SEARCH, "--decoder", "linear:2", "--lr", "nan", "--out", "{tmp}/s"], "lr must be a finite number, got nan"),
+    ([*SEARCH, "--decoder", "linear:2", "--population", "3", "--out", "{tmp}/s"], "population must be even"),
+    ([*SEARCH, "--decoder", "{tmp}/nowhere", "--out", "{tmp}/s"], "neither identity, linear:K nor an autoencoder"),
+    ([*SEARCH, "--decoder", "linear:2", "--eval-seed", "100000000000000000000", "--out", "{tmp}/s"],
+     "evaluation seed must be an integer in [0, 4294967295]"),
+    ([*SEARCH, "--method", "param_pgpe", "--seed", "-1", "--out", "{tmp}/s"], "--seed must be an integer"),
+    ([*SEARCH, "--method", "ppo", "--seed", str(2**32 - 1), "--seeds", "2", "--out", "{tmp}/s"],
+     "--seed must be an integer in [0, 4294967294] (it and the 1 seed(s) after it)"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", CLI_CASES, ids=[" ".join(a[:1] + a[-4:]) for a, _ in CLI_CASES])
+def test_cli_refuses_before_work(argv, fragment, tmp_path, fake_dataset, capsys):
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "file").write_text("x")
+  argv = [a.format(tmp=tmp_path, data=fake_dataset) for a in argv]
+  _one_line(capsys, cli.main(argv), fragment)
+  assert not (tmp_path / "t").exists() and not (tmp_path / "s").exists() and not (tmp_path / "d").exists()
+
+
+SMOKE = ["--preset", "smoke"]
+PIPELINE_CASES = [
+    (["--budget", "0"], "search.budget must be >= 1, got 0"),
+    (["--seeds", "0"], "search.seeds must be >= 1, got 0"),
+    (["--latent-dim", "0"], "latent_dim must be >= 1, got 0"),
+    (["--latent-dim", "1000000"], "latent_dim must be <= the policy's 17 parameters"),
+    (["--set", "search.population=3"], "population must be even and >= 2, got 3"),
+    (["--set", "search.episodes=0"], "episodes must be >= 1, got 0"),
+    (["--set", "search.budget=true"], "search.budget: expected int, got True"),
+    (["--set", "search.budget=100"], "search.budget must be in [3,996,"),
+    (["--set", "search.latent_lr=.nan"], "lr must be a finite number, got nan"),
+    (["--set", "search.param_std_init=.inf"], "std_init must be a finite number, got inf"),
+    (["--set", "train.lr=.nan"], "lr must be a finite number, got nan"),
+    (["--set", "recovery_points=0"], "recovery_points must be >= 1, got 0"),
+    (["--set", "recovery_episodes=0"], "recovery_episodes must be >= 1, got 0"),
+    (["--set", "eval_episodes=0"], "eval_episodes must be >= 1, got 0"),
+    (["--set", "search.n_evals=0"], "search.n_evals must be >= 1, got 0"),
+    (["--set", "eval_seed=100000000000000000000"], "eval_seed must be an integer in [0, 4294967295]"),
+    (["--set", "collect.seed=-1"], "seed must be an integer in [0, 4294967294] (it and the 1 seed(s) after it), got -1"),
+    (["--set", "collect.env.episode_length=0"], "episode_length must be >= 1, got 0"),
+    (["--set", "collect.keep=.nan"], "keep must be a finite number, got nan"),
+    (["--set", f"collect.pool={BIG}"], "collect needs about"),
+    (["--set", "methods=[]"], "methods is empty"),
+    (["--set", "methods=cma"], "unknown method(s) cma"),
+    (["--set", "tasks=fly"], "unknown task 'fly'"),
+    (["--set", "search.latent_start=worst"], "unknown search.latent_start 'worst'"),
+    (["--config", "{tmp}/missing.yaml"], "No such file or directory: {tmp}/missing.yaml"),
+    (["--config", "{tmp}/bad.yaml"], "malformed YAML"),
+    (["--config", "{tmp}/list.yaml"], "expected a mapping of settings"),
+    (["--config", "{tmp}"], "Is a directory"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", PIPELINE_CASES, ids=[" ".join(a) for a, _ in PIPELINE_CASES])
+def test_pipeline_refuses_before_work(argv, fragment, tmp_path, capsys):
+  (tmp_path / "bad.yaml").write_text("search: {budget: [1,\n")
+  (tmp_path / "list.yaml").write_text("- search.budget: 5\n")
+  argv = [a.format(tmp=tmp_path) for a in argv]
+  code = pipeline.main("mountain_car", PRESETS["mountain_car"], [*SMOKE, "--out", str(tmp_path / "out"), *argv])
+  _one_line(capsys, code, fragment.format(tmp=tmp_path))
+  assert not (tmp_path / "out").exists()
+
+
+def test_one_name_is_one_task_and_bools_are_not_ints():
+  smoke = PRESETS["mountain_car"]["smoke"]()
+  assert pipeline._override(smoke, ["tasks=speed", "methods=ppo"]).tasks == ("speed",)
+  assert pipeline._override(smoke, ["methods=ppo"]).methods == ("ppo",)
+  with pytest.raises(ValueError, match="expected int, got True"):
+    _coerce(int | None, True, "x")
+  with pytest.raises(ValueError, match="expected bool, got 1"):
+    _coerce(bool, 1, "x")
+  assert EnvConfig("mountain_car").resolved().episode_length == 999
+
+
+def test_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):
+  with pytest.raises(ValueError, match="episode_length must be >= 1"):
+    cli.main(["rollout", *MC, "--episode-length", "0", "--debug"])
+  with pytest.raises(ValueError, match="episode_length must be >= 1"):
+    cli.main(["--debug", "rollout", *MC, "--episode-length", "0"])
+  with pytest.raises(ValueError, match="search.budget must be >= 1"):
+    pipeline.main("mountain_car", PRESETS["mountain_car"], [*SMOKE, "--out", str(tmp_path / "o"), "--budget", "0",
+                                                            "--debug"])
+  monkeypatch.setenv("LSC_DEBUG", "1")
+  with pytest.raises(FileNotFoundError):
+    pipeline.main("mountain_car", PRESETS["mountain_car"], [*SMOKE, "--config", str(tmp_path / "none.yaml")])
+  monkeypatch.setenv("LSC_DEBUG", "0")
+  assert cli.main(["rollout", *MC, "--episode-length", "0"]) == 2
+  capsys.readouterr()
