@@ -194,8 +194,10 @@ class Stages:
         return f"{name} does not match its checksum"
     return None
 
-  def _remove(self, directory: pathlib.Path) -> None:
-    shutil.rmtree(directory)
+  def _start(self, directory: pathlib.Path, key: dict) -> None:
+    """Creates the stage's directory with an incomplete marker holding `key`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    self._write_marker(directory, {"key": key, "complete": False})
 
   def digest(self, name: str, entry: str) -> str:
     """The checksum a complete stage recorded for one of its outputs (its provenance
@@ -222,23 +224,21 @@ class Stages:
           self.recorded[name] = marker.get("seconds", 0.0)
           return result
       self.log(f"      {name}: {problem}; recomputing it")
-      self._remove(directory)
+      shutil.rmtree(directory)
     elif marker is not None and marker["key"] != key:
-      self._remove(directory)  # another config ran (or was running) here: start afresh
+      shutil.rmtree(directory)  # another config ran (or was running) here: start afresh
     elif marker is None and directory.exists() and any(directory.iterdir()):
       if not (directory / "stage.json").exists():
         raise checkpoint.ForeignPath(f"{directory} holds files lsc did not write; choose another --out")
-      self._remove(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)
-    directory.mkdir(parents=True, exist_ok=True)
-    self._write_marker(directory, {"key": key, "complete": False})
+      shutil.rmtree(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)
+    self._start(directory, key)
     start = time.perf_counter()
     try:
       result = compute(directory)
     except checkpoint.ArtifactDamaged as error:  # a damaged checkpoint of an interrupted run
       self.log(f"      {name}: {error}; recomputing it")
-      self._remove(directory)
-      directory.mkdir(parents=True)
-      self._write_marker(directory, {"key": key, "complete": False})
+      shutil.rmtree(directory)
+      self._start(directory, key)
       result = compute(directory)
     self.timings[name] = self.recorded[name] = time.perf_counter() - start
     faults.point("stage_result")
@@ -340,13 +340,13 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       return decoder_space(ae, params, codes)
     return decoder_space(ae, params, codes, start=codes[dataset_best[task]["index"]])
 
-  # stage 4: searches
+  # stage 4: searches; latent PGPE also reads the trained model
+  latent_inputs = {**ae_config, "inputs": {**ae_config["inputs"], "model": stages.digest("autoencoder", "model")}}
   curves, finals = {}, {}
   for task in tasks:
     for method in config.methods:
       name = f"search/{task}_{method}"
       # what each method reads: the autoencoder, the policy (parameter PGPE) or only the env (PPO, SAC)
-      latent_inputs = {**ae_config, "inputs": {**ae_config["inputs"], "model": stages.digest("autoencoder", "model")}}
       inputs = {"latent_pgpe": latent_inputs, "param_pgpe": data_config}.get(method, {"env": data_config["collect"]["env"]})
       search_config = {**inputs, "task": task, "method": method,
                        "search": method_settings(config.search, method),

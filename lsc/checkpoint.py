@@ -51,7 +51,6 @@ FORMAT_VERSION = 3  # 3: checksums.json
 CHECKSUMS = "checksums.json"
 # what Orbax and lsc write at the top of an artifact written before checksums existed (format 2)
 _LEGACY_ENTRIES = {"_CHECKPOINT_METADATA", "commit_success.txt", "record", "arrays", "large"}
-_HASH_CHUNK = 16 * 2**20
 
 
 class ArtifactMismatch(ValueError):
@@ -174,6 +173,18 @@ def _raw_record(path: pathlib.Path) -> dict:
     return {}
 
 
+def check_creatable(path: pathlib.Path, what: str) -> None:
+  """Raises ForeignPath unless the absent `path` can be created: its nearest existing
+  ancestor is a writable directory.  `what` names the path in the message."""
+  parent = path.parent
+  while not parent.exists():
+    parent = parent.parent
+  if not parent.is_dir():
+    raise ForeignPath(f"cannot create {what}{path}: {parent} is a file")
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise ForeignPath(f"cannot create {what}{path}: {parent} is not writable")
+
+
 def check_output_path(path, kind: str) -> None:
   """Raises ForeignPath unless `path` may receive an artifact of `kind`: it does not
   exist (and can be created), is an empty directory, or is an lsc artifact of the same
@@ -182,13 +193,7 @@ def check_output_path(path, kind: str) -> None:
   if path.is_symlink() or (path.exists() and not path.is_dir()):
     raise ForeignPath(f"{path} exists and is not a directory; lsc writes an artifact directory there")
   if not path.exists():
-    parent = path.parent
-    while not parent.exists():
-      parent = parent.parent
-    if not parent.is_dir():
-      raise ForeignPath(f"cannot create {path}: {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-      raise ForeignPath(f"cannot create {path}: {parent} is not writable")
+    check_creatable(path, "")
     return
   entries = list(path.iterdir())
   if not entries:

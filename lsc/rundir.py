@@ -15,7 +15,7 @@ import os
 import pathlib
 import socket
 
-from lsc.checkpoint import ForeignPath
+from lsc.checkpoint import ForeignPath, check_creatable
 
 MARKER = ".lsc-run.json"
 LOCK = ".lsc.lock"
@@ -49,13 +49,7 @@ def check(path, kind: str) -> None:
   if path.exists() and not path.is_dir():
     raise ForeignPath(f"--out {path} exists and is not a directory")
   if not path.exists():
-    parent = path.parent
-    while not parent.exists():
-      parent = parent.parent
-    if not parent.is_dir():
-      raise ForeignPath(f"cannot create --out {path}: {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-      raise ForeignPath(f"cannot create --out {path}: {parent} is not writable")
+    check_creatable(path, "--out ")
     return
   if not os.access(path, os.W_OK | os.X_OK):
     raise ForeignPath(f"--out {path} is not writable")
