@@ -235,19 +235,20 @@ class Stages:
     start = time.perf_counter()
     try:
       result = compute(directory)
-    except checkpoint.ArtifactDamaged as error:  # a damaged checkpoint of an interrupted run
+    except (checkpoint.ArtifactDamaged, checkpoint.ArtifactMismatch) as error:  # an interrupted run's checkpoint, damaged or of older code
       self.log(f"      {name}: {error}; recomputing it")
       shutil.rmtree(directory)
       self._start(directory, key)
       result = compute(directory)
     self.timings[name] = self.recorded[name] = time.perf_counter() - start
-    faults.point("stage_result")
+    faults.point("stage_result", name)
     self._write_marker(directory, {"key": key, "complete": True, "seconds": self.timings[name],
                                    "files": self._files(directory)})
     return result
 
 
-def _search_one(env, policy, space, task, method, settings: SearchSettings, protocol, directory: pathlib.Path):
+def _search_one(env, policy, space, task, method, settings: SearchSettings, protocol, directory: pathlib.Path,
+                progress_fn=None):
   """One (task, method): curves (S, G) per seed and final returns; written to outcome.json."""
   from lsc.evaluation import LOCOMOTION_ENVS
   from lsc.search import PGPEConfig, Search, run_search, save_result
@@ -257,7 +258,7 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
                         std_init=settings.latent_std_init if latent else settings.param_std_init,
                         lr=settings.latent_lr if latent else settings.param_lr)
     search = Search(env, policy, space, task, config, budget=settings.budget, seeds=settings.seeds)
-    result = run_search(search, protocol, checkpoint_path=directory / "state")
+    result = run_search(search, protocol, checkpoint_path=directory / "state", progress_fn=progress_fn)
     save_result(directory / "result", search, result, {"method": method})
     steps, returns = result.curves["env_steps"], result.curves["center_return"]
     outcome = {"env_steps": steps.tolist(), "returns": np.where(np.isfinite(returns), returns, None).tolist(),
@@ -270,7 +271,10 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
     from lsc.baselines import train_baseline
     runs = []
     for seed in range(settings.seeds):
-      runs.append(train_baseline(env, task, method, settings.budget, seed, protocol, n_evals=settings.n_evals))
+      report = None if progress_fn is None else (
+          lambda stage, done, total, info: progress_fn(f"{stage} seed {seed}", done, total, info))
+      runs.append(train_baseline(env, task, method, settings.budget, seed, protocol, n_evals=settings.n_evals,
+                                 progress_fn=report))
       # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
       # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
       # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
@@ -283,9 +287,10 @@ def _search_one(env, policy, space, task, method, settings: SearchSettings, prot
   return outcome
 
 
-def run(config: ExperimentConfig, out, log=print) -> dict:
+def run(config: ExperimentConfig, out, log=print, progress_fn=None) -> dict:
   """Runs (or resumes) the pipeline into `out` (an lsc pipeline run directory, locked
-  while it runs); returns the results dict."""
+  while it runs); returns the results dict.  `log(line)` gets the stage lines,
+  `progress_fn` (see `lsc.progress`) the progress inside each stage."""
   from lsc import rundir
   from lsc.tasks import task_names
 
@@ -296,10 +301,11 @@ def run(config: ExperimentConfig, out, log=print) -> dict:
   tasks = config.tasks or task_names(env.name)
   out = rundir.claim(out, "pipeline")
   with rundir.lock(out):
-    return _run_stages(config, collect_config, env, policy, tasks, out, log)
+    return _run_stages(config, collect_config, env, policy, tasks, out, log, progress_fn)
 
 
-def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, out: pathlib.Path, log) -> dict:
+def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, out: pathlib.Path, log,
+                progress_fn) -> dict:
   """The stages of `run`, inside its lock on `out`."""
   from lsc import checkpoint
   from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
@@ -315,7 +321,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   # stage 1-2: the dataset
   data_config = {"collect": _plain(collect_config)}
   log(f"[1/3] dataset: pool {collect_config.pool}, keep {collect_config.keep}")
-  stages.run("dataset", data_config, lambda d: save_dataset(d / "artifact", collect(collect_config)),
+  stages.run("dataset", data_config, lambda d: save_dataset(d / "artifact", collect(collect_config, progress_fn)),
              lambda d: None)
   dataset_path = out / "dataset" / "artifact"
 
@@ -327,7 +333,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   recovery_protocol = dataclasses.replace(RECOVERY_PROTOCOL, episodes=config.recovery_episodes)
   summary = stages.run("autoencoder", ae_config,
                        lambda d: compress(dataset_path, config.train, d, protocol=recovery_protocol,
-                                          n_points=config.recovery_points),
+                                          n_points=config.recovery_points, progress_fn=progress_fn),
                        lambda d: json.loads((d / "recovery.json").read_text()))
   log(recovery_table(summary["recovery"], task_names(env.name)))
   ae, params, codes, _ = load_autoencoder(out / "autoencoder" / "model")
@@ -354,7 +360,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
       space = latent_space(task) if method == "latent_pgpe" else parameter
       outcome = stages.run(name, search_config,
-                           lambda d: _search_one(env, policy, space, task, method, config.search, protocol, d),
+                           lambda d: _search_one(env, policy, space, task, method, config.search, protocol, d,
+                                                 progress_fn),
                            lambda d: json.loads((d / "outcome.json").read_text()))
       curves.setdefault(task, {})[method] = outcome
       finals.setdefault(task, {})[method] = outcome["final_returns"]
@@ -453,6 +460,7 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   args = p.parse_args(argv)
 
   from lsc import enable_compilation_cache, use_cpu_cores
+  from lsc.progress import Bars
   from lsc.validate import debug_wanted, error_line, user_errors
   use_cpu_cores()
   enable_compilation_cache()
@@ -461,7 +469,11 @@ def main(env_name: str, presets: dict, argv=None) -> int:
     config = _override(presets[args.preset](), _settings(args))
     out = pathlib.Path(args.out or f"runs/{env_name}-{args.preset}")
     start = time.perf_counter()
-    run(config, out)
+    with Bars(prefix="      ") as bars:
+      def log(line):  # a stage line ends the bar above it
+        bars.close()
+        print(line)
+      run(config, out, log=log, progress_fn=bars)
   except user_errors() as error:  # bad input: one line, no traceback (--debug / LSC_DEBUG=1: the traceback)
     if debug_wanted(args.debug):
       raise

@@ -65,6 +65,7 @@ from brax.training.agents.sac import train as sac
 from lsc.compat import ensure_device_put_replicated
 from lsc.envs import ENV_SIZES
 from lsc.evaluation import EvalProtocol
+from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, make_episode_fn
 from lsc.tasks import TaskReward, get_task, task_index
 
@@ -342,7 +343,7 @@ class _Curve:
 
   def __init__(self, env, task: str, protocol: EvalProtocol,
                progress_fn: Callable[[int, float], None] | None):
-    self.env, self.task, self.progress_fn = env, task, progress_fn
+    self.env, self.task, self.progress_fn = env, task, progress_fn  # (env steps, return)
     self.keys = protocol.episode_keys()
     self.steps: list[int] = []
     self.returns: list[float] = []
@@ -426,21 +427,23 @@ def _train_sac(env, config: SACConfig, budget: int, seed: int, n_evals: int, n_d
 
 def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol: EvalProtocol,
                    config: PPOConfig | SACConfig | None = None, n_evals: int = 10,
-                   progress_fn: Callable[[int, float], None] | None = None) -> BaselineResult:
+                   progress_fn: ProgressFn | None = None) -> BaselineResult:
   """Trains Brax's `method` ('ppo' | 'sac') on `TaskReward(env, task)` for `budget` env
   steps from `seed`, evaluating the deterministic policy `n_evals` times under
   `protocol` (see the module docstring for what is counted and how).
 
   Returns a BaselineResult: env_steps (n_evals,) int64 increasing and >= 1, returns
-  (n_evals,), the final parameters as NumPy, timings and the config.  `progress_fn(
-  env_steps, return)` is called after each evaluation.  Bad input (unknown method or
+  (n_evals,), the final parameters as NumPy, timings and the config.  `progress_fn`
+  (see `lsc.progress`) gets stage `method`, env steps of the budget and the return
+  after each evaluation.  Bad input (unknown method or
   task, a config of the other method, a budget below `min_budget`, sizes not divisible
   by the device count) raises ValueError before anything is compiled.
   """
   config = _check_run(env, task, method, budget, seed, n_evals, config)
   ensure_device_put_replicated()
   n_devices = devices_to_use(env, config)
-  curve = _Curve(env, task, protocol, progress_fn)
+  report = None if progress_fn is None else (lambda steps, value: progress_fn(method, steps, budget, {"return": value}))
+  curve = _Curve(env, task, protocol, report)
   common = dict(episode_length=env.episode_length, action_repeat=1,
                 eval_env=_NullEnv(*ENV_SIZES[env.name]), num_eval_envs=1)
   trainer = _train_ppo if method == "ppo" else _train_sac

@@ -202,13 +202,17 @@ def check_output_path(path, kind: str) -> None:
     names = ", ".join(sorted(e.name for e in entries)[:3])
     raise ForeignPath(f"{path} exists and is not an lsc artifact (it holds {names}{', ...' if len(entries) > 3 else ''});"
                       f" lsc never replaces files it did not write: choose another output path")
-  found = _raw_record(path).get("kind")
-  if found != kind:
-    raise ForeignPath(f"{path} holds a {found!r} artifact, not a {kind!r} one; choose another output path")
   try:
     table = _checksums(path)
   except ArtifactDamaged:
     table = None  # a damaged checksum list: fall back to the layout check
+  try:
+    verify(path, "record/")
+    found = _raw_record(path).get("kind")
+  except ArtifactDamaged:
+    found = kind  # lsc's, with a damaged record (which kind it was is lost): replaceable if only lsc's files
+  if found != kind:
+    raise ForeignPath(f"{path} holds a {found!r} artifact, not a {kind!r} one; choose another output path")
   if table is not None:
     foreign = [rel for rel in _files(path) if rel != CHECKSUMS and rel not in table]
   else:
@@ -367,6 +371,15 @@ def load_artifact(path, *, kind: str | None = None, expect: dict | None = None) 
     raise ArtifactDamaged(f"artifact {path} is damaged: {type(error).__name__}: {error}") from None
   record["digest"] = digest(path)
   return arrays, record
+
+
+def resuming(load_fn, path, *args):
+  """`load_fn(path, *args)` for a run about to resume from the artifact at `path`; a
+  mismatch or damage is re-raised saying how to start afresh instead."""
+  try:
+    return load_fn(path, *args)
+  except (ArtifactMismatch, ArtifactDamaged) as error:
+    raise type(error)(f"{error}; overwrite=True (--overwrite) replaces it with a fresh run") from None
 
 
 def policy_identity(env, policy) -> dict:

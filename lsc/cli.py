@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from lsc.progress import Bars
+
 
 def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--env", required=True, help="mountain_car | reacher | hopper | halfcheetah")
@@ -71,8 +73,6 @@ def _plot_returns(returns: np.ndarray, names, path: pathlib.Path, title: str) ->
 
 
 def cmd_rollout(args) -> int:
-  from tqdm import tqdm
-
   from lsc import checkpoint, enable_compilation_cache
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.evaluation import EvalProtocol, evaluate_pool
@@ -98,17 +98,17 @@ def cmd_rollout(args) -> int:
   print(f"{args.env} on {env.backend}, {policy.num_params} params/policy, pool {args.pool} "
         f"(seed {args.seed}), {protocol.episodes} episode(s) of {env.episode_length} steps")
 
-  bar = tqdm(total=args.pool, unit="policy", dynamic_ncols=True)
+  bars = args.exit_stack.enter_context(Bars())
   marks = []
 
   def progress(done, total):
     marks.append((time.perf_counter(), done))
-    bar.update(done - bar.n)
+    bars("rollout", done, total)
 
   start = time.perf_counter()
   result = evaluate_pool(env, policy, args.seed, args.pool, protocol, block_size=args.block_size,
                          progress_fn=progress)
-  bar.close()
+  bars.close()
   total = time.perf_counter() - start
   first_block = marks[0][0] - start
   steady = (marks[-1][0] - marks[0][0], marks[-1][1] - marks[0][1]) if len(marks) > 1 else None
@@ -142,8 +142,6 @@ def cmd_rollout(args) -> int:
 
 
 def cmd_collect(args) -> int:
-  from tqdm import tqdm
-
   from lsc import enable_compilation_cache
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.dataset import CollectConfig, collect, save_dataset
@@ -157,22 +155,14 @@ def cmd_collect(args) -> int:
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   args.exit_stack.enter_context(rundir.artifact_lock(args.out))
   enable_compilation_cache()
-  bars = {}
-
-  def progress(stage, done, total):
-    if stage not in bars:  # a new stage: the previous one is over
-      for bar in bars.values():
-        bar.close()
-      bars[stage] = tqdm(total=total, unit="policy", desc=stage, dynamic_ncols=True)
-    bars[stage].update(done - bars[stage].n)
+  bars = args.exit_stack.enter_context(Bars())
 
   print(f"collect: {config.env.name} on {config.env.backend}, {config.policy.preset} policy "
         f"{list(config.policy.hidden)}, pool {config.pool}, keep {config.keep}, "
         f"k = {config.n_neighbors}, {config.n_probe} {config.probe} probe states")
   start = time.perf_counter()
-  dataset = collect(config, progress)
-  for bar in bars.values():
-    bar.close()
+  dataset = collect(config, bars)
+  bars.close()
   save_dataset(args.out, dataset)
   total = time.perf_counter() - start
 
@@ -190,8 +180,6 @@ def cmd_collect(args) -> int:
 
 
 def cmd_train(args) -> int:
-  from tqdm import tqdm
-
   from lsc import enable_compilation_cache
   from lsc.compression import compress, recovery_table
   from lsc.training import TrainConfig
@@ -204,16 +192,9 @@ def cmd_train(args) -> int:
   config.check(_dataset_num_params(args.dataset))
   out = _claim_out(args, "train")
   enable_compilation_cache()
-  bar = tqdm(total=config.steps, unit="step", desc="train", dynamic_ncols=True)
-
-  def progress(state):
-    bar.update(state["step"] - bar.n)
-    history = state["history"]
-    if history["step"]:
-      bar.set_postfix(loss=f"{history['train'][-1]:.3g}", val=f"{history['val_' + config.loss][-1]:.3g}")
-
-  summary = compress(args.dataset, config, out, progress_fn=progress, overwrite=args.overwrite)
-  bar.close()
+  bars = args.exit_stack.enter_context(Bars())
+  summary = compress(args.dataset, config, out, progress_fn=bars, overwrite=args.overwrite)
+  bars.close()
   from lsc.tasks import task_names
   print(f"\n{summary['env']} {summary['policy']} policy ({summary['num_params']:,} params), dataset "
         f"{summary['dataset_size']}, latent {config.latent_dim}, {config.loss} loss on {config.states} states: "
@@ -329,8 +310,6 @@ def _check_search(args, env_cfg) -> None:
 
 
 def _run_pgpe(args, env, policy, protocol, out):
-  from tqdm import tqdm
-
   from lsc.search import Search, run_search, save_result
   space = _search_space(args, env, policy)
   config = _pgpe_config(args)
@@ -338,15 +317,9 @@ def _run_pgpe(args, env, policy, protocol, out):
   print(f"{args.method}: {space.name} space of {space.dim} dims -> {policy.num_params} params; "
         f"population {config.population} x {config.episodes} episode(s), {args.seeds} seed(s), "
         f"{search.generations_per_chunk} generations per device call")
-  bar = tqdm(total=args.budget, unit="step", unit_scale=True, desc="env steps (slowest seed)", dynamic_ncols=True)
-
-  def progress(info):
-    bar.update(min(int(info["env_steps"].min()), args.budget) - bar.n)
-    bar.set_postfix(gen=info["generation"], ret=f"{np.nanmean(info['center_return']):.2f}",
-                    gen_s=f"{info['generations_per_s']:.1f}")
-
-  result = run_search(search, protocol, checkpoint_path=out / "state", progress_fn=progress, overwrite=args.overwrite)
-  bar.close()
+  bars = args.exit_stack.enter_context(Bars())
+  result = run_search(search, protocol, checkpoint_path=out / "state", progress_fn=bars, overwrite=args.overwrite)
+  bars.close()
   save_result(out / "result", search, result, {"method": args.method, "decoder": args.decoder})
   curves = (result.curves["env_steps"], result.curves["center_return"])
   return curves, result.final_returns, {"generations": result.generations, **result.timings}
@@ -357,9 +330,8 @@ def _run_baseline(args, env, protocol, out):
   from lsc.baselines import train_baseline
   runs = []
   for seed in range(args.seed, args.seed + args.seeds):
-    print(f"{args.method} seed {seed}: training for {args.budget:,} env steps")
-    runs.append(train_baseline(env, args.task, args.method, args.budget, seed, protocol,
-                               progress_fn=lambda steps, ret: print(f"  {steps:>12,} env steps: return {ret:.2f}")))
+    with Bars(prefix=f"seed {seed}: ") as bars:
+      runs.append(train_baseline(env, args.task, args.method, args.budget, seed, protocol, progress_fn=bars))
   arrays = {"curve_env_steps": np.stack([r.env_steps for r in runs]),
             "curve_return": np.stack([r.returns for r in runs]),
             "final_returns": np.asarray([r.final_return for r in runs])}

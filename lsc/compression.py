@@ -8,8 +8,6 @@ Output directory layout: `model/` (the autoencoder artifact, checkpoints include
 
 import json
 import pathlib
-from typing import Callable
-
 import numpy as np
 
 from lsc.config import EnvConfig, PolicyConfig, from_dict
@@ -17,6 +15,7 @@ from lsc.dataset import load_dataset
 from lsc.evaluation import EvalProtocol
 from lsc.metrics import points_for, recovery_report
 from lsc.plots import plot_landscape, plot_training
+from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
 from lsc.training import TrainConfig, Trainer, train
 
@@ -24,7 +23,7 @@ RECOVERY_PROTOCOL = EvalProtocol(episodes=3, seed=3_000_017)
 
 
 def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol = RECOVERY_PROTOCOL,
-             n_points: int = 256, progress_fn: Callable[[dict], None] | None = None,
+             n_points: int = 256, progress_fn: ProgressFn | None = None,
              overwrite: bool = False) -> dict:
   """Trains on the dataset at `dataset_path` (resuming from `out`/model when it holds a
   run of the same settings on the same dataset; `overwrite` starts afresh), evaluates
@@ -48,7 +47,8 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
   held_out = trainer.thetas[trainer.val_idx]
   held_out = np.asarray(held_out[:points_for(config.latent_dim, len(held_out), n_points)], np.float32)
   report = recovery_report(env, policy, trainer.ae, state["best_params"], held_out, protocol,
-                           pool_seed=record["config"]["seed"], seed=config.seed)
+                           pool_seed=record["config"]["seed"], seed=config.seed,
+                           progress_fn=for_stage(progress_fn, "recovery"))
   landscape = report.pop("landscape")
   names = task_names(env.name)
   title = f"{env.name} {policy_config.preset} policy, latent {config.latent_dim}, {config.loss} loss"

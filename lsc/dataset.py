@@ -27,6 +27,7 @@ from lsc.config import EnvConfig, PolicyConfig, to_dict
 from lsc.evaluation import EvalProtocol, evaluate_members, evaluate_pool, pool_blocks, regenerate
 from lsc.novelty import most_novel, novelty
 from lsc.policy import MLPPolicy
+from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
 from lsc.envs import ENV_SIZES
 from lsc.validate import check_finite, check_int, check_memory, check_seed
@@ -147,16 +148,16 @@ def pool_descriptors(policy: MLPPolicy, seed: int, size: int, probe, *, block_si
   return out
 
 
-def collect(config: CollectConfig, progress_fn: Callable[[str, int, int], None] | None = None) -> dict:
+def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> dict:
   """Runs stages 1-2 and returns the dataset as a dict of NumPy arrays plus `timings`,
   `env_steps` (probe rollouts + evaluations) and `env_steps_by_stage` (probe, kept:
   evaluating the dataset, random: evaluating the random members it is compared with),
-  the resolved `config` and the artifact `identity`.  `progress_fn(stage, done, total)`."""
+  the resolved `config` and the artifact `identity`.  `progress_fn`: see `lsc.progress`
+  (stages descriptors, novelty, evaluate kept, evaluate random)."""
   config = config.resolved()
   env = config.env.build()
   policy = config.policy.build(env)
-  def report(stage):
-    return None if progress_fn is None else (lambda done, total: progress_fn(stage, done, total))
+  report = functools.partial(for_stage, progress_fn)
 
   timings, env_steps = {}, 0
 

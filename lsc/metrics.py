@@ -18,6 +18,8 @@ distribution the dataset was drawn from).  A ratio near 1 means little unless it
 both controls.
 """
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,34 +79,52 @@ def points_for(latent_dim: int, n_held_out: int, n_max: int = 256) -> int:
 
 
 def evaluate_rows(env, policy, ae, params, held_out: np.ndarray, protocol: EvalProtocol, key: jax.Array,
-                  noise: float = 0.25) -> dict:
-  """Returns (n, n_tasks) of rows a, b, c for autoencoder params; n = len(held_out)."""
+                  noise: float = 0.25, a: np.ndarray | None = None, progress=None) -> dict:
+  """Returns (n, n_tasks) of rows a, b, c for autoencoder params; n = len(held_out).
+  Row a (the held-out policies' own returns) is evaluated unless given; `progress(n)`
+  is called after each row with the policies it evaluated."""
   n = len(held_out)
   thetas = jnp.asarray(held_out, jnp.float32)
   encode, decode = jax.jit(ae.encode), jax.jit(ae.decode)
   codes = np.asarray(encode(params, thetas))
   z = latent_points(codes, n, key, noise)
   rows = {"a": thetas, "b": decode(params, encode(params, thetas)), "c": decode(params, jnp.asarray(z))}
-  out = {name: np.asarray(evaluate(env, policy, x, protocol).returns) for name, x in rows.items()}
+  out = {} if a is None else {"a": a}
+  for name, x in rows.items():
+    if name not in out:
+      out[name] = np.asarray(evaluate(env, policy, x, protocol).returns)
+      if progress is not None:
+        progress(n)
   return {**out, "z": z}
 
 
 def recovery_report(env, policy, ae, params, held_out: np.ndarray, protocol: EvalProtocol, *,
-                    pool_seed: int, seed: int = 0, noise: float = 0.25) -> dict:
+                    pool_seed: int, seed: int = 0, noise: float = 0.25,
+                    progress_fn: Callable[[int, int], None] | None = None) -> dict:
   """Recovery of a trained autoencoder and its two controls, per task and averaged.
 
   held_out: (n, P) dataset policies never trained on (n = `points_for(...)` of them
   make a grid for latent_dim 2).  Returns {row: {task: metrics, "mean": metrics}} for
   rows `trained`, `untrained` and `random` (fresh members of random pool `pool_seed`
   from indices past any collected pool), and "landscape": the trained model's latent
-  points z (n, k) with their returns (n, n_tasks)."""
+  points z (n, k) with their returns (n, n_tasks).  `progress_fn(done, total)` counts
+  the policies evaluated (6 n in all)."""
   key = jax.random.key(seed)
   n = len(held_out)
-  returns = {"trained": evaluate_rows(env, policy, ae, params, held_out, protocol, key, noise),
+  done = [0]
+
+  def progress(count):
+    done[0] += count
+    if progress_fn is not None:
+      progress_fn(done[0], 6 * n)
+
+  trained = evaluate_rows(env, policy, ae, params, held_out, protocol, key, noise, progress=progress)
+  returns = {"trained": trained,
              "untrained": evaluate_rows(env, policy, ae, ae.init(jax.random.fold_in(key, 1)), held_out,
-                                        protocol, key, noise)}
+                                        protocol, key, noise, a=trained["a"], progress=progress)}
   fresh = regenerate(policy, pool_seed, np.arange(2**30, 2**30 + 2 * n))
   random_returns = np.asarray(evaluate(env, policy, fresh, protocol).returns)
+  progress(2 * n)
   returns["random"] = {"a": returns["trained"]["a"], "b": random_returns[:n], "c": random_returns[n:]}
   names = task_names(env.name)
   report = {"landscape": {"z": returns["trained"]["z"], "returns": returns["trained"]["c"]}}

@@ -45,6 +45,7 @@ from evosax.core.optimizer import clipup
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.policy import MLPPolicy, member_key
+from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
 from lsc.tasks import task_index, task_names
 from lsc.validate import check_finite, check_int, check_seed
@@ -212,6 +213,10 @@ class SearchResult:
   timings: dict
 
 
+CHUNK_STEPS = 250_000  # env steps per device call: progress every few seconds on 2 CPU cores
+CHECKPOINT_EVERY_S = 30.0  # run_search rewrites its checkpoint at most this often (and at the end)
+
+
 class Search:
   """PGPE on one env, task and search space, for `seeds` independent seeds at once.
 
@@ -241,8 +246,8 @@ class Search:
     # a generation starts only if even full-length episodes keep it within the budget
     self.last_start = self.budget - per_generation
     self.max_generations = -(-self.budget // config.population)  # a generation costs >= population steps
-    if generations_per_chunk is None:  # about 2 million env steps per device call
-      generations_per_chunk = max(1, 2_000_000 // (self.seeds * per_generation))
+    if generations_per_chunk is None:  # about CHUNK_STEPS env steps per device call
+      generations_per_chunk = max(1, CHUNK_STEPS // (self.seeds * per_generation))
     self.generations_per_chunk = int(generations_per_chunk)
     self.strategy, self.params = make_strategy(space.dim, config)
     n = self.seeds * (config.population + 1)
@@ -371,7 +376,7 @@ def describe(search: Search) -> dict:
           "space": {"name": space.name, "dim": space.dim, "center": _fingerprint(space.center),
                     "scale": _fingerprint(space.scale), "weights": space.fingerprint},
           "pgpe": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
-          "seed": search.seed, "maximize": search.maximize, "generations_per_chunk": search.generations_per_chunk}
+          "seed": search.seed, "maximize": search.maximize}  # chunking changes only how many spent generations pad the curves
 
 
 def save_state(path, search: Search, carry: dict, metrics: list[dict]) -> None:
@@ -394,26 +399,33 @@ def load_state(path, search: Search) -> tuple[dict, list[dict]]:
 
 
 def run_search(search: Search, protocol: EvalProtocol = EvalProtocol(), *, checkpoint_path=None,
-               progress_fn: Callable[[dict], None] | None = None, overwrite: bool = False) -> SearchResult:
+               progress_fn: ProgressFn | None = None, overwrite: bool = False) -> SearchResult:
   """`search.run` with checkpoints: resumes from `checkpoint_path` when it holds this
   search's state (ArtifactMismatch naming the difference when it holds another's;
-  `overwrite=True` starts afresh and replaces it), and rewrites it after every chunk.  `progress_fn(info)` gets after
-  each chunk a dict: generation, env_steps (S,), center_return (S,), generations_per_s."""
+  `overwrite=True` starts afresh and replaces it); the checkpoint is written after the
+  first chunk, then every CHECKPOINT_EVERY_S seconds and at the end.  `progress_fn` (see
+  `lsc.progress`) gets after each chunk stage "search", the slowest seed's env steps of
+  the budget, and the generation, mean centre return and generations per second."""
   carry = metrics = None
   if checkpoint_path is not None:
     checkpoint.check_output_path(checkpoint_path, KIND_STATE)  # before any compile
   if checkpoint_path is not None and checkpoint.is_artifact(checkpoint_path) and not overwrite:
-    carry, metrics = load_state(checkpoint_path, search)
+    carry, metrics = checkpoint.resuming(load_state, checkpoint_path, search)
   start = [time.perf_counter(), int(carry["generation"]) if carry is not None else 0]
+  saved = [None]  # when the checkpoint was last written
 
   def after_chunk(carry, metrics):
-    if checkpoint_path is not None:
+    now = time.perf_counter()
+    if checkpoint_path is not None and (saved[0] is None or now - saved[0] >= CHECKPOINT_EVERY_S
+                                        or search.done(carry)):
       save_state(checkpoint_path, search, carry, metrics)
+      saved[0] = now
     if progress_fn is not None:
       generation = int(carry["generation"])
-      progress_fn({"generation": generation, "env_steps": np.asarray(carry["env_steps"], np.int64),
-                   "center_return": metrics[-1]["center_return"][-1],
-                   "generations_per_s": (generation - start[1]) / (time.perf_counter() - start[0])})
+      steps = int(np.asarray(carry["env_steps"]).min())
+      progress_fn("search", min(steps, search.budget), search.budget,
+                  {"generation": generation, "return": float(np.nanmean(metrics[-1]["center_return"][-1])),
+                   "gen/s": (generation - start[1]) / (time.perf_counter() - start[0])})
 
   return search.run(protocol, carry=carry, metrics=metrics, after_chunk=after_chunk)
 

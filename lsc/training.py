@@ -18,7 +18,6 @@ the probe states, with both losses; early stopping watches the training loss's k
 
 import dataclasses
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +27,7 @@ import optax
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.autoencoder import ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas, make_eval_loss, make_train_step
+from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
 from lsc.validate import check_finite, check_int, check_seed
 
@@ -196,7 +196,9 @@ class Trainer:
       if checkpoint_fn is not None and state["step"] % config.checkpoint_every == 0:
         checkpoint_fn(state)
       if progress_fn is not None and state["step"] % config.eval_every == 0:
-        progress_fn(state)
+        history = state["history"]
+        progress_fn("train", state["step"], stop, {"loss": history["train"][-1],
+                                                   "val": history[f"val_{config.loss}"][-1]})
     return state
 
   def codes(self, params) -> np.ndarray:
@@ -255,7 +257,7 @@ def load_state(path, trainer: Trainer, inputs: dict | None = None) -> tuple[dict
 
 
 def train(trainer: Trainer, out=None, record_config: dict | None = None,
-          progress_fn: Callable[[dict], None] | None = None, overwrite: bool = False) -> tuple[dict, np.ndarray, dict]:
+          progress_fn: ProgressFn | None = None, overwrite: bool = False) -> tuple[dict, np.ndarray, dict]:
   """Trains to the end, resuming from the artifact at `out` if it holds a run of the
   same config, inputs (`record_config["inputs"]`) and versions (ArtifactMismatch naming
   the difference otherwise; `overwrite=True` starts afresh and replaces it),
@@ -268,7 +270,7 @@ def train(trainer: Trainer, out=None, record_config: dict | None = None,
   if out is not None:
     checkpoint.check_output_path(out, KIND)  # refuses a foreign path before any training
   if out is not None and checkpoint.is_artifact(out) and not overwrite:
-    state, record = load_state(out, trainer, record_config.get("inputs"))
+    state, record = checkpoint.resuming(load_state, out, trainer, record_config.get("inputs"))
     before = record["config"].get("timings", {}).get("train_s", 0.0)  # time spent by earlier calls
   start = time.perf_counter()
   elapsed = lambda: {"train_s": before + time.perf_counter() - start}

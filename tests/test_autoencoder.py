@@ -120,8 +120,9 @@ def test_checkpoint_resume_continues_at_the_same_step_with_the_same_loss(mountai
   full, _, _ = train(trainer)
   path = tmp_path / "ae"
 
-  def killed(state):
-    if state["step"] == 40:
+  def killed(stage, step, total, info):
+    assert stage == "train" and total == TINY.steps and set(info) == {"loss", "val"}
+    if step == 40:
       raise KeyboardInterrupt
 
   with pytest.raises(KeyboardInterrupt):

@@ -123,7 +123,7 @@ def test_ppo_on_a_brax_env(short_hopper):
   points = []
   result = train_baseline(short_hopper, "forward", "ppo", budget, seed=0, protocol=PROTOCOL,
                           config=TINY["ppo"], n_evals=N_EVALS,
-                          progress_fn=lambda steps, ret: points.append((steps, ret)))
+                          progress_fn=lambda stage, steps, total, info: points.append((steps, info["return"])))
   check_curve(result, "ppo", budget, points)
   # Brax's count: batch_size * num_minibatches * unroll_length env steps per iteration.
   np.testing.assert_array_equal(result.env_steps, [40, 80])
@@ -139,7 +139,7 @@ def test_final_params_give_the_final_return(short_car, method):
   points = []
   result = train_baseline(short_car, "height", method, budget, seed=1, protocol=PROTOCOL,
                           config=TINY[method], n_evals=N_EVALS,
-                          progress_fn=lambda steps, ret: points.append((steps, ret)))
+                          progress_fn=lambda stage, steps, total, info: points.append((steps, info["return"])))
   check_curve(result, method, budget, points)
   if method == "sac":  # 8 prefill steps, then one actor step of 4 envs per interval
     np.testing.assert_array_equal(result.env_steps, [12, 16])

@@ -90,7 +90,7 @@ def test_artifact_round_trips_and_refuses_other_envs_and_shapes(dataset, tmp_pat
 def test_interrupted_collect_leaves_no_artifact_and_a_rerun_completes(tmp_path):
   path = tmp_path / "ds"
 
-  def interrupt(stage, done, total):
+  def interrupt(stage, done, total, info):
     raise KeyboardInterrupt
 
   with pytest.raises(KeyboardInterrupt):

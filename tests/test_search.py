@@ -110,7 +110,8 @@ def test_killed_search_resumes_with_the_same_result(goal_search, tmp_path):
   uninterrupted = goal_search.run(FRESH)
   path = tmp_path / "state"
 
-  def killed(info):
+  def killed(stage, steps, budget, info):
+    assert stage == "search" and budget == goal_search.budget and 0 < steps <= budget
     if info["generation"] >= 12:
       raise KeyboardInterrupt
 
