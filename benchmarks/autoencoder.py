@@ -47,7 +47,7 @@ DEFAULT_CASES = "mountain_car:large,halfcheetah:large,halfcheetah:medium"
 def parse_args(argv):
   from lsc.training import TrainConfig
   defaults = TrainConfig()
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--cases", default=DEFAULT_CASES, help="comma-separated env:policy-preset pairs")
   p.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
   p.add_argument("--width", type=int, default=defaults.encoder_widths[0], help="hidden width of encoder and decoder")

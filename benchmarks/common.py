@@ -42,3 +42,11 @@ def write(name: str, payload: dict, table: str) -> pathlib.Path:
   path.write_text(json.dumps(payload, indent=2))
   (RESULTS_DIR / f"{name}.md").write_text(table + "\n")
   return path
+
+
+def markdown_table(title: str, columns: list[str], rows: list[list[str]]) -> str:
+  """`title`, a blank line, then a markdown table: the first column left-aligned, the
+  rest right-aligned."""
+  lines = [title, "", "| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+  lines += ["| " + " | ".join(row) + " |" for row in rows]
+  return "\n".join(lines)

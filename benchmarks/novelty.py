@@ -77,7 +77,7 @@ def run_one(method, n, d):
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--sizes", default="10000,50000,100000")
   p.add_argument("--dims", default="256,1536")
   p.add_argument("--methods", default=",".join(METHODS))

@@ -18,7 +18,7 @@ import sys
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--envs", default="mountain_car,reacher,hopper,halfcheetah")
   p.add_argument("--preset", default="cpu")
   p.add_argument("--out", default="runs/bench-pipeline", help="pipeline runs (reused and resumed)")

@@ -20,7 +20,7 @@ import numpy as np
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--envs", default="mountain_car,reacher,hopper,halfcheetah")
   p.add_argument("--sizes", default="1,64,256,1024", help="population sizes N")
   p.add_argument("--backends", default=None, help="Brax backends (default: this machine's default; "

@@ -1,6 +1,6 @@
 """Latent PGPE throughput: the fully compiled search (lax.scan over generations, one
 device call per chunk) against the same search written as a Python loop that calls
-jitted functions once per generation (keys, evosax's ask, fitness, tell) and logs the
+jitted functions once per generation (keys, `search_ask`, fitness, `search_tell`) and logs the
 mean fitness (a host sync), as research code often does.
 
   python -m benchmarks.search                           # CPU-sized defaults
@@ -20,7 +20,7 @@ import numpy as np
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--envs", default="mountain_car,halfcheetah")
   p.add_argument("--pops", default="64,256", help="population sizes")
   p.add_argument("--policy", default="medium", help="policy preset")
@@ -37,22 +37,27 @@ def python_loop(search, generations: int):
   import jax
   import jax.numpy as jnp
 
-  from lsc.search import evosax_fitness
+  from lsc.rollout import rollout_fn
+  from lsc.search import generation_keys, search_ask, search_center, search_tell
 
-  keys = jax.jit(search.generation_keys)
-  ask = jax.jit(jax.vmap(search.strategy.ask, in_axes=(0, 0, None)))
-  tell = jax.jit(jax.vmap(search.strategy.tell, in_axes=(0, 0, 0, 0, None)))
+  config, space, seeds = search.config, search.space, search.seeds
+  c = config.population + 1
+  keys = jax.jit(lambda key: generation_keys(key, seeds, config.episodes))
+  ask = jax.jit(jax.vmap(search_ask, in_axes=(0, 0, None, None)), static_argnums=3)
+  tell = jax.jit(jax.vmap(search_tell, in_axes=(0, 0, 0, None, None)), static_argnums=4)
+  rollout = rollout_fn(search.env, search.policy, seeds * c, config.episodes, n_samples=0)
 
   @jax.jit
-  def fitness(populations, centers, episode_keys):  # the centre too, as the compiled search does
-    returns, _ = search._evaluate(jnp.concatenate([populations, centers[:, None]], axis=1), episode_keys)
-    return returns[:, :-1]
+  def fitness(thetas, episode_keys):  # the centre too, as the compiled search does
+    reset_keys = jnp.broadcast_to(episode_keys[:, None], (seeds, c, config.episodes)).reshape(seeds * c, -1)
+    returns = rollout(thetas.reshape(seeds * c, -1), reset_keys).returns[:, search.task]
+    return returns.reshape(seeds, c)[:, :-1]
 
   def generation(carry):
-    key, ask_keys, episode_keys = keys(carry)
-    populations, state = ask(ask_keys, carry["state"], search.params)
-    returns = fitness(populations, state.mean, episode_keys)
-    state, _ = tell(ask_keys, populations, evosax_fitness(returns, search.maximize), state, search.params)
+    key, ask_keys, episode_keys = keys(jax.random.wrap_key_data(carry["key"]))
+    thetas, asked = ask(ask_keys, carry["state"], space, config)
+    returns = fitness(thetas, episode_keys)
+    state = tell(ask_keys, asked, returns, space, config)
     print(f"\r  python loop: mean fitness {float(returns.mean()):10.2f}", end="", file=sys.stderr)
     return {**carry, "state": state, "key": jax.random.key_data(key)}
 
@@ -67,20 +72,23 @@ def python_loop(search, generations: int):
     carry = generation(carry)
   jax.block_until_ready(carry)
   print(file=sys.stderr)
-  return compile_s, time.perf_counter() - start, np.asarray(jnp.asarray(carry["state"].mean))
+  centres = jax.vmap(search_center, in_axes=(0, None))(carry["state"], space)
+  return compile_s, time.perf_counter() - start, np.asarray(centres)
 
 
 def compiled_scan(search, generations: int):
-  """The search as lsc runs it: one compiled scan over `generations`."""
+  """The search as lsc runs it: one compiled chunk of `generations`."""
   import jax
-  carry = search.init()
-  start = time.perf_counter()
-  compiled = search._chunk_fn.lower(carry, generations).compile()
-  compile_s = time.perf_counter() - start
-  start = time.perf_counter()
-  carry, metrics = compiled(carry)
-  jax.block_until_ready(carry)
-  run_s = time.perf_counter() - start
+  def timed():
+    carry = jax.block_until_ready(search.init())
+    start = time.perf_counter()
+    carry, _ = search.chunk(carry, generations)
+    jax.block_until_ready(carry)
+    return time.perf_counter() - start, carry
+
+  first_s, _ = timed()  # compiles, then runs
+  run_s, carry = timed()
+  compile_s = first_s - run_s
   steps = int(np.asarray(carry["env_steps"]).sum())
   return compile_s, run_s, steps
 
@@ -90,7 +98,7 @@ def main(argv=None) -> int:
   from lsc import enable_compilation_cache, use_cpu_cores
   use_cpu_cores(args.host_devices or None)
   enable_compilation_cache()
-  from benchmarks.common import machine, write
+  from benchmarks.common import machine, markdown_table, write
   from lsc.envs import make_env
   from lsc.policy import make_policy
   from lsc.search import PGPEConfig, Search, linear_space
@@ -121,17 +129,15 @@ def main(argv=None) -> int:
             f"python loop {row['loop_gen_per_s']:8.2f} gen/s | x{row['speedup']:.2f}", flush=True)
 
   info = machine()
-  table = [f"Latent PGPE (linear space, k = {args.latent_dim}, {args.policy} policy, {args.episodes} "
-           f"episode(s)/candidate), {info['cpu']} ({info['jax_platform']}, {len(jax.devices())} device(s))", "",
-           "| env | backend | pop | gen/s compiled | env-steps/s compiled | compile s | gen/s Python loop | ratio |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
-  for r in rows:
-    table.append(f"| {r['env']} | {r['backend']} | {r['population']} | {r['compiled_gen_per_s']:.2f} | "
-                 f"{r['compiled_env_steps_per_s']:,.0f} | {r['compiled_compile_s']:.1f} | "
-                 f"{r['loop_gen_per_s']:.2f} | {r['speedup']:.2f}x |")
-  path = write(f"search_{info['jax_platform']}", {"machine": info, "args": vars(args), "rows": rows},
-               "\n".join(table))
-  print("\n".join(table))
+  table = markdown_table(
+      f"Latent PGPE (linear space, k = {args.latent_dim}, {args.policy} policy, {args.episodes} "
+      f"episode(s)/candidate), {info['cpu']} ({info['jax_platform']}, {len(jax.devices())} device(s))",
+      ["env", "backend", "pop", "gen/s compiled", "env-steps/s compiled", "compile s", "gen/s Python loop", "ratio"],
+      [[r["env"], r["backend"], str(r["population"]), f"{r['compiled_gen_per_s']:.2f}",
+        f"{r['compiled_env_steps_per_s']:,.0f}", f"{r['compiled_compile_s']:.1f}", f"{r['loop_gen_per_s']:.2f}",
+        f"{r['speedup']:.2f}x"] for r in rows])
+  path = write(f"search_{info['jax_platform']}", {"machine": info, "args": vars(args), "rows": rows}, table)
+  print(table)
   print(f"wrote {path}")
   return 0
 

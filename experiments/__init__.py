@@ -1,5 +1,4 @@
-"""End-to-end pipelines, one module per environment: `python -m experiments.<env>`.
-
-They chain the stages (collect -> train -> recovery -> search) and arrive with those
-stages; until then `lsc rollout` is the runnable entry point (see README).
-"""
+"""End-to-end pipelines, one module per environment: `python -m experiments.<env>`
+(see `experiments.pipeline`), and the tables and sweeps built on their runs
+(`experiments.sample_efficiency`, `experiments.param_pgpe_sweep`,
+`experiments.compression_table`)."""

@@ -28,7 +28,7 @@ PAPER_TASK_LATENTS = (5, 8, 16)
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--env", default="mountain_car")
   p.add_argument("--presets", default="small,medium,large")
   p.add_argument("--latents", default="1,2,3")

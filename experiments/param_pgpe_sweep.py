@@ -26,7 +26,7 @@ RESULTS = pathlib.Path(__file__).parent / "results"
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--env", default="mountain_car")
   p.add_argument("--task", default="speed")
   p.add_argument("--policy", default="large")

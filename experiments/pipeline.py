@@ -445,7 +445,7 @@ def summary_markdown(env_name: str, results: dict, finals: dict) -> str:
 
 def main(env_name: str, presets: dict, argv=None) -> int:
   """The command line of `python -m experiments.<env>`: a preset, then overrides."""
-  p = argparse.ArgumentParser(prog=f"python -m experiments.{env_name}", description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, prog=f"python -m experiments.{env_name}", description=__doc__.split("\n")[0])
   p.add_argument("--preset", default="cpu", choices=sorted(presets))
   p.add_argument("--out", default=None, help="output directory (default runs/<env>-<preset>)")
   p.add_argument("--config", default=None, help="YAML/JSON file of overrides (same keys as --set)")

@@ -174,7 +174,7 @@ def plot(rows: list[dict], path: pathlib.Path) -> None:
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("runs", nargs="+", help="pipeline output directories (each with results.json)")
   p.add_argument("--tag", default="", help="suffix of the results files")
   p.add_argument("--results", default=str(RESULTS))

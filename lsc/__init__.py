@@ -1,15 +1,52 @@
 """lsc: compress the parameter space of policies into a behaviour space, then search it.
 
-Stages (see DESIGN.md): random pool -> novelty-filtered dataset -> behaviour
-autoencoder -> latent search.  Modules: environments and tasks (`lsc.envs`,
-`lsc.tasks`), flat-vector MLP policies (`lsc.policy`), population rollouts
-(`lsc.rollout`), the evaluation protocol (`lsc.evaluation`), kNN novelty and the
-dataset stage (`lsc.novelty`, `lsc.dataset`), PGPE search (`lsc.search`), the PPO /
-SAC baselines (`lsc.baselines`, with `lsc.compat` for Brax on this JAX), plots
-(`lsc.plots`), configs (`lsc.config`) and artifacts (`lsc.checkpoint`).
+Stages (see the README): random pool -> novelty-filtered dataset -> behaviour
+autoencoder -> latent search.  The public API is importable from `lsc` itself (loaded on
+first use, so `import lsc` is quick); the modules behind it: environments and tasks
+(`lsc.envs`, `lsc.tasks`), flat-vector MLP policies (`lsc.policy`), population rollouts
+(`lsc.rollout`), the evaluation protocol (`lsc.evaluation`), kNN novelty and the dataset
+stage (`lsc.novelty`, `lsc.dataset`), the behaviour autoencoder and its training
+(`lsc.autoencoder`, `lsc.training`, `lsc.compression`, `lsc.metrics`), PGPE search
+(`lsc.search`), the PPO / SAC baselines (`lsc.baselines`), progress (`lsc.progress`),
+configs (`lsc.config`), artifacts and run directories (`lsc.checkpoint`, `lsc.rundir`).
 """
+
+import importlib
 
 from lsc.jax_setup import enable_compilation_cache, use_cpu_cores
 
 __version__ = "0.1.0"
-__all__ = ["enable_compilation_cache", "use_cpu_cores", "__version__"]
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "lsc.envs": ("make_env", "ENV_NAMES"),
+    "lsc.tasks": ("task_names", "TaskReward"),
+    "lsc.policy": ("make_policy", "MLPPolicy"),
+    "lsc.config": ("EnvConfig", "PolicyConfig"),
+    "lsc.evaluation": ("EvalProtocol", "evaluate", "evaluate_pool", "evaluate_members"),
+    "lsc.novelty": ("knn",),  # `lsc.rollout.rollout`, `lsc.novelty.novelty`: their modules' names
+    "lsc.dataset": ("CollectConfig", "collect", "save_dataset", "load_dataset"),
+    "lsc.autoencoder": ("Autoencoder", "Decoder"),
+    "lsc.training": ("TrainConfig", "Trainer", "train", "load_autoencoder"),
+    "lsc.compression": ("compress", "RECOVERY_PROTOCOL"),
+    "lsc.metrics": ("recovery_report",),
+    "lsc.search": ("SearchSpace", "make_space", "euclidean_space", "identity_space", "linear_space",
+                   "decoder_space", "PGPEConfig", "search_init", "search_ask", "search_tell", "search_step",
+                   "search_center", "Search", "SearchResult", "run_search", "SEARCH_EVAL"),
+    "lsc.baselines": ("train_baseline",),
+    "lsc.progress": ("Bars",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = ["enable_compilation_cache", "use_cpu_cores", "__version__", *_WHERE]
+
+
+def __getattr__(name: str):
+  if name not in _WHERE:
+    raise AttributeError(f"module 'lsc' has no attribute {name!r}")
+  value = getattr(importlib.import_module(_WHERE[name]), name)
+  globals()[name] = value
+  return value
+
+
+def __dir__():
+  return sorted(__all__)

@@ -156,6 +156,31 @@ class Autoencoder:
     return int(sum(x.size for x in jax.tree.leaves(params)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Decoder:
+  """An autoencoder's decoder as a pure function of its weights: decoder(weights, z) is
+  theta (..., P) for z (..., k), with weights = `Decoder.weights(ae, params)` (the
+  decoder's parameters and the policy's per-parameter scale).  Equal for every
+  autoencoder of the same policy size, decoder widths and activation, so their search
+  spaces share one compiled program (`lsc.search.decoder_space`)."""
+  num_params: int
+  widths: tuple[int, ...]
+  activation: str
+
+  @classmethod
+  def of(cls, ae: Autoencoder) -> "Decoder":
+    return cls(ae.policy.num_params, ae.decoder_widths, ae.activation)
+
+  @staticmethod
+  def weights(ae: Autoencoder, params: dict) -> dict:
+    """The arrays the decoder computes with: {"params": its layers, "scale": (P,)}."""
+    return {"params": params["params"]["decoder"], "scale": ae.scale}
+
+  def __call__(self, weights: dict, z: jax.Array) -> jax.Array:
+    net = MLP(self.widths, self.num_params, self.activation)
+    return weights["scale"] * net.apply({"params": weights["params"]}, z)
+
+
 def behaviour_loss(policy: MLPPolicy, thetas: jax.Array, thetas_hat: jax.Array, states: jax.Array) -> jax.Array:
   """Mean over policies thetas (B, P) and states (M, O) of ||pi_theta(s) - pi_theta_hat(s)||^2."""
   act = jax.vmap(policy.apply, in_axes=(0, None))

@@ -322,7 +322,7 @@ def _run_pgpe(args, env, policy, protocol, out):
   bars.close()
   save_result(out / "result", search, result, {"method": args.method, "decoder": args.decoder})
   curves = (result.curves["env_steps"], result.curves["center_return"])
-  return curves, result.final_returns, {"generations": result.generations, **result.timings}
+  return curves, result.final_returns, {"generations": result.generations, **result.timings}, result.env_steps
 
 
 def _run_baseline(args, env, protocol, out):
@@ -340,7 +340,9 @@ def _run_baseline(args, env, protocol, out):
                                    "seeds": args.seeds, "seed": args.seed, "config": [vars(r.config) for r in runs]},
                            identity={"env": env.name, "backend": env.backend, "episode_length": env.episode_length})
   timings = {k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings}
-  return (arrays["curve_env_steps"], arrays["curve_return"]), arrays["final_returns"], timings
+  # a baseline's curve points come after each epoch: the last is what the run spent
+  return (arrays["curve_env_steps"], arrays["curve_return"]), arrays["final_returns"], timings, \
+      arrays["curve_env_steps"][:, -1]
 
 
 def cmd_search(args) -> int:
@@ -363,16 +365,16 @@ def cmd_search(args) -> int:
   env = env_cfg.build()
   start = time.perf_counter()
   if args.method in ("ppo", "sac"):
-    curves, finals, timings = _run_baseline(args, env, protocol, out)
+    curves, finals, timings, env_steps = _run_baseline(args, env, protocol, out)
   else:
     policy = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).resolved(args.env).build(env)
-    curves, finals, timings = _run_pgpe(args, env, policy, protocol, out)
+    curves, finals, timings, env_steps = _run_pgpe(args, env, policy, protocol, out)
   total = time.perf_counter() - start
   title = f"{args.env} {args.task}: {args.method}"
   plot_curves({args.method: curves}, out / "curves.png", title)
   summary = {"env": env.name, "backend": env.backend, "task": args.task, "method": args.method,
              "decoder": args.decoder, "budget": args.budget, "seeds": args.seeds,
-             "env_steps": [int(s[-1]) for s in curves[0]], "final_returns": [float(f) for f in finals],
+             "env_steps": [int(s) for s in env_steps], "final_returns": [float(f) for f in finals],
              "eval": vars(protocol), "timings": {**timings, "total_s": total}}
   (out / "summary.json").write_text(json.dumps(summary, indent=2))
   print(f"\nfinal return on fresh evaluation keys ({protocol.episodes} episodes, seed {protocol.seed}): "
@@ -382,12 +384,12 @@ def cmd_search(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="lsc", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(allow_abbrev=False, prog="lsc", description=__doc__.split("\n")[0])
   debug = dict(action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
   parser.add_argument("--debug", **debug)
   sub = parser.add_subparsers(dest="command", required=True)
-  sub.add_parser("envs", help="list environments, backends, tasks and policy presets").set_defaults(fn=cmd_envs)
-  p = sub.add_parser("rollout", help="evaluate a random pool of policies on every task of an env")
+  sub.add_parser("envs", allow_abbrev=False, help="list environments, backends, tasks and policy presets").set_defaults(fn=cmd_envs)
+  p = sub.add_parser("rollout", allow_abbrev=False, help="evaluate a random pool of policies on every task of an env")
   _add_env_policy_args(p)
   p.add_argument("--pool", type=int, default=256, help="number of random policies")
   p.add_argument("--seed", type=int, default=0, help="pool seed: member i is drawn from (seed, i)")
@@ -397,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", default=None, help="directory for summary.json, returns.png and the artifact")
   p.set_defaults(fn=cmd_rollout)
 
-  p = sub.add_parser("collect", help="build a novelty-filtered dataset of policies")
+  p = sub.add_parser("collect", allow_abbrev=False, help="build a novelty-filtered dataset of policies")
   _add_env_policy_args(p)
   p.add_argument("--pool", type=int, default=10_000, help="random candidates N")
   p.add_argument("--keep", type=float, default=0.1, help="fraction of the pool kept, in (0, 1]")
@@ -409,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", required=True, help="artifact directory")
   p.set_defaults(fn=cmd_collect)
 
-  p = sub.add_parser("train", help="train a behaviour autoencoder on a dataset and measure its recovery")
+  p = sub.add_parser("train", allow_abbrev=False, help="train a behaviour autoencoder on a dataset and measure its recovery")
   p.add_argument("--dataset", required=True, help="dataset artifact directory (from `lsc collect`)")
   p.add_argument("--latent-dim", type=int, default=2)
   p.add_argument("--loss", default="behaviour", help="behaviour | parameter")
@@ -427,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a run of other settings in --out")
   p.set_defaults(fn=cmd_train)
 
-  p = sub.add_parser("search", help="PGPE in a latent or the parameter space, or a PPO / SAC baseline")
+  p = sub.add_parser("search", allow_abbrev=False, help="PGPE in a latent or the parameter space, or a PPO / SAC baseline")
   _add_env_policy_args(p)
   p.add_argument("--task", required=True, help="task of the env (see `lsc envs`)")
   p.add_argument("--method", default="latent_pgpe", help=" | ".join(SEARCH_METHODS))

@@ -24,9 +24,9 @@ import numpy as np
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, to_dict
-from lsc.evaluation import EvalProtocol, evaluate_members, evaluate_pool, pool_blocks, regenerate
+from lsc.evaluation import EvalProtocol, evaluate_members, pool_blocks, regenerate
 from lsc.novelty import most_novel, novelty
-from lsc.policy import MLPPolicy
+from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
 from lsc.envs import ENV_SIZES
@@ -69,7 +69,7 @@ class CollectConfig:
       check_int(name, getattr(self, name))
     if self.n_random is not None:
       check_int("n_random", self.n_random)
-    check_seed("seed", self.seed, count=2)  # the probe uses seed + 1
+    check_seed("seed", self.seed)
     check_seed("eval_seed", self.eval_seed)
     if self.pool < 2:
       raise ValueError(f"pool must be >= 2, got {self.pool}")
@@ -110,11 +110,24 @@ def uniform_probe_states(env, m: int, key: jax.Array) -> np.ndarray:
   return np.asarray(jax.random.uniform(key, (m, len(low)), jnp.float32, low, high))
 
 
+# Probe policies are members PROBE_MEMBERS + i of the pool (a collected pool holds members
+# below 2**30, recovery's fresh ones start at 2**30); the uniform probe's key is member
+# PROBE_MEMBERS - 1's.  So the probe never shares a key with any pool of any seed.
+PROBE_MEMBERS = 2**31
+
+
+def probe_key(seed: int) -> jax.Array:
+  """The key of pool `seed`'s uniform probe states."""
+  return member_key(seed, PROBE_MEMBERS - 1)
+
+
 def rollout_probe_states(env, policy: MLPPolicy, seed: int, m: int, n_policies: int) -> tuple[np.ndarray, int]:
-  """m distinct states visited by one episode of each of `n_policies` members of random
-  pool `seed` (evaluation keys of the same seed): ((m, O), env steps spent)."""
+  """m distinct states visited by one episode of each of `n_policies` probe members
+  (PROBE_MEMBERS + i) of random pool `seed` (evaluation keys of the same seed): ((m, O),
+  env steps spent)."""
   per_policy = -(-m // n_policies)
-  visited = evaluate_pool(env, policy, seed, n_policies, EvalProtocol(1, seed), n_samples=per_policy)
+  members = PROBE_MEMBERS + np.arange(n_policies, dtype=np.uint32)
+  visited = evaluate_members(env, policy, seed, members, EvalProtocol(1, seed), n_samples=per_policy)
   states = np.unique(visited.obs_samples.reshape(-1, policy.obs_size), axis=0)
   if len(states) < m:
     raise ValueError(f"the probe rollouts visited {len(states)} distinct states, fewer than "
@@ -163,9 +176,9 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> dic
 
   start = time.perf_counter()
   if config.probe == "uniform":
-    probe = uniform_probe_states(env, config.n_probe, jax.random.key(config.seed + 1))
+    probe = uniform_probe_states(env, config.n_probe, probe_key(config.seed))
   else:
-    probe, env_steps = rollout_probe_states(env, policy, config.seed + 1, config.n_probe, config.probe_policies)
+    probe, env_steps = rollout_probe_states(env, policy, config.seed, config.n_probe, config.probe_policies)
   timings["probe_s"] = time.perf_counter() - start
 
   start = time.perf_counter()

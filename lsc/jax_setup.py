@@ -46,3 +46,22 @@ def use_cpu_cores(n: int | None = None) -> int:
     warnings.warn(f"use_cpu_cores({n}) called after JAX started: keeping "
                   f"{len(jax.devices('cpu'))} CPU device(s)", stacklevel=2)
   return len(jax.devices("cpu"))
+
+
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
+_compile_seconds = [0.0]
+
+
+def _on_duration(event: str, duration: float, **kwargs) -> None:
+  if event in _COMPILE_EVENTS:
+    _compile_seconds[0] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+def compile_seconds() -> float:
+  """Seconds this process has spent tracing, lowering and compiling JAX programs so far
+  (JAX's own monitoring events): the difference across a call is its compile time."""
+  return _compile_seconds[0]

@@ -33,7 +33,7 @@ import dataclasses
 import functools
 import hashlib
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import evosax.algorithms
 import jax
@@ -44,9 +44,10 @@ from evosax.core.optimizer import clipup
 
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
+from lsc.jax_setup import compile_seconds
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn
-from lsc.rollout import rollout_fn
+from lsc.rollout import default_mesh, rollout_fn
 from lsc.tasks import task_index, task_names
 from lsc.validate import check_finite, check_int, check_seed
 
@@ -54,53 +55,97 @@ OPTIMIZERS = ("adam", "sgd", "clipup")
 CENTERS = ("mean", "zero")
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["weights", "center", "scale"],
+                   meta_fields=["decode_fn", "num_params", "name"])
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-  """theta = decode(z): decode maps z (k,) to theta (P,) and must be jit-safe."""
-  decode: Callable[[jax.Array], jax.Array]
-  dim: int
-  num_params: int
-  center: np.ndarray  # (k,) where a search starts
-  scale: np.ndarray  # (k,) > 0: the spread of each coordinate
-  name: str = "latent"
-  fingerprint: str = ""  # what decode computes with (a hash of its weights, or its seed): checkpoints compare it
+  """theta = decode_fn(weights, z): a search space as data.
 
-  def __post_init__(self):
-    for field in ("center", "scale"):
-      value = np.asarray(getattr(self, field), np.float32)
-      if value.shape != (self.dim,) or not np.isfinite(value).all():
-        raise ValueError(f"{field} must be {self.dim} finite numbers, got shape {value.shape}")
-      object.__setattr__(self, field, value)
-    if (self.scale <= 0).any():
-      raise ValueError("scale must be > 0 in every coordinate")
+  `weights` (a pytree of arrays: a decoder's parameters, a basis, or {}), `center` (k,)
+  (where a search starts) and `scale` (k,) > 0 (the spread of each coordinate) are the
+  pytree's leaves: a compiled program takes them as arguments, so a retrained decoder
+  of the same shapes runs the program already compiled.  `decode_fn` (jit-safe, maps
+  (weights, z (k,)) to theta (P,); hashable: a module-level function or a frozen
+  dataclass such as `lsc.autoencoder.Decoder`), `num_params` and `name` are static."""
+  weights: Any
+  center: jax.Array
+  scale: jax.Array
+  decode_fn: Callable[[Any, jax.Array], jax.Array]
+  num_params: int
+  name: str = "latent"
+
+  @property
+  def dim(self) -> int:
+    return int(np.shape(self.center)[-1])
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """theta (P,) of z (k,)."""
+    return self.decode_fn(self.weights, z)
+
+  def fingerprint(self) -> str:
+    """A hash of everything the space computes with: its name and every array."""
+    digest = hashlib.sha256(self.name.encode())
+    for leaf in jax.tree.leaves((self.weights, self.center, self.scale)):
+      leaf = np.ascontiguousarray(np.asarray(leaf))
+      digest.update(f"{leaf.dtype}{leaf.shape}".encode())
+      digest.update(leaf.tobytes())
+    return digest.hexdigest()[:20]
 
   def check(self, policy: MLPPolicy) -> None:
-    """Raises ValueError unless decode maps (dim,) to (policy.num_params,)."""
+    """Raises ValueError unless center and scale are k finite numbers (scale > 0) and
+    decode maps (k,) to (policy.num_params,)."""
+    for field in ("center", "scale"):
+      value = np.asarray(getattr(self, field))
+      if value.ndim != 1 or not np.isfinite(value).all():
+        raise ValueError(f"{field} must be a vector of finite numbers, got shape {value.shape}")
+    if np.shape(self.scale) != np.shape(self.center):
+      raise ValueError(f"scale has shape {np.shape(self.scale)}, center {np.shape(self.center)}")
+    if (np.asarray(self.scale) <= 0).any():
+      raise ValueError("scale must be > 0 in every coordinate")
     out = jax.eval_shape(self.decode, jax.ShapeDtypeStruct((self.dim,), jnp.float32))
     if out.shape != (policy.num_params,) or self.num_params != policy.num_params:
       raise ValueError(f"the {self.name} space decodes {self.dim} numbers to shape {out.shape}, "
                        f"but the policy has {policy.num_params} parameters")
 
 
+def make_space(decode_fn, weights, center, scale, num_params: int, name: str = "latent") -> SearchSpace:
+  """A SearchSpace with its arrays as float32 device arrays."""
+  as_f32 = lambda x: jnp.asarray(x, jnp.float32)
+  return SearchSpace(jax.tree.map(as_f32, weights), as_f32(center), as_f32(scale), decode_fn, int(num_params), name)
+
+
+def _identity(weights, z):
+  return z
+
+
+def _linear(weights, z):
+  return weights["origin"] + weights["basis"] @ z
+
+
+def euclidean_space(center, scale=1.0, name: str = "euclidean") -> SearchSpace:
+  """R^k itself: theta = z, starting at `center` (k,) with spread `scale` (a number or
+  (k,)); for a fitness of your own (see `search_step`)."""
+  center = jnp.asarray(center, jnp.float32)
+  return make_space(_identity, {}, center, jnp.broadcast_to(jnp.asarray(scale, jnp.float32), center.shape),
+                    center.shape[-1], name)
+
+
 def identity_space(policy: MLPPolicy, seed: int = 0) -> SearchSpace:
   """Parameter space: theta = z, starting at member 0 of random pool `seed`."""
-  center = np.asarray(policy.init(member_key(seed, 0)))
-  return SearchSpace(lambda z: z, policy.num_params, policy.num_params, center, policy.init_std(),
-                     name="parameter", fingerprint="identity")
+  return euclidean_space(policy.init(member_key(seed, 0)), policy.init_std(), "parameter")
 
 
 def decoder_space(ae, params, codes: np.ndarray, name: str = "latent", start: np.ndarray | None = None) -> SearchSpace:
-  """A trained autoencoder's latent space: theta = ae.decode(params, z); the scale is the
-  standard deviation of the dataset's codes (N, k), the centre their mean, or `start`
-  (k,) (e.g. the code of the dataset's best policy on the task)."""
+  """A trained autoencoder's latent space: theta = ae.decode(params, z), the decoder's
+  weights as the space's arrays; the scale is the standard deviation of the dataset's
+  codes (N, k), the centre their mean, or `start` (k,) (e.g. the code of the dataset's
+  best policy on the task)."""
+  from lsc.autoencoder import Decoder
   codes = np.asarray(codes, np.float32)
   scale = np.maximum(codes.std(axis=0), 1e-6)
   center = codes.mean(axis=0) if start is None else np.asarray(start, np.float32).reshape(ae.latent_dim)
-  weights = hashlib.sha256()
-  for leaf in jax.tree.leaves(params):
-    weights.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-  return SearchSpace(lambda z: ae.decode(params, z), ae.latent_dim, ae.policy.num_params, center, scale, name=name,
-                     fingerprint=f"decoder:{weights.hexdigest()[:16]}")
+  decoder = Decoder.of(ae)
+  return make_space(decoder, decoder.weights(ae, params), center, scale, ae.policy.num_params, name)
 
 
 def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
@@ -109,9 +154,8 @@ def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
   if dim < 1:
     raise ValueError(f"latent dim must be >= 1, got {dim}")
   members = jax.vmap(lambda i: policy.init(member_key(seed, i)))(jnp.arange(dim + 1, dtype=jnp.uint32))
-  origin, basis = members[0], members[1:].T
-  return SearchSpace(lambda z: origin + basis @ z, dim, policy.num_params, np.zeros(dim), np.ones(dim),
-                     name="linear", fingerprint=f"linear:{dim}:{seed}")
+  weights = {"origin": members[0], "basis": members[1:].T}
+  return make_space(_linear, weights, np.zeros(dim), np.ones(dim), policy.num_params, "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,32 +206,6 @@ def evosax_fitness(values: jax.Array, maximize: bool) -> jax.Array:
   return -values if maximize else values
 
 
-def optimize(fitness_fn: Callable[[jax.Array], jax.Array], x0, config: PGPEConfig, generations: int,
-             key: jax.Array, *, maximize: bool = True) -> tuple[jax.Array, jax.Array]:
-  """PGPE on any batched function fitness_fn: (pop, k) -> (pop,), from x0 (k,) in its
-  own coordinates (std_init and lr in those units).  Jit-compiled as one scan.
-  Returns (final centre (k,), mean fitness per generation (generations,))."""
-  config.check()
-  x0 = jnp.asarray(x0, jnp.float32)
-  strategy, params = make_strategy(x0.shape[0], config)
-
-  @jax.jit
-  def run(key):
-    init_key, key = jax.random.split(key)
-    state = strategy.init(init_key, x0, params)
-
-    def generation(state, key):
-      population, state = strategy.ask(key, state, params)
-      fitness = fitness_fn(population)
-      state, _ = strategy.tell(key, population, evosax_fitness(fitness, maximize), state, params)
-      return state, fitness.mean()
-
-    state, curve = jax.lax.scan(generation, state, jax.random.split(key, generations))
-    return state.mean, curve
-
-  return run(key)
-
-
 def make_strategy(dim: int, config: PGPEConfig):
   """(evosax PGPE over R^dim, its params)."""
   strategy = evosax.algorithms.PGPE(config.population, jnp.zeros(dim), optimizer=make_optimizer(config),
@@ -196,6 +214,55 @@ def make_strategy(dim: int, config: PGPEConfig):
                                            std_max_change=config.std_max_change)
   return strategy, params
 
+
+# --- the pure pieces: one PGPE generation of one seed --------------------------------
+# PGPE runs in normalised coordinates u, z = center + scale * u.  The state is evosax's
+# PGPE state (its `mean` is the centre u); every function here is pure and jit-safe, and
+# vmaps over seeds (keys and states) or anything else.
+
+def search_init(key: jax.Array, space: SearchSpace, config: PGPEConfig, start=None):
+  """The PGPE state of one seed, centred at `start` (k,) in z coordinates (default: the
+  space's centre, or 0 if config.center is "zero")."""
+  strategy, params = make_strategy(space.dim, config)
+  if start is None:
+    start = space.center if config.center == "mean" else jnp.zeros(space.dim, jnp.float32)
+  return strategy.init(key, (jnp.asarray(start, jnp.float32) - space.center) / space.scale, params)
+
+
+def search_ask(key: jax.Array, state, space: SearchSpace, config: PGPEConfig):
+  """(thetas (C + 1, P): the C candidates then the centre, the asked state)."""
+  strategy, params = make_strategy(space.dim, config)
+  population, asked = strategy.ask(key, state, params)
+  u = jnp.concatenate([population, state.mean[None]], axis=0)
+  thetas = jax.vmap(lambda x: space.decode(space.center + space.scale * x))(u)
+  return thetas, (population, asked)
+
+
+def search_tell(key: jax.Array, asked, values: jax.Array, space: SearchSpace, config: PGPEConfig,
+                maximize: bool = True):
+  """The state after the candidates scored `values` (C,) (higher is better if `maximize`)."""
+  strategy, params = make_strategy(space.dim, config)
+  population, state = asked
+  state, _ = strategy.tell(key, population, evosax_fitness(values, maximize), state, params)
+  return state
+
+
+def search_step(key: jax.Array, state, space: SearchSpace, config: PGPEConfig, fitness_fn, maximize: bool = True):
+  """One generation: ask, score with fitness_fn(thetas (C + 1, P), key) -> (C + 1,)
+  (candidates then the centre), tell.  Returns (state, the centre's value).  To jit or
+  vmap it, close over `config` and `fitness_fn` (functools.partial)."""
+  ask_key, fitness_key = jax.random.split(key)
+  thetas, asked = search_ask(ask_key, state, space, config)
+  values = fitness_fn(thetas, fitness_key)
+  return search_tell(ask_key, asked, values[:-1], space, config, maximize), values[-1]
+
+
+def search_center(state, space: SearchSpace) -> jax.Array:
+  """The centre of a PGPE state in z coordinates (k,)."""
+  return space.center + space.scale * state.mean
+
+
+# --- the driver: an env task, several seeds, a budget, chunks ---------------------------
 
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
@@ -209,19 +276,23 @@ class SearchResult:
   final_returns: np.ndarray  # (S,) on fresh evaluation keys (the protocol's seed)
   final_displacement: np.ndarray  # (S,) how far they moved along x (lsc.envs.x_position), mean over those episodes
   env_steps: np.ndarray  # (S,) charged to each seed
-  generations: int
+  generations: int  # generations run (every one had a seed with budget left)
   timings: dict
 
 
 CHUNK_STEPS = 250_000  # env steps per device call: progress every few seconds on 2 CPU cores
 CHECKPOINT_EVERY_S = 30.0  # run_search rewrites its checkpoint at most this often (and at the end)
+SEARCH_EVAL = EvalProtocol(episodes=5, seed=2_000_003)  # final evaluation: no dataset or search key
 
 
 class Search:
   """PGPE on one env, task and search space, for `seeds` independent seeds at once.
 
   `run()` does the whole search; `init`, `chunk` and `finish` expose its pieces (the
-  carry is a pytree of arrays: checkpoint it, resume from it).
+  carry is a pytree of arrays: checkpoint it, resume from it).  A generation of every
+  seed is `search_ask` (vmapped over seeds), one population rollout of all seeds'
+  candidates and centres, and `search_tell`; the space is an argument of the compiled
+  chunk, so searches over spaces of equal shapes share one program.
   """
 
   def __init__(self, env, policy: MLPPolicy, space: SearchSpace, task: str, config: PGPEConfig = PGPEConfig(),
@@ -245,76 +316,43 @@ class Search:
     self.budget, self.seeds, self.seed, self.maximize = int(budget), int(seeds), int(seed), maximize
     # a generation starts only if even full-length episodes keep it within the budget
     self.last_start = self.budget - per_generation
-    self.max_generations = -(-self.budget // config.population)  # a generation costs >= population steps
+    self.per_generation = per_generation
     if generations_per_chunk is None:  # about CHUNK_STEPS env steps per device call
       generations_per_chunk = max(1, CHUNK_STEPS // (self.seeds * per_generation))
     self.generations_per_chunk = int(generations_per_chunk)
-    self.strategy, self.params = make_strategy(space.dim, config)
-    n = self.seeds * (config.population + 1)
-    self._rollout = rollout_fn(env, policy, n, config.episodes, n_samples=0, mesh=mesh)
+    self.mesh = default_mesh(env) if mesh is None else mesh
+    self._chunk_fn = _chunk_program(env, policy, self.task, config, self.seeds, maximize, self.mesh)
 
-  # --- the compiled pieces ----------------------------------------------------------
-  def _decode(self, u: jax.Array) -> jax.Array:
-    center, scale = jnp.asarray(self.space.center), jnp.asarray(self.space.scale)
-    return self.space.decode(center + scale * u)
+  def place(self, carry: dict) -> dict:
+    """`carry` as the compiled chunk returns it (strong dtypes, replicated over the
+    mesh), so a fresh, a resumed and a running carry all hit one compiled program."""
+    sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+    return jax.device_put(jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype), carry), sharding)
 
   def init(self) -> dict:
-    """The initial carry: evosax states (vmapped over seeds), key data, env steps (S,)."""
-    start = self.space.center if self.config.center == "mean" else np.zeros(self.space.dim, np.float32)
-    u0 = jnp.asarray((start - self.space.center) / self.space.scale, jnp.float32)
+    """The initial carry: PGPE states (vmapped over seeds), key data, env steps (S,),
+    the generation count."""
     keys = jax.random.split(jax.random.key(self.seed), self.seeds + 1)
-    states = jax.vmap(lambda k: self.strategy.init(k, u0, self.params))(keys[1:])
-    return {"state": states, "key": jax.random.key_data(keys[0]), "env_steps": jnp.zeros(self.seeds, jnp.int32),
-            "generation": jnp.int32(0)}
-
-  def _evaluate(self, candidates: jax.Array, episode_keys: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Returns on the task (S, C) and env steps charged (S, C) of candidates (S, C, k),
-    seed s's on episode_keys[s] (E,): all seeds in one population rollout."""
-    s, c, _ = candidates.shape
-    e = self.config.episodes
-    thetas = jax.vmap(jax.vmap(self._decode))(candidates).reshape(s * c, -1)
-    reset_keys = jnp.broadcast_to(episode_keys[:, None], (s, c, e)).reshape(s * c, e)
-    result = self._rollout(thetas, reset_keys)
-    return result.returns[:, self.task].reshape(s, c), result.lengths.sum(axis=1).reshape(s, c)
-
-  def generation_keys(self, carry: dict) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(next carry key, PGPE keys (S,), episode keys (S, E)) of the coming generation."""
-    key, gen_key = jax.random.split(jax.random.wrap_key_data(carry["key"]))
-    seed_keys = jax.random.split(gen_key, self.seeds)
-    ask_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(seed_keys)
-    episode_keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 1), self.config.episodes))(seed_keys)
-    return key, ask_keys, episode_keys
-
-  def _generation(self, carry: dict, _):
-    """One generation of every seed: ask, evaluate candidates and centres, tell."""
-    key, ask_keys, episode_keys = self.generation_keys(carry)
-    populations, asked = jax.vmap(self.strategy.ask, in_axes=(0, 0, None))(ask_keys, carry["state"], self.params)
-    candidates = jnp.concatenate([populations, carry["state"].mean[:, None]], axis=1)  # centre last
-    returns, steps = self._evaluate(candidates, episode_keys)
-    returns, center_return, steps = returns[:, :-1], returns[:, -1], steps[:, :-1].sum(axis=1)
-    told, _ = jax.vmap(self.strategy.tell, in_axes=(0, 0, 0, 0, None))(
-        ask_keys, populations, evosax_fitness(returns, self.maximize), asked, self.params)
-    active = carry["env_steps"] <= self.last_start  # (S,): a seed without budget for a generation stays put
-    state = jax.tree.map(lambda new, old: jnp.where(active.reshape(-1, *[1] * (new.ndim - 1)), new, old),
-                         told, carry["state"])
-    env_steps = carry["env_steps"] + jnp.where(active, steps, 0)
-    metrics = {"env_steps": carry["env_steps"], "center_return": center_return, "pop_mean": returns.mean(axis=1),
-               "pop_max": returns.max(axis=1), "std": state.std.mean(axis=1), "active": active}
-    carry = {"state": state, "key": jax.random.key_data(key), "env_steps": env_steps,
-             "generation": carry["generation"] + 1}
-    return carry, metrics
-
-  @functools.cached_property
-  def _chunk_fn(self):
-    @functools.partial(jax.jit, static_argnums=1)
-    def chunk(carry, length):
-      return jax.lax.scan(self._generation, carry, None, length=length)
-    return chunk
+    states = jax.vmap(lambda k: search_init(k, self.space, self.config))(keys[1:])
+    return self.place({"state": states, "key": jax.random.key_data(keys[0]),
+                       "env_steps": jnp.zeros(self.seeds, jnp.int32), "generation": jnp.int32(0)})
 
   def chunk(self, carry: dict, length: int | None = None) -> tuple[dict, dict]:
-    """Runs `length` generations (default generations_per_chunk): (carry, metrics of
-    each generation, arrays (length, S))."""
-    return self._chunk_fn(carry, length or self.generations_per_chunk)
+    """Runs `length` generations (default generations_per_chunk), or one when fewer are
+    sure to find a seed with budget left: (carry, metrics of each generation, NumPy
+    (n, S)).  So no generation runs once every budget is spent, with two programs."""
+    length = length or self.generations_per_chunk
+    if length > 1 and self.sure_generations(carry) < length:
+      length = 1
+    carry, metrics = self._chunk_fn(carry, self.space, jnp.int32(self.last_start), length)
+    return carry, {k: np.asarray(v) for k, v in metrics.items()}
+
+  def sure_generations(self, carry: dict) -> int:
+    """How many more generations some seed certainly has budget for (a generation costs
+    at most per_generation env steps)."""
+    steps = np.asarray(carry["env_steps"], np.int64)
+    left = np.where(steps <= self.last_start, (self.last_start - steps) // self.per_generation + 1, 0)
+    return int(left.max())
 
   def done(self, carry: dict) -> bool:
     """True once no seed has budget left for another generation."""
@@ -326,19 +364,19 @@ class Search:
     cat = {k: np.concatenate([np.asarray(m[k]) for m in metrics]).T for k in metrics[0]}  # (S, G)
     active = cat.pop("active")
     curves = {k: np.where(active, v, np.nan) if k != "env_steps" else v.astype(np.int64) for k, v in cat.items()}
-    centers = np.asarray(carry["state"].mean)
-    final_z = self.space.center + self.space.scale * centers
-    final_thetas = np.asarray(jax.jit(jax.vmap(self._decode))(jnp.asarray(centers)))
+    # on the host, so a resumed and an uninterrupted search decode the very same input
+    final_z = np.asarray(self.space.center) + np.asarray(self.space.scale) * np.asarray(carry["state"].mean)
+    final_thetas = np.asarray(_decode_all(self.space, jnp.asarray(final_z)))
     start = time.perf_counter()
     final = evaluate(self.env, self.policy, final_thetas, protocol)
     timings = {**timings, "final_eval_s": time.perf_counter() - start}
-    return SearchResult(curves=curves, final_z=final_z, final_thetas=final_thetas,
+    return SearchResult(curves=curves, final_z=np.asarray(final_z), final_thetas=final_thetas,
                         final_returns=np.asarray(final.returns[:, self.task]),
                         final_displacement=np.asarray(final.displacement).mean(axis=1),
                         env_steps=np.asarray(carry["env_steps"], np.int64),
                         generations=int(carry["generation"]), timings=timings)
 
-  def run(self, protocol: EvalProtocol = EvalProtocol(), *, carry: dict | None = None,
+  def run(self, protocol: EvalProtocol = SEARCH_EVAL, *, carry: dict | None = None,
           metrics: list[dict] | None = None,
           after_chunk: Callable[[dict, list[dict]], None] | None = None) -> SearchResult:
     """Runs chunks until every seed's budget is spent, then `finish`.  Resumes from
@@ -346,26 +384,69 @@ class Search:
     (progress, checkpoints)."""
     carry = self.init() if carry is None else carry
     metrics = [] if metrics is None else list(metrics)
-    timings = {"compile_s": 0.0, "search_s": 0.0}
-    start = time.perf_counter()
-    compiled = self._chunk_fn.lower(carry, self.generations_per_chunk).compile()
-    timings["compile_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    while not self.done(carry) and int(carry["generation"]) < self.max_generations:
-      carry, chunk_metrics = compiled(carry)
-      metrics.append(jax.tree.map(np.asarray, chunk_metrics))
+    start, compiled = time.perf_counter(), compile_seconds()
+    while not self.done(carry):
+      carry, chunk_metrics = self.chunk(carry)
+      metrics.append(chunk_metrics)
       if after_chunk is not None:
         after_chunk(carry, metrics)
-    timings["search_s"] = time.perf_counter() - start
+    compile_s = compile_seconds() - compiled  # the first chunk's, unless already compiled
+    timings = {"compile_s": compile_s, "search_s": time.perf_counter() - start - compile_s}
     return self.finish(carry, metrics, protocol, timings)
+
+
+@jax.jit
+def _decode_all(space: SearchSpace, z: jax.Array) -> jax.Array:
+  return jax.vmap(space.decode)(z)
+
+
+def generation_keys(key: jax.Array, seeds: int, episodes: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(next carry key, PGPE keys (S,), episode keys (S, E)) of the coming generation."""
+  key, gen_key = jax.random.split(key)
+  seed_keys = jax.random.split(gen_key, seeds)
+  ask_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(seed_keys)
+  episode_keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 1), episodes))(seed_keys)
+  return key, ask_keys, episode_keys
+
+
+@functools.lru_cache(maxsize=32)
+def _chunk_program(env, policy: MLPPolicy, task: int, config: PGPEConfig, seeds: int, maximize: bool, mesh):
+  """The compiled chunk of a Search: chunk(carry, space, last_start, length) runs
+  `length` (static) generations of every seed (a seed with env_steps > last_start stays
+  put); returns (carry, metrics (length, S)).
+  Cached per env (by identity), policy, task, config, seeds and mesh: the space and the
+  budget are arguments."""
+  rollout = rollout_fn(env, policy, seeds * (config.population + 1), config.episodes, n_samples=0, mesh=mesh)
+
+  def generation(carry, space, last_start):
+    key, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), seeds, config.episodes)
+    thetas, asked = jax.vmap(search_ask, in_axes=(0, 0, None, None))(ask_keys, carry["state"], space, config)
+    c = config.population + 1
+    reset_keys = jnp.broadcast_to(episode_keys[:, None], (seeds, c, config.episodes)).reshape(seeds * c, -1)
+    result = rollout(thetas.reshape(seeds * c, -1), reset_keys)
+    returns = result.returns[:, task].reshape(seeds, c)
+    steps = result.lengths.sum(axis=1).reshape(seeds, c)[:, :-1].sum(axis=1)  # candidates only
+    told = jax.vmap(search_tell, in_axes=(0, 0, 0, None, None, None))(
+        ask_keys, asked, returns[:, :-1], space, config, maximize)
+    active = carry["env_steps"] <= last_start  # (S,): a seed without budget for a generation stays put
+    state = jax.tree.map(lambda new, old: jnp.where(active.reshape(-1, *[1] * (new.ndim - 1)), new, old),
+                         told, carry["state"])
+    metrics = {"env_steps": carry["env_steps"], "center_return": returns[:, -1],
+               "pop_mean": returns[:, :-1].mean(axis=1), "pop_max": returns[:, :-1].max(axis=1),
+               "std": state.std.mean(axis=1), "active": active}
+    carry = {"state": state, "key": jax.random.key_data(key), "env_steps": carry["env_steps"] + jnp.where(active, steps, 0),
+             "generation": carry["generation"] + 1}
+    return carry, metrics
+
+  @functools.partial(jax.jit, static_argnums=3)
+  def chunk(carry, space, last_start, length):
+    return jax.lax.scan(lambda c, _: generation(c, space, last_start), carry, None, length=length)
+
+  return chunk
 
 
 # --- checkpoints, resume and artifacts ------------------------------------------------
 KIND_STATE, KIND_RESULT = "search_state", "search"
-
-
-def _fingerprint(array: np.ndarray) -> str:
-  return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()[:16]
 
 
 def describe(search: Search) -> dict:
@@ -373,8 +454,7 @@ def describe(search: Search) -> dict:
   space = search.space
   return {**checkpoint.policy_identity(search.env, search.policy),
           "task": task_names(search.env.name)[search.task],
-          "space": {"name": space.name, "dim": space.dim, "center": _fingerprint(space.center),
-                    "scale": _fingerprint(space.scale), "weights": space.fingerprint},
+          "space": {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()},
           "pgpe": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
           "seed": search.seed, "maximize": search.maximize}  # chunking changes only how many spent generations pad the curves
 
@@ -393,12 +473,13 @@ def load_state(path, search: Search) -> tuple[dict, list[dict]]:
   arrays, record = checkpoint.load_artifact(path, kind=KIND_STATE, expect=describe(search))
   checkpoint.check_versions(record, path)
   treedef = jax.tree.structure(search.init())
-  carry = jax.tree.unflatten(treedef, [jnp.asarray(arrays[f"carry_{i:03d}"]) for i in range(treedef.num_leaves)])
+  carry = search.place(jax.tree.unflatten(treedef, [np.asarray(arrays[f"carry_{i:03d}"])
+                                                    for i in range(treedef.num_leaves)]))
   metrics = {k[len("metric_"):]: np.asarray(v) for k, v in arrays.items() if k.startswith("metric_")}
   return carry, [metrics]
 
 
-def run_search(search: Search, protocol: EvalProtocol = EvalProtocol(), *, checkpoint_path=None,
+def run_search(search: Search, protocol: EvalProtocol = SEARCH_EVAL, *, checkpoint_path=None,
                progress_fn: ProgressFn | None = None, overwrite: bool = False) -> SearchResult:
   """`search.run` with checkpoints: resumes from `checkpoint_path` when it holds this
   search's state (ArtifactMismatch naming the difference when it holds another's;

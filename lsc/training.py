@@ -265,7 +265,11 @@ def train(trainer: Trainer, out=None, record_config: dict | None = None,
   (with the dataset's codes under the best parameters).  Returns (final state, codes
   (N, latent_dim), timings); `train_s` sums the training time of every call that
   worked on this artifact."""
-  record_config = record_config or {}
+  env, policy = trainer.env, trainer.policy  # recorded so that load_autoencoder can rebuild them
+  record_config = {"env": {"name": env.name, "backend": env.backend, "episode_length": env.episode_length},
+                   "policy": {"preset": "custom", "hidden": list(policy.hidden), "activation": policy.activation,
+                              "init_scheme": policy.init_scheme, "normalize_obs": policy.obs_scale is not None},
+                   **(record_config or {})}
   state, before = trainer.init(), 0.0
   if out is not None:
     checkpoint.check_output_path(out, KIND)  # refuses a foreign path before any training

@@ -13,7 +13,7 @@ from lsc.autoencoder import Autoencoder, behaviour_loss, parameter_loss
 from lsc.evaluation import EvalProtocol
 from lsc.metrics import latent_points, recovery_metrics, recovery_report, wasserstein_1d
 from lsc.policy import MLPPolicy, make_policy, pool_thetas
-from lsc.training import TrainConfig, Trainer, load_state, save_state, train
+from lsc.training import TrainConfig, Trainer, load_autoencoder, load_state, save_state, train
 
 
 def permute_first_hidden_layer(policy: MLPPolicy, theta: jax.Array, perm: np.ndarray) -> jax.Array:
@@ -135,6 +135,8 @@ def test_checkpoint_resume_continues_at_the_same_step_with_the_same_loss(mountai
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   arrays, record = checkpoint.load_artifact(path, kind="autoencoder")
   assert record["config"]["final"] and arrays["codes"].shape == (120, 2)
+  ae, params, codes, _ = load_autoencoder(path)  # train() alone records what rebuilds the env and policy
+  assert ae.policy == mc_policy and codes.shape == (120, 2)
   other = Trainer(mountain_car, mc_policy, small_dataset, TrainConfig(**{**TINY.__dict__, "lr": 1e-2}))
   with pytest.raises(checkpoint.ArtifactMismatch, match="lr"):
     load_state(path, other)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from lsc import checkpoint, cli
 
@@ -66,9 +67,22 @@ def test_search_writes_curves_summary_and_result(tmp_path, capsys):
   assert all(40_000 - 8 * 999 < steps <= 40_000 for steps in summary["env_steps"])
   assert (out / "curves.png").stat().st_size > 10_000
   arrays, record = checkpoint.load_artifact(out / "result", kind="search")
+  assert summary["env_steps"] == arrays["env_steps"].tolist()  # the steps charged, the last generation's too
   assert arrays["final_z"].shape == (2, 2) and arrays["final_thetas"].shape == (2, 17)
   assert record["identity"]["task"] == "speed" and record["identity"]["space"]["name"] == "linear"
   # the same command again resumes from the finished checkpoint: same result, no new generations
   assert cli.main(args) == 0
   again, _ = checkpoint.load_artifact(out / "result", kind="search")
   np.testing.assert_array_equal(again["final_thetas"], arrays["final_thetas"])
+
+
+def test_abbreviated_flags_are_refused(capsys):
+  # `--k 10` once set keep = 10 (an abbreviation of --keep); an in-range value went unnoticed
+  with pytest.raises(SystemExit) as exit:
+    cli.main(["collect", "--env", "mountain_car", "--k", "10", "--out", "x"])
+  assert exit.value.code == 2 and "unrecognized arguments: --k 10" in capsys.readouterr().err
+  from experiments import pipeline
+  from experiments.presets import PRESETS
+  with pytest.raises(SystemExit) as exit:
+    pipeline.main("mountain_car", PRESETS["mountain_car"], ["--preset", "smoke", "--lat", "3"])
+  assert exit.value.code == 2 and "unrecognized arguments: --lat 3" in capsys.readouterr().err

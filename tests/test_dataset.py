@@ -10,10 +10,10 @@ import pytest
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig
-from lsc.dataset import (CollectConfig, collect, descriptors, load_dataset, pool_descriptors,
+from lsc.dataset import (PROBE_MEMBERS, CollectConfig, collect, descriptors, load_dataset, pool_descriptors,
                          rollout_probe_states, save_dataset)
 from lsc.envs import make_env
-from lsc.evaluation import EvalProtocol, evaluate_pool
+from lsc.evaluation import EvalProtocol, evaluate_members
 from lsc.policy import make_policy, pool_thetas
 
 TINY = CollectConfig(env=EnvConfig("mountain_car", episode_length=200), policy=PolicyConfig("small"),
@@ -65,12 +65,22 @@ def test_descriptors_are_actions_on_probe_states():
   np.testing.assert_allclose(d[1, 1], policy.apply(thetas[1], probe[1])[0], rtol=1e-6)
 
 
-def test_rollout_probe_states_were_visited(hopper, hopper_policy):
+def test_rollout_probe_states_were_visited_by_probe_members_of_no_pool(hopper, hopper_policy):
   probe, steps = rollout_probe_states(hopper, hopper_policy, 11, 40, 8)
   assert probe.shape == (40, 11) and len(np.unique(probe, axis=0)) == 40 and steps > 0
-  visited = evaluate_pool(hopper, hopper_policy, 11, 8, EvalProtocol(1, 11), n_samples=5)
-  pool_states = visited.obs_samples.reshape(-1, 11)
-  assert all(np.any(np.all(pool_states == s, axis=1)) for s in probe)
+  seen = lambda members: evaluate_members(hopper, hopper_policy, 11, members, EvalProtocol(1, 11),
+                                          n_samples=5).obs_samples.reshape(-1, 11)
+  probe_states, pool_states = seen(PROBE_MEMBERS + np.arange(8)), seen(np.arange(8))
+  assert all(np.any(np.all(probe_states == s, axis=1)) for s in probe)
+  # the pool's own members never serve as probe policies (collect once probed with pool seed + 1's)
+  assert not any(np.any(np.all(pool_states == s, axis=1)) for s in probe)
+
+
+def test_the_default_evaluation_seeds_are_distinct():
+  from lsc.compression import RECOVERY_PROTOCOL
+  from lsc.search import SEARCH_EVAL, Search
+  seeds = {CollectConfig().eval_seed, RECOVERY_PROTOCOL.seed, SEARCH_EVAL.seed}
+  assert len(seeds) == 3 and Search.run.__defaults__[0] is SEARCH_EVAL
 
 
 def test_artifact_round_trips_and_refuses_other_envs_and_shapes(dataset, tmp_path):

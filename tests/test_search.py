@@ -1,6 +1,8 @@
 """PGPE: sign convention, latent/parameter search on mountain_car, env-step accounting,
 resume from a checkpoint, bad input."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,25 +11,59 @@ import pytest
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.policy import make_policy
-from lsc.search import (PGPEConfig, Search, SearchSpace, identity_space, linear_space, optimize,
-                        run_search)
+from lsc.search import (PGPEConfig, Search, describe, euclidean_space, generation_keys, identity_space,
+                        linear_space, make_space, run_search, search_ask, search_center, search_init,
+                        search_step)
 
 TARGET = jnp.array([1.0, -2.0, 0.5])
 FRESH = EvalProtocol(episodes=5, seed=424_242)  # evaluation keys no search saw
 
 
+def concave(thetas, key):
+  return -jnp.sum((thetas - TARGET) ** 2, axis=1)
+
+
+def pgpe(fitness_fn, config, generations, key, maximize):
+  """`search_step` scanned over generations from 0 in R^3: (final centre, centre values)."""
+  space = euclidean_space(jnp.zeros(3))
+  step = functools.partial(search_step, config=config, fitness_fn=fitness_fn, maximize=maximize)
+  init_key, key = jax.random.split(key)
+  state, values = jax.lax.scan(lambda state, k: step(k, state, space), search_init(init_key, space, config),
+                               jax.random.split(key, generations))
+  return search_center(state, space), values
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "clipup"])
 def test_pgpe_maximises_concave_and_minimises_convex(optimizer):
   config = PGPEConfig(population=32, std_init=0.5, lr=0.1, optimizer=optimizer)
-  concave = lambda x: -jnp.sum((x - TARGET) ** 2, axis=1)
-  x0 = jnp.zeros(3)
-  best, curve = optimize(concave, x0, config, 200, jax.random.key(0), maximize=True)
+  run = jax.jit(pgpe, static_argnums=(0, 1, 2, 4))
+  best, curve = run(concave, config, 200, jax.random.key(0), True)
   assert float(jnp.linalg.norm(best - TARGET)) < 0.2 and curve[-1] > curve[0]
-  best, curve = optimize(lambda x: -concave(x), x0, config, 200, jax.random.key(0), maximize=False)
+  convex = lambda thetas, key: -concave(thetas, key)
+  best, curve = run(convex, config, 200, jax.random.key(0), False)
   assert float(jnp.linalg.norm(best - TARGET)) < 0.2 and curve[-1] < curve[0]
   # told to maximise a convex bowl, it climbs away from the minimum
-  away, _ = optimize(lambda x: -concave(x), x0, config, 50, jax.random.key(0), maximize=True)
-  assert float(jnp.linalg.norm(away - TARGET)) > float(jnp.linalg.norm(x0 - TARGET)) + 0.5
+  away, _ = run(convex, config, 50, jax.random.key(0), True)
+  assert float(jnp.linalg.norm(away - TARGET)) > float(jnp.linalg.norm(TARGET)) + 0.5
+
+
+def test_search_step_vmapped_over_seeds_equals_separate_runs():
+  config = PGPEConfig(population=8, std_init=0.5, lr=0.1)
+  space = euclidean_space(jnp.zeros(3))
+  step = jax.jit(functools.partial(search_step, config=config, fitness_fn=concave))
+  keys = jax.random.split(jax.random.key(3), 3)
+  states = jax.vmap(search_init, in_axes=(0, None, None))(keys, space, config)
+  batched = jax.jit(jax.vmap(step, in_axes=(0, 0, None)))
+  for generation in range(4):
+    gen_keys = jax.vmap(lambda k: jax.random.fold_in(k, generation))(keys)
+    states, values = batched(gen_keys, states, space)
+  for seed in range(3):
+    state = search_init(keys[seed], space, config)
+    for generation in range(4):
+      state, value = step(jax.random.fold_in(keys[seed], generation), state, space)
+    np.testing.assert_allclose(search_center(state, space), search_center(jax.tree.map(lambda x: x[seed], states),
+                                                                          space), rtol=1e-6)
+    np.testing.assert_allclose(value, values[seed], rtol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +103,14 @@ def test_latent_search_in_a_toy_linear_space(mountain_car, small_policy):
   result = search.run(FRESH)
   assert result.final_z.shape == (1, 3)
   np.testing.assert_allclose(result.final_thetas[0], space.decode(jnp.asarray(result.final_z[0])), atol=1e-5)
+  # a space of other weights but the same shapes runs the program already compiled
+  other = Search(mountain_car, small_policy, linear_space(small_policy, 3, seed=6), "speed", config,
+                 budget=600_000, generations_per_chunk=10)
+  assert other._chunk_fn is search._chunk_fn
+  programs = search._chunk_fn._cache_size()  # the chunk, and the one-generation tail
+  other.run(FRESH)
+  assert search._chunk_fn._cache_size() == programs <= 2
+  assert describe(other)["space"] != describe(search)["space"]  # a checkpoint tells them apart
   start = evaluate(mountain_car, small_policy, space.decode(jnp.zeros(3))[None], FRESH).returns[0, 3]
   assert result.final_returns[0] > start
 
@@ -82,17 +126,15 @@ def pumping_policy(policy) -> np.ndarray:
 
 def test_env_steps_are_the_steps_run_until_termination(mountain_car, small_policy):
   """Charged steps = what a plain step-by-step loop runs until `done`, candidates only."""
-  space = SearchSpace(lambda z: z, small_policy.num_params, small_policy.num_params,
-                      pumping_policy(small_policy), np.full(small_policy.num_params, 0.3), name="parameter")
+  space = euclidean_space(pumping_policy(small_policy), np.full(small_policy.num_params, 0.3))
   search = Search(mountain_car, small_policy, space, "goal", PGPEConfig(population=4, episodes=2),
                   budget=4 * 2 * 999, generations_per_chunk=1)
   carry = search.init()
-  _, ask_keys, episode_keys = search.generation_keys(carry)
-  populations, _ = jax.vmap(search.strategy.ask, in_axes=(0, 0, None))(ask_keys, carry["state"], search.params)
+  _, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), 1, 2)
+  thetas, _ = search_ask(ask_keys[0], jax.tree.map(lambda x: x[0], carry["state"]), space, search.config)
   step = jax.jit(lambda state, theta: mountain_car.step(state, small_policy.apply(theta, state.obs)))
   expected = 0
-  for u in populations[0]:
-    theta = search._decode(u)
+  for theta in thetas[:-1]:  # the candidates; the centre's steps are not charged
     for key in episode_keys[0]:
       state, length = mountain_car.reset(jax.random.split(key)[0]), 0  # as lsc.rollout resets
       while length < mountain_car.episode_length:
@@ -104,6 +146,19 @@ def test_env_steps_are_the_steps_run_until_termination(mountain_car, small_polic
   assert expected < 4 * 2 * 999 // 2  # most episodes ended early: the test is not vacuous
   carry, _ = search.chunk(carry, 1)
   assert int(carry["env_steps"][0]) == expected
+
+
+def test_no_generation_runs_once_every_budget_is_spent(mountain_car, small_policy):
+  # a budget of 5 full generations and 2 seeds, in chunks of 64: the old chunks always ran
+  # whole (64 generations for 5), and `generations` counted them all
+  config = PGPEConfig(population=8, episodes=1)
+  search = Search(mountain_car, small_policy, identity_space(small_policy), "left", config, budget=5 * 8 * 999,
+                  seeds=2, generations_per_chunk=64)
+  result = search.run(FRESH)
+  active = np.isfinite(result.curves["center_return"])
+  assert result.generations == active.shape[1] and active.any(axis=0).all()
+  assert 5 <= result.generations < 64 and np.all(result.env_steps <= search.budget)
+  assert np.all(result.env_steps > search.last_start)  # every seed ran until its budget was spent
 
 
 def test_killed_search_resumes_with_the_same_result(goal_search, tmp_path):
@@ -131,11 +186,14 @@ def test_bad_searches_are_refused(mountain_car, small_policy):
     Search(mountain_car, small_policy, space, "fly", SMALL, budget=10**6)
   with pytest.raises(ValueError, match="less than one generation"):
     Search(mountain_car, small_policy, space, "goal", SMALL, budget=1000)
-  wrong_output = SearchSpace(lambda z: jnp.zeros(5) + z[0], 2, 5, np.zeros(2), np.ones(2))
+  wrong_output = make_space(lambda w, z: jnp.zeros(5) + z[0], {}, np.zeros(2), np.ones(2), 5)
   with pytest.raises(ValueError, match="decodes 2 numbers to shape \\(5,\\).*17 parameters"):
     Search(mountain_car, small_policy, wrong_output, "goal", SMALL, budget=10**6)
-  with pytest.raises(ValueError, match="center must be 3 finite numbers"):
-    SearchSpace(lambda z: z, 3, 3, np.zeros(2), np.ones(3))
+  with pytest.raises(ValueError, match="scale has shape \\(3,\\), center \\(2,\\)"):
+    Search(mountain_car, small_policy, make_space(lambda w, z: z, {}, np.zeros(2), np.ones(3), 17), "goal", SMALL,
+           budget=10**6)
+  with pytest.raises(ValueError, match="center must be a vector of finite numbers"):
+    Search(mountain_car, small_policy, euclidean_space(np.full(17, np.nan)), "goal", SMALL, budget=10**6)
   with pytest.raises(ValueError, match="population must be even"):
     Search(mountain_car, small_policy, space, "goal", PGPEConfig(population=7), budget=10**6)
 
