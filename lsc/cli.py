@@ -229,27 +229,38 @@ SEARCH_METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
 PGPE_DEFAULTS = {"latent_pgpe": (0.5, 0.1), "param_pgpe": (0.1, 1.0)}
 
 
-def _search_space(args, env, policy):
-  """The search space named by --decoder for a PGPE method."""
-  from lsc.search import identity_space, linear_space
+def _decoder(args, num_params: int):
+  """What --decoder names for the PGPE method args.method: ("identity", None),
+  ("linear", K) or ("autoencoder", its model's path); ValueError for anything else."""
+  from lsc import checkpoint
   decoder = args.decoder
   if args.method == "param_pgpe":
     if decoder != "identity":
       raise ValueError(f"param_pgpe searches the parameters directly: use --decoder identity, got {decoder!r}")
-    return identity_space(policy, args.seed)
+    return "identity", None
   if decoder.startswith("linear:"):
-    return linear_space(policy, _linear_dim(decoder, policy.num_params), args.seed)
+    return "linear", _linear_dim(decoder, num_params)
   if decoder == "identity":
     raise ValueError("latent_pgpe needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
-  from lsc import checkpoint
-  from lsc.search import decoder_space
-  from lsc.training import load_autoencoder
   path = pathlib.Path(decoder)
   path = path / "model" if (path / "model").is_dir() else path
   if not checkpoint.is_artifact(path):
     raise ValueError(f"decoder {decoder!r} is neither identity, linear:K nor an autoencoder directory")
-  ae, params, codes, record = load_autoencoder(path)
-  checkpoint.check_record(record, path, expect=checkpoint.policy_identity(env, policy))
+  return "autoencoder", path
+
+
+def _search_space(args, env, policy):
+  """The search space named by --decoder for a PGPE method."""
+  from lsc import checkpoint
+  from lsc.search import decoder_space, identity_space, linear_space
+  from lsc.training import load_autoencoder
+  kind, value = _decoder(args, policy.num_params)
+  if kind == "identity":
+    return identity_space(policy, args.seed)
+  if kind == "linear":
+    return linear_space(policy, value, args.seed)
+  ae, params, codes, record = load_autoencoder(value)
+  checkpoint.check_record(record, value, expect=checkpoint.policy_identity(env, policy))
   return decoder_space(ae, params, codes)
 
 
@@ -277,8 +288,8 @@ def _pgpe_config(args):
 
 def _check_search(args, env_cfg) -> None:
   """Every search setting that needs no env: refused before one is built."""
-  from lsc import checkpoint
   from lsc.config import PolicyConfig
+  from lsc.search import check_budget
   from lsc.validate import check_seed
   check_seed("--seed", args.seed, count=args.seeds)
   if args.method in ("ppo", "sac"):
@@ -287,26 +298,8 @@ def _check_search(args, env_cfg) -> None:
       raise ValueError(f"--budget {args.budget:,} is too small for {args.method}: needs at least "
                        f"{min_budget(args.method):,} env steps")
     return
-  config = _pgpe_config(args)
-  per_generation = config.population * config.episodes * env_cfg.episode_length
-  if args.budget < per_generation:
-    raise ValueError(f"budget {args.budget:,} env steps is less than one generation: up to "
-                     f"{config.population} candidates x {config.episodes} episodes x "
-                     f"{env_cfg.episode_length} steps = {per_generation:,}")
-  num_params = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).num_params(args.env)
-  decoder = args.decoder
-  if args.method == "param_pgpe":
-    if decoder != "identity":
-      raise ValueError(f"param_pgpe searches the parameters directly: use --decoder identity, got {decoder!r}")
-  elif decoder.startswith("linear:"):
-    _linear_dim(decoder, num_params)
-  elif decoder == "identity":
-    raise ValueError("latent_pgpe needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
-  else:
-    path = pathlib.Path(decoder)
-    path = path / "model" if (path / "model").is_dir() else path
-    if not checkpoint.is_artifact(path):
-      raise ValueError(f"decoder {decoder!r} is neither identity, linear:K nor an autoencoder directory")
+  check_budget(args.budget, _pgpe_config(args), env_cfg.episode_length)
+  _decoder(args, PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).num_params(args.env))
 
 
 def _run_pgpe(args, env, policy, protocol, out):

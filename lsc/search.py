@@ -17,7 +17,9 @@ compared on identical start states).  evosax minimises; `maximize` says which wa
 
 The search is one compiled program per chunk: `lax.scan` over generations, `vmap` over
 seeds, one population rollout per generation for all seeds (sharded over the device
-mesh).  Progress is reported between chunks, where the state is also checkpointed.
+mesh); near the end, one generation per call, so none runs once every budget is spent.
+The space is an argument of that program.  Progress is reported between chunks;
+`run_search` checkpoints after the first, then every CHECKPOINT_EVERY_S seconds.
 
 Env steps are counted as the rollout engine charges them: steps until termination of
 every candidate's episodes.  The centre is also evaluated every generation on the
@@ -264,6 +266,20 @@ def search_center(state, space: SearchSpace) -> jax.Array:
 
 # --- the driver: an env task, several seeds, a budget, chunks ---------------------------
 
+def check_budget(budget: int, config: PGPEConfig, episode_length: int) -> int:
+  """Raises ValueError unless `budget` (env steps per seed) holds at least one generation
+  and fits the int32 counters; returns the most steps a generation can cost."""
+  check_int("budget", budget)
+  per_generation = config.population * config.episodes * episode_length
+  if budget < per_generation:
+    raise ValueError(f"budget {budget:,} env steps is less than one generation: up to "
+                     f"{config.population} candidates x {config.episodes} episodes x "
+                     f"{episode_length} steps = {per_generation:,}")
+  if budget >= 2**31 - per_generation:
+    raise ValueError(f"budget must be < {2**31 - per_generation:,} env steps per seed (int32 counters)")
+  return per_generation
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
   """A finished search of S seeds over G generations."""
@@ -304,14 +320,7 @@ class Search:
     if check_int("seeds", seeds) < 1:
       raise ValueError(f"seeds must be >= 1, got {seeds}")
     check_seed("seed", seed)
-    check_int("budget", budget)
-    per_generation = config.population * config.episodes * env.episode_length
-    if budget < per_generation:
-      raise ValueError(f"budget {budget:,} env steps is less than one generation: up to "
-                       f"{config.population} candidates x {config.episodes} episodes x "
-                       f"{env.episode_length} steps = {per_generation:,}")
-    if budget >= 2**31 - per_generation:
-      raise ValueError(f"budget must be < {2**31 - per_generation:,} env steps per seed (int32 counters)")
+    per_generation = check_budget(budget, config, env.episode_length)
     self.env, self.policy, self.space, self.config = env, policy, space, config
     self.budget, self.seeds, self.seed, self.maximize = int(budget), int(seeds), int(seed), maximize
     # a generation starts only if even full-length episodes keep it within the budget
@@ -370,7 +379,7 @@ class Search:
     start = time.perf_counter()
     final = evaluate(self.env, self.policy, final_thetas, protocol)
     timings = {**timings, "final_eval_s": time.perf_counter() - start}
-    return SearchResult(curves=curves, final_z=np.asarray(final_z), final_thetas=final_thetas,
+    return SearchResult(curves=curves, final_z=final_z, final_thetas=final_thetas,
                         final_returns=np.asarray(final.returns[:, self.task]),
                         final_displacement=np.asarray(final.displacement).mean(axis=1),
                         env_steps=np.asarray(carry["env_steps"], np.int64),
@@ -456,7 +465,7 @@ def describe(search: Search) -> dict:
           "task": task_names(search.env.name)[search.task],
           "space": {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()},
           "pgpe": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
-          "seed": search.seed, "maximize": search.maximize}  # chunking changes only how many spent generations pad the curves
+          "seed": search.seed, "maximize": search.maximize}  # not the chunking: it changes no generation that runs
 
 
 def save_state(path, search: Search, carry: dict, metrics: list[dict]) -> None:
