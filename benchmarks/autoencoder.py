@@ -4,7 +4,7 @@ batch, optimiser and float32 written in PyTorch eager.
   python -m benchmarks.autoencoder                      # large mountain_car and halfcheetah, medium halfcheetah
   python -m benchmarks.autoencoder --cases halfcheetah:large --steps 20 --repeats 5
 
-lsc's side is `make_train_step(Autoencoder(policy, k), "behaviour", optax.adam(lr))`
+lsc's side is `lsc.training.train_step` (behaviour loss, Adam at lr) jit-compiled
 with TrainConfig's defaults (latent 2, widths 128, ELU, 64 policies x 256 states per
 step, lr 1e-3); compile time is measured apart with `lower().compile()` (low where
 JAX's persistent cache already held the program).  PyTorch's side
@@ -101,18 +101,17 @@ def make_data(policy, args, key_seed: int):
   return thetas.reshape(args.batches, args.batch_policies, -1), states
 
 
-def run_lsc(ae, optimizer, thetas: np.ndarray, states: np.ndarray, args) -> dict:
+def run_lsc(ae, thetas: np.ndarray, states: np.ndarray, args) -> dict:
   """Compile time, first-step losses and timed loops of lsc's jitted step."""
   import jax
-  from lsc.autoencoder import make_train_step
-  step = make_train_step(ae, "behaviour", optimizer)
-  params = ae.init(jax.random.key(args.seed))
-  init_params = jax.tree.map(np.asarray, params)
-  carry = {"params": params, "opt_state": optimizer.init(params)}
+  from lsc.training import TrainConfig, compiled_train_step, train_init
+  config = TrainConfig(loss="behaviour", lr=args.lr)
+  carry = [train_init(jax.random.key(args.seed), ae, config)]
+  init_params = jax.tree.map(np.asarray, carry[0].params)
   thetas_dev = [jax.device_put(t) for t in thetas]
   states_dev = [jax.device_put(s) for s in states]
   start = time.perf_counter()
-  compiled = step.lower(carry["params"], carry["opt_state"], thetas_dev[0], states_dev[0]).compile()
+  compiled = compiled_train_step(ae, config).lower(carry[0], thetas_dev[0], states_dev[0]).compile()
   compile_s = time.perf_counter() - start
   try:
     flops = float(compiled.cost_analysis()["flops"])
@@ -125,8 +124,7 @@ def run_lsc(ae, optimizer, thetas: np.ndarray, states: np.ndarray, args) -> dict
     losses = []
     for _ in range(n):
       i = done % len(thetas_dev)
-      carry["params"], carry["opt_state"], loss = compiled(carry["params"], carry["opt_state"], thetas_dev[i],
-                                                           states_dev[i])
+      carry[0], loss = compiled(carry[0], thetas_dev[i], states_dev[i])
       losses.append(loss)
       done += 1
     jax.block_until_ready((carry, losses))
@@ -193,7 +191,6 @@ def main(argv=None) -> int:
   use_cpu_cores(args.host_devices or None)
   enable_compilation_cache()
   import jax
-  import optax
   from benchmarks.common import machine, write
   from lsc.autoencoder import Autoencoder
   from lsc.envs import ENV_SIZES
@@ -205,9 +202,8 @@ def main(argv=None) -> int:
     obs_size, action_size = ENV_SIZES[env_name]
     policy = MLPPolicy(obs_size, action_size, preset_hidden(env_name, preset))
     ae = Autoencoder(policy, args.latent_dim, (args.width,), (args.width,))
-    optimizer = optax.adam(args.lr)
     thetas, states = make_data(policy, args, args.seed)
-    ours = run_lsc(ae, optimizer, thetas, states, args)
+    ours = run_lsc(ae, thetas, states, args)
     theirs = run_torch(ae, ours.pop("init_params"), thetas, states, args)
     row = {"env": env_name, "policy": preset, "num_params": policy.num_params, "obs_size": obs_size,
            "action_size": action_size, "latent_dim": args.latent_dim, "width": args.width,

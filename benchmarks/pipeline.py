@@ -47,8 +47,9 @@ def table(runs: dict, machine: dict, preset: str) -> str:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from lsc import enable_compilation_cache, use_cpu_cores
+  from lsc import enable_compilation_cache, quiet_dependencies, use_cpu_cores
   use_cpu_cores()
+  quiet_dependencies()
   enable_compilation_cache()
   from benchmarks.common import machine, write
   from experiments import pipeline

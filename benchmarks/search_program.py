@@ -18,8 +18,9 @@ import numpy as np
 def main(argv=None) -> int:
   import jax
   jax.config.update("jax_enable_compilation_cache", False)
-  from lsc import use_cpu_cores
+  from lsc import quiet_dependencies, use_cpu_cores
   use_cpu_cores()
+  quiet_dependencies()
   from benchmarks.common import machine, markdown_table, write
   from lsc.envs import make_env
   from lsc.policy import make_policy

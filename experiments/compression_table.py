@@ -89,8 +89,9 @@ def write_table(args, argv, rows) -> str:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from lsc import checkpoint, enable_compilation_cache, use_cpu_cores
+  from lsc import checkpoint, enable_compilation_cache, quiet_dependencies, use_cpu_cores
   use_cpu_cores()
+  quiet_dependencies()
   enable_compilation_cache()
   from lsc.compression import compress
   from lsc.config import EnvConfig, PolicyConfig

@@ -43,8 +43,9 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from lsc import enable_compilation_cache, use_cpu_cores
+  from lsc import enable_compilation_cache, quiet_dependencies, use_cpu_cores
   use_cpu_cores()
+  quiet_dependencies()
   enable_compilation_cache()
   from lsc.envs import make_env
   from lsc.evaluation import EvalProtocol

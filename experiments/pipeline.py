@@ -24,49 +24,57 @@ import time
 
 import numpy as np
 
-METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
+from lsc.dataset import CollectConfig
+from lsc.methods import METHODS, NAMES
+from lsc.training import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
   """The search stage's settings: budget and seeds are shared by every method; the
   `latent_*` and `param_*` fields belong to one PGPE variant each, population and
-  episodes to both, n_evals to the RL baselines (see `method_settings`)."""
+  episodes to both, n_evals to the RL baselines (see `method_settings`).  The PGPE
+  defaults are the registry's (`lsc.methods.METHODS`)."""
   budget: int = 1_000_000  # env steps per seed and method
   seeds: int = 3
   population: int = 32
   episodes: int = 1
-  latent_std_init: float = 0.5
-  latent_lr: float = 0.1
+  latent_std_init: float = METHODS["latent_pgpe"].std_init
+  latent_lr: float = METHODS["latent_pgpe"].lr
   latent_start: str = "mean"  # mean: the mean code; best: the code of the dataset's best policy on the task
-  param_std_init: float = 0.1
-  param_lr: float = 1.0
-  n_evals: int = 10  # PPO / SAC curve points
+  param_std_init: float = METHODS["param_pgpe"].std_init
+  param_lr: float = METHODS["param_pgpe"].lr
+  n_evals: int = 10  # RL baselines' curve points
 
   def check(self) -> None:
     """Raises ValueError naming any bad field (both PGPE variants' settings included)."""
-    from lsc.search import PGPEConfig
     from lsc.validate import check_int
     for name in ("budget", "seeds", "n_evals"):
       check_int(f"search.{name}", getattr(self, name), low=1)
-    for prefix in ("latent", "param"):
+    for method in ("latent_pgpe", "param_pgpe"):
       try:
-        PGPEConfig(population=self.population, episodes=self.episodes, std_init=getattr(self, f"{prefix}_std_init"),
-                   lr=getattr(self, f"{prefix}_lr")).check()
+        self.pgpe(method)
       except ValueError as error:
-        raise ValueError(f"search ({prefix} PGPE): {error}") from None
+        raise ValueError(f"search ({method}): {error}") from None
     if self.latent_start not in ("mean", "best"):
       raise ValueError(f"unknown search.latent_start {self.latent_start!r}; valid: mean, best")
+
+  def pgpe(self, method: str):
+    """The PGPEConfig of PGPE method `method` ('latent_pgpe' | 'param_pgpe')."""
+    from lsc.methods import pgpe_config
+    prefix = method.split("_")[0]
+    return pgpe_config(method, self.population, self.episodes, getattr(self, f"{prefix}_std_init"),
+                       getattr(self, f"{prefix}_lr"))
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
   """One env's whole pipeline."""
-  collect: "object"  # lsc.dataset.CollectConfig
-  train: "object"  # lsc.training.TrainConfig
+  collect: CollectConfig
+  train: TrainConfig
   search: SearchSettings = SearchSettings()
   tasks: tuple[str, ...] = ()  # empty: every task of the env
-  methods: tuple[str, ...] = METHODS
+  methods: tuple[str, ...] = NAMES
   eval_episodes: int = 5
   eval_seed: int = 2_000_003
   recovery_points: int = 256  # held-out policies (and latent points) per recovery row
@@ -77,7 +85,7 @@ def method_settings(settings: SearchSettings, method: str) -> dict:
   """The fields of `settings` that `method`'s runs depend on: a search stage's config
   holds only these, so changing one method's setting recomputes only that method."""
   fields = ["budget", "seeds"]
-  if method in ("latent_pgpe", "param_pgpe"):
+  if METHODS[method].family == "pgpe":
     prefix = method.split("_")[0]
     fields += ["population", "episodes", f"{prefix}_std_init", f"{prefix}_lr"]
     fields += ["latent_start"] if method == "latent_pgpe" else []
@@ -89,7 +97,6 @@ def method_settings(settings: SearchSettings, method: str) -> dict:
 def validate(config: ExperimentConfig):
   """Checks every setting of `config` without building an env or compiling anything;
   ValueError names the bad value and what is allowed.  Returns the resolved collect config."""
-  from lsc.baselines import min_budget
   from lsc.tasks import get_task
   from lsc.validate import check_int, check_seed
   collect = config.collect.resolved()  # env, policy, pool sizes, seeds, memory
@@ -103,24 +110,21 @@ def validate(config: ExperimentConfig):
     value = getattr(config, name)
     if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
       raise ValueError(f"{name} must be a list of names, got {value!r}")
+  from lsc.methods import check_budget
   if not config.methods:
-    raise ValueError(f"methods is empty; name at least one of {', '.join(METHODS)}")
+    raise ValueError(f"methods is empty; name at least one of {', '.join(NAMES)}")
   unknown = [m for m in config.methods if m not in METHODS]
   if unknown:
-    raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(METHODS)}")
+    raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(NAMES)}")
   for task in config.tasks:
     get_task(env_name, task)  # ValueError naming the valid tasks
   settings = config.search
-  if any(m.endswith("_pgpe") for m in config.methods):
-    per_generation = settings.population * settings.episodes * collect.env.episode_length
-    if not per_generation <= settings.budget < 2**31 - per_generation:
-      raise ValueError(f"search.budget must be in [{per_generation:,}, {2**31 - per_generation - 1:,}] env steps "
-                       f"(one PGPE generation: {settings.population} candidates x {settings.episodes} episodes x "
-                       f"{collect.env.episode_length} steps; int32 counters), got {settings.budget:,}")
-  for method in ("ppo", "sac"):
-    if method in config.methods and settings.budget < min_budget(method, None, settings.n_evals):
-      raise ValueError(f"search.budget {settings.budget:,} is too small for {method} with n_evals="
-                       f"{settings.n_evals}: needs at least {min_budget(method, None, settings.n_evals):,}")
+  for method in config.methods:
+    pgpe = settings.pgpe(method) if METHODS[method].family == "pgpe" else None
+    try:
+      check_budget(method, settings.budget, collect.env.episode_length, pgpe=pgpe, n_evals=settings.n_evals)
+    except ValueError as error:
+      raise ValueError(f"search.budget ({method}): {error}") from None
   return collect
 
 
@@ -141,8 +145,8 @@ class Stages:
   stage whose files fail their checksums is recomputed (and, through the digests in
   their keys, everything that read it)."""
 
-  def __init__(self, out: pathlib.Path, log=print):
-    self.out, self.log = out, log
+  def __init__(self, out: pathlib.Path, log=print, metrics=None):
+    self.out, self.log, self.metrics = out, log, metrics  # metrics: a MetricsLog scoped to the running stage
     self.timings: dict[str, float] = {}  # stages computed by this run
     self.recorded: dict[str, float] = {}  # every stage, reused ones with the time they took when computed
     self.reused: list[str] = []
@@ -210,6 +214,8 @@ class Stages:
     is complete and its files pass their checksums."""
     from lsc import checkpoint, faults
     directory = self.out / name
+    if self.metrics is not None:
+      self.metrics.scope = name
     key = json.loads(json.dumps({**key, "versions": checkpoint.versions()}))
     marker = self._read_marker(directory)
     if marker is not None and marker["key"] == key and marker.get("complete"):
@@ -247,50 +253,12 @@ class Stages:
     return result
 
 
-def _search_one(env, policy, space, task, method, settings: SearchSettings, protocol, directory: pathlib.Path,
-                progress_fn=None):
-  """One (task, method): curves (S, G) per seed and final returns; written to outcome.json."""
-  from lsc.evaluation import LOCOMOTION_ENVS
-  from lsc.search import PGPEConfig, Search, run_search, save_result
-  if method in ("latent_pgpe", "param_pgpe"):
-    latent = method == "latent_pgpe"
-    config = PGPEConfig(population=settings.population, episodes=settings.episodes,
-                        std_init=settings.latent_std_init if latent else settings.param_std_init,
-                        lr=settings.latent_lr if latent else settings.param_lr)
-    search = Search(env, policy, space, task, config, budget=settings.budget, seeds=settings.seeds)
-    result = run_search(search, protocol, checkpoint_path=directory / "state", progress_fn=progress_fn)
-    save_result(directory / "result", search, result, {"method": method})
-    steps, returns = result.curves["env_steps"], result.curves["center_return"]
-    outcome = {"env_steps": steps.tolist(), "returns": np.where(np.isfinite(returns), returns, None).tolist(),
-               "final_returns": result.final_returns.tolist(), "timings": result.timings,
-               "final_env_steps": result.env_steps.tolist()}
-    if env.name in LOCOMOTION_ENVS:
-      outcome["final_distance"] = result.final_displacement.tolist()
-  else:
-    import jax
-    from lsc.baselines import train_baseline
-    runs = []
-    for seed in range(settings.seeds):
-      report = None if progress_fn is None else (
-          lambda stage, done, total, info: progress_fn(f"{stage} seed {seed}", done, total, info))
-      runs.append(train_baseline(env, task, method, settings.budget, seed, protocol, n_evals=settings.n_evals,
-                                 progress_fn=report))
-      # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
-      # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
-      # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
-      jax.clear_caches()
-    outcome = {"env_steps": [r.env_steps.tolist() for r in runs], "returns": [r.returns.tolist() for r in runs],
-               "final_returns": [r.final_return for r in runs],
-               "timings": {k: sum(r.timings[k] for r in runs) for k in runs[0].timings},
-               "final_env_steps": [int(r.env_steps[-1]) for r in runs]}
-  (directory / "outcome.json").write_text(json.dumps(outcome))
-  return outcome
-
-
-def run(config: ExperimentConfig, out, log=print, progress_fn=None) -> dict:
+def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard: bool = False) -> dict:
   """Runs (or resumes) the pipeline into `out` (an lsc pipeline run directory, locked
   while it runs); returns the results dict.  `log(line)` gets the stage lines,
-  `progress_fn` (see `lsc.progress`) the progress inside each stage."""
+  `progress_fn` (see `lsc.progress`) the progress inside each stage, which also goes to
+  out/metrics.jsonl (scope: the stage's name) and, with `tensorboard`, to TensorBoard
+  event files in out/tensorboard."""
   from lsc import rundir
   from lsc.tasks import task_names
 
@@ -300,22 +268,24 @@ def run(config: ExperimentConfig, out, log=print, progress_fn=None) -> dict:
   policy = collect_config.policy.build(env)
   tasks = config.tasks or task_names(env.name)
   out = rundir.claim(out, "pipeline")
-  with rundir.lock(out):
-    return _run_stages(config, collect_config, env, policy, tasks, out, log, progress_fn)
+  from lsc.progress import METRICS, MetricsLog, tee
+  with rundir.lock(out), MetricsLog(out / METRICS, out / "tensorboard" if tensorboard else None) as metrics:
+    return _run_stages(config, collect_config, env, policy, tasks, out, log, tee(progress_fn, metrics), metrics)
 
 
 def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, out: pathlib.Path, log,
-                progress_fn) -> dict:
+                progress_fn, metrics) -> dict:
   """The stages of `run`, inside its lock on `out`."""
   from lsc import checkpoint
   from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
   from lsc.dataset import collect, load_dataset, save_dataset
   from lsc.evaluation import EvalProtocol
+  from lsc.methods import load_outcome, run_method
   from lsc.plots import plot_curves
   from lsc.search import decoder_space, identity_space
   from lsc.tasks import task_names
   from lsc.training import load_autoencoder
-  stages = Stages(out, log)
+  stages = Stages(out, log, metrics)
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
 
   # stage 1-2: the dataset
@@ -352,17 +322,20 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   for task in tasks:
     for method in config.methods:
       name = f"search/{task}_{method}"
-      # what each method reads: the autoencoder, the policy (parameter PGPE) or only the env (PPO, SAC)
-      inputs = {"latent_pgpe": latent_inputs, "param_pgpe": data_config}.get(method, {"env": data_config["collect"]["env"]})
+      # what each method reads: the autoencoder, the policy (parameter PGPE) or only the env (RL)
+      reads = METHODS[method].reads
+      inputs = {"autoencoder": latent_inputs, "policy": data_config}.get(reads, {"env": data_config["collect"]["env"]})
       search_config = {**inputs, "task": task, "method": method,
                        "search": method_settings(config.search, method),
                        "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
-      space = latent_space(task) if method == "latent_pgpe" else parameter
-      outcome = stages.run(name, search_config,
-                           lambda d: _search_one(env, policy, space, task, method, config.search, protocol, d,
-                                                 progress_fn),
-                           lambda d: json.loads((d / "outcome.json").read_text()))
+      run = dict(budget=config.search.budget, seeds=config.search.seeds, protocol=protocol,
+                 n_evals=config.search.n_evals, progress_fn=progress_fn)
+      if METHODS[method].family == "pgpe":
+        run.update(policy=policy, space=latent_space(task) if reads == "autoencoder" else parameter,
+                   pgpe=config.search.pgpe(method))
+      outcome = stages.run(name, search_config, lambda d: run_method(method, env, task, d, **run).to_json(),
+                           lambda d: load_outcome(d).to_json())
       curves.setdefault(task, {})[method] = outcome
       finals.setdefault(task, {})[method] = outcome["final_returns"]
       log(f"      final return {np.mean(outcome['final_returns']):.2f} "
@@ -455,25 +428,28 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   p.add_argument("--seeds", type=int, default=None)
   p.add_argument("--budget", type=int, default=None)
   p.add_argument("--tasks", default=None, help="comma-separated tasks (default: the preset's)")
-  p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(METHODS)}")
+  p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(NAMES)}")
+  p.add_argument("--tensorboard", action="store_true",
+                 help="also write TensorBoard event files to OUT/tensorboard (needs the tensorboard extra)")
   p.add_argument("--debug", action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
   args = p.parse_args(argv)
 
-  from lsc import enable_compilation_cache, use_cpu_cores
+  from lsc import enable_compilation_cache, quiet_dependencies, use_cpu_cores
   from lsc.progress import Bars
   from lsc.validate import debug_wanted, error_line, user_errors
   use_cpu_cores()
+  quiet_dependencies()
   enable_compilation_cache()
 
   try:
-    config = _override(presets[args.preset](), _settings(args))
+    config = configure(presets[args.preset](), args)
     out = pathlib.Path(args.out or f"runs/{env_name}-{args.preset}")
     start = time.perf_counter()
     with Bars(prefix="      ") as bars:
       def log(line):  # a stage line ends the bar above it
         bars.close()
         print(line)
-      run(config, out, log=log, progress_fn=bars)
+      run(config, out, log=log, progress_fn=bars, tensorboard=args.tensorboard)
   except user_errors() as error:  # bad input: one line, no traceback (--debug / LSC_DEBUG=1: the traceback)
     if debug_wanted(args.debug):
       raise
@@ -485,58 +461,26 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   return 0
 
 
-def _settings(args) -> list[str]:
-  """The KEY=VALUE overrides of the command line: --config's, then --set's, then the flags'."""
+def configure(config: ExperimentConfig, args) -> ExperimentConfig:
+  """`config` with the command line's settings applied (`lsc.config.override`, the one
+  override path): --config's file, then --set's KEY=VALUE items, then the flags."""
   import yaml
-  sets = list(args.set)
+  from lsc.config import override
   if args.config:
-    from lsc.config import flatten
     path = pathlib.Path(args.config)
     try:
-      data = yaml.safe_load(path.read_text())
+      data = yaml.safe_load(path.read_text())  # JSON is YAML too
     except yaml.YAMLError as error:
       raise ValueError(f"--config {path}: malformed YAML ({error})") from None
     if data is not None and not isinstance(data, dict):
       raise ValueError(f"--config {path}: expected a mapping of settings (e.g. search.budget: 100000), "
                        f"got a {type(data).__name__}")
-    sets = [f"{k}={json.dumps(v)}" for k, v in flatten(data or {}).items()] + sets
-  for flag, key in ((args.latent_dim, "train.latent_dim"), (args.seeds, "search.seeds"), (args.budget, "search.budget")):
-    if flag is not None:
-      sets.append(f"{key}={flag}")
-  if args.tasks:
-    sets.append(f"tasks={json.dumps(args.tasks.split(','))}")
-  if args.methods:
-    sets.append(f"methods={json.dumps(args.methods.split(','))}")
-  return sets
-
-
-def _override(config: ExperimentConfig, sets: list[str]) -> ExperimentConfig:
-  """Applies dotted KEY=VALUE overrides to the nested configs of an ExperimentConfig."""
-  from lsc.config import override
-  groups: dict[str, list[str]] = {}
-  for item in sets:
-    key, _, value = item.partition("=")
-    head, _, rest = key.partition(".")
-    if head in ("collect", "train", "search"):
-      groups.setdefault(head, []).append(f"{rest}={value}")
-    elif head in ("tasks", "methods", "eval_episodes", "eval_seed", "recovery_points", "recovery_episodes"):
-      config = dataclasses.replace(config, **{head: _parse(head, value)})
-    else:
-      raise ValueError(f"unknown setting {key!r}; valid: collect.*, train.*, search.*, tasks, methods, "
-                       f"eval_episodes, eval_seed, recovery_points, recovery_episodes")
-  for head, items in groups.items():
-    config = dataclasses.replace(config, **{head: override(getattr(config, head), items, head)})
-  return config
-
-
-def _parse(head: str, value: str):
-  """A top-level setting's value, typed as ExperimentConfig declares it (`tasks=speed`:
-  the one task speed)."""
-  import typing
-
-  import yaml
-  from lsc.config import _coerce
-  parsed = yaml.safe_load(value)
-  if head in ("tasks", "methods") and isinstance(parsed, str):
-    parsed = [parsed]
-  return _coerce(typing.get_type_hints(ExperimentConfig)[head], parsed, head)
+    try:
+      config = override(config, data or {})
+    except ValueError as error:
+      raise ValueError(f"--config {path}: {error}") from None
+  config = override(config, args.set)
+  flags = {"train.latent_dim": args.latent_dim, "search.seeds": args.seeds, "search.budget": args.budget,
+           "tasks": args.tasks.split(",") if args.tasks else None,
+           "methods": args.methods.split(",") if args.methods else None}
+  return override(config, {k: v for k, v in flags.items() if v is not None})

@@ -13,31 +13,32 @@ configs (`lsc.config`), artifacts and run directories (`lsc.checkpoint`, `lsc.ru
 
 import importlib
 
-from lsc.jax_setup import enable_compilation_cache, use_cpu_cores
+from lsc.jax_setup import enable_compilation_cache, quiet_dependencies, use_cpu_cores
 
 __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
     "lsc.envs": ("make_env", "ENV_NAMES"),
-    "lsc.tasks": ("task_names", "TaskReward"),
+    "lsc.tasks": ("task_names",),
     "lsc.policy": ("make_policy", "MLPPolicy"),
     "lsc.config": ("EnvConfig", "PolicyConfig"),
     "lsc.evaluation": ("EvalProtocol", "evaluate", "evaluate_pool", "evaluate_members"),
     "lsc.novelty": ("knn",),  # `lsc.rollout.rollout`, `lsc.novelty.novelty`: their modules' names
     "lsc.dataset": ("CollectConfig", "collect", "save_dataset", "load_dataset"),
     "lsc.autoencoder": ("Autoencoder", "Decoder"),
-    "lsc.training": ("TrainConfig", "Trainer", "train", "load_autoencoder"),
+    "lsc.training": ("TrainConfig", "TrainState", "train_init", "train_step", "Trainer", "train", "load_autoencoder"),
     "lsc.compression": ("compress", "RECOVERY_PROTOCOL"),
     "lsc.metrics": ("recovery_report",),
     "lsc.search": ("SearchSpace", "make_space", "euclidean_space", "identity_space", "linear_space",
                    "decoder_space", "PGPEConfig", "search_init", "search_ask", "search_tell", "search_step",
                    "search_center", "Search", "SearchResult", "run_search", "SEARCH_EVAL"),
-    "lsc.baselines": ("train_baseline",),
+    "lsc.baselines": ("train_baseline", "TaskReward"),
+    "lsc.methods": ("METHODS", "run_method", "Outcome"),
     "lsc.progress": ("Bars",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = ["enable_compilation_cache", "use_cpu_cores", "__version__", *_WHERE]
+__all__ = ["enable_compilation_cache", "quiet_dependencies", "use_cpu_cores", "__version__", *_WHERE]
 
 
 def __getattr__(name: str):

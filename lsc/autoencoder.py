@@ -88,10 +88,12 @@ class Autoencoder:
   encoder_widths: tuple[int, ...] = (128,)
   decoder_widths: tuple[int, ...] = (128,)
   activation: str = "elu"
-  encoder_input: str = "parameters"  # parameters | actions
+  encoder_input: str | None = None  # actions | parameters; None: actions given a probe (as TrainConfig), else parameters
   probe: tuple | None = None  # (M, O) probe states as nested tuples; needed for `actions`
 
   def __post_init__(self):
+    if self.encoder_input is None:
+      object.__setattr__(self, "encoder_input", "parameters" if self.probe is None else "actions")
     object.__setattr__(self, "encoder_widths", tuple(int(w) for w in self.encoder_widths))
     object.__setattr__(self, "decoder_widths", tuple(int(w) for w in self.decoder_widths))
     if self.encoder_input not in ENCODER_INPUTS:
@@ -205,22 +207,6 @@ def make_loss_fn(ae: Autoencoder, loss: str) -> Callable:
     return parameter_loss(thetas, thetas_hat, ae.scale)
 
   return loss_fn
-
-
-@functools.lru_cache(maxsize=32)
-def make_train_step(ae: Autoencoder, loss: str, optimizer):
-  """A jitted step (params, opt_state, thetas (B, P), states (M, O)) -> (params,
-  opt_state, loss before the step).  `optimizer` is an optax GradientTransformation."""
-  loss_fn = make_loss_fn(ae, loss)
-
-  @jax.jit
-  def step(params, opt_state, thetas, states):
-    value, grads = jax.value_and_grad(loss_fn)(params, thetas, states)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, u: p + u, params, updates)
-    return params, opt_state, value
-
-  return step
 
 
 @functools.lru_cache(maxsize=32)

@@ -54,7 +54,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brax.envs.base import Env, State
+from brax.envs.base import Env, State, Wrapper
 from brax.training.acme import running_statistics
 from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as ppo
@@ -67,9 +67,20 @@ from lsc.envs import ENV_SIZES
 from lsc.evaluation import EvalProtocol
 from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, make_episode_fn
-from lsc.tasks import TaskReward, get_task, task_index
+from lsc.tasks import Transition, get_task, task_index
 
-METHODS = ("ppo", "sac")
+class TaskReward(Wrapper):
+  """Makes `task` the env's reward (dynamics and termination unchanged), for Brax agents."""
+
+  def __init__(self, env, task: str):
+    super().__init__(env)
+    self.task = get_task(env.unwrapped.name, task)
+
+  def step(self, state: State, action: jax.Array) -> State:
+    next_state = self.env.step(state, action)
+    reward = self.task.reward(Transition(state.obs, action, next_state.obs,
+                                         next_state.metrics, next_state.done))
+    return next_state.replace(reward=reward)
 
 
 def _check_positive(config, names: tuple[str, ...]) -> None:
@@ -195,8 +206,8 @@ class BaselineResult:
 
 def check_method(method: str) -> str:
   """Returns `method` if it is a known baseline, else raises ValueError listing them."""
-  if method not in METHODS:
-    raise ValueError(f"unknown baseline method {method!r}; valid methods: {', '.join(METHODS)}")
+  if method not in CONFIGS:
+    raise ValueError(f"unknown baseline method {method!r}; valid methods: {', '.join(CONFIGS)}")
   return method
 
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from lsc.progress import Bars
+from lsc.progress import METRICS, Bars, MetricsLog, tee
 
 
 def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,18 @@ def _claim_out(args, kind: str) -> pathlib.Path:
   out = rundir.claim(args.out, kind)
   args.exit_stack.enter_context(rundir.lock(out))
   return out
+
+
+def _progress(args, out: pathlib.Path | None):
+  """(bars, progress_fn): tqdm bars, and with an --out run directory every report also
+  in its metrics.jsonl (and TensorBoard event files in out/tensorboard with --tensorboard)."""
+  bars = args.exit_stack.enter_context(Bars())
+  if out is None:
+    if getattr(args, "tensorboard", False):
+      raise ValueError("--tensorboard needs --out (the event files go to OUT/tensorboard)")
+    return bars, bars
+  log = args.exit_stack.enter_context(MetricsLog(out / METRICS, out / "tensorboard" if args.tensorboard else None))
+  return bars, tee(bars, log)
 
 
 def cmd_envs(args) -> int:
@@ -98,12 +110,12 @@ def cmd_rollout(args) -> int:
   print(f"{args.env} on {env.backend}, {policy.num_params} params/policy, pool {args.pool} "
         f"(seed {args.seed}), {protocol.episodes} episode(s) of {env.episode_length} steps")
 
-  bars = args.exit_stack.enter_context(Bars())
+  bars, report = _progress(args, out)
   marks = []
 
   def progress(done, total):
     marks.append((time.perf_counter(), done))
-    bars("rollout", done, total)
+    report("rollout", done, total, {})
 
   start = time.perf_counter()
   result = evaluate_pool(env, policy, args.seed, args.pool, protocol, block_size=args.block_size,
@@ -192,8 +204,8 @@ def cmd_train(args) -> int:
   config.check(_dataset_num_params(args.dataset))
   out = _claim_out(args, "train")
   enable_compilation_cache()
-  bars = args.exit_stack.enter_context(Bars())
-  summary = compress(args.dataset, config, out, progress_fn=bars, overwrite=args.overwrite)
+  bars, progress = _progress(args, out)
+  summary = compress(args.dataset, config, out, progress_fn=progress, overwrite=args.overwrite)
   bars.close()
   from lsc.tasks import task_names
   print(f"\n{summary['env']} {summary['policy']} policy ({summary['num_params']:,} params), dataset "
@@ -221,12 +233,6 @@ def _dataset_num_params(path) -> int:
   record = checkpoint.read_record(path)
   checkpoint.check_record(record, path, kind=KIND)
   return int(record["identity"]["policy"]["num_params"])
-
-
-SEARCH_METHODS = ("latent_pgpe", "param_pgpe", "ppo", "sac")
-# (std_init, lr) in units of the space's spread.  param_pgpe: the best cell of
-# `python -m experiments.param_pgpe_sweep` (mountain_car large, speed); latent_pgpe: untuned.
-PGPE_DEFAULTS = {"latent_pgpe": (0.5, 0.1), "param_pgpe": (0.1, 1.0)}
 
 
 def _decoder(args, num_params: int):
@@ -277,65 +283,22 @@ def _linear_dim(decoder: str, num_params: int) -> int:
 
 
 def _pgpe_config(args):
-  from lsc.search import PGPEConfig
-  std_init, lr = PGPE_DEFAULTS[args.method]
-  config = PGPEConfig(population=args.population, episodes=args.episodes,
-                      std_init=std_init if args.std_init is None else args.std_init,
-                      lr=lr if args.lr is None else args.lr, optimizer=args.optimizer, center=args.center)
-  config.check()
-  return config
+  from lsc.methods import pgpe_config
+  return pgpe_config(args.method, args.population, args.episodes, args.std_init, args.lr,
+                     optimizer=args.optimizer, center=args.center)
 
 
 def _check_search(args, env_cfg) -> None:
   """Every search setting that needs no env: refused before one is built."""
   from lsc.config import PolicyConfig
-  from lsc.search import check_budget
+  from lsc.methods import check_budget, get_method
   from lsc.validate import check_seed
   check_seed("--seed", args.seed, count=args.seeds)
-  if args.method in ("ppo", "sac"):
-    from lsc.baselines import min_budget
-    if args.budget < min_budget(args.method):
-      raise ValueError(f"--budget {args.budget:,} is too small for {args.method}: needs at least "
-                       f"{min_budget(args.method):,} env steps")
+  if get_method(args.method).family == "rl":
+    check_budget(args.method, args.budget, env_cfg.episode_length)
     return
-  check_budget(args.budget, _pgpe_config(args), env_cfg.episode_length)
+  check_budget(args.method, args.budget, env_cfg.episode_length, pgpe=_pgpe_config(args))
   _decoder(args, PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).num_params(args.env))
-
-
-def _run_pgpe(args, env, policy, protocol, out):
-  from lsc.search import Search, run_search, save_result
-  space = _search_space(args, env, policy)
-  config = _pgpe_config(args)
-  search = Search(env, policy, space, args.task, config, budget=args.budget, seeds=args.seeds, seed=args.seed)
-  print(f"{args.method}: {space.name} space of {space.dim} dims -> {policy.num_params} params; "
-        f"population {config.population} x {config.episodes} episode(s), {args.seeds} seed(s), "
-        f"{search.generations_per_chunk} generations per device call")
-  bars = args.exit_stack.enter_context(Bars())
-  result = run_search(search, protocol, checkpoint_path=out / "state", progress_fn=bars, overwrite=args.overwrite)
-  bars.close()
-  save_result(out / "result", search, result, {"method": args.method, "decoder": args.decoder})
-  curves = (result.curves["env_steps"], result.curves["center_return"])
-  return curves, result.final_returns, {"generations": result.generations, **result.timings}, result.env_steps
-
-
-def _run_baseline(args, env, protocol, out):
-  from lsc import checkpoint
-  from lsc.baselines import train_baseline
-  runs = []
-  for seed in range(args.seed, args.seed + args.seeds):
-    with Bars(prefix=f"seed {seed}: ") as bars:
-      runs.append(train_baseline(env, args.task, args.method, args.budget, seed, protocol, progress_fn=bars))
-  arrays = {"curve_env_steps": np.stack([r.env_steps for r in runs]),
-            "curve_return": np.stack([r.returns for r in runs]),
-            "final_returns": np.asarray([r.final_return for r in runs])}
-  checkpoint.save_artifact(out / "result", arrays, kind="baseline",
-                           config={"method": args.method, "task": args.task, "budget": args.budget,
-                                   "seeds": args.seeds, "seed": args.seed, "config": [vars(r.config) for r in runs]},
-                           identity={"env": env.name, "backend": env.backend, "episode_length": env.episode_length})
-  timings = {k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings}
-  # a baseline's curve points come after each epoch: the last is what the run spent
-  return (arrays["curve_env_steps"], arrays["curve_return"]), arrays["final_returns"], timings, \
-      arrays["curve_env_steps"][:, -1]
 
 
 def cmd_search(args) -> int:
@@ -343,10 +306,10 @@ def cmd_search(args) -> int:
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.evaluation import EvalProtocol
   from lsc.plots import plot_curves
+  from lsc.methods import get_method, run_method
   from lsc.tasks import get_task
 
-  if args.method not in SEARCH_METHODS:
-    raise ValueError(f"unknown method {args.method!r}; valid methods: {', '.join(SEARCH_METHODS)}")
+  method = get_method(args.method)
   env_cfg = EnvConfig(args.env, args.backend, args.episode_length).resolved()
   get_task(args.env, args.task)
   if args.seeds < 1 or args.budget < 1:
@@ -357,11 +320,16 @@ def cmd_search(args) -> int:
   out = _claim_out(args, "search")
   env = env_cfg.build()
   start = time.perf_counter()
-  if args.method in ("ppo", "sac"):
-    curves, finals, timings, env_steps = _run_baseline(args, env, protocol, out)
-  else:
+  run = dict(budget=args.budget, seeds=args.seeds, seed=args.seed, protocol=protocol, overwrite=args.overwrite,
+             log=print, record={"decoder": args.decoder})
+  if method.family == "pgpe":
     policy = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).resolved(args.env).build(env)
-    curves, finals, timings, env_steps = _run_pgpe(args, env, policy, protocol, out)
+    run.update(policy=policy, space=_search_space(args, env, policy), pgpe=_pgpe_config(args))
+  bars, progress = _progress(args, out)
+  outcome = run_method(args.method, env, args.task, out, progress_fn=progress, **run)
+  bars.close()
+  curves, finals, timings, env_steps = ((outcome.env_steps, outcome.returns), outcome.final_returns,
+                                        outcome.timings, outcome.final_env_steps)
   total = time.perf_counter() - start
   title = f"{args.env} {args.task}: {args.method}"
   plot_curves({args.method: curves}, out / "curves.png", title)
@@ -374,6 +342,11 @@ def cmd_search(args) -> int:
         f"mean {np.mean(finals):.2f}, per seed {' '.join(f'{f:.2f}' for f in finals)}")
   print(f"time {total:.1f} s; wrote {out}/summary.json, curves.png and the result artifact")
   return 0
+
+
+def _method_names() -> tuple[str, ...]:
+  from lsc.methods import NAMES
+  return NAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--eval-seed", type=int, default=1_000_003, help="seed of the evaluation keys")
   p.add_argument("--block-size", type=int, default=1024, help="policies per device call")
   p.add_argument("--out", default=None, help="directory for summary.json, returns.png and the artifact")
+  p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "
+                 "(needs the tensorboard extra)")
   p.set_defaults(fn=cmd_rollout)
 
   p = sub.add_parser("collect", allow_abbrev=False, help="build a novelty-filtered dataset of policies")
@@ -420,12 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True, help="output directory (resumes a run of the same settings and dataset found there)")
   p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a run of other settings in --out")
+  p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "
+                 "(needs the tensorboard extra)")
   p.set_defaults(fn=cmd_train)
 
   p = sub.add_parser("search", allow_abbrev=False, help="PGPE in a latent or the parameter space, or a PPO / SAC baseline")
   _add_env_policy_args(p)
   p.add_argument("--task", required=True, help="task of the env (see `lsc envs`)")
-  p.add_argument("--method", default="latent_pgpe", help=" | ".join(SEARCH_METHODS))
+  p.add_argument("--method", default="latent_pgpe", help=" | ".join(_method_names()))
   p.add_argument("--decoder", default="identity",
                  help="identity (param_pgpe) | linear:K (toy latent space) | autoencoder artifact directory")
   p.add_argument("--budget", type=int, required=True, help="env steps per seed")
@@ -444,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--out", required=True, help="directory for the result artifact, curves.png and summary.json "
                  "(resumes a search of the same settings found there)")
   p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a search of other settings in --out")
+  p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "
+                 "(needs the tensorboard extra)")
   p.set_defaults(fn=cmd_search)
   for p in sub.choices.values():  # `lsc --debug train ...` and `lsc train ... --debug` alike
     p.add_argument("--debug", **debug, default=argparse.SUPPRESS)
@@ -452,9 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
-  from lsc import use_cpu_cores
+  from lsc import quiet_dependencies, use_cpu_cores
   from lsc.validate import debug_wanted, error_line, user_errors
   use_cpu_cores()
+  quiet_dependencies()
   try:
     with contextlib.ExitStack() as args.exit_stack:  # output locks, held until the command returns
       return args.fn(args)

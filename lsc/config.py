@@ -103,9 +103,11 @@ def _coerce(tp, value, where: str):
   if dataclasses.is_dataclass(tp):
     return from_dict(tp, value, where)
   if origin is tuple:
+    item = args[0] if args else Any
+    if item is str and isinstance(value, str):  # `tasks=speed`: the one task speed
+      value = [value]
     if not isinstance(value, (list, tuple)):
       raise ValueError(f"{where}: expected a list, got {value!r}")
-    item = args[0] if args else Any
     return tuple(_coerce(item, v, where) for v in value)
   if tp is float and isinstance(value, int) and not isinstance(value, bool):
     return float(value)
@@ -117,15 +119,16 @@ def _coerce(tp, value, where: str):
 
 
 def from_dict(cls: type[C], data: dict, where: str = "config") -> C:
-  """Builds dataclass `cls` from plain data; unknown keys raise ValueError."""
+  """Builds dataclass `cls` from plain data; unknown keys raise ValueError.  `where`
+  (the path of `data` in its file or config; "" at the top) prefixes error messages."""
   if not isinstance(data, dict):
-    raise ValueError(f"{where}: expected a mapping, got {data!r}")
+    raise ValueError(f"{where or 'config'}: expected a mapping, got {data!r}")
   hints = typing.get_type_hints(cls)
   names = [f.name for f in dataclasses.fields(cls)]
   unknown = sorted(set(data) - set(names))
   if unknown:
-    raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
-  return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+    raise ValueError(f"{where or 'config'}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}")
+  return cls(**{k: _coerce(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()})
 
 
 def save(config, path: str | pathlib.Path) -> None:
@@ -143,20 +146,45 @@ def load(cls: type[C], path: str | pathlib.Path) -> C:
   return from_dict(cls, data or {}, str(path))
 
 
-def override(config: C, assignments: list[str], where: str = "config") -> C:
-  """Applies `dotted.key=value` strings (values parsed as YAML) to a dataclass config."""
-  data = to_dict(config, omit_defaults=False)
-  for assignment in assignments:
-    key, sep, raw = assignment.partition("=")
+def assignments(items: list[str]) -> dict:
+  """`dotted.key=value` strings (`--set`) as {dotted key: value parsed as YAML}."""
+  updates = {}
+  for item in items:
+    key, sep, raw = item.partition("=")
     if not sep:
-      raise ValueError(f"override {assignment!r} is not of the form key=value")
-    *parents, leaf = key.strip().split(".")
+      raise ValueError(f"override {item!r} is not of the form key=value")
+    updates[key.strip()] = yaml.safe_load(raw)
+  return updates
+
+
+def override(config: C, updates, where: str = "") -> C:
+  """`config` (a dataclass, nested ones included) with `updates` applied: a mapping of
+  dotted keys and/or nested sections (a `--config` file, the flags of a command line)
+  or a list of `dotted.key=value` strings (`--set`, values parsed as YAML).  The
+  result is rebuilt by `from_dict`, so every value is type-checked; an unknown key
+  raises ValueError listing the valid ones."""
+  if isinstance(updates, (list, tuple)):
+    updates = assignments(list(updates))
+  if not isinstance(updates, dict):
+    raise ValueError(f"{where}: expected a mapping of settings (e.g. search.budget: 100000), "
+                     f"got a {type(updates).__name__}")
+  data = to_dict(config, omit_defaults=False)
+  for key, value in flatten(updates).items():
+    *parents, leaf = key.split(".")
     node = data
-    for part in parents:
+    for depth, part in enumerate(parents):
       if not isinstance(node.get(part), dict):
-        raise ValueError(f"override {assignment!r}: {part!r} is not a config section")
+        section = ".".join(parents[:depth + 1])
+        raise ValueError(f"unknown setting {key!r}: {section!r} is not a config section; "
+                         f"valid keys{_of(parents[:depth])}: {', '.join(node)}")
       node = node[part]
+    if isinstance(node.get(leaf), dict):
+      raise ValueError(f"setting {key!r} is a config section: set its keys, e.g. {key}.{next(iter(node[leaf]))}=...")
     if leaf not in node:
-      raise ValueError(f"override {assignment!r}: unknown key {leaf!r}; valid keys: {', '.join(node)}")
-    node[leaf] = yaml.safe_load(raw)
+      raise ValueError(f"unknown setting {key!r}; valid keys{_of(parents)}: {', '.join(node)}")
+    node[leaf] = value
   return from_dict(type(config), data, where)
+
+
+def _of(parents: list[str]) -> str:
+  return f" of {'.'.join(parents)}" if parents else ""

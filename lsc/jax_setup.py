@@ -65,3 +65,22 @@ def compile_seconds() -> float:
   """Seconds this process has spent tracing, lowering and compiling JAX programs so far
   (JAX's own monitoring events): the difference across a call is its compile time."""
   return _compile_seconds[0]
+
+
+# dependency warnings a user of lsc cannot act on: (message regex, category)
+DEPENDENCY_NOISE = (
+    ("Brax System, piplines and environments are not actively being maintained", UserWarning),
+    ("JAXopt is no longer maintained", DeprecationWarning),
+    ("Accessing `.*` directly from `Data` is deprecated", DeprecationWarning),
+)
+
+
+def quiet_dependencies() -> None:
+  """Filters DEPENDENCY_NOISE and the physics libraries' import-time prints
+  (`lsc.envs.quiet_imports`).  For command lines only: tests keep every warning."""
+  import warnings
+
+  from lsc.envs import quiet_imports
+  for message, category in DEPENDENCY_NOISE:
+    warnings.filterwarnings("ignore", message=message, category=category)
+  quiet_imports()

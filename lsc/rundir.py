@@ -21,11 +21,11 @@ MARKER = ".lsc-run.json"
 LOCK = ".lsc.lock"
 # what each kind of run writes at the top of its directory (fnmatch patterns)
 WRITES = {
-    "rollout": ("pool_returns", "summary.json", "returns.png"),
-    "train": ("model", "recovery.json", "training.png", "landscape.png"),
-    "search": ("state", "result", "curves.png", "summary.json"),
+    "rollout": ("pool_returns", "summary.json", "returns.png", "metrics.jsonl", "tensorboard"),
+    "train": ("model", "recovery.json", "training.png", "landscape.png", "metrics.jsonl", "tensorboard"),
+    "search": ("state", "result", "outcome.json", "curves.png", "summary.json", "metrics.jsonl", "tensorboard"),
     "pipeline": ("dataset", "autoencoder", "search", "results.json", "summary.md", "curves_*.png",
-                 "training.png", "landscape.png"),
+                 "training.png", "landscape.png", "metrics.jsonl", "tensorboard"),
 }
 
 

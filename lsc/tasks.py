@@ -7,7 +7,8 @@ the policy emitted.  Rewards of tasks whose env terminates early are chosen so t
 ending the episode is never a shortcut: they are non-negative per step (mountain_car
 `left`, `height`, `speed`) or carry a per-step alive bonus (hopper).
 
-`TaskReward(env, task)` turns any task into the env's reward, for Brax's agents.
+`lsc.baselines.TaskReward(env, task)` turns any task into the env's reward, for Brax's
+agents.
 """
 
 import dataclasses
@@ -15,7 +16,6 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-from brax.envs.base import Env, State, Wrapper
 from flax import struct
 
 from lsc.envs import check_env_name
@@ -174,17 +174,3 @@ def task_rewards(env_name: str) -> Callable[[Transition], jax.Array]:
     return jnp.stack([jnp.asarray(task.reward(t), jnp.float32) for task in tasks])
 
   return rewards
-
-
-class TaskReward(Wrapper):
-  """Makes `task` the env's reward (dynamics and termination unchanged), for Brax agents."""
-
-  def __init__(self, env: Env, task: str):
-    super().__init__(env)
-    self.task = get_task(env.unwrapped.name, task)
-
-  def step(self, state: State, action: jax.Array) -> State:
-    next_state = self.env.step(state, action)
-    reward = self.task.reward(Transition(state.obs, action, next_state.obs,
-                                         next_state.metrics, next_state.done))
-    return next_state.replace(reward=reward)

@@ -14,10 +14,15 @@ Every random choice of step t (policy batch, state batch, rollout keys) is deriv
 Policy batches are gathered on the host (the dataset may be a memory map larger than
 the device) and the held-out validation policies are scored every `eval_every` steps on
 the probe states, with both losses; early stopping watches the training loss's kind.
+
+The pure pieces under `Trainer`: `train_init(key, ae, config)` and
+`train_step(state, thetas, states, ae, config)`, one Adam step on a `TrainState` pytree.
 """
 
 import dataclasses
+import functools
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +31,7 @@ import optax
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
-from lsc.autoencoder import ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas, make_eval_loss, make_train_step
+from lsc.autoencoder import ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas, make_eval_loss, make_loss_fn
 from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
 from lsc.validate import check_finite, check_int, check_seed
@@ -95,6 +100,37 @@ class TrainConfig:
                        self.encoder_input, probe if self.encoder_input == "actions" else None)
 
 
+class TrainState(NamedTuple):
+  """The autoencoder's training state, a pytree: parameters, Adam's state, steps taken."""
+  params: dict
+  opt_state: Any
+  step: jax.Array  # () int32
+
+
+def train_init(key: jax.Array, ae: Autoencoder, config: TrainConfig) -> TrainState:
+  """The state before step 0: `ae.init(key)` and a fresh Adam (lr `config.lr`)."""
+  params = ae.init(key)
+  return TrainState(params, optax.adam(config.lr).init(params), jnp.zeros((), jnp.int32))
+
+
+def train_step(state: TrainState, thetas: jax.Array, states: jax.Array, ae: Autoencoder,
+               config: TrainConfig) -> tuple[TrainState, jax.Array]:
+  """One Adam step on `config.loss` for a batch of policies thetas (B, P) and states
+  (M, O) (the behaviour loss compares actions there): (new state, the loss before the
+  step).  Pure: jit it closing over `ae` and `config`
+  (`jax.jit(functools.partial(train_step, ae=ae, config=config))`), vmap or scan it."""
+  value, grads = jax.value_and_grad(make_loss_fn(ae, config.loss))(state.params, thetas, states)
+  updates, opt_state = optax.adam(config.lr).update(grads, state.opt_state, state.params)
+  return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), value
+
+
+@functools.lru_cache(maxsize=32)
+def compiled_train_step(ae: Autoencoder, config: TrainConfig):
+  """`train_step` jit-compiled for (ae, config), cached: one program per autoencoder and
+  loss settings."""
+  return jax.jit(functools.partial(train_step, ae=ae, config=config))
+
+
 def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """(train, validation) row indices of a dataset of n policies, both non-empty, sorted."""
   order = np.random.default_rng(seed).permutation(n)
@@ -132,8 +168,7 @@ class Trainer:
     self.probe = jnp.asarray(dataset["probe_states"], jnp.float32)
     self.val_thetas = jnp.asarray(self.thetas[self.val_idx[:512]])
     self.ae = config.autoencoder(policy, dataset["probe_states"])
-    self.optimizer = optax.adam(config.lr)
-    self.train_step = make_train_step(self.ae, config.loss, self.optimizer)
+    self.train_step = compiled_train_step(self.ae, config)
     self.val_losses = {name: make_eval_loss(self.ae, name) for name in LOSSES}
     self.key = jax.random.key(config.seed)
     if config.states == "rollout":
@@ -142,10 +177,11 @@ class Trainer:
 
   def init(self) -> dict:
     """The state before step 0."""
-    params = self.ae.init(jax.random.fold_in(self.key, 0))
+    initial = train_init(jax.random.fold_in(self.key, 0), self.ae, self.config)
+    params = initial.params
     rng = np.random.default_rng(self.config.seed)
     buffer = self.states[rng.integers(0, len(self.states), self.config.buffer_size)]
-    return {"params": params, "opt_state": self.optimizer.init(params), "buffer": jnp.asarray(buffer),
+    return {"params": params, "opt_state": initial.opt_state, "buffer": jnp.asarray(buffer),
             "best_params": params, "step": 0, "best_val": float("inf"), "bad_evals": 0,
             "history": {"step": [], "train": [], "val_behaviour": [], "val_parameter": []}}
 
@@ -180,7 +216,8 @@ class Trainer:
       if config.states == "rollout" and step % config.rollout_every == 0 and step > 0:
         state["buffer"] = self._refresh_buffer(state, thetas, step)
       states = _sample_states(state["buffer"], jax.random.fold_in(self.key, 2 * step + 2), config.batch_states)
-      state["params"], state["opt_state"], loss = self.train_step(state["params"], state["opt_state"], thetas, states)
+      trained, loss = self.train_step(TrainState(state["params"], state["opt_state"], jnp.int32(step)), thetas, states)
+      state["params"], state["opt_state"] = trained.params, trained.opt_state
       state["step"] = step + 1
       if state["step"] % config.eval_every == 0 or state["step"] == stop:
         val = self.evaluate(state["params"])

@@ -2,6 +2,7 @@
 recovery metrics and their controls, bad input."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,8 @@ from lsc.autoencoder import Autoencoder, behaviour_loss, parameter_loss
 from lsc.evaluation import EvalProtocol
 from lsc.metrics import latent_points, recovery_metrics, recovery_report, wasserstein_1d
 from lsc.policy import MLPPolicy, make_policy, pool_thetas
-from lsc.training import TrainConfig, Trainer, load_autoencoder, load_state, save_state, train
+from lsc.training import (TrainConfig, Trainer, load_autoencoder, load_state, save_state, train, train_init,
+                          train_step)
 
 
 def permute_first_hidden_layer(policy: MLPPolicy, theta: jax.Array, perm: np.ndarray) -> jax.Array:
@@ -36,6 +38,21 @@ def test_behaviour_loss_ignores_hidden_unit_permutations_the_parameter_loss_does
   assert float(parameter_loss(thetas, permuted, scale)) > 0.1
   other = pool_thetas(policy, 0, jnp.arange(4, 8))
   assert float(behaviour_loss(policy, thetas, other, states)) > 1e-3
+
+
+def test_train_step_is_pure_jittable_and_scannable():
+  policy = MLPPolicy(2, 1, (8,))
+  ae = Autoencoder(policy, 2, (16,), (16,))
+  config = TrainConfig(latent_dim=2, lr=3e-3)
+  thetas = pool_thetas(policy, 0, jnp.arange(32))
+  states = jax.random.uniform(jax.random.key(1), (64, 2), minval=-1, maxval=1)
+  step = jax.jit(functools.partial(train_step, ae=ae, config=config))
+  state = train_init(jax.random.key(0), ae, config)
+  once, first = step(state, thetas, states)
+  assert int(once.step) == 1 and jax.tree.structure(once) == jax.tree.structure(state)
+  # lax.scan of the same step: 200 steps lower the loss, and its first loss is the jitted one's
+  final, losses = jax.lax.scan(lambda s, _: step(s, thetas, states), state, None, length=200)
+  assert int(final.step) == 200 and float(losses[0]) == float(first) and float(losses[-1]) < 0.5 * float(first)
 
 
 def test_encode_decode_shapes_and_scale(mc_policy):

@@ -70,6 +70,8 @@ def test_search_writes_curves_summary_and_result(tmp_path, capsys):
   assert summary["env_steps"] == arrays["env_steps"].tolist()  # the steps charged, the last generation's too
   assert arrays["final_z"].shape == (2, 2) and arrays["final_thetas"].shape == (2, 17)
   assert record["identity"]["task"] == "speed" and record["identity"]["space"]["name"] == "linear"
+  metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+  assert metrics and {m["stage"] for m in metrics} == {"search"} and metrics[-1]["done"] == min(summary["env_steps"])
   # the same command again resumes from the finished checkpoint: same result, no new generations
   assert cli.main(args) == 0
   again, _ = checkpoint.load_artifact(out / "result", kind="search")

@@ -32,7 +32,7 @@ def test_overrides_and_strict_keys(tmp_path):
   cfg = config.override(StageConfig(), ["pool=20", "env.name=mountain_car", "policy.hidden=[3, 2]", "keep=1"])
   assert cfg.pool == 20 and cfg.env.name == "mountain_car" and cfg.policy.hidden == (3, 2)
   assert cfg.keep == 1.0 and isinstance(cfg.keep, float)
-  with pytest.raises(ValueError, match="unknown key 'pol'; valid keys: env, policy, pool, keep"):
+  with pytest.raises(ValueError, match="unknown setting 'pol'; valid keys: env, policy, pool, keep"):
     config.override(cfg, ["pol=3"])
   with pytest.raises(ValueError, match="key=value"):
     config.override(cfg, ["pool"])
@@ -122,3 +122,27 @@ def test_normalize_obs_is_recorded_only_when_set_and_is_part_of_the_identity(tmp
 def test_a_field_left_out_of_records_can_still_be_overridden():
   changed = config.override(StageConfig(), ["policy.normalize_obs=true"])
   assert changed.policy.normalize_obs is True
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_every_preset_round_trips_as_equal_dataclasses(tmp_path, suffix):
+  from experiments.pipeline import ExperimentConfig
+  from experiments.presets import PRESETS
+  for env, presets in PRESETS.items():
+    for name, make in presets.items():
+      path = tmp_path / f"{env}-{name}{suffix}"
+      config.save(make(), path)
+      assert config.load(ExperimentConfig, path) == make(), (env, name)
+
+
+def test_one_override_path_for_files_sets_and_flags():
+  from experiments.presets import PRESETS
+  smoke = PRESETS["mountain_car"]["smoke"]()
+  nested = config.override(smoke, {"search": {"budget": 24_000}, "collect.env.episode_length": 50})
+  dotted = config.override(smoke, ["search.budget=24000", "collect.env.episode_length=50"])
+  assert nested == dotted and nested.search.budget == 24_000 and nested.collect.env.episode_length == 50
+  assert config.override(smoke, {"tasks": "goal"}).tasks == ("goal",)
+  with pytest.raises(ValueError, match="unknown setting 'search.budget.x': 'search.budget' is not a config section"):
+    config.override(smoke, ["search.budget.x=1"])
+  with pytest.raises(ValueError, match="setting 'collect' is a config section: set its keys, e.g. collect.env=..."):
+    config.override(smoke, {"collect": 3})

@@ -1,5 +1,8 @@
 """Env construction, names and sizes, and the quantities tasks read."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,6 +21,29 @@ def test_unknown_names_raise_listing_the_valid_ones():
     make_env("mountain_car", backend="mjx")
   with pytest.raises(ValueError, match="episode_length"):
     make_env("reacher", episode_length=0)
+
+
+MOUNTAIN_CAR_PATH = """
+import sys
+import lsc
+env = lsc.make_env("mountain_car", episode_length=50)
+assert env == lsc.make_env("mountain_car", episode_length=50)  # equal by settings: programs are shared
+dataset = lsc.collect(lsc.CollectConfig(lsc.EnvConfig("mountain_car", episode_length=50), lsc.PolicyConfig("small"),
+                                        pool=16, keep=0.5, n_probe=8, eval_episodes=1))
+policy = lsc.make_policy(env, "small")
+search = lsc.Search(env, policy, lsc.linear_space(policy, 2), "speed", lsc.PGPEConfig(population=4, episodes=1),
+                    budget=200)
+result = search.run(lsc.EvalProtocol(1))
+assert result.generations == 1, result.generations
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("brax", "mujoco"))
+assert not heavy, heavy
+"""
+
+
+def test_the_mountain_car_path_imports_neither_brax_nor_mujoco():
+  done = subprocess.run([sys.executable, "-c", MOUNTAIN_CAR_PATH], capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "warp" not in done.stdout + done.stderr
 
 
 def test_defaults_on_this_machine():

@@ -6,12 +6,13 @@ import pytest
 
 from experiments import pipeline
 from experiments.presets import PRESETS
+from lsc.config import override
 
 
 @pytest.fixture(scope="module")
 def mc_run(tmp_path_factory):
   out = tmp_path_factory.mktemp("mc")
-  pipeline.run(PRESETS["mountain_car"]["smoke"](), out, log=lambda *a: None)
+  pipeline.run(PRESETS["mountain_car"]["smoke"](), out, log=lambda *a: None, tensorboard=True)
   return out
 
 
@@ -29,21 +30,37 @@ def test_mountain_car_smoke_writes_valid_results(mc_run):
   assert "| speed |" in (mc_run / "summary.md").read_text()
 
 
+def test_a_pipeline_logs_its_metrics_as_jsonl_and_tensorboard_events(mc_run):
+  from lsc.progress import read_metrics
+  records = read_metrics(mc_run / "metrics.jsonl")
+  by_scope = {}
+  for r in records:
+    by_scope.setdefault(r["scope"], set()).add(r["stage"])
+  assert {"descriptors", "novelty"} <= by_scope["dataset"] and "train" in by_scope["autoencoder"]
+  assert by_scope["search/speed_latent_pgpe"] == {"search"} and by_scope["search/speed_ppo"] == {"ppo seed 0", "ppo seed 1"}
+  train = [r for r in records if r["stage"] == "train"]
+  assert all(r["loss"] > 0 and r["total"] == 20 for r in train) and train[-1]["done"] == 20
+  search = [r for r in records if r["scope"] == "search/speed_param_pgpe"]
+  assert search[-1]["done"] <= 12_000 and all("return" in r and "generation" in r for r in search)
+  events = list((mc_run / "tensorboard").glob("events.out.tfevents.*"))
+  assert events and events[0].stat().st_size > 100
+
+
 def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_the_searches_using_it(mc_run):
   before = json.loads((mc_run / "results.json").read_text())
   again = pipeline.run(PRESETS["mountain_car"]["smoke"](), mc_run, log=lambda *a: None)
   assert again["timings"]["stages_s"] == {}
   assert sorted(again["timings"]["reused"]) == sorted(["dataset", "autoencoder"] + [
-      f"search/speed_{m}" for m in pipeline.METHODS])
+      f"search/speed_{m}" for m in pipeline.NAMES])
   assert again["curves"] == before["curves"]
-  changed = pipeline._override(PRESETS["mountain_car"]["smoke"](), ["search.population=6"])
+  changed = override(PRESETS["mountain_car"]["smoke"](), ["search.population=6"])
   third = pipeline.run(changed, mc_run, log=lambda *a: None)
   assert sorted(third["timings"]["reused"]) == ["autoencoder", "dataset", "search/speed_ppo", "search/speed_sac"]
   assert set(third["timings"]["stages_s"]) == {"search/speed_latent_pgpe", "search/speed_param_pgpe"}
-  changed = pipeline._override(changed, ["search.param_lr=0.5"])  # one method's own setting
+  changed = override(changed, ["search.param_lr=0.5"])  # one method's own setting
   fourth = pipeline.run(changed, mc_run, log=lambda *a: None)
   assert set(fourth["timings"]["stages_s"]) == {"search/speed_param_pgpe"}
-  fifth = pipeline.run(pipeline._override(changed, ["collect.keep=0.3"]), mc_run, log=lambda *a: None)
+  fifth = pipeline.run(override(changed, ["collect.keep=0.3"]), mc_run, log=lambda *a: None)
   assert sorted(fifth["timings"]["reused"]) == ["search/speed_ppo", "search/speed_sac"]  # the RL baselines read only the env
 
 
@@ -62,12 +79,12 @@ def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
 
 def test_bad_settings_are_refused(tmp_path):
   with pytest.raises(ValueError, match="unknown setting 'serch.budget'"):
-    pipeline._override(PRESETS["mountain_car"]["smoke"](), ["serch.budget=5"])
+    override(PRESETS["mountain_car"]["smoke"](), ["serch.budget=5"])
   with pytest.raises(ValueError, match="valid tasks"):
-    bad = pipeline._override(PRESETS["mountain_car"]["smoke"](), ["tasks=[fly]"])
+    bad = override(PRESETS["mountain_car"]["smoke"](), ["tasks=[fly]"])
     pipeline.run(bad, tmp_path / "out", log=print)
   with pytest.raises(ValueError, match="unknown search.latent_start 'worst'"):
-    pipeline.run(pipeline._override(PRESETS["mountain_car"]["smoke"](), ["search.latent_start=worst"]),
+    pipeline.run(override(PRESETS["mountain_car"]["smoke"](), ["search.latent_start=worst"]),
                  tmp_path / "out", log=print)
   assert not (tmp_path / "out").exists()
 
@@ -102,7 +119,7 @@ def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
   text = (tmp_path / "sample_efficiency_smoke.md").read_text()
   assert "| mountain_car | speed |" in text and "reaches the threshold first on" in text
   rows = json.loads((tmp_path / "sample_efficiency_smoke.json").read_text())["rows"]
-  assert {m for r in rows for m in r["fastest"].split(" = ")} <= set(pipeline.METHODS)
+  assert {m for r in rows for m in r["fastest"].split(" = ")} <= set(pipeline.NAMES)
   assert (tmp_path / "sample_efficiency_smoke.png").stat().st_size > 5_000
   copied = sorted(p.name for p in (tmp_path / "sample_efficiency_smoke").iterdir())
   assert copied == ["mountain_car_curves_speed.png", "summary_mountain_car.md"]

@@ -16,6 +16,7 @@ import pytest
 
 from experiments import pipeline
 from experiments.presets import PRESETS
+from lsc.config import override
 from lsc import checkpoint, cli, rundir
 from lsc.dataset import load_dataset
 
@@ -186,7 +187,7 @@ def test_a_pipeline_killed_between_a_result_and_its_marker_never_reuses_a_stale_
   # finding 3: killed after the model was final but before stage.json, then rerun with
   # another collect.seed, the pipeline reused the seed-0 model
   sets = ["methods=[latent_pgpe]"]
-  config = pipeline._override(PRESETS["mountain_car"]["smoke"](), sets)
+  config = override(PRESETS["mountain_car"]["smoke"](), sets)
   out = tmp_path / "p"
   assert killed_at("stage_result:autoencoder", "-m", "experiments.mountain_car", "--preset", "smoke",
                    "--out", str(out), "--set", *sets) == -signal.SIGKILL
@@ -195,7 +196,7 @@ def test_a_pipeline_killed_between_a_result_and_its_marker_never_reuses_a_stale_
   clean = pipeline.run(config, tmp_path / "clean", log=quiet)
   for field in ("recovery", "curves", "dataset_best"):
     assert json.dumps(untimed(resumed[field])) == json.dumps(untimed(clean[field])), field
-  reseeded = pipeline.run(pipeline._override(config, ["collect.seed=1"]), out, log=quiet)
+  reseeded = pipeline.run(override(config, ["collect.seed=1"]), out, log=quiet)
   assert set(reseeded["timings"]["stages_s"]) == {"dataset", "autoencoder", "search/speed_latent_pgpe"}
   model = checkpoint.read_record(out / "autoencoder" / "model")
   assert model["config"]["inputs"] == {"dataset": checkpoint.digest(out / "dataset" / "artifact")}
@@ -204,7 +205,7 @@ def test_a_pipeline_killed_between_a_result_and_its_marker_never_reuses_a_stale_
   outcome = out / "search" / "speed_latent_pgpe" / "outcome.json"
   outcome.write_text(outcome.read_text()[:40])
   logged = []
-  again = pipeline.run(pipeline._override(config, ["collect.seed=1"]), out, log=logged.append)
+  again = pipeline.run(override(config, ["collect.seed=1"]), out, log=logged.append)
   assert set(again["timings"]["stages_s"]) == {"search/speed_latent_pgpe"}
   assert any("outcome.json does not match its checksum; recomputing it" in line for line in logged)
   assert untimed(again["curves"]) == untimed(reseeded["curves"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lsc import tasks
+from lsc.baselines import TaskReward
 from lsc.envs import ENV_NAMES
 from lsc.tasks import Transition, get_task, task_names, task_rewards
 
@@ -90,18 +91,18 @@ def test_halfcheetah_rewards():
 
 
 def test_task_reward_wrapper_replaces_the_reward(mountain_car):
-  env = tasks.TaskReward(mountain_car, "speed")
+  env = TaskReward(mountain_car, "speed")
   state = env.reset(jax.random.key(0))
   state = env.step(state, jnp.ones(1))
   assert float(state.reward) == pytest.approx(abs(float(state.obs[1])) / 0.07)
   with pytest.raises(ValueError, match="valid tasks"):
-    tasks.TaskReward(mountain_car, "forward")
+    TaskReward(mountain_car, "forward")
 
 
 def test_brax_training_wrappers_run_on_our_env_and_task(mountain_car):
   """Brax's training stack (vmap, episode, auto-reset) drives env + task unchanged."""
   from brax.envs.wrappers.training import wrap
-  env = wrap(tasks.TaskReward(mountain_car, "left"), episode_length=5, action_repeat=1)
+  env = wrap(TaskReward(mountain_car, "left"), episode_length=5, action_repeat=1)
   state = jax.jit(env.reset)(jax.random.split(jax.random.PRNGKey(0), 3))  # Brax wants raw keys
   step = jax.jit(env.step)
   left = -jnp.ones((3, 1))

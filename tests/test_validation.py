@@ -8,7 +8,7 @@ import pytest
 from experiments import pipeline
 from experiments.presets import PRESETS
 from lsc import checkpoint, cli
-from lsc.config import EnvConfig, _coerce
+from lsc.config import EnvConfig, _coerce, override
 
 BIG = "1000000000000"
 MC = ["--env", "mountain_car", "--policy", "small"]  # 17 parameters
@@ -102,7 +102,7 @@ PIPELINE_CASES = [
     (["--set", "search.population=3"], "population must be even and >= 2, got 3"),
     (["--set", "search.episodes=0"], "episodes must be >= 1, got 0"),
     (["--set", "search.budget=true"], "search.budget: expected int, got True"),
-    (["--set", "search.budget=100"], "search.budget must be in [3,996,"),
+    (["--set", "search.budget=100"], "search.budget (latent_pgpe): budget 100 env steps is less than one generation"),
     (["--set", "search.latent_lr=.nan"], "lr must be a finite number, got nan"),
     (["--set", "search.param_std_init=.inf"], "std_init must be a finite number, got inf"),
     (["--set", "train.lr=.nan"], "lr must be a finite number, got nan"),
@@ -138,8 +138,8 @@ def test_pipeline_refuses_before_work(argv, fragment, tmp_path, capsys):
 
 def test_one_name_is_one_task_and_bools_are_not_ints():
   smoke = PRESETS["mountain_car"]["smoke"]()
-  assert pipeline._override(smoke, ["tasks=speed", "methods=ppo"]).tasks == ("speed",)
-  assert pipeline._override(smoke, ["methods=ppo"]).methods == ("ppo",)
+  assert override(smoke, ["tasks=speed", "methods=ppo"]).tasks == ("speed",)
+  assert override(smoke, ["methods=ppo"]).methods == ("ppo",)
   with pytest.raises(ValueError, match="expected int, got True"):
     _coerce(int | None, True, "x")
   with pytest.raises(ValueError, match="expected bool, got 1"):

@@ -1,7 +1,9 @@
 """Environments: `make_env(name, backend=..., episode_length=...)`.
 
-All four follow Brax's `Env` protocol (reset/step on `brax.envs.State`), so Brax's
-wrappers and training agents run on them unchanged.  Termination belongs to the env;
+All four follow Brax's `Env` protocol (reset/step on a `State` with Brax's fields), so
+Brax's wrappers and training agents run on them unchanged.  Mountain Car is pure JAX
+(`lsc.envs.base`): building it imports neither Brax nor MuJoCo; the Brax envs
+(`lsc.envs.mujoco`) are imported when first built.  Termination belongs to the env;
 the time limit does not: `env.episode_length` is the truncation horizon that rollouts
 and `brax.envs.wrappers.training.EpisodeWrapper` apply.
 
@@ -13,14 +15,18 @@ positional (shorter timestep, more substeps, other gears): results from differen
 backends are not comparable, which is why the backend is part of every artifact.
 """
 
+import contextlib
+import importlib
+import io
+import sys
+
 import jax
-from brax.envs.base import Env
 
-from lsc.envs.mountain_car import MountainCar
-from lsc.envs.mujoco import HalfCheetah, Hopper, Reacher
+from lsc.envs.base import Env
 
-_CLASSES = {"mountain_car": MountainCar, "reacher": Reacher, "hopper": Hopper,
-            "halfcheetah": HalfCheetah}
+# env name -> (module, class), imported when the env is first built
+_CLASSES = {"mountain_car": ("lsc.envs.mountain_car", "MountainCar"), "reacher": ("lsc.envs.mujoco", "Reacher"),
+            "hopper": ("lsc.envs.mujoco", "Hopper"), "halfcheetah": ("lsc.envs.mujoco", "HalfCheetah")}
 ENV_NAMES = tuple(_CLASSES)
 BRAX_BACKENDS = ("mjx", "spring", "positional", "generalized")
 # (observation size, action size) of each env, known without building it.
@@ -29,6 +35,33 @@ DEFAULT_EPISODE_LENGTH = {"mountain_car": 999, "reacher": 50, "hopper": 1000, "h
 # (low, high) per observation, where the env bounds them (Gymnasium's MountainCarContinuous
 # observation space); the Brax envs' observations are unbounded.
 OBS_BOUNDS = {"mountain_car": ((-1.2, -0.07), (0.6, 0.07))}
+
+
+_QUIET = [False]  # set by quiet_imports(): entry points only, so tests still see everything
+
+
+def quiet_imports() -> None:
+  """Silences what the physics dependencies print that a user cannot act on: MuJoCo
+  MJX's "Failed to import warp" lines (no Warp installed) and MuJoCo's deprecation
+  warning about Brax's `settotalmass` model attribute.  Other MuJoCo warnings still
+  reach stderr.  Called by lsc's command lines."""
+  _QUIET[0] = True
+
+
+def _mujoco_warning(message: str) -> None:
+  if "settotalmass" not in message:
+    print(f"MuJoCo warning: {message}", file=sys.stderr)
+
+
+def _env_class(name: str):
+  module, cls = _CLASSES[name]
+  if _QUIET[0] and module not in sys.modules:
+    with contextlib.redirect_stdout(io.StringIO()):
+      importlib.import_module(module)
+    if module == "lsc.envs.mujoco":
+      import mujoco
+      mujoco.set_mju_user_warning(_mujoco_warning)
+  return getattr(importlib.import_module(module), cls)
 
 
 def check_env_name(name: str) -> str:
@@ -83,9 +116,10 @@ def make_env(name: str, backend: str | None = None, episode_length: int | None =
   episode_length = DEFAULT_EPISODE_LENGTH[name] if episode_length is None else int(episode_length)
   if episode_length < 1:
     raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+  env_class = _env_class(name)
   if name == "mountain_car":
-    return MountainCar(episode_length=episode_length)
-  env = _CLASSES[name](backend=backend)
+    return env_class(episode_length=episode_length)
+  env = env_class(backend=backend)
   env.episode_length = episode_length
   return env
 

@@ -1,4 +1,5 @@
-"""Gymnasium's `MountainCarContinuous-v0` in pure JAX, behind Brax's `Env` interface.
+"""Gymnasium's `MountainCarContinuous-v0` in pure JAX, behind Brax's `Env` interface
+(`lsc.envs.base`: no Brax import).
 
 Dynamics, action clipping, the left-wall velocity reset, the start distribution,
 the reward (computed from the *unclipped* action) and termination at the goal are
@@ -10,7 +11,8 @@ sets `info['truncation'] = 1`.
 import jax
 import jax.numpy as jnp
 import numpy as np
-from brax.envs.base import Env, State
+
+from lsc.envs.base import Env, State
 
 MIN_ACTION, MAX_ACTION = -1.0, 1.0
 MIN_POSITION, MAX_POSITION = -1.2, 0.6

@@ -11,10 +11,12 @@ from brax import base
 from brax.envs import half_cheetah, hopper, reacher
 from brax.envs.base import State
 
+from lsc.envs.base import KeyedByConfig
+
 FINGERTIP_OFFSET = 0.11  # fingertip position along the second link (reacher.xml)
 
 
-class Reacher(reacher.Reacher):
+class Reacher(KeyedByConfig, reacher.Reacher):
   """Reacher with the target pinned at the origin: obs (11,), action (2,).
 
   Gymnasium's Reacher draws a target and shows it to the policy, which would make
@@ -48,7 +50,7 @@ class Reacher(reacher.Reacher):
     return {"tip_x": tip[0], "tip_y": tip[1], "ctrl_cost": jnp.sum(action**2)}
 
 
-class Hopper(hopper.Hopper):
+class Hopper(KeyedByConfig, hopper.Hopper):
   """Brax's Hopper (Gymnasium Hopper-v5 rewards and termination): obs (11,), action (3,).
 
   metrics added: `z` torso height and `z_velocity` its rate of change (after the
@@ -76,7 +78,7 @@ class Hopper(hopper.Hopper):
     return state
 
 
-class HalfCheetah(half_cheetah.Halfcheetah):
+class HalfCheetah(KeyedByConfig, half_cheetah.Halfcheetah):
   """Brax's HalfCheetah (Gymnasium HalfCheetah-v5 rewards): obs (17,), action (6,).
 
   metrics added: `pitch_rate`, the torso's angular velocity about the world y axis

@@ -1,0 +1,221 @@
+"""The search methods, in one registry: their names, what they read, their defaults, one
+runner and one set of outputs, used alike by `lsc search` and the pipelines.
+
+Two families:
+
+- "pgpe": PGPE (`lsc.search`) over a search space, all seeds at once.  latent_pgpe
+  searches an autoencoder's latent space (or a toy linear one), param_pgpe the policy's
+  parameters.  Their `std_init` / `lr` defaults are in units of the space's spread.
+- "rl": deep-RL baselines trained on the task's reward (`lsc.baselines`), one seed at a
+  time; their hyper-parameters are that module's `CONFIGS[name]()`.
+
+`run_method(name, env, task, directory, ...)` runs one method for S seeds and writes,
+into `directory`: `result` (the method's artifact: kind "search" for PGPE, "baseline"
+for RL), `state` (PGPE's resumable checkpoint) and `outcome.json`
+(`Outcome.to_json()`).  It returns the `Outcome`, the one form every method's result
+takes: curves of return against env steps per seed, final returns on fresh evaluation
+keys and the env steps charged.
+"""
+
+import dataclasses
+import json
+import math
+import pathlib
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from lsc.progress import ProgressFn
+
+if TYPE_CHECKING:
+  from lsc.evaluation import EvalProtocol
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """One registered method.  `reads`: what a run depends on besides the env and task
+  ("autoencoder": a trained latent space; "policy": the policy architecture; "env":
+  nothing else).  `std_init` and `lr`: PGPE defaults (PGPE methods only)."""
+  name: str
+  family: str  # "pgpe" | "rl"
+  reads: str
+  help: str
+  std_init: float | None = None
+  lr: float | None = None
+
+
+# param_pgpe (std_init, lr): the best cell of `python -m experiments.param_pgpe_sweep`
+# (mountain_car large, speed); latent_pgpe: untuned.
+METHODS = {m.name: m for m in (
+    Method("latent_pgpe", "pgpe", "autoencoder", "PGPE in a learned latent space", std_init=0.5, lr=0.1),
+    Method("param_pgpe", "pgpe", "policy", "PGPE in the policy's parameter space", std_init=0.1, lr=1.0),
+    Method("ppo", "rl", "env", "Brax PPO on the task's reward"),
+    Method("sac", "rl", "env", "Brax SAC on the task's reward"),
+)}
+NAMES = tuple(METHODS)
+
+
+def get_method(name: str) -> Method:
+  """The registered method `name`; ValueError listing the valid names otherwise."""
+  if name not in METHODS:
+    raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(NAMES)}")
+  return METHODS[name]
+
+
+def pgpe_config(name: str, population: int = 64, episodes: int = 3, std_init: float | None = None,
+                lr: float | None = None, **fields):
+  """The checked PGPEConfig of PGPE method `name`: `std_init` / `lr` default to the
+  method's own; other PGPEConfig fields pass through."""
+  from lsc.search import PGPEConfig
+  method = get_method(name)
+  if method.family != "pgpe":
+    raise ValueError(f"{name} is not a PGPE method")
+  config = PGPEConfig(population=population, episodes=episodes,
+                      std_init=method.std_init if std_init is None else std_init,
+                      lr=method.lr if lr is None else lr, **fields)
+  config.check()
+  return config
+
+
+def check_budget(name: str, budget: int, episode_length: int, *, pgpe=None, n_evals: int = 10,
+                 rl_config=None) -> None:
+  """ValueError if `budget` env steps per seed cannot run method `name`: less than one
+  PGPE generation of `pgpe` (or past the int32 counters), or too few steps for an RL
+  baseline's `n_evals` evaluation intervals."""
+  method = get_method(name)
+  if method.family == "pgpe":
+    from lsc.search import check_budget as check_pgpe_budget
+    check_pgpe_budget(budget, pgpe, episode_length)
+    return
+  from lsc.baselines import min_budget
+  needed = min_budget(name, rl_config, n_evals)
+  if budget < needed:
+    raise ValueError(f"budget {budget:,} is too small for {name} with n_evals={n_evals}: needs at least "
+                     f"{needed:,} env steps")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+  """One method's run of S seeds on one task.  Curve point g of seed s is
+  (env_steps[s, g], returns[s, g]); PGPE has a point per generation (the centre it
+  started from, the env steps spent before it; NaN once the seed's budget is spent), RL
+  one per training epoch (after it)."""
+  method: str
+  env_steps: np.ndarray  # (S, G) int64
+  returns: np.ndarray  # (S, G) float64
+  final_returns: np.ndarray  # (S,) of the final policies on fresh evaluation keys
+  final_env_steps: np.ndarray  # (S,) int64, env steps charged to each seed
+  timings: dict  # seconds: compile and run time, summed over seeds
+  final_distance: np.ndarray | None = None  # (S,) distance moved along x (locomotion envs; PGPE)
+
+  def to_json(self) -> dict:
+    """A JSON-able dict (NaN as null); `from_json` inverts it."""
+    def plain(a):
+      return np.where(np.isfinite(a), a, None).tolist() if a.dtype.kind == "f" else a.tolist()
+    data = {"method": self.method, "env_steps": plain(self.env_steps), "returns": plain(self.returns),
+            "final_returns": plain(self.final_returns), "final_env_steps": plain(self.final_env_steps),
+            "timings": self.timings}
+    if self.final_distance is not None:
+      data["final_distance"] = plain(self.final_distance)
+    return data
+
+  @classmethod
+  def from_json(cls, data: dict) -> "Outcome":
+    def floats(x):
+      return np.asarray([[math.nan if v is None else v for v in row] for row in x], np.float64) \
+          if x and isinstance(x[0], list) else np.asarray([math.nan if v is None else v for v in x], np.float64)
+    distance = data.get("final_distance")
+    return cls(method=data["method"], env_steps=np.asarray(data["env_steps"], np.int64),
+               returns=floats(data["returns"]), final_returns=floats(data["final_returns"]),
+               final_env_steps=np.asarray(data["final_env_steps"], np.int64), timings=data["timings"],
+               final_distance=None if distance is None else floats(distance))
+
+
+OUTCOME = "outcome.json"
+
+
+def load_outcome(directory) -> Outcome:
+  """The Outcome a `run_method` wrote into `directory`."""
+  return Outcome.from_json(json.loads((pathlib.Path(directory) / OUTCOME).read_text()))
+
+
+def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int = 1, seed: int = 0,
+               protocol: "EvalProtocol | None" = None, policy=None, space=None, pgpe=None, rl_config=None,
+               n_evals: int = 10, progress_fn: ProgressFn | None = None, overwrite: bool = False,
+               log: Callable[[str], None] | None = None, record: dict | None = None) -> Outcome:
+  """Runs method `name` on `task` for `seeds` seeds (seed, seed + 1, ...) with `budget`
+  env steps each, evaluates the final policies under `protocol` (default
+  `lsc.search.SEARCH_EVAL`) and writes `result`, `state` (PGPE) and `outcome.json`
+  into `directory`.  PGPE methods need `policy`, `space` (an `lsc.search.SearchSpace`)
+  and `pgpe` (default `pgpe_config(name)`), resume from `directory/state` and refuse
+  another search's state unless `overwrite`; RL methods take `rl_config` (default: the
+  method's own) and `n_evals` curve points.  `progress_fn`: see `lsc.progress`; `log`
+  gets a line describing the run; `record` is stored in the result's config."""
+  from lsc.search import SEARCH_EVAL
+  method = get_method(name)
+  directory = pathlib.Path(directory)
+  protocol = SEARCH_EVAL if protocol is None else protocol
+  record = {"method": name, **(record or {})}
+  if method.family == "pgpe":
+    outcome = _run_pgpe(name, env, task, directory, budget, seeds, seed, protocol, policy, space,
+                        pgpe or pgpe_config(name), progress_fn, overwrite, log, record)
+  else:
+    outcome = _run_rl(name, env, task, directory, budget, seeds, seed, protocol, rl_config, n_evals,
+                      progress_fn, log, record)
+  (directory / OUTCOME).write_text(json.dumps(outcome.to_json()))
+  return outcome
+
+
+def _run_pgpe(name, env, task, directory, budget, seeds, seed, protocol, policy, space, config, progress_fn,
+              overwrite, log, record) -> Outcome:
+  from lsc.evaluation import LOCOMOTION_ENVS
+  from lsc.search import Search, run_search, save_result
+  if policy is None or space is None:
+    raise ValueError(f"{name} needs a policy and a search space")
+  search = Search(env, policy, space, task, config, budget=budget, seeds=seeds, seed=seed)
+  if log is not None:
+    log(f"{name}: {space.name} space of {space.dim} dims -> {policy.num_params} params; population "
+        f"{config.population} x {config.episodes} episode(s), {seeds} seed(s), "
+        f"{search.generations_per_chunk} generations per device call")
+  result = run_search(search, protocol, checkpoint_path=directory / "state", progress_fn=progress_fn,
+                      overwrite=overwrite)
+  save_result(directory / "result", search, result, record)
+  return Outcome(method=name, env_steps=result.curves["env_steps"],
+                 returns=result.curves["center_return"].astype(np.float64),
+                 final_returns=result.final_returns.astype(np.float64), final_env_steps=result.env_steps,
+                 timings={"generations": result.generations, **result.timings},
+                 final_distance=result.final_displacement.astype(np.float64) if env.name in LOCOMOTION_ENVS
+                 else None)
+
+
+def _run_rl(name, env, task, directory, budget, seeds, seed, protocol, config, n_evals, progress_fn, log,
+            record) -> Outcome:
+  import jax
+  from lsc import checkpoint
+  from lsc.baselines import train_baseline
+  if log is not None:
+    log(f"{name}: {seeds} seed(s) of {budget:,} env steps, {n_evals} evaluations each")
+  runs = []
+  for s in range(seed, seed + seeds):
+    report = None if progress_fn is None else (
+        lambda stage, done, total, info, s=s: progress_fn(f"{stage} seed {s}", done, total, info))
+    runs.append(train_baseline(env, task, name, budget, s, protocol, config=config, n_evals=n_evals,
+                               progress_fn=report))
+    # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
+    # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
+    # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
+    jax.clear_caches()
+  outcome = Outcome(method=name, env_steps=np.stack([r.env_steps for r in runs]),
+                    returns=np.stack([r.returns for r in runs]),
+                    final_returns=np.asarray([r.final_return for r in runs], np.float64),
+                    # a baseline's curve points come after each epoch: the last is what the run spent
+                    final_env_steps=np.asarray([r.env_steps[-1] for r in runs], np.int64),
+                    timings={k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings})
+  checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps,
+                                                  "curve_return": outcome.returns,
+                                                  "final_returns": outcome.final_returns},
+                           kind="baseline",
+                           config={**record, "task": task, "budget": budget, "seeds": seeds, "seed": seed,
+                                   "n_evals": n_evals, "config": [dataclasses.asdict(r.config) for r in runs]},
+                           identity={"env": env.name, "backend": env.backend, "episode_length": env.episode_length})
+  return outcome
