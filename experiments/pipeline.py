@@ -361,18 +361,18 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   return results
 
 
-def best_dataset_policies(env, policy, dataset: dict, tasks, protocol) -> dict:
-  """Per task, the dataset policy with the best collected return, re-evaluated under
+def best_dataset_policies(env, policy, dataset, tasks, protocol) -> dict:
+  """Per task, the `Dataset` policy with the best collected return, re-evaluated under
   `protocol` (fresh keys: the collection's own returns are a maximum over noisy
   estimates): {task: {"index", "collected", "return"[, "distance"]}}."""
   from lsc.evaluation import LOCOMOTION_ENVS, evaluate
   from lsc.tasks import task_index
   columns = [task_index(env.name, t) for t in tasks]
-  rows = [int(np.argmax(dataset["returns"][:, c])) for c in columns]
-  thetas = np.asarray(dataset["thetas"][rows], np.float32)
+  rows = [int(np.argmax(dataset.returns[:, c])) for c in columns]
+  thetas = np.asarray(dataset.thetas[rows], np.float32)
   result = evaluate(env, policy, thetas, protocol)
   returns, moved = np.asarray(result.returns), np.asarray(result.displacement).mean(axis=1)
-  best = {t: {"index": r, "collected": float(dataset["returns"][r, c]), "return": float(returns[i, c])}
+  best = {t: {"index": r, "collected": float(dataset.returns[r, c]), "return": float(returns[i, c])}
           for i, (t, r, c) in enumerate(zip(tasks, rows, columns))}
   if env.name in LOCOMOTION_ENVS:
     for t, distance in zip(tasks, moved):

@@ -25,7 +25,7 @@ _EXPORTS = {
     "lsc.config": ("EnvConfig", "PolicyConfig"),
     "lsc.evaluation": ("EvalProtocol", "evaluate", "evaluate_pool", "evaluate_members"),
     "lsc.novelty": ("knn",),  # `lsc.rollout.rollout`, `lsc.novelty.novelty`: their modules' names
-    "lsc.dataset": ("CollectConfig", "collect", "save_dataset", "load_dataset"),
+    "lsc.dataset": ("CollectConfig", "Dataset", "collect", "save_dataset", "load_dataset"),
     "lsc.autoencoder": ("Autoencoder", "Decoder"),
     "lsc.training": ("TrainConfig", "TrainState", "train_init", "train_step", "Trainer", "train", "load_autoencoder"),
     "lsc.compression": ("compress", "RECOVERY_PROTOCOL"),

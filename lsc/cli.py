@@ -178,16 +178,16 @@ def cmd_collect(args) -> int:
   save_dataset(args.out, dataset)
   total = time.perf_counter() - start
 
-  pool_nov, kept_nov = dataset["pool_novelty"], dataset["novelty"]
-  print(f"\nkept {len(dataset['indices'])} of {config.pool} members "
-        f"({dataset['thetas'].shape[1]} params each; descriptors of {dataset['descriptors'].shape[1]} numbers)")
+  pool_nov, kept_nov = dataset.pool_novelty, dataset.novelty
+  print(f"\nkept {len(dataset.indices)} of {config.pool} members "
+        f"({dataset.thetas.shape[1]} params each; descriptors of {dataset.descriptors.shape[1]} numbers)")
   q = lambda x: " ".join(f"{v:.3g}" for v in np.quantile(x, [0, 0.5, 0.9, 1]))
   print(f"novelty quantiles (min, median, 90%, max): pool {q(pool_nov)} | kept {q(kept_nov)}")
   print(f"{'task':<10} {'kept min':>10} {'kept max':>10} {'random min':>11} {'random max':>11}")
-  for name, kept, rand in zip(task_names(config.env.name), dataset["returns"].T, dataset["random_returns"].T):
+  for name, kept, rand in zip(task_names(config.env.name), dataset.returns.T, dataset.random_returns.T):
     print(f"{name:<10} {kept.min():>10.2f} {kept.max():>10.2f} {rand.min():>11.2f} {rand.max():>11.2f}")
-  timing = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in dataset["timings"].items())
-  print(f"env steps: {dataset['env_steps']:,}; time {total:.1f} s ({timing}); wrote {args.out}")
+  timing = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in dataset.timings.items())
+  print(f"env steps: {dataset.env_steps:,}; time {total:.1f} s ({timing}); wrote {args.out}")
   return 0
 
 

@@ -8,9 +8,9 @@ Output directory layout: `model/` (the autoencoder artifact, checkpoints include
 
 import json
 import pathlib
+
 import numpy as np
 
-from lsc.config import EnvConfig, PolicyConfig, from_dict
 from lsc.dataset import load_dataset
 from lsc.evaluation import EvalProtocol
 from lsc.metrics import points_for, recovery_report
@@ -32,14 +32,13 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
   config.check()  # bad settings fail before the dataset is read
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
-  arrays, record = load_dataset(dataset_path)
-  if len(arrays["thetas"]) < 2:
-    raise ValueError(f"the dataset at {dataset_path} holds {len(arrays['thetas'])} policies; training needs >= 2")
-  env_config = from_dict(EnvConfig, record["config"]["env"])
-  policy_config = from_dict(PolicyConfig, record["config"]["policy"])
+  dataset, record = load_dataset(dataset_path)
+  if len(dataset.thetas) < 2:
+    raise ValueError(f"the dataset at {dataset_path} holds {len(dataset.thetas)} policies; training needs >= 2")
+  env_config, policy_config = dataset.config.env, dataset.config.policy
   env = env_config.build()
   policy = policy_config.build(env)
-  trainer = Trainer(env, policy, arrays, config)
+  trainer = Trainer(env, policy, dataset, config)
   record_config = {"dataset": str(pathlib.Path(dataset_path).absolute()), "env": record["config"]["env"],
                    "policy": record["config"]["policy"], "inputs": {"dataset": record["digest"]}}
   state, codes, timings = train(trainer, out / "model", record_config, progress_fn, overwrite=overwrite)
@@ -47,7 +46,7 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
   held_out = trainer.thetas[trainer.val_idx]
   held_out = np.asarray(held_out[:points_for(config.latent_dim, len(held_out), n_points)], np.float32)
   report = recovery_report(env, policy, trainer.ae, state["best_params"], held_out, protocol,
-                           pool_seed=record["config"]["seed"], seed=config.seed,
+                           pool_seed=dataset.config.seed, seed=config.seed,
                            progress_fn=for_stage(progress_fn, "recovery"))
   landscape = report.pop("landscape")
   names = task_names(env.name)

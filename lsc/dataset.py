@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lsc import checkpoint
-from lsc.config import EnvConfig, PolicyConfig, to_dict
+from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.evaluation import EvalProtocol, evaluate_members, pool_blocks, regenerate
 from lsc.novelty import most_novel, novelty
 from lsc.policy import MLPPolicy, member_key
@@ -161,12 +161,37 @@ def pool_descriptors(policy: MLPPolicy, seed: int, size: int, probe, *, block_si
   return out
 
 
-def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> dict:
-  """Runs stages 1-2 and returns the dataset as a dict of NumPy arrays plus `timings`,
-  `env_steps` (probe rollouts + evaluations) and `env_steps_by_stage` (probe, kept:
-  evaluating the dataset, random: evaluating the random members it is compared with),
-  the resolved `config` and the artifact `identity`.  `progress_fn`: see `lsc.progress`
-  (stages descriptors, novelty, evaluate kept, evaluate random)."""
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """The result of stages 1-2: K policies of P parameters kept from a pool of N by
+  novelty, M probe states of O dims, T tasks, R random members for comparison."""
+  thetas: np.ndarray  # (K, P) float32: the kept members' parameters (memory-mapped when large and loaded)
+  indices: np.ndarray  # (K,) int64: which pool members they are
+  descriptors: np.ndarray  # (K, M * A) float32: their actions on the probe states
+  novelty: np.ndarray  # (K,): their novelty in the pool
+  probe_states: np.ndarray  # (M, O) float32
+  visited_states: np.ndarray  # (K, E * V, O): V states per evaluation episode, E episodes
+  returns: np.ndarray  # (K, T): every task's return under the collection protocol
+  random_indices: np.ndarray  # (R,) int64: random pool members evaluated for comparison
+  random_returns: np.ndarray  # (R, T)
+  pool_novelty: np.ndarray  # (N,): every pool member's novelty
+  config: CollectConfig  # resolved
+  identity: dict  # env, backend, episode length, policy shape (`checkpoint.policy_identity`)
+  env_steps: int  # probe rollouts + evaluations
+  env_steps_by_stage: dict  # probe, kept (evaluating the dataset), random (evaluating the random members)
+  timings: dict  # seconds per step of the stage
+
+  ARRAYS = ("thetas", "indices", "descriptors", "novelty", "probe_states", "visited_states", "returns",
+            "random_indices", "random_returns", "pool_novelty")
+
+  def arrays(self) -> dict:
+    """The array fields by name (what the artifact stores)."""
+    return {name: getattr(self, name) for name in self.ARRAYS}
+
+
+def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dataset:
+  """Runs stages 1-2 on `config` and returns the `Dataset`.  `progress_fn`: see
+  `lsc.progress` (stages descriptors, novelty, evaluate kept, evaluate random)."""
   config = config.resolved()
   env = config.env.build()
   policy = config.policy.build(env)
@@ -204,29 +229,28 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> dic
   env_steps_by_stage = {"probe": env_steps, "kept": result.env_steps, "random": random_result.env_steps}
   env_steps += result.env_steps + random_result.env_steps
 
-  return {"thetas": thetas, "indices": kept.astype(np.int64), "descriptors": descs[kept],
-          "novelty": scores[kept], "probe_states": np.asarray(probe, np.float32),
-          "visited_states": np.asarray(result.obs_samples), "returns": np.asarray(result.returns),
-          "random_indices": random_members.astype(np.int64),
-          "random_returns": np.asarray(random_result.returns), "pool_novelty": scores,
-          "timings": timings, "env_steps": env_steps, "env_steps_by_stage": env_steps_by_stage, "config": config,
-          "identity": checkpoint.policy_identity(env, policy)}
+  return Dataset(thetas=thetas, indices=kept.astype(np.int64), descriptors=descs[kept], novelty=scores[kept],
+                 probe_states=np.asarray(probe, np.float32), visited_states=np.asarray(result.obs_samples),
+                 returns=np.asarray(result.returns), random_indices=random_members.astype(np.int64),
+                 random_returns=np.asarray(random_result.returns), pool_novelty=scores, config=config,
+                 identity=checkpoint.policy_identity(env, policy), env_steps=int(env_steps),
+                 env_steps_by_stage={k: int(v) for k, v in env_steps_by_stage.items()}, timings=timings)
 
 
-def save_dataset(path, dataset: dict) -> None:
+def save_dataset(path, dataset: Dataset) -> None:
   """Writes a dataset from `collect` as an artifact (atomically)."""
-  config = dataset["config"]
-  arrays = {k: v for k, v in dataset.items() if isinstance(v, np.ndarray)}
-  checkpoint.save_artifact(path, arrays, kind=KIND,
-                           config={**to_dict(config), "timings": dataset["timings"],
-                                   "env_steps": dataset["env_steps"], "env_steps_by_stage": dataset["env_steps_by_stage"],
+  config = dataset.config
+  checkpoint.save_artifact(path, dataset.arrays(), kind=KIND,
+                           config={**to_dict(config), "timings": dataset.timings, "env_steps": dataset.env_steps,
+                                   "env_steps_by_stage": dataset.env_steps_by_stage,
                                    "tasks": list(task_names(config.env.name))},
-                           identity=dataset["identity"])
+                           identity=dataset.identity)
 
 
-def load_dataset(path, env=None, policy: MLPPolicy | None = None) -> tuple[dict, dict]:
-  """(arrays, record) of the dataset at `path`; with env/policy given, refuses a dataset
-  made for another env, backend, episode length or policy shape."""
+def load_dataset(path, env=None, policy: MLPPolicy | None = None) -> tuple[Dataset, dict]:
+  """(dataset, record) of the dataset artifact at `path` (the record: its provenance,
+  digest and versions); with env/policy given, refuses a dataset made for another env,
+  backend, episode length or policy shape."""
   if env is None:
     expect = None
   elif policy is None:
@@ -234,4 +258,9 @@ def load_dataset(path, env=None, policy: MLPPolicy | None = None) -> tuple[dict,
   else:
     expect = checkpoint.policy_identity(env, policy)
   arrays, record = checkpoint.load_artifact(path, kind=KIND, expect=expect)
-  return {k: np.asarray(v) for k, v in arrays.items()}, record
+  saved = record["config"]
+  config = from_dict(CollectConfig, {f.name: saved[f.name] for f in dataclasses.fields(CollectConfig)
+                                     if f.name in saved}, "dataset config")
+  return Dataset(**{name: np.asarray(arrays[name]) for name in Dataset.ARRAYS}, config=config,
+                 identity=record["identity"], env_steps=int(saved["env_steps"]),
+                 env_steps_by_stage=saved.get("env_steps_by_stage", {}), timings=saved.get("timings", {})), record

@@ -47,11 +47,12 @@ from evosax.core.optimizer import clipup
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.jax_setup import compile_seconds
+from lsc.keys import as_key, key_record
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, rollout_fn
 from lsc.tasks import task_index, task_names
-from lsc.validate import check_finite, check_int, check_seed
+from lsc.validate import check_finite, check_int
 
 OPTIMIZERS = ("adam", "sgd", "clipup")
 CENTERS = ("mean", "zero")
@@ -308,21 +309,22 @@ class Search:
   carry is a pytree of arrays: checkpoint it, resume from it).  A generation of every
   seed is `search_ask` (vmapped over seeds), one population rollout of all seeds'
   candidates and centres, and `search_tell`; the space is an argument of the compiled
-  chunk, so searches over spaces of equal shapes share one program.
+  chunk, so searches over spaces of equal shapes share one program.  `seed` is an int
+  or a `jax.random` key; seed s of the S runs uses its split.
   """
 
   def __init__(self, env, policy: MLPPolicy, space: SearchSpace, task: str, config: PGPEConfig = PGPEConfig(),
-               *, budget: int, seeds: int = 1, seed: int = 0, maximize: bool = True,
+               *, budget: int, seeds: int = 1, seed: int | jax.Array = 0, maximize: bool = True,
                generations_per_chunk: int | None = None, mesh=None):
     config.check()
     space.check(policy)
     self.task = task_index(env.name, task)  # ValueError for an unknown task
     if check_int("seeds", seeds) < 1:
       raise ValueError(f"seeds must be >= 1, got {seeds}")
-    check_seed("seed", seed)
+    self.key = as_key(seed)  # an int seed or a jax.random key
     per_generation = check_budget(budget, config, env.episode_length)
     self.env, self.policy, self.space, self.config = env, policy, space, config
-    self.budget, self.seeds, self.seed, self.maximize = int(budget), int(seeds), int(seed), maximize
+    self.budget, self.seeds, self.seed, self.maximize = int(budget), int(seeds), key_record(seed), maximize
     # a generation starts only if even full-length episodes keep it within the budget
     self.last_start = self.budget - per_generation
     self.per_generation = per_generation
@@ -341,7 +343,7 @@ class Search:
   def init(self) -> dict:
     """The initial carry: PGPE states (vmapped over seeds), key data, env steps (S,),
     the generation count."""
-    keys = jax.random.split(jax.random.key(self.seed), self.seeds + 1)
+    keys = jax.random.split(self.key, self.seeds + 1)
     states = jax.vmap(lambda k: search_init(k, self.space, self.config))(keys[1:])
     return self.place({"state": states, "key": jax.random.key_data(keys[0]),
                        "env_steps": jnp.zeros(self.seeds, jnp.int32), "generation": jnp.int32(0)})

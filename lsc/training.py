@@ -138,10 +138,11 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarra
   return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def state_pool(dataset: dict) -> np.ndarray:
-  """The dataset's states: probe states and every visited sample, (M + K * V, O)."""
-  probe = np.asarray(dataset["probe_states"], np.float32)
-  visited = np.asarray(dataset["visited_states"], np.float32).reshape(-1, probe.shape[1])
+def state_pool(dataset) -> np.ndarray:
+  """The states of an `lsc.dataset.Dataset`: probe states and every visited sample,
+  (M + K * V, O)."""
+  probe = np.asarray(dataset.probe_states, np.float32)
+  visited = np.asarray(dataset.visited_states, np.float32).reshape(-1, probe.shape[1])
   return np.concatenate([probe, visited])
 
 
@@ -150,7 +151,7 @@ def _sample_states(buffer: jax.Array, key: jax.Array, m: int) -> jax.Array:
 
 
 class Trainer:
-  """Trains `config.autoencoder(policy)` on a dataset (the dict of `load_dataset`).
+  """Trains `config.autoencoder(policy)` on a dataset (an `lsc.dataset.Dataset`).
 
   `run()` trains to the end (or early stop) and returns the final state; `init`,
   `step_range` and the checkpoint helpers expose the pieces.  The state is a dict:
@@ -160,14 +161,14 @@ class Trainer:
   def __init__(self, env, policy, dataset: dict, config: TrainConfig):
     config.check(policy.num_params)
     self.env, self.policy, self.config = env, policy, config
-    self.thetas = check_thetas(dataset["thetas"], policy)
+    self.thetas = check_thetas(dataset.thetas, policy)
     self.train_idx, self.val_idx = split(len(self.thetas), config.val_fraction, config.seed)
     self.states = state_pool(dataset)
     if self.states.shape[1] != policy.obs_size:
       raise ValueError(f"dataset states have {self.states.shape[1]} dims, the policy observes {policy.obs_size}")
-    self.probe = jnp.asarray(dataset["probe_states"], jnp.float32)
+    self.probe = jnp.asarray(dataset.probe_states, jnp.float32)
     self.val_thetas = jnp.asarray(self.thetas[self.val_idx[:512]])
-    self.ae = config.autoencoder(policy, dataset["probe_states"])
+    self.ae = config.autoencoder(policy, dataset.probe_states)
     self.train_step = compiled_train_step(self.ae, config)
     self.val_losses = {name: make_eval_loss(self.ae, name) for name in LOSSES}
     self.key = jax.random.key(config.seed)

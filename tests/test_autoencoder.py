@@ -3,6 +3,7 @@ recovery metrics and their controls, bad input."""
 
 import dataclasses
 import functools
+import types
 
 import jax
 import jax.numpy as jnp
@@ -71,13 +72,14 @@ def test_encode_decode_shapes_and_scale(mc_policy):
 
 @pytest.fixture(scope="module")
 def small_dataset(mountain_car, mc_policy):
-  """120 random medium policies with uniform probe states and visited-like states."""
+  """120 random medium policies with uniform probe states and visited-like states: the
+  fields of an `lsc.dataset.Dataset` that training reads."""
   key = jax.random.key(3)
   low, high = np.asarray(mountain_car.obs_low), np.asarray(mountain_car.obs_high)
   probe = np.asarray(jax.random.uniform(key, (64, 2), minval=low, maxval=high))
   visited = np.asarray(jax.random.uniform(jax.random.fold_in(key, 1), (120, 8, 2), minval=low, maxval=high))
-  return {"thetas": np.asarray(pool_thetas(mc_policy, 0, jnp.arange(120))), "probe_states": probe,
-          "visited_states": visited}
+  return types.SimpleNamespace(thetas=np.asarray(pool_thetas(mc_policy, 0, jnp.arange(120))), probe_states=probe,
+                               visited_states=visited)
 
 
 TINY = TrainConfig(latent_dim=2, encoder_widths=(32,), decoder_widths=(32,), batch_policies=16, batch_states=32,
@@ -109,11 +111,11 @@ def test_rollout_state_source_fills_the_buffer_with_decoded_policies_states(moun
 
 
 def test_actions_encoder_ignores_permutations_and_generalises_better(mountain_car, mc_policy, small_dataset):
-  probe = small_dataset["probe_states"]
+  probe = small_dataset.probe_states
   ae = Autoencoder(mc_policy, 2, (16,), (16,), encoder_input="actions", probe=probe)
   assert ae.input_size == 64 * mc_policy.action_size
   params = ae.init(jax.random.key(0))
-  thetas = jnp.asarray(small_dataset["thetas"][:4])
+  thetas = jnp.asarray(small_dataset.thetas[:4])
   perm = np.random.default_rng(1).permutation(mc_policy.hidden[0])
   permuted = jax.vmap(lambda t: permute_first_hidden_layer(mc_policy, t, perm))(thetas)
   np.testing.assert_allclose(ae.encode(params, permuted), ae.encode(params, thetas), atol=1e-5)
@@ -160,12 +162,12 @@ def test_checkpoint_resume_continues_at_the_same_step_with_the_same_loss(mountai
 
 
 def test_bad_datasets_are_refused(mountain_car, mc_policy, small_dataset):
-  for thetas, fragment in [(small_dataset["thetas"][:, :10], "must have shape \\(N, 1185\\)"),
-                           (small_dataset["thetas"][:0], "holds 0 policies"),
-                           (np.where(np.arange(120)[:, None] == 7, np.nan, small_dataset["thetas"]),
+  for thetas, fragment in [(small_dataset.thetas[:, :10], "must have shape \\(N, 1185\\)"),
+                           (small_dataset.thetas[:0], "holds 0 policies"),
+                           (np.where(np.arange(120)[:, None] == 7, np.nan, small_dataset.thetas),
                             "NaN or inf in 1 policies \\(first: row 7\\)")]:
     with pytest.raises(ValueError, match=fragment):
-      Trainer(mountain_car, mc_policy, {**small_dataset, "thetas": thetas}, TINY)
+      Trainer(mountain_car, mc_policy, types.SimpleNamespace(**{**vars(small_dataset), "thetas": thetas}), TINY)
   with pytest.raises(ValueError, match="unknown loss"):
     Trainer(mountain_car, mc_policy, small_dataset, TrainConfig(loss="actions"))
   with pytest.raises(ValueError, match="latent_dim must be >= 1"):
@@ -189,13 +191,13 @@ def test_controls_run_through_the_same_code(mountain_car, small_dataset):
   policy = make_policy(mountain_car, "medium")
   ae = Autoencoder(policy, 1, (16,), (16,))
   params = ae.init(jax.random.key(5))  # an untrained "trained" model: it must match its control
-  report = recovery_report(mountain_car, policy, ae, params, small_dataset["thetas"][:16],
+  report = recovery_report(mountain_car, policy, ae, params, small_dataset.thetas[:16],
                            EvalProtocol(1, 9), pool_seed=0, seed=0)
   assert set(report) == {"trained", "untrained", "random", "landscape"}
   assert report["landscape"]["z"].shape == (16, 1) and report["landscape"]["returns"].shape == (16, 4)
   assert set(report["trained"]) == {"goal", "left", "height", "speed", "mean"}
   # the same code with the same initialisation key gives the same numbers
   untrained_again = recovery_report(mountain_car, policy, ae, ae.init(jax.random.fold_in(jax.random.key(0), 1)),
-                                    small_dataset["thetas"][:16], EvalProtocol(1, 9), pool_seed=0, seed=0)
+                                    small_dataset.thetas[:16], EvalProtocol(1, 9), pool_seed=0, seed=0)
   assert untrained_again["trained"]["speed"] == report["untrained"]["speed"]
   assert report["random"]["speed"]["error_median"] > 0

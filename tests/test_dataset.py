@@ -26,32 +26,32 @@ def dataset():
 
 
 def test_dataset_has_the_requested_size_and_fields(dataset):
-  assert dataset["thetas"].shape == (30, 17) and len(set(dataset["indices"].tolist())) == 30
-  assert dataset["descriptors"].shape == (30, 32) and dataset["probe_states"].shape == (32, 2)
-  assert dataset["returns"].shape == (30, 4) and dataset["visited_states"].shape == (30, 32, 2)
-  assert dataset["pool_novelty"].shape == (300,)
+  assert dataset.thetas.shape == (30, 17) and len(set(dataset.indices.tolist())) == 30
+  assert dataset.descriptors.shape == (30, 32) and dataset.probe_states.shape == (32, 2)
+  assert dataset.returns.shape == (30, 4) and dataset.visited_states.shape == (30, 32, 2)
+  assert dataset.pool_novelty.shape == (300,)
   # the kept members are the most novel of the pool, and regenerate from (seed, index)
-  assert dataset["novelty"].min() >= np.sort(dataset["pool_novelty"])[-30]
+  assert dataset.novelty.min() >= np.sort(dataset.pool_novelty)[-30]
   policy = make_policy(make_env("mountain_car"), "small")
-  np.testing.assert_array_equal(dataset["thetas"], pool_thetas(policy, 3, jnp.asarray(dataset["indices"])))
-  assert dataset["env_steps"] > 0
+  np.testing.assert_array_equal(dataset.thetas, pool_thetas(policy, 3, jnp.asarray(dataset.indices)))
+  assert dataset.env_steps > 0
 
 
 def test_kept_members_are_more_diverse_than_random_ones(dataset):
   policy = make_policy(make_env("mountain_car"), "small")
-  pool = pool_descriptors(policy, 3, 300, dataset["probe_states"], block_size=128)
-  np.testing.assert_allclose(pool[dataset["indices"]], dataset["descriptors"], atol=1e-6)
+  pool = pool_descriptors(policy, 3, 300, dataset.probe_states, block_size=128)
+  np.testing.assert_allclose(pool[dataset.indices], dataset.descriptors, atol=1e-6)
 
   def mean_pairwise(x):
     d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
     return d[np.triu_indices(len(x), 1)].mean()
 
   random_subset = np.random.default_rng(0).choice(300, 30, replace=False)
-  assert mean_pairwise(dataset["descriptors"]) > mean_pairwise(pool[random_subset])
+  assert mean_pairwise(dataset.descriptors) > mean_pairwise(pool[random_subset])
 
 
 def test_uniform_probe_states_lie_inside_the_bounds(dataset):
-  probe = dataset["probe_states"]
+  probe = dataset.probe_states
   assert np.all(probe >= [-1.2, -0.07]) and np.all(probe <= [0.6, 0.07])
   assert probe[:, 0].max() - probe[:, 0].min() > 1.0  # they cover the range
 
@@ -86,9 +86,11 @@ def test_the_default_evaluation_seeds_are_distinct():
 def test_artifact_round_trips_and_refuses_other_envs_and_shapes(dataset, tmp_path):
   save_dataset(tmp_path / "ds", dataset)
   env = make_env("mountain_car", episode_length=200)
-  arrays, record = load_dataset(tmp_path / "ds", env, make_policy(env, "small"))
-  for name in ("thetas", "indices", "descriptors", "novelty", "probe_states", "visited_states", "returns"):
-    np.testing.assert_array_equal(arrays[name], dataset[name])
+  loaded, record = load_dataset(tmp_path / "ds", env, make_policy(env, "small"))
+  for name in loaded.ARRAYS:
+    np.testing.assert_array_equal(getattr(loaded, name), getattr(dataset, name))
+  assert loaded.config == dataset.config and loaded.env_steps == dataset.env_steps
+  assert loaded.env_steps_by_stage == dataset.env_steps_by_stage and loaded.identity == dataset.identity
   assert record["config"]["pool"] == 300 and record["config"]["tasks"] == ["goal", "left", "height", "speed"]
   with pytest.raises(checkpoint.ArtifactMismatch, match="policy.num_params: artifact has 17, expected 1185"):
     load_dataset(tmp_path / "ds", env, make_policy(env, "medium"))
@@ -128,7 +130,7 @@ def test_collect_bad_input_is_a_one_line_error(args, fragment, tmp_path):
 def test_n_random_sets_how_many_random_members_are_evaluated():
   import dataclasses
   dataset = collect(dataclasses.replace(TINY, n_random=3))
-  assert dataset["random_indices"].shape == (3,) and dataset["random_returns"].shape[0] == 3
-  assert len(np.unique(dataset["random_indices"])) == 3
+  assert dataset.random_indices.shape == (3,) and dataset.random_returns.shape[0] == 3
+  assert len(np.unique(dataset.random_indices)) == 3
   with pytest.raises(ValueError, match="n_random must be in \\[1, pool size"):
     dataclasses.replace(TINY, n_random=0).resolved()

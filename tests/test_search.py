@@ -47,6 +47,18 @@ def test_pgpe_maximises_concave_and_minimises_convex(optimizer):
   assert float(jnp.linalg.norm(away - TARGET)) > float(jnp.linalg.norm(TARGET)) + 0.5
 
 
+def test_a_key_is_accepted_where_a_seed_is(mountain_car, small_policy):
+  space = linear_space(small_policy, 2)
+  make = lambda seed: Search(mountain_car, small_policy, space, "speed", PGPEConfig(population=4, episodes=1),
+                             budget=10_000, seeds=2, seed=seed)
+  by_int, by_key, by_data = make(7), make(jax.random.key(7)), make(jax.random.key_data(jax.random.key(7)))
+  for other in (by_key, by_data):
+    for a, b in zip(jax.tree.leaves(by_int.init()), jax.tree.leaves(other.init())):
+      np.testing.assert_array_equal(a, b)
+  assert describe(by_key)["seed"] == np.asarray(jax.random.key_data(jax.random.key(7))).tolist()
+  assert describe(by_key) != describe(make(jax.random.key(8)))
+
+
 def test_search_step_vmapped_over_seeds_equals_separate_runs():
   config = PGPEConfig(population=8, std_init=0.5, lr=0.1)
   space = euclidean_space(jnp.zeros(3))

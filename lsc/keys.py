@@ -1,0 +1,23 @@
+"""Seeds and keys: wherever lsc takes a seed it also takes a `jax.random` key."""
+
+import jax
+import numpy as np
+
+from lsc.validate import check_seed
+
+
+def as_key(seed, name: str = "seed") -> jax.Array:
+  """A typed PRNG key from an int seed (checked: [0, 2**32 - 1]), a typed key, or raw
+  uint32 key data (`jax.random.key_data`)."""
+  if isinstance(seed, jax.Array) and jax.dtypes.issubdtype(seed.dtype, jax.dtypes.prng_key):
+    return seed
+  if isinstance(seed, (jax.Array, np.ndarray)) and seed.dtype == np.uint32:
+    return jax.random.wrap_key_data(seed)
+  return jax.random.key(check_seed(name, seed))
+
+
+def key_record(seed):
+  """`seed` as JSON: the int itself, or a key's data as a list of ints (artifact records)."""
+  if isinstance(seed, (jax.Array, np.ndarray)):
+    return np.asarray(jax.random.key_data(as_key(seed))).tolist()
+  return int(seed)
