@@ -1,5 +1,6 @@
-"""Baselines: Brax's PPO and SAC trained on an lsc env and task, with a learning curve
-measured under lsc's shared evaluation protocol.
+"""Baselines: Brax's PPO and SAC, and TD3 and DDPG (`lsc.td3`, built from Brax's parts),
+trained on an lsc env and task, with a learning curve measured under lsc's shared
+evaluation protocol.
 
 `train_baseline(env, task, method, budget, seed, protocol)` trains
 `brax.training.agents.{ppo,sac}.train.train` on `TaskReward(env, task)` for `budget`
@@ -22,6 +23,11 @@ iterations (PPO: `batch_size * num_minibatches * unroll_length` env steps; SAC:
 and rounds that number up; `brax_timesteps` asks for the largest total that fits, so a
 run never exceeds `budget` and falls short of it by less than n_evals iterations.  The
 curve records the steps actually taken.
+
+TD3 and DDPG count env steps as SAC does (prefill included) and train on one device;
+they write their whole state (networks, optimisers, replay buffer, envs, key) after
+every epoch when given a `checkpoint_path`, and a rerun resumes from it to the result
+of an uninterrupted run.  PPO and SAC cannot resume (Brax's train() has no way in).
 
 How the parameters reach the evaluation: PPO hands them to its `policy_params_fn`
 callback after every training epoch.  SAC (brax 0.14.2) has no such callback; its only
@@ -62,6 +68,7 @@ from brax.training.agents.sac import checkpoint as sac_checkpoint
 from brax.training.agents.sac import networks as sac_networks
 from brax.training.agents.sac import train as sac
 
+from lsc import checkpoint, td3
 from lsc.compat import ensure_device_put_replicated
 from lsc.envs import ENV_SIZES
 from lsc.evaluation import EvalProtocol
@@ -176,7 +183,61 @@ class SACConfig:
     return -(-self.min_replay_size // self.num_envs) * self.num_envs
 
 
-CONFIGS = {"ppo": PPOConfig, "sac": SACConfig}
+@dataclasses.dataclass(frozen=True)
+class TD3Config:
+  """TD3 hyperparameters (argument of `lsc.td3.train` in brackets).  The published
+  defaults (Fujimoto et al. 2018, Table 3 and their reference code): actor and critic
+  lr 3e-4, batch 256, tau 0.005, discount 0.99, policy noise 0.2, noise clip 0.5,
+  policy delay 2, exploration noise 0.1, networks [256, 256], 25k random start steps,
+  one gradient step per env step.  The CPU-sized defaults here keep every constant of
+  the algorithm (lr, tau, discount, the noises, the delay) and shrink what costs wall
+  time, as the PPO and SAC defaults do: 8 parallel envs with 4 gradient steps per actor
+  step (one per 2 env steps), batch 128, [64, 64] networks, 1,024 random prefill steps."""
+  num_envs: int = 8                     # [num_envs]
+  batch_size: int = 128                 # [batch_size]
+  grad_updates_per_step: int = 4        # [grad_updates_per_step] per actor step
+  learning_rate: float = 3e-4           # [learning_rate] Adam, actor and critic
+  discounting: float = 0.99             # [discounting]
+  tau: float = 0.005                    # [tau] target averaging
+  reward_scaling: float = 1.0           # [reward_scaling]
+  min_replay_size: int = 1024           # [min_replay_size] uniform random actions first
+  max_replay_size: int | None = None    # [max_replay_size] None: the whole budget
+  exploration_noise: float = 0.1        # [exploration_noise] Gaussian std on actions in [-1, 1]
+  policy_noise: float = 0.2             # [policy_noise] target smoothing std (0: none)
+  noise_clip: float = 0.5               # [noise_clip]
+  policy_delay: int = 2                 # [policy_delay] critic steps per actor step
+  n_critics: int = 2                    # [n_critics] the target is the smallest
+  normalize_observations: bool = True   # [normalize_observations]
+  hidden: tuple[int, ...] = (64, 64)    # [hidden_layer_sizes] actor and critics
+
+  def __post_init__(self):
+    _check_positive(self, ("num_envs", "batch_size", "grad_updates_per_step", "learning_rate", "discounting",
+                           "tau", "reward_scaling", "max_replay_size", "policy_delay", "n_critics"))
+    for name in ("min_replay_size",):
+      if getattr(self, name) < 0:
+        raise ValueError(f"{type(self).__name__}.{name} must be >= 0, got {getattr(self, name)}")
+    for name in ("exploration_noise", "policy_noise", "noise_clip"):
+      if not getattr(self, name) >= 0:
+        raise ValueError(f"{type(self).__name__}.{name} must be >= 0, got {getattr(self, name)}")
+    _check_hidden(self, ("hidden",))
+
+  @property
+  def prefill_steps(self) -> int:
+    """Env steps of random actions before learning: min_replay_size in whole actor steps."""
+    return -(-self.min_replay_size // self.num_envs) * self.num_envs
+
+
+@dataclasses.dataclass(frozen=True)
+class DDPGConfig(TD3Config):
+  """DDPG (Lillicrap et al. 2016) as the TD3 paper's "our DDPG" baseline: TD3 with one
+  critic, no target smoothing and an actor update every step; everything else as
+  TD3Config."""
+  policy_noise: float = 0.0
+  policy_delay: int = 1
+  n_critics: int = 1
+
+
+CONFIGS = {"ppo": PPOConfig, "sac": SACConfig, "td3": TD3Config, "ddpg": DDPGConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +276,7 @@ def resolve_config(method: str, config: PPOConfig | SACConfig | None = None) -> 
   """`config`, or the default config of `method` ('ppo' | 'sac') if None; ValueError for
   an unknown method or a config of the other method."""
   config = CONFIGS[check_method(method)]() if config is None else config
-  if not isinstance(config, CONFIGS[method]):
+  if type(config) is not CONFIGS[method]:
     raise ValueError(f"method {method!r} needs a {CONFIGS[method].__name__}, "
                      f"got {type(config).__name__}")
   return config
@@ -233,7 +294,9 @@ def min_budget(method: str, config: PPOConfig | SACConfig | None = None, n_evals
 
 def devices_to_use(env, config: PPOConfig | SACConfig) -> int:
   """Local devices Brax will pmap training over: those of `default_mesh(env)`, at most
-  `config.max_devices`."""
+  `config.max_devices`; TD3 and DDPG train on one."""
+  if isinstance(config, TD3Config):
+    return 1
   n = min(default_mesh(env).devices.size, jax.local_device_count())
   return n if config.max_devices is None else min(n, config.max_devices)
 
@@ -297,7 +360,13 @@ def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:
     return functools.partial(ppo_networks.make_ppo_networks,
                              policy_hidden_layer_sizes=config.policy_hidden,
                              value_hidden_layer_sizes=config.value_hidden)
-  return functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=config.hidden)
+  if method == "sac":
+    return functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=config.hidden)
+
+  def td3_networks(observation_size, action_size, preprocess_observations_fn):
+    return td3.make_networks(observation_size, action_size, preprocess_observations_fn, config.hidden,
+                             config.n_critics)
+  return td3_networks
 
 
 def make_inference(method: str, env, config: PPOConfig | SACConfig) -> Callable:
@@ -311,7 +380,9 @@ def make_inference(method: str, env, config: PPOConfig | SACConfig) -> Callable:
       observation_size=obs_size, action_size=action_size, preprocess_observations_fn=normalize)
   if method == "ppo":
     return ppo_networks.make_inference_fn(networks)
-  return sac_networks.make_inference_fn(networks)
+  if method == "sac":
+    return sac_networks.make_inference_fn(networks)
+  return td3.make_inference_fn(networks, config.exploration_noise)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,11 +507,53 @@ def _train_sac(env, config: SACConfig, budget: int, seed: int, n_evals: int, n_d
   return params
 
 
+KIND_STATE = "td3_state"
+
+
+def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, n_devices: int, curve: "_Curve",
+               method: str, task: str, checkpoint_path=None, overwrite: bool = False, **common):
+  """TD3 / DDPG through `lsc.td3.train`, checkpointed after every epoch at `checkpoint_path`."""
+  identity = {"method": method, "task": task, "config": dataclasses.asdict(config), "budget": int(budget),
+              "seed": int(seed), "n_evals": int(n_evals), "env": env.name, "backend": env.backend,
+              "episode_length": env.episode_length}
+  resume = None
+  if checkpoint_path is not None:
+    checkpoint.check_output_path(checkpoint_path, KIND_STATE)
+    if checkpoint.is_artifact(checkpoint_path) and not overwrite:
+      arrays, record = checkpoint.resuming(
+          lambda path: checkpoint.load_artifact(path, kind=KIND_STATE, expect=identity), checkpoint_path)
+      checkpoint.check_versions(record, checkpoint_path)
+      carry = arrays["carry"]
+      resume = (int(record["config"]["epoch"]), [carry[k] for k in sorted(carry)])
+      curve.steps, curve.returns = arrays["curve_steps"].tolist(), arrays["curve_returns"].tolist()
+
+  def save(epoch, carry):
+    if checkpoint_path is not None:
+      leaves = jax.tree.leaves(carry)
+      arrays = {"carry": {f"{i:05d}": np.asarray(x) for i, x in enumerate(leaves)},
+                "curve_steps": np.asarray(curve.steps, np.int64), "curve_returns": np.asarray(curve.returns)}
+      checkpoint.save_artifact(checkpoint_path, arrays, kind=KIND_STATE, config={"epoch": epoch},
+                               identity=identity)
+
+  _, params, _ = td3.train(
+      env, brax_timesteps(method, config, budget, n_evals), common["episode_length"], num_envs=config.num_envs,
+      batch_size=config.batch_size, grad_updates_per_step=config.grad_updates_per_step,
+      learning_rate=config.learning_rate, discounting=config.discounting, tau=config.tau,
+      reward_scaling=config.reward_scaling, min_replay_size=config.min_replay_size,
+      max_replay_size=config.max_replay_size, exploration_noise=config.exploration_noise,
+      policy_noise=config.policy_noise, noise_clip=config.noise_clip, policy_delay=config.policy_delay,
+      n_critics=config.n_critics, hidden_layer_sizes=config.hidden,
+      normalize_observations=config.normalize_observations, seed=seed, num_evals=n_evals,
+      policy_params_fn=curve.record, checkpoint_fn=save, resume=resume)
+  return params
+
+
 def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol: EvalProtocol,
-                   config: PPOConfig | SACConfig | None = None, n_evals: int = 10,
-                   progress_fn: ProgressFn | None = None) -> BaselineResult:
-  """Trains Brax's `method` ('ppo' | 'sac') on `TaskReward(env, task)` for `budget` env
-  steps from `seed`, evaluating the deterministic policy `n_evals` times under
+                   config: PPOConfig | SACConfig | TD3Config | None = None, n_evals: int = 10,
+                   progress_fn: ProgressFn | None = None, checkpoint_path=None,
+                   overwrite: bool = False) -> BaselineResult:
+  """Trains `method` ('ppo' | 'sac' | 'td3' | 'ddpg') on `TaskReward(env, task)` for
+  `budget` env steps from `seed`, evaluating the deterministic policy `n_evals` times under
   `protocol` (see the module docstring for what is counted and how).
 
   Returns a BaselineResult: env_steps (n_evals,) int64 increasing and >= 1, returns
@@ -448,7 +561,9 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   (see `lsc.progress`) gets stage `method`, env steps of the budget and the return
   after each evaluation.  Bad input (unknown method or
   task, a config of the other method, a budget below `min_budget`, sizes not divisible
-  by the device count) raises ValueError before anything is compiled.
+  by the device count) raises ValueError before anything is compiled.  TD3 / DDPG
+  checkpoint every epoch at `checkpoint_path` and resume from a checkpoint of the same
+  run (ArtifactMismatch for another; `overwrite=True` starts afresh).
   """
   config = _check_run(env, task, method, budget, seed, n_evals, config)
   ensure_device_put_replicated()
@@ -457,10 +572,14 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   curve = _Curve(env, task, protocol, report)
   common = dict(episode_length=env.episode_length, action_repeat=1,
                 eval_env=_NullEnv(*ENV_SIZES[env.name]), num_eval_envs=1)
-  trainer = _train_ppo if method == "ppo" else _train_sac
   start = time.perf_counter()
-  params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,
-                   curve, **common)
+  if method in ("ppo", "sac"):
+    trainer = _train_ppo if method == "ppo" else _train_sac
+    params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,
+                     curve, **common)
+  else:
+    params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices, curve,
+                        method, task, checkpoint_path, overwrite, episode_length=env.episode_length)
   total = time.perf_counter() - start
   timings = {"train_s": total - curve.compile_s - curve.eval_s, "eval_compile_s": curve.compile_s,
              "eval_s": curve.eval_s, "total_s": total}

@@ -51,6 +51,8 @@ METHODS = {m.name: m for m in (
     Method("param_pgpe", "pgpe", "policy", "PGPE in the policy's parameter space", std_init=0.1, lr=1.0),
     Method("ppo", "rl", "env", "Brax PPO on the task's reward"),
     Method("sac", "rl", "env", "Brax SAC on the task's reward"),
+    Method("td3", "rl", "env", "TD3 (lsc.td3, from Brax's parts) on the task's reward"),
+    Method("ddpg", "rl", "env", "DDPG (TD3 with one critic, no smoothing, no delay) on the task's reward"),
 )}
 NAMES = tuple(METHODS)
 
@@ -161,7 +163,7 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
                         pgpe or pgpe_config(name), progress_fn, overwrite, log, record)
   else:
     outcome = _run_rl(name, env, task, directory, budget, seeds, seed, protocol, rl_config, n_evals,
-                      progress_fn, log, record)
+                      progress_fn, overwrite, log, record)
   (directory / OUTCOME).write_text(json.dumps(outcome.to_json()))
   return outcome
 
@@ -188,7 +190,7 @@ def _run_pgpe(name, env, task, directory, budget, seeds, seed, protocol, policy,
                  else None)
 
 
-def _run_rl(name, env, task, directory, budget, seeds, seed, protocol, config, n_evals, progress_fn, log,
+def _run_rl(name, env, task, directory, budget, seeds, seed, protocol, config, n_evals, progress_fn, overwrite, log,
             record) -> Outcome:
   import jax
   from lsc import checkpoint
@@ -199,8 +201,10 @@ def _run_rl(name, env, task, directory, budget, seeds, seed, protocol, config, n
   for s in range(seed, seed + seeds):
     report = None if progress_fn is None else (
         lambda stage, done, total, info, s=s: progress_fn(f"{stage} seed {s}", done, total, info))
+    resumable = name in ("td3", "ddpg")  # Brax's PPO and SAC cannot resume
     runs.append(train_baseline(env, task, name, budget, s, protocol, config=config, n_evals=n_evals,
-                               progress_fn=report))
+                               progress_fn=report, checkpoint_path=directory / f"state_seed{s}" if resumable else None,
+                               overwrite=overwrite))
     # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
     # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
     # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.

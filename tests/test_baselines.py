@@ -1,6 +1,7 @@
-"""Baselines: the jax.device_put_replicated shim, Brax PPO and SAC trained on lsc envs and
-tasks with learning curves under the shared protocol, and bad input refused before Brax
-runs.  Tiny configs: a few envs, 8-unit networks, 20-step episodes, two evaluations."""
+"""Baselines: the jax.device_put_replicated shim, Brax PPO and SAC and lsc's TD3 and DDPG
+trained on lsc envs and tasks with learning curves under the shared protocol, TD3's
+resume, and bad input refused before anything runs.  Tiny configs: a few envs, small
+networks, short episodes, two or three evaluations."""
 
 import os
 import subprocess
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 
 from lsc import baselines, compat
-from lsc.baselines import (PPOConfig, SACConfig, brax_timesteps, devices_to_use, make_evaluator,
-                           make_inference, min_budget, train_baseline)
+from lsc.baselines import (DDPGConfig, PPOConfig, SACConfig, TD3Config, brax_timesteps, devices_to_use,
+                           make_evaluator, make_inference, min_budget, train_baseline)
 from lsc.envs import make_env
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.policy import make_policy
@@ -162,18 +163,20 @@ def test_bad_input_is_refused_before_brax_runs(short_car, monkeypatch):
     kwargs.setdefault("config", TINY.get(method))
     return train_baseline(short_car, task, method, budget, seed=0, protocol=PROTOCOL, **kwargs)
 
-  with pytest.raises(ValueError, match="unknown baseline method 'td3'; valid methods: ppo, sac"):
-    run("td3")
+  with pytest.raises(ValueError, match="unknown baseline method 'td4'; valid methods: ppo, sac, td3, ddpg"):
+    run("td4")
+  with pytest.raises(ValueError, match="needs a TD3Config, got DDPGConfig"):
+    run("td3", config=DDPGConfig())
   with pytest.raises(ValueError, match="unknown task 'fly'.*valid tasks: goal, left, height, speed"):
     run(task="fly")
   with pytest.raises(ValueError, match="needs a SACConfig, got PPOConfig"):
     run("sac", config=TINY["ppo"])
   with pytest.raises(ValueError, match="n_evals must be >= 1"):
     run(n_evals=0)
-  for method in ("ppo", "sac"):
-    needed = min_budget(method, TINY[method], N_EVALS)
+  for method in ("ppo", "sac", "td3"):
+    needed = min_budget(method, TINY.get(method), N_EVALS)
     with pytest.raises(ValueError, match=f"budget {needed - 1} is too small .* at least {needed}"):
-      run(method, budget=needed - 1, n_evals=N_EVALS)
+      run(method, budget=needed - 1, n_evals=N_EVALS, config=TINY.get(method))
   if jax.local_device_count() > 1:
     odd = PPOConfig(num_envs=3, batch_size=3, num_minibatches=2)
     with pytest.raises(ValueError, match="num_envs = 3 must be divisible by the 2 devices"):
@@ -191,3 +194,58 @@ def test_config_errors():
   with pytest.raises(ValueError, match="cannot hold one actor step"):
     SACConfig(num_envs=16, max_replay_size=8)
   assert SACConfig(hidden=[16, 16]).hidden == (16, 16)  # lists (from YAML) become tuples
+  with pytest.raises(ValueError, match="TD3Config.policy_delay must be > 0"):
+    TD3Config(policy_delay=0)
+  with pytest.raises(ValueError, match="DDPGConfig.policy_noise must be >= 0"):
+    DDPGConfig(policy_noise=-0.1)
+
+
+# --- TD3 and DDPG ----------------------------------------------------------------------
+# mountain_car `left` over 50 steps: pushing left from the start earns ~22, a policy
+# near zero action ~2; 6,000 env steps of TD3 / DDPG find it
+SMALL_TD3 = {"td3": TD3Config(hidden=(32, 32), min_replay_size=512),
+             "ddpg": DDPGConfig(hidden=(32, 32), min_replay_size=512)}
+TD3_BUDGET, TD3_EVALS = 6_000, 3
+
+
+@pytest.fixture(scope="module")
+def left_car():
+  return make_env("mountain_car", episode_length=50)
+
+
+@pytest.fixture(scope="module")
+def td3_runs(left_car):
+  return {m: train_baseline(left_car, "left", m, TD3_BUDGET, 0, PROTOCOL, config=c, n_evals=TD3_EVALS)
+          for m, c in SMALL_TD3.items()}
+
+
+@pytest.mark.parametrize("method", ["td3", "ddpg"])
+def test_td3_and_ddpg_learn_a_trivial_task_within_the_budget(td3_runs, left_car, method):
+  result = td3_runs[method]
+  assert result.final_return > 15 and result.final_return > 3 * result.returns[0], result.returns
+  assert np.all(np.diff(result.env_steps) > 0) and result.env_steps[-1] <= TD3_BUDGET
+  # counted as SAC: the prefill, then whole actor steps of num_envs envs, split into equal epochs
+  assert result.env_steps[-1] == brax_timesteps(method, SMALL_TD3[method], TD3_BUDGET, TD3_EVALS)
+  evaluator = make_evaluator(left_car, "left", make_inference(method, left_car, SMALL_TD3[method]))
+  returns, _ = evaluator(result.params, PROTOCOL.episode_keys())
+  np.testing.assert_allclose(np.mean(returns), result.final_return, rtol=1e-5)
+
+
+def test_td3_killed_between_epochs_resumes_to_the_same_result(td3_runs, left_car, tmp_path):
+  reports = []
+
+  def killed_in_epoch_2(stage, done, total, info):
+    reports.append(done)
+    if len(reports) == 2:  # after epoch 2's evaluation, before its checkpoint
+      raise KeyboardInterrupt
+
+  run = dict(config=SMALL_TD3["td3"], n_evals=TD3_EVALS, checkpoint_path=tmp_path / "state")
+  with pytest.raises(KeyboardInterrupt):
+    train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, progress_fn=killed_in_epoch_2, **run)
+  resumed = train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, **run)  # from epoch 1's checkpoint
+  np.testing.assert_array_equal(resumed.env_steps, td3_runs["td3"].env_steps)
+  np.testing.assert_array_equal(resumed.returns, td3_runs["td3"].returns)
+  for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(td3_runs["td3"].params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with pytest.raises(Exception, match="overwrite"):  # another run's checkpoint is refused
+    train_baseline(left_car, "left", "td3", TD3_BUDGET, 1, PROTOCOL, **run)

@@ -30,7 +30,7 @@ def test_bad_input_gives_one_line_errors():
                          (("search", "--env", "mountain_car", "--task", "fly", "--budget", "9", "--out", "x"),
                           "valid tasks: goal, left"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "cma", "--budget", "9",
-                           "--out", "x"), "valid methods: latent_pgpe, param_pgpe, ppo, sac"),
+                           "--out", "x"), "valid methods: latent_pgpe, param_pgpe, ppo, sac, td3, ddpg"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "param_pgpe",
                            "--budget", "9", "--out", "x"), "less than one generation")]:
     done = run_cli(*args)

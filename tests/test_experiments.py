@@ -21,7 +21,7 @@ def test_mountain_car_smoke_writes_valid_results(mc_run):
   assert results["config"]["tasks"] == ["speed"] and results["backend"] == "jax"
   assert set(results["recovery"]) == {"trained", "untrained", "random"}
   curves = results["curves"]["speed"]
-  assert set(curves) == {"latent_pgpe", "param_pgpe", "ppo", "sac"}
+  assert set(curves) == {"latent_pgpe", "param_pgpe", "ppo", "sac", "td3", "ddpg"}
   for method, outcome in curves.items():
     assert len(outcome["final_returns"]) == 2, method
     steps = outcome["env_steps"][0]
@@ -38,6 +38,7 @@ def test_a_pipeline_logs_its_metrics_as_jsonl_and_tensorboard_events(mc_run):
     by_scope.setdefault(r["scope"], set()).add(r["stage"])
   assert {"descriptors", "novelty"} <= by_scope["dataset"] and "train" in by_scope["autoencoder"]
   assert by_scope["search/speed_latent_pgpe"] == {"search"} and by_scope["search/speed_ppo"] == {"ppo seed 0", "ppo seed 1"}
+  assert by_scope["search/speed_td3"] == {"td3 seed 0", "td3 seed 1"}
   train = [r for r in records if r["stage"] == "train"]
   assert all(r["loss"] > 0 and r["total"] == 20 for r in train) and train[-1]["done"] == 20
   search = [r for r in records if r["scope"] == "search/speed_param_pgpe"]
@@ -55,13 +56,14 @@ def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_the_search
   assert again["curves"] == before["curves"]
   changed = override(PRESETS["mountain_car"]["smoke"](), ["search.population=6"])
   third = pipeline.run(changed, mc_run, log=lambda *a: None)
-  assert sorted(third["timings"]["reused"]) == ["autoencoder", "dataset", "search/speed_ppo", "search/speed_sac"]
+  rl = sorted(f"search/speed_{m}" for m in ("ppo", "sac", "td3", "ddpg"))
+  assert sorted(third["timings"]["reused"]) == ["autoencoder", "dataset", *rl]
   assert set(third["timings"]["stages_s"]) == {"search/speed_latent_pgpe", "search/speed_param_pgpe"}
   changed = override(changed, ["search.param_lr=0.5"])  # one method's own setting
   fourth = pipeline.run(changed, mc_run, log=lambda *a: None)
   assert set(fourth["timings"]["stages_s"]) == {"search/speed_param_pgpe"}
   fifth = pipeline.run(override(changed, ["collect.keep=0.3"]), mc_run, log=lambda *a: None)
-  assert sorted(fifth["timings"]["reused"]) == ["search/speed_ppo", "search/speed_sac"]  # the RL baselines read only the env
+  assert sorted(fifth["timings"]["reused"]) == rl  # the RL baselines read only the env
 
 
 def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
