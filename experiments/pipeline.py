@@ -306,7 +306,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
                                           n_points=config.recovery_points, progress_fn=progress_fn),
                        lambda d: json.loads((d / "recovery.json").read_text()))
   log(recovery_table(summary["recovery"], task_names(env.name)))
-  ae, params, codes, _ = load_autoencoder(out / "autoencoder" / "model")
+  trained = load_autoencoder(out / "autoencoder" / "model")
+  ae, params, codes = trained.ae, trained.params, trained.codes
   parameter = identity_space(policy, collect_config.seed)
   dataset, dataset_record = load_dataset(dataset_path)
   dataset_best = best_dataset_policies(env, policy, dataset, tasks, protocol)

@@ -27,7 +27,8 @@ _EXPORTS = {
     "lsc.novelty": ("knn",),  # `lsc.rollout.rollout`, `lsc.novelty.novelty`: their modules' names
     "lsc.dataset": ("CollectConfig", "Dataset", "collect", "save_dataset", "load_dataset"),
     "lsc.autoencoder": ("Autoencoder", "Decoder"),
-    "lsc.training": ("TrainConfig", "TrainState", "train_init", "train_step", "Trainer", "train", "load_autoencoder"),
+    "lsc.training": ("TrainConfig", "TrainState", "train_init", "train_step", "Trainer", "train", "load_autoencoder",
+                     "TrainedAutoencoder"),
     "lsc.compression": ("compress", "RECOVERY_PROTOCOL"),
     "lsc.metrics": ("recovery_report",),
     "lsc.search": ("SearchSpace", "make_space", "euclidean_space", "identity_space", "linear_space",

@@ -265,9 +265,9 @@ def _search_space(args, env, policy):
     return identity_space(policy, args.seed)
   if kind == "linear":
     return linear_space(policy, value, args.seed)
-  ae, params, codes, record = load_autoencoder(value)
-  checkpoint.check_record(record, value, expect=checkpoint.policy_identity(env, policy))
-  return decoder_space(ae, params, codes)
+  trained = load_autoencoder(value)
+  checkpoint.check_record(trained.record, value, expect=checkpoint.policy_identity(env, policy))
+  return decoder_space(trained.ae, trained.params, trained.codes)
 
 
 def _linear_dim(decoder: str, num_params: int) -> int:

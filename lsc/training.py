@@ -325,9 +325,19 @@ def train(trainer: Trainer, out=None, record_config: dict | None = None,
   return state, codes, timings
 
 
-def load_autoencoder(path) -> tuple[Autoencoder, dict, np.ndarray, dict]:
-  """(autoencoder, its best parameters, the dataset's codes (N, k), record) of a
-  finished `autoencoder` artifact; the env and policy are rebuilt from its record."""
+@dataclasses.dataclass(frozen=True)
+class TrainedAutoencoder:
+  """A finished autoencoder artifact: `lsc.decoder_space(t.ae, t.params, t.codes)` is
+  its latent search space."""
+  ae: Autoencoder  # its policy rebuilt from the record
+  params: dict  # the best parameters (lowest validation loss)
+  codes: np.ndarray  # (N, k): the codes of the dataset's N policies under them
+  record: dict  # the artifact's record: config, identity, versions, digest
+
+
+def load_autoencoder(path) -> TrainedAutoencoder:
+  """The finished `autoencoder` artifact at `path`; its env and policy are rebuilt from
+  its record."""
   arrays, record = checkpoint.load_artifact(path, kind=KIND)
   config = record["config"]
   if not config.get("final"):
@@ -336,5 +346,5 @@ def load_autoencoder(path) -> tuple[Autoencoder, dict, np.ndarray, dict]:
   env = from_dict(EnvConfig, config["env"]).build()
   policy = from_dict(PolicyConfig, config["policy"]).build(env)
   ae = from_dict(TrainConfig, config["train"]).autoencoder(policy, arrays.get("probe"))
-  params = jax.tree.map(jnp.asarray, arrays["best_params"])
-  return ae, params, np.asarray(arrays["codes"]), record
+  return TrainedAutoencoder(ae, jax.tree.map(jnp.asarray, arrays["best_params"]), np.asarray(arrays["codes"]),
+                            record)

@@ -154,8 +154,9 @@ def test_checkpoint_resume_continues_at_the_same_step_with_the_same_loss(mountai
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   arrays, record = checkpoint.load_artifact(path, kind="autoencoder")
   assert record["config"]["final"] and arrays["codes"].shape == (120, 2)
-  ae, params, codes, _ = load_autoencoder(path)  # train() alone records what rebuilds the env and policy
-  assert ae.policy == mc_policy and codes.shape == (120, 2)
+  trained = load_autoencoder(path)  # train() alone records what rebuilds the env and policy
+  assert trained.ae.policy == mc_policy and trained.codes.shape == (120, 2)
+  np.testing.assert_array_equal(trained.codes, codes)  # the codes train() returned, under the best parameters
   other = Trainer(mountain_car, mc_policy, small_dataset, TrainConfig(**{**TINY.__dict__, "lr": 1e-2}))
   with pytest.raises(checkpoint.ArtifactMismatch, match="lr"):
     load_state(path, other)
