@@ -97,6 +97,25 @@ def _check_positive(config, names: tuple[str, ...]) -> None:
       raise ValueError(f"{type(config).__name__}.{name} must be > 0, got {value}")
 
 
+def _check_non_negative(config, names: tuple[str, ...]) -> None:
+  for name in names:
+    if not getattr(config, name) >= 0:  # NaN fails too
+      raise ValueError(f"{type(config).__name__}.{name} must be >= 0, got {getattr(config, name)}")
+
+
+def _check_replay(config) -> None:
+  """The replay settings of an off-policy config (SAC, TD3, DDPG)."""
+  _check_non_negative(config, ("min_replay_size",))
+  if config.max_replay_size is not None and config.max_replay_size < config.num_envs:
+    raise ValueError(f"{type(config).__name__}.max_replay_size = {config.max_replay_size} cannot hold one "
+                     f"actor step of num_envs = {config.num_envs} transitions")
+
+
+def _prefill_steps(config) -> int:
+  """min_replay_size rounded up to whole actor steps of num_envs env steps."""
+  return -(-config.min_replay_size // config.num_envs) * config.num_envs
+
+
 def _check_hidden(config, names: tuple[str, ...]) -> None:
   for name in names:
     sizes = tuple(int(h) for h in getattr(config, name))
@@ -169,18 +188,14 @@ class SACConfig:
     _check_positive(self, ("num_envs", "batch_size", "grad_updates_per_step", "learning_rate",
                            "discounting", "tau", "reward_scaling", "max_replay_size",
                            "max_devices"))
-    if self.min_replay_size < 0:
-      raise ValueError(f"SACConfig.min_replay_size must be >= 0, got {self.min_replay_size}")
-    if self.max_replay_size is not None and self.max_replay_size < self.num_envs:
-      raise ValueError(f"SACConfig.max_replay_size = {self.max_replay_size} cannot hold one "
-                       f"actor step of num_envs = {self.num_envs} transitions")
+    _check_replay(self)
     _check_hidden(self, ("hidden",))
 
   @property
   def prefill_steps(self) -> int:
     """Env steps Brax spends filling the replay buffer: min_replay_size rounded up to
     whole actor steps."""
-    return -(-self.min_replay_size // self.num_envs) * self.num_envs
+    return _prefill_steps(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,18 +228,14 @@ class TD3Config:
   def __post_init__(self):
     _check_positive(self, ("num_envs", "batch_size", "grad_updates_per_step", "learning_rate", "discounting",
                            "tau", "reward_scaling", "max_replay_size", "policy_delay", "n_critics"))
-    for name in ("min_replay_size",):
-      if getattr(self, name) < 0:
-        raise ValueError(f"{type(self).__name__}.{name} must be >= 0, got {getattr(self, name)}")
-    for name in ("exploration_noise", "policy_noise", "noise_clip"):
-      if not getattr(self, name) >= 0:
-        raise ValueError(f"{type(self).__name__}.{name} must be >= 0, got {getattr(self, name)}")
+    _check_non_negative(self, ("exploration_noise", "policy_noise", "noise_clip"))
+    _check_replay(self)
     _check_hidden(self, ("hidden",))
 
   @property
   def prefill_steps(self) -> int:
     """Env steps of random actions before learning: min_replay_size in whole actor steps."""
-    return -(-self.min_replay_size // self.num_envs) * self.num_envs
+    return _prefill_steps(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +249,7 @@ class DDPGConfig(TD3Config):
 
 
 CONFIGS = {"ppo": PPOConfig, "sac": SACConfig, "td3": TD3Config, "ddpg": DDPGConfig}
+RESUMABLE = ("td3", "ddpg")  # checkpointed every epoch (lsc.td3); Brax's PPO and SAC cannot resume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,8 +313,20 @@ def devices_to_use(env, config: PPOConfig | SACConfig) -> int:
   return n if config.max_devices is None else min(n, config.max_devices)
 
 
+def check_budget(method: str, budget: int, config=None, n_evals: int = 10) -> None:
+  """ValueError unless `budget` env steps give each of the n_evals evaluation intervals
+  a training iteration (PPO) or actor step (SAC, TD3, DDPG) after any prefill."""
+  config = resolve_config(method, config)
+  needed = min_budget(method, config, n_evals)
+  if budget < needed:
+    unit = (f"{config.steps_per_iteration} env steps per training iteration" if method == "ppo"
+            else f"{config.prefill_steps} prefill steps + {config.num_envs} env steps per actor step")
+    raise ValueError(f"budget {budget} is too small for {method} with n_evals={n_evals}: "
+                     f"needs at least {needed} ({unit}, at least one per evaluation interval)")
+
+
 def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int,
-               config) -> PPOConfig | SACConfig:
+               config, checkpoint_path=None) -> PPOConfig | SACConfig | TD3Config:
   """Every check that needs no compile, in the order a user would fix them; returns the
   resolved config."""
   check_method(method)
@@ -312,12 +336,10 @@ def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int
     raise ValueError(f"n_evals must be >= 1, got {n_evals}")
   if seed < 0:
     raise ValueError(f"seed must be >= 0, got {seed}")
-  needed = min_budget(method, config, n_evals)
-  if budget < needed:
-    unit = (f"{config.steps_per_iteration} env steps per training iteration" if method == "ppo"
-            else f"{config.prefill_steps} prefill steps + {config.num_envs} env steps per actor step")
-    raise ValueError(f"budget {budget} is too small for {method} with n_evals={n_evals}: "
-                     f"needs at least {needed} ({unit}, at least one per evaluation interval)")
+  check_budget(method, budget, config, n_evals)
+  if checkpoint_path is not None and method not in RESUMABLE:
+    raise ValueError(f"{method} cannot resume (Brax's train() has no way in): checkpoint_path is for "
+                     f"{', '.join(RESUMABLE)}")
   n_devices = devices_to_use(env, config)
   for name in ("num_envs", "batch_size"):
     if getattr(config, name) % n_devices:
@@ -510,8 +532,8 @@ def _train_sac(env, config: SACConfig, budget: int, seed: int, n_evals: int, n_d
 KIND_STATE = "td3_state"
 
 
-def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, n_devices: int, curve: "_Curve",
-               method: str, task: str, checkpoint_path=None, overwrite: bool = False, **common):
+def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, curve: "_Curve", method: str,
+               task: str, checkpoint_path=None, overwrite: bool = False):
   """TD3 / DDPG through `lsc.td3.train`, checkpointed after every epoch at `checkpoint_path`."""
   identity = {"method": method, "task": task, "config": dataclasses.asdict(config), "budget": int(budget),
               "seed": int(seed), "n_evals": int(n_evals), "env": env.name, "backend": env.backend,
@@ -536,7 +558,7 @@ def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, n_d
                                identity=identity)
 
   _, params, _ = td3.train(
-      env, brax_timesteps(method, config, budget, n_evals), common["episode_length"], num_envs=config.num_envs,
+      env, brax_timesteps(method, config, budget, n_evals), env.episode_length, num_envs=config.num_envs,
       batch_size=config.batch_size, grad_updates_per_step=config.grad_updates_per_step,
       learning_rate=config.learning_rate, discounting=config.discounting, tau=config.tau,
       reward_scaling=config.reward_scaling, min_replay_size=config.min_replay_size,
@@ -565,7 +587,7 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   checkpoint every epoch at `checkpoint_path` and resume from a checkpoint of the same
   run (ArtifactMismatch for another; `overwrite=True` starts afresh).
   """
-  config = _check_run(env, task, method, budget, seed, n_evals, config)
+  config = _check_run(env, task, method, budget, seed, n_evals, config, checkpoint_path)
   ensure_device_put_replicated()
   n_devices = devices_to_use(env, config)
   report = None if progress_fn is None else (lambda steps, value: progress_fn(method, steps, budget, {"return": value}))
@@ -573,13 +595,13 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   common = dict(episode_length=env.episode_length, action_repeat=1,
                 eval_env=_NullEnv(*ENV_SIZES[env.name]), num_eval_envs=1)
   start = time.perf_counter()
-  if method in ("ppo", "sac"):
+  if method in RESUMABLE:
+    params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), curve, method, task,
+                        checkpoint_path, overwrite)
+  else:
     trainer = _train_ppo if method == "ppo" else _train_sac
     params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,
                      curve, **common)
-  else:
-    params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices, curve,
-                        method, task, checkpoint_path, overwrite, episode_length=env.episode_length)
   total = time.perf_counter() - start
   timings = {"train_s": total - curve.compile_s - curve.eval_s, "eval_compile_s": curve.compile_s,
              "eval_s": curve.eval_s, "total_s": total}

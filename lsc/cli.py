@@ -44,7 +44,7 @@ def _progress(args, out: pathlib.Path | None):
   in its metrics.jsonl (and TensorBoard event files in out/tensorboard with --tensorboard)."""
   bars = args.exit_stack.enter_context(Bars())
   if out is None:
-    if getattr(args, "tensorboard", False):
+    if args.tensorboard:
       raise ValueError("--tensorboard needs --out (the event files go to OUT/tensorboard)")
     return bars, bars
   log = args.exit_stack.enter_context(MetricsLog(out / METRICS, out / "tensorboard" if args.tensorboard else None))
@@ -104,13 +104,13 @@ def cmd_rollout(args) -> int:
   check_memory("rollout", 2 * args.pool * per_policy,  # the blocks' results, then their concatenation
                f"{args.pool:,} policies x {per_policy} bytes of results, twice")
   out = _claim_out(args, "rollout") if args.out else None
+  bars, report = _progress(args, out)  # refuses --tensorboard without --out before any work
   enable_compilation_cache()
   env, names = env_cfg.build(), task_names(args.env)
   policy = policy_cfg.build(env)
   print(f"{args.env} on {env.backend}, {policy.num_params} params/policy, pool {args.pool} "
         f"(seed {args.seed}), {protocol.episodes} episode(s) of {env.episode_length} steps")
 
-  bars, report = _progress(args, out)
   marks = []
 
   def progress(done, total):

@@ -166,7 +166,7 @@ def override(config: C, updates, where: str = "") -> C:
   if isinstance(updates, (list, tuple)):
     updates = assignments(list(updates))
   if not isinstance(updates, dict):
-    raise ValueError(f"{where}: expected a mapping of settings (e.g. search.budget: 100000), "
+    raise ValueError(f"{where or 'config'}: expected a mapping of settings (e.g. search.budget: 100000), "
                      f"got a {type(updates).__name__}")
   data = to_dict(config, omit_defaults=False)
   for key, value in flatten(updates).items():

@@ -19,7 +19,6 @@ keys and the env steps charged.
 
 import dataclasses
 import json
-import math
 import pathlib
 from typing import TYPE_CHECKING, Callable
 
@@ -89,11 +88,8 @@ def check_budget(name: str, budget: int, episode_length: int, *, pgpe=None, n_ev
     from lsc.search import check_budget as check_pgpe_budget
     check_pgpe_budget(budget, pgpe, episode_length)
     return
-  from lsc.baselines import min_budget
-  needed = min_budget(name, rl_config, n_evals)
-  if budget < needed:
-    raise ValueError(f"budget {budget:,} is too small for {name} with n_evals={n_evals}: needs at least "
-                     f"{needed:,} env steps")
+  from lsc.baselines import check_budget as check_rl_budget
+  check_rl_budget(name, budget, rl_config, n_evals)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +119,7 @@ class Outcome:
 
   @classmethod
   def from_json(cls, data: dict) -> "Outcome":
-    def floats(x):
-      return np.asarray([[math.nan if v is None else v for v in row] for row in x], np.float64) \
-          if x and isinstance(x[0], list) else np.asarray([math.nan if v is None else v for v in x], np.float64)
+    floats = lambda x: np.asarray(x, np.float64)  # null (None) becomes NaN
     distance = data.get("final_distance")
     return cls(method=data["method"], env_steps=np.asarray(data["env_steps"], np.int64),
                returns=floats(data["returns"]), final_returns=floats(data["final_returns"]),
@@ -194,17 +188,16 @@ def _run_rl(name, env, task, directory, budget, seeds, seed, protocol, config, n
             record) -> Outcome:
   import jax
   from lsc import checkpoint
-  from lsc.baselines import train_baseline
+  from lsc.baselines import RESUMABLE, train_baseline
   if log is not None:
     log(f"{name}: {seeds} seed(s) of {budget:,} env steps, {n_evals} evaluations each")
   runs = []
   for s in range(seed, seed + seeds):
     report = None if progress_fn is None else (
         lambda stage, done, total, info, s=s: progress_fn(f"{stage} seed {s}", done, total, info))
-    resumable = name in ("td3", "ddpg")  # Brax's PPO and SAC cannot resume
     runs.append(train_baseline(env, task, name, budget, s, protocol, config=config, n_evals=n_evals,
-                               progress_fn=report, checkpoint_path=directory / f"state_seed{s}" if resumable else None,
-                               overwrite=overwrite))
+                               progress_fn=report, overwrite=overwrite,
+                               checkpoint_path=directory / f"state_seed{s}" if name in RESUMABLE else None))
     # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
     # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
     # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.

@@ -167,6 +167,8 @@ def test_bad_input_is_refused_before_brax_runs(short_car, monkeypatch):
     run("td4")
   with pytest.raises(ValueError, match="needs a TD3Config, got DDPGConfig"):
     run("td3", config=DDPGConfig())
+  with pytest.raises(ValueError, match="ppo cannot resume .*checkpoint_path is for td3, ddpg"):
+    run("ppo", checkpoint_path="never-written")
   with pytest.raises(ValueError, match="unknown task 'fly'.*valid tasks: goal, left, height, speed"):
     run(task="fly")
   with pytest.raises(ValueError, match="needs a SACConfig, got PPOConfig"):
@@ -194,6 +196,8 @@ def test_config_errors():
   with pytest.raises(ValueError, match="cannot hold one actor step"):
     SACConfig(num_envs=16, max_replay_size=8)
   assert SACConfig(hidden=[16, 16]).hidden == (16, 16)  # lists (from YAML) become tuples
+  with pytest.raises(ValueError, match="TD3Config.max_replay_size = 8 cannot hold one actor step"):
+    TD3Config(num_envs=16, max_replay_size=8)
   with pytest.raises(ValueError, match="TD3Config.policy_delay must be > 0"):
     TD3Config(policy_delay=0)
   with pytest.raises(ValueError, match="DDPGConfig.policy_noise must be >= 0"):
