@@ -47,10 +47,8 @@ def table(runs: dict, machine: dict, preset: str) -> str:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from lsc import enable_compilation_cache, quiet_dependencies, use_cpu_cores
-  use_cpu_cores()
-  quiet_dependencies()
-  enable_compilation_cache()
+  from lsc import setup_command_line
+  setup_command_line()
   from benchmarks.common import machine, write
   from experiments import pipeline
   from experiments.presets import PRESETS

@@ -43,10 +43,8 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from lsc import enable_compilation_cache, quiet_dependencies, use_cpu_cores
-  use_cpu_cores()
-  quiet_dependencies()
-  enable_compilation_cache()
+  from lsc import setup_command_line
+  setup_command_line()
   from lsc.envs import make_env
   from lsc.evaluation import EvalProtocol
   from lsc.policy import make_policy

@@ -435,12 +435,10 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   p.add_argument("--debug", action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
   args = p.parse_args(argv)
 
-  from lsc import enable_compilation_cache, quiet_dependencies, use_cpu_cores
+  from lsc import setup_command_line
   from lsc.progress import Bars
   from lsc.validate import debug_wanted, error_line, user_errors
-  use_cpu_cores()
-  quiet_dependencies()
-  enable_compilation_cache()
+  setup_command_line()
 
   try:
     config = configure(presets[args.preset](), args)

@@ -9,15 +9,23 @@ seeds, fresh evaluation keys):
 a point 90 % of the way from the worst to the best method's final return, so it is
 sound with negative returns.  A seed's steps-to-threshold is the env-step count of the
 first point of its curve at or above the threshold (PGPE: the centre's return on that
-generation's episodes; PPO / SAC: the protocol's evaluations), or `never`.  Reported:
-the mean and 95 % confidence interval (Student t) over the seeds that reached it, how
-many did, and the fastest method (most seeds reaching, then the lowest mean).  The
-latent method is reported twice: as run, and with the dataset's collection steps (probe
-rollouts and the evaluation of every dataset policy, charged in full to each task; not
-the random members evaluated only for comparison) added to its steps.  Methods whose
-mean steps tie are all named.  Writes experiments/results/sample_efficiency[_<tag>].{md,json},
-a bar chart .png beside them, and each run's summary.md and curves_<task>.png into the
-folder of the same name.
+generation's episodes; RL: the protocol's evaluations), or `never`.  Reported: the mean
+and 95 % confidence interval (Student t) over the seeds that reached it, how many did,
+and the fastest method (most seeds reaching, then the lowest mean).  Methods whose mean
+steps tie are all named.
+
+The latent methods read a dataset whose collection cost env steps (probe rollouts and
+the evaluation of every dataset policy; not the random members evaluated only for
+comparison).  Three accountings of that cost, each with its own fastest method:
+  - `none`: not charged (the dataset is a sunk, reward-free cost);
+  - `shared`: charged once per env and shared by its tasks: each task pays the
+    collection divided by the number of tasks the env defines (one dataset serves them all);
+  - `full`: charged in full to every task.
+Also reported: each method's wall time per 10^6 env steps, per env (the runs' own
+timings: compile and training, summed over tasks and seeds).  Writes
+experiments/results/sample_efficiency[_<tag>].{md,json}, a bar chart .png beside them
+(confidence intervals clipped to [0, budget]), and each run's summary.md and
+curves_<task>.png into the folder of the same name.
 """
 
 import argparse
@@ -31,8 +39,14 @@ import numpy as np
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 FRACTION = 0.9
-LATENT = "latent_pgpe"
 FINE_TUNING_ENVS = ("mountain_car", "reacher")  # the paper's 8 fine-tuning tasks; the rest: locomotion
+ACCOUNTINGS = ("none", "shared", "full")  # collection steps charged to a latent method: see the docstring
+
+
+def reads_dataset(method: str) -> bool:
+  """Whether `method` searches a space learned from the dataset (pays for its collection)."""
+  from lsc.methods import METHODS
+  return method in METHODS and METHODS[method].reads == "autoencoder"
 
 
 def threshold(finals: dict[str, list[float]]) -> float:
@@ -60,14 +74,36 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
   return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
+def wall_seconds(timings: dict) -> float:
+  """A run's wall time from its Outcome timings: compile and training (RL: total_s,
+  which includes the curve evaluations; PGPE: compile_s + search_s, which include the
+  centre's evaluation every generation); the final evaluation on fresh keys excluded."""
+  if "total_s" in timings:
+    return float(timings["total_s"])
+  return float(timings.get("compile_s", 0.0)) + float(timings.get("search_s", 0.0))
+
+
+def collection_charges(results: dict) -> dict[str, int]:
+  """Env steps a latent method is charged for the dataset under each accounting."""
+  by_stage = results.get("dataset_env_steps_by_stage") or {}
+  # probe rollouts and evaluating the dataset (not the random members evaluated only to
+  # compare with); older runs: everything
+  full = int(by_stage["probe"] + by_stage["kept"]) if by_stage else int(results.get("dataset_env_steps", 0))
+  env = results["config"]["collect"]["env"]["name"]
+  try:
+    from lsc.tasks import task_names
+    n_tasks = len(task_names(env))
+  except ValueError:  # an env lsc does not define (hand-made results): the tasks it ran
+    n_tasks = len(results["curves"])
+  return {"none": 0, "shared": -(-full // n_tasks), "full": full}
+
+
 def summarise(results: dict) -> list[dict]:
   """One row per task of a pipeline's results.json."""
-  rows = []
-  by_stage = results.get("dataset_env_steps_by_stage") or {}
-  # what the latent method's inputs cost: probe rollouts and evaluating the dataset (the
-  # random members evaluated only to compare with are not charged); older runs: everything
-  charge = int(by_stage["probe"] + by_stage["kept"]) if by_stage else int(results.get("dataset_env_steps", 0))
+  charges = collection_charges(results)
   env = results["config"]["collect"]["env"]["name"]
+  budget = results["config"].get("search", {}).get("budget")
+  rows = []
   for task, per_method in results["curves"].items():
     finals = {m: o["final_returns"] for m, o in per_method.items()}
     level = threshold(finals)
@@ -75,23 +111,25 @@ def summarise(results: dict) -> list[dict]:
     for method, outcome in per_method.items():
       hits = steps_to_threshold(outcome["env_steps"], outcome["returns"], level)
       reached = [h for h in hits if h is not None]
-      methods[method] = {"final_mean": float(np.mean(finals[method])), "steps": hits, "reached": len(reached),
-                         "seeds": len(hits), **dict(zip(("mean", "ci95"), mean_ci(reached) if reached else (None, None)))}
-    if LATENT in methods and methods[LATENT]["reached"]:
-      charged = [h + charge for h in methods[LATENT]["steps"] if h is not None]
-      methods[LATENT]["charged_mean"], methods[LATENT]["charged_ci95"] = mean_ci(charged)
-    rows.append({"env": env, "task": task, "threshold": level, "collection_steps": charge, "methods": methods,
-                 "fastest": fastest(methods, charged=False), "fastest_charged": fastest(methods, charged=True)})
+      m = {"final_mean": float(np.mean(finals[method])), "steps": hits, "reached": len(reached), "seeds": len(hits)}
+      for accounting in ACCOUNTINGS:  # the same for a method that reads no dataset
+        charge = charges[accounting] if reads_dataset(method) else 0
+        mean, ci = mean_ci([h + charge for h in reached]) if reached else (None, None)
+        m[accounting] = {"mean": mean, "ci95": ci}
+      if "timings" in outcome:
+        m["wall_s"] = wall_seconds(outcome["timings"])
+        m["env_steps_charged"] = int(sum(outcome.get("final_env_steps") or [0]))
+      methods[method] = m
+    rows.append({"env": env, "task": task, "threshold": level, "budget": budget, "collection_steps": charges,
+                 "methods": methods, "fastest": {a: fastest(methods, a) for a in ACCOUNTINGS}})
   return rows
 
 
-def fastest(methods: dict, charged: bool) -> str | None:
+def fastest(methods: dict, accounting: str = "none") -> str | None:
   """The method whose seeds reached the threshold most often, ties by the lowest mean
-  steps (the latent method's charged mean when `charged`); None if none reached it."""
+  steps under `accounting` (one of ACCOUNTINGS); None if none reached it."""
   def key(item):
-    name, m = item
-    mean = m.get("charged_mean") if charged and name == LATENT else m["mean"]
-    return (-m["reached"] / m["seeds"], mean)
+    return (-item[1]["reached"] / item[1]["seeds"], item[1][accounting]["mean"])
   candidates = [(n, m) for n, m in methods.items() if m["reached"]]
   if not candidates:
     return None
@@ -99,73 +137,116 @@ def fastest(methods: dict, charged: bool) -> str | None:
   return " = ".join(n for n, m in candidates if key((n, m)) == best)
 
 
-def _cell(mean, ci, reached, seeds) -> str:
-  if mean is None:
+def _cell(steps: dict, reached: int, seeds: int) -> str:
+  if steps["mean"] is None:
     return f"never (0/{seeds})"
-  ci_text = "" if ci is None or math.isnan(ci) else f" ± {ci / 1e3:,.0f}k"
-  return f"{mean / 1e3:,.0f}k{ci_text} ({reached}/{seeds})"
+  ci_text = "" if steps["ci95"] is None or math.isnan(steps["ci95"]) else f" ± {steps['ci95'] / 1e3:,.0f}k"
+  return f"{steps['mean'] / 1e3:,.0f}k{ci_text} ({reached}/{seeds})"
+
+
+def _method_order(rows: list[dict]) -> list[str]:
+  """The methods of the rows in the registry's order (latent methods first), then any
+  others by name."""
+  from lsc.methods import NAMES
+  return sorted({m for r in rows for m in r["methods"]},
+                key=lambda m: (not reads_dataset(m), NAMES.index(m) if m in NAMES else len(NAMES), m))
 
 
 def markdown(rows: list[dict], command: str) -> str:
-  methods = sorted({m for r in rows for m in r["methods"]}, key=lambda m: (m != LATENT, m))
+  methods = _method_order(rows)
+  latent = [m for m in methods if reads_dataset(m)]
   lines = [f"Env steps to reach min + {FRACTION} (max - min) of the methods' mean final returns, mean ± 95 % CI "
-           f"over the seeds that reached it (reached / seeds). `{command}`", "",
-           "| env | task | threshold | " + " | ".join(methods) + f" | {LATENT} + collection | fastest | "
-           "fastest, collection charged |", "|---|---|---:|" + "---:|" * (len(methods) + 1) + "---|---|"]
+           f"over the seeds that reached it (reached / seeds); collection not charged. `{command}`", "",
+           "| env | task | threshold | " + " | ".join(methods) + "".join(f" | {m} + collection ({a})" for m in latent
+                                                              for a in ACCOUNTINGS[1:])
+           + " | fastest | fastest, shared | fastest, full |",
+           "|---|---|---:|" + "---:|" * (len(methods) + 2 * len(latent)) + "---|---|---|"]
   for r in rows:
-    cells = [_cell(r["methods"][m]["mean"], r["methods"][m]["ci95"], r["methods"][m]["reached"],
-                   r["methods"][m]["seeds"]) if m in r["methods"] else "" for m in methods]
-    lat = r["methods"].get(LATENT, {})
-    charged = (_cell(lat.get("charged_mean"), lat.get("charged_ci95"), lat.get("reached"), lat.get("seeds"))
-               if lat else "")
-    lines.append(f"| {r['env']} | {r['task']} | {r['threshold']:.2f} | " + " | ".join(cells)
-                 + f" | {charged} | {r['fastest'] or '-'} | {r['fastest_charged'] or '-'} |")
+    ms = r["methods"]
+    cells = [_cell(ms[m]["none"], ms[m]["reached"], ms[m]["seeds"]) if m in ms else "" for m in methods]
+    cells += [_cell(ms[m][a], ms[m]["reached"], ms[m]["seeds"]) if m in ms else "" for m in latent
+              for a in ACCOUNTINGS[1:]]
+    lines.append(f"| {r['env']} | {r['task']} | {r['threshold']:.2f} | " + " | ".join(cells) + " | "
+                 + " | ".join(r["fastest"][a] or "-" for a in ACCOUNTINGS) + " |")
   lines.append("")
   for group, members in (("fine-tuning (mountain_car, reacher)", [r for r in rows if r["env"] in FINE_TUNING_ENVS]),
                          ("locomotion", [r for r in rows if r["env"] not in FINE_TUNING_ENVS])):
     if members:
       lines.append(f"- {group} tasks: " + first_counts(members))
-  lines += ["",
-            "Final returns (mean over seeds, fresh evaluation keys):", "",
+  lines += ["", "Collection steps charged per task (`shared`: once per env, divided by its tasks; `full`: "
+            "to every task): " + "; ".join(f"{env} {c['shared']:,} / {c['full']:,}" for env, c in
+                                           {r["env"]: r["collection_steps"] for r in rows}.items()) + ".",
+            "", "Final returns (mean over seeds, fresh evaluation keys):", "",
             "| env | task | " + " | ".join(methods) + " |", "|---|---|" + "---:|" * len(methods)]
   for r in rows:
     lines.append(f"| {r['env']} | {r['task']} | " + " | ".join(
         f"{r['methods'][m]['final_mean']:.2f}" if m in r["methods"] else "" for m in methods) + " |")
+  walls = wall_table(rows)
+  if walls:
+    lines += ["", "Wall time per 10⁶ env steps (s; compile and training summed over the tasks and seeds run, "
+              "final evaluation excluded; see the runs' device):", "",
+              "| env | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    for env, per in walls.items():
+      lines.append(f"| {env} | " + " | ".join(f"{per[m]:,.0f}" if m in per else "" for m in methods) + " |")
   return "\n".join(lines) + "\n"
 
 
+def wall_table(rows: list[dict]) -> dict[str, dict[str, float]]:
+  """{env: {method: wall seconds per 10^6 env steps}} over the rows that carry timings."""
+  sums: dict = {}
+  for r in rows:
+    for name, m in r["methods"].items():
+      if m.get("env_steps_charged"):
+        total = sums.setdefault(r["env"], {}).setdefault(name, [0.0, 0])
+        total[0] += m["wall_s"]
+        total[1] += m["env_steps_charged"]
+  return {env: {m: 1e6 * s / n for m, (s, n) in per.items()} for env, per in sums.items()}
+
+
 def first_counts(rows: list[dict]) -> str:
-  """How often the latent method is first, tied first, and first with collection charged."""
-  first = sum(r["fastest"] == LATENT for r in rows)
-  first_charged = sum(r["fastest_charged"] == LATENT for r in rows)
-  tied = sum(LATENT in (r["fastest"] or "").split(" = ") and r["fastest"] != LATENT for r in rows)
-  return (f"{LATENT} reaches the threshold first on {first} of {len(rows)}, ties for first on {tied} "
-          f"({first_charged} of {len(rows)} first with the collection steps charged).")
+  """How often a latent-space method (one that reads the dataset) is first: alone or
+  tied only with other latent methods, and tied with another method; per accounting."""
+  def count(accounting):
+    names = [[n for n in (r["fastest"][accounting] or "").split(" = ") if n] for r in rows]
+    first = sum(bool(n) and all(map(reads_dataset, n)) for n in names)
+    return first, sum(any(map(reads_dataset, n)) and not all(map(reads_dataset, n)) for n in names)
+  (first, tied), shared, full = count("none"), count("shared")[0], count("full")[0]
+  return (f"a latent-space method reaches the threshold first on {first} of {len(rows)}, ties for first with "
+          f"another method on {tied} ({shared} of {len(rows)} first with the collection shared by the env's "
+          f"tasks, {full} with it charged in full to every task).")
 
 
 def plot(rows: list[dict], path: pathlib.Path) -> None:
-  """Grouped bars of steps-to-threshold per task and method (hatched: never reached)."""
+  """Grouped bars of steps-to-threshold per task and method (collection not charged;
+  hatched: never reached); the 95 % intervals are clipped to [0, the run's budget]."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  methods = sorted({m for r in rows for m in r["methods"]}, key=lambda m: (m != LATENT, m))
+  methods = _method_order(rows)
   width = 0.8 / len(methods)
   fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4))
-  top = max((m["mean"] for r in rows for m in r["methods"].values() if m["mean"]), default=1.0)
+  top = max((m["none"]["mean"] for r in rows for m in r["methods"].values() if m["none"]["mean"]), default=1.0)
+  labelled = set()
   for j, method in enumerate(methods):
     for i, r in enumerate(rows):
       m = r["methods"].get(method)
       if m is None:
         continue
       x = i + (j - (len(methods) - 1) / 2) * width
-      if m["mean"] is None:
-        ax.bar(x, top * 1.2, width, color="none", edgecolor=f"C{j}", hatch="//")
-      else:
-        ax.bar(x, m["mean"], width, color=f"C{j}", label=method if i == 0 else None,
-               yerr=None if m["ci95"] is None or math.isnan(m["ci95"]) else m["ci95"], capsize=2)
+      mean, ci = m["none"]["mean"], m["none"]["ci95"]
+      label = None if method in labelled else method  # each method in the legend once
+      labelled.add(method)
+      if mean is None:
+        ax.bar(x, top * 1.2, width, color="none", edgecolor=f"C{j}", hatch="//", label=label)
+        continue
+      yerr = None
+      if ci is not None and not math.isnan(ci):
+        high = ci if r.get("budget") is None else max(0.0, min(ci, r["budget"] - mean))
+        yerr = [[min(ci, mean)], [high]]
+      ax.bar(x, mean, width, color=f"C{j}", label=label, yerr=yerr, capsize=2)
   ax.set_xticks(range(len(rows)), [f"{r['env']}\n{r['task']}" for r in rows], fontsize=8)
   ax.set_ylabel("env steps to threshold")
-  ax.set_title(f"sample efficiency (hatched: threshold never reached)")
+  ax.set_title("sample efficiency (hatched: threshold never reached)")
   handles, labels = ax.get_legend_handles_labels()
   ax.legend(handles, labels, fontsize=8)
   fig.tight_layout()

@@ -13,7 +13,7 @@ configs (`lsc.config`), artifacts and run directories (`lsc.checkpoint`, `lsc.ru
 
 import importlib
 
-from lsc.jax_setup import enable_compilation_cache, quiet_dependencies, use_cpu_cores
+from lsc.jax_setup import enable_compilation_cache, quiet_dependencies, setup_command_line, use_cpu_cores
 
 __version__ = "0.1.0"
 
@@ -39,7 +39,7 @@ _EXPORTS = {
     "lsc.progress": ("Bars",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = ["enable_compilation_cache", "quiet_dependencies", "use_cpu_cores", "__version__", *_WHERE]
+__all__ = ["enable_compilation_cache", "quiet_dependencies", "setup_command_line", "use_cpu_cores", "__version__", *_WHERE]
 
 
 def __getattr__(name: str):

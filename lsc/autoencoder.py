@@ -25,6 +25,8 @@ and B decoded policies on M states (and ~2 * B * M_probe * P for `actions` input
 Losses (both means over a batch of B policies):
   behaviour  mean over the batch and a fresh batch of M states of
              ||pi_theta(s) - pi_g(f(theta))(s)||^2 (summed over action dimensions);
+             the states are shared by the batch, or each policy's own
+             (`lsc.training`'s state sources);
   parameter  mean over the batch of ||(theta - g(f(theta))) / s||^2 / P: the paper's
              ablation, in the same normalised units as the network's input.
 """
@@ -184,8 +186,9 @@ class Decoder:
 
 
 def behaviour_loss(policy: MLPPolicy, thetas: jax.Array, thetas_hat: jax.Array, states: jax.Array) -> jax.Array:
-  """Mean over policies thetas (B, P) and states (M, O) of ||pi_theta(s) - pi_theta_hat(s)||^2."""
-  act = jax.vmap(policy.apply, in_axes=(0, None))
+  """Mean over policies thetas (B, P) and states of ||pi_theta(s) - pi_theta_hat(s)||^2:
+  states (M, O) shared by every policy, or (B, M, O), M states of each policy's own."""
+  act = jax.vmap(policy.apply, in_axes=(0, None if states.ndim == 2 else 0))
   diff = act(thetas, states) - act(thetas_hat, states)  # (B, M, A)
   return jnp.mean(jnp.sum(diff ** 2, axis=-1))
 
@@ -196,7 +199,7 @@ def parameter_loss(thetas: jax.Array, thetas_hat: jax.Array, scale: jax.Array) -
 
 
 def make_loss_fn(ae: Autoencoder, loss: str) -> Callable:
-  """loss_fn(params, thetas (B, P), states (M, O)) -> scalar, jit-safe."""
+  """loss_fn(params, thetas (B, P), states (M, O) or (B, M, O)) -> scalar, jit-safe."""
   if loss not in LOSSES:
     raise ValueError(f"unknown loss {loss!r}; valid losses: {', '.join(LOSSES)}")
 

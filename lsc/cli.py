@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--dataset", required=True, help="dataset artifact directory (from `lsc collect`)")
   p.add_argument("--latent-dim", type=int, default=2)
   p.add_argument("--loss", default="behaviour", help="behaviour | parameter")
-  p.add_argument("--states", default="dataset", help="state source of the behaviour loss: dataset | rollout")
+  p.add_argument("--states", default="own", help="state source of the behaviour loss: own | dataset | rollout")
   p.add_argument("--encoder-input", default="actions",
                  help="what the encoder reads: parameters (theta) | actions (theta's actions on the probe states)")
   p.add_argument("--steps", type=int, default=3000)

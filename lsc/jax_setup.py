@@ -84,3 +84,12 @@ def quiet_dependencies() -> None:
   for message, category in DEPENDENCY_NOISE:
     warnings.filterwarnings("ignore", message=message, category=category)
   quiet_imports()
+
+
+def setup_command_line() -> None:
+  """What every lsc command line does first: one JAX device per CPU core
+  (`use_cpu_cores`), dependency noise filtered (`quiet_dependencies`) and the persistent
+  compilation cache on (`enable_compilation_cache`).  Call before anything touches JAX."""
+  use_cpu_cores()
+  quiet_dependencies()
+  enable_compilation_cache()

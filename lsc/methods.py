@@ -81,14 +81,14 @@ def pgpe_config(name: str, population: int = 64, episodes: int = 3, std_init: fl
 def check_budget(name: str, budget: int, episode_length: int, *, pgpe=None, n_evals: int = 10,
                  rl_config=None) -> None:
   """ValueError if `budget` env steps per seed cannot run method `name`: less than one
-  PGPE generation of `pgpe` (or past the int32 counters), or too few steps for an RL
-  baseline's `n_evals` evaluation intervals."""
+  PGPE generation of `pgpe` (default: the method's, `pgpe_config(name)`) or past the
+  int32 counters, or too few steps for an RL baseline's `n_evals` evaluation intervals."""
   method = get_method(name)
   if method.family == "pgpe":
     from lsc.search import check_budget as check_pgpe_budget
-    check_pgpe_budget(budget, pgpe, episode_length)
+    check_pgpe_budget(budget, pgpe or pgpe_config(name), episode_length)
     return
-  from lsc.baselines import check_budget as check_rl_budget
+  from lsc.rl_configs import check_budget as check_rl_budget
   check_rl_budget(name, budget, rl_config, n_evals)
 
 
@@ -188,7 +188,9 @@ def _run_rl(name, env, task, directory, budget, seeds, seed, protocol, config, n
             record) -> Outcome:
   import jax
   from lsc import checkpoint
-  from lsc.baselines import RESUMABLE, train_baseline
+  from lsc.envs import import_quietly
+  from lsc.rl_configs import RESUMABLE
+  train_baseline = import_quietly("lsc.baselines").train_baseline  # Brax's agents, first loaded here
   if log is not None:
     log(f"{name}: {seeds} seed(s) of {budget:,} env steps, {n_evals} evaluations each")
   runs = []

@@ -133,3 +133,61 @@ def recovery_report(env, policy, ae, params, held_out: np.ndarray, protocol: Eva
     per_task["mean"] = {m: float(np.nanmean([per_task[name][m] for name in names])) for m in METRICS}
     report[row] = per_task
   return report
+
+
+RANK_BUCKETS = (("best", 0.0, 0.0), ("top 1 %", 0.0, 0.01), ("top 10 %", 0.01, 0.1), ("rest", 0.1, 1.0))
+
+
+def rank_rows(returns: np.ndarray, top: int, sample: int, seed: int = 0) -> np.ndarray:
+  """Dataset rows to examine: the `top` best of every task by `returns` (K, T) and
+  `sample` others drawn uniformly; sorted unique row indices."""
+  order = np.argsort(-np.asarray(returns), axis=0)[:top].reshape(-1)
+  others = np.setdiff1d(np.arange(len(returns)), order)
+  drawn = np.random.default_rng(seed).choice(others, min(sample, len(others)), replace=False)
+  return np.unique(np.concatenate([order, drawn]))
+
+
+def action_errors(policy, thetas: jax.Array, thetas_hat: jax.Array, states: jax.Array) -> np.ndarray:
+  """Per policy, the mean over its own states of ||pi_theta(s) - pi_theta_hat(s)||^2:
+  thetas, thetas_hat (n, P), states (n, V, O) -> (n,)."""
+  act = jax.vmap(policy.apply)
+  return np.asarray(jnp.mean(jnp.sum((act(thetas, states) - act(thetas_hat, states)) ** 2, -1), -1))
+
+
+def reconstruction_by_rank(env, policy, ae, params, dataset, protocol: EvalProtocol, *, top: int = 16,
+                           sample: int = 256, seed: int = 0) -> dict:
+  """How well the autoencoder reconstructs the dataset's best policies against its
+  typical ones.  Rows: `rank_rows(dataset.returns, top, sample, seed)`.  Each row's
+  policy theta and its reconstruction g(f(theta)) are evaluated under `protocol` (fresh
+  keys), and per task the row's return rank in the whole dataset (0: best) is bucketed
+  (RANK_BUCKETS: the best policy, top 1 %, top 1-10 %, the rest).  Per task and bucket:
+  the median and 90th percentile of |J(theta) - J(g(f(theta)))| / R (R: the range of
+  J(theta) over the rows) and the median action error on the policy's own visited
+  states (`action_errors`); and the best policy's return with its reconstruction's.
+  Returns {"rows": (n,), "returns": (n, T), "reconstructed": (n, T), "own_error": (n,),
+  "tasks": {task: {bucket: {...}, "best": {...}}}}."""
+  rows = rank_rows(dataset.returns, top, sample, seed)
+  thetas = jnp.asarray(np.asarray(dataset.thetas[rows], np.float32))
+  decoded = jax.jit(ae.reconstruct)(params, thetas)
+  a = np.asarray(evaluate(env, policy, thetas, protocol).returns, np.float64)
+  b = np.asarray(evaluate(env, policy, decoded, protocol).returns, np.float64)
+  own = action_errors(policy, thetas, decoded, jnp.asarray(np.asarray(dataset.visited_states[rows], np.float32)))
+  k = len(dataset.returns)
+  report = {"rows": rows, "returns": a, "reconstructed": b, "own_error": own, "tasks": {}}
+  for t, name in enumerate(task_names(env.name)):
+    rank = np.argsort(np.argsort(-np.asarray(dataset.returns)[:, t]))[rows] / k  # 0 = the dataset's best
+    span = a[:, t].max() - a[:, t].min()
+    error = np.abs(a[:, t] - b[:, t]) / (span if span > 0 else np.nan)
+    per = {}
+    for bucket, low, high in RANK_BUCKETS:
+      pick = rank == 0 if high == 0 else (rank >= low) & (rank < high) & (rank > 0)
+      if pick.any():
+        per[bucket] = {"n": int(pick.sum()), "error_median": float(np.median(error[pick])),
+                       "error_p90": float(np.quantile(error[pick], 0.9)),
+                       "own_action_error_median": float(np.median(own[pick]))}
+    best = int(np.argmin(rank))
+    per["best_policy"] = {"row": int(rows[best]), "dataset_return": float(np.asarray(dataset.returns)[rows[best], t]),
+                          "return": float(a[best, t]), "reconstructed_return": float(b[best, t])}
+    per["rank"], per["error"] = rank, error
+    report["tasks"][name] = per
+  return report

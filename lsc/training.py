@@ -1,13 +1,20 @@
 """Training the behaviour autoencoder on a dataset: state sources, validation, early
 stopping, checkpoints and resume.
 
-State sources for the behaviour loss (`states`):
+State sources for the behaviour loss (`states`; default `own`, measured best in
+experiments/RESULTS.md):
   `dataset`  a fresh batch every step from the dataset's probe states and the states
              its policies visited (fixed pool);
   `rollout`  the same pool seeds an on-device ring buffer; every `rollout_every` steps
              the current batch's *decoded* policies run one episode each (the shared
              rollout engine, compiled once) and the states they reach replace the
-             buffer's oldest, so the decoder is also trained where its own policies go.
+             buffer's oldest, so the decoder is also trained where its own policies go;
+  `own`      each policy is compared on its own states: half of the M states are drawn
+             (with replacement) from the states that policy visited when the dataset was
+             evaluated, half from the shared pool as `dataset` draws them.  A policy's
+             behaviour matters where it goes; in a chaotic env a small action error on
+             its own trajectory compounds, while states it never visits cost it nothing.
+             Reward-free: the visited states are samples of the evaluation rollouts.
 
 Every random choice of step t (policy batch, state batch, rollout keys) is derived from
 (seed, t), so a run resumed from a checkpoint continues exactly as an uninterrupted one.
@@ -36,7 +43,7 @@ from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
 from lsc.validate import check_finite, check_int, check_seed
 
-STATE_SOURCES = ("dataset", "rollout")
+STATE_SOURCES = ("dataset", "rollout", "own")
 KIND = "autoencoder"
 
 
@@ -49,7 +56,7 @@ class TrainConfig:
   activation: str = "elu"
   encoder_input: str = "actions"  # actions | parameters (lsc.autoencoder)
   loss: str = "behaviour"  # behaviour | parameter
-  states: str = "dataset"  # dataset | rollout
+  states: str = "own"  # own | dataset | rollout (see the module docstring; own measured best, experiments/RESULTS.md)
   batch_policies: int = 64
   batch_states: int = 256
   lr: float = 1e-3
@@ -164,6 +171,11 @@ class Trainer:
     self.thetas = check_thetas(dataset.thetas, policy)
     self.train_idx, self.val_idx = split(len(self.thetas), config.val_fraction, config.seed)
     self.states = state_pool(dataset)
+    if config.states == "own":
+      self.visited = np.asarray(dataset.visited_states, np.float32)  # (K, E * V, O)
+      if self.visited.ndim != 3 or self.visited.shape[:1] != self.thetas.shape[:1] or not self.visited.shape[1]:
+        raise ValueError(f"state source 'own' needs each policy's visited states (K={len(self.thetas)}, V >= 1, O), "
+                         f"got {self.visited.shape}")
     if self.states.shape[1] != policy.obs_size:
       raise ValueError(f"dataset states have {self.states.shape[1]} dims, the policy observes {policy.obs_size}")
     self.probe = jnp.asarray(dataset.probe_states, jnp.float32)
@@ -186,10 +198,27 @@ class Trainer:
             "best_params": params, "step": 0, "best_val": float("inf"), "bad_evals": 0,
             "history": {"step": [], "train": [], "val_behaviour": [], "val_parameter": []}}
 
-  def _batch(self, step: int) -> np.ndarray:
+  def _rows(self, step: int) -> np.ndarray:
+    """The training rows of step `step`'s policy batch, sorted."""
     rng = np.random.default_rng([self.config.seed, step])
-    rows = np.sort(rng.choice(self.train_idx, min(self.config.batch_policies, len(self.train_idx)), replace=False))
-    return np.asarray(self.thetas[rows], np.float32)
+    return np.sort(rng.choice(self.train_idx, min(self.config.batch_policies, len(self.train_idx)), replace=False))
+
+  def _batch(self, step: int) -> np.ndarray:
+    return np.asarray(self.thetas[self._rows(step)], np.float32)
+
+  def _states(self, state: dict, step: int) -> jax.Array:
+    """Step `step`'s behaviour-loss states: (M, O) from the buffer, or for `own` (B, M, O),
+    each policy's own visited states then a shared half from the buffer."""
+    key = jax.random.fold_in(self.key, 2 * step + 2)
+    m = self.config.batch_states
+    if self.config.states != "own":
+      return _sample_states(state["buffer"], key, m)
+    own, shared = m // 2, m - m // 2
+    visited = jnp.asarray(self.visited[self._rows(step)])  # (B, V, O)
+    picks = jax.random.randint(jax.random.fold_in(key, 1), (visited.shape[0], own), 0, visited.shape[1])
+    mine = jnp.take_along_axis(visited, picks[..., None], axis=1)
+    common = jnp.broadcast_to(_sample_states(state["buffer"], key, shared), (visited.shape[0], shared, visited.shape[2]))
+    return jnp.concatenate([mine, common], axis=1)
 
   def _refresh_buffer(self, state: dict, thetas: jax.Array, step: int) -> jax.Array:
     """Rolls out the decoded batch and writes the states it visited into the ring buffer."""
@@ -216,7 +245,7 @@ class Trainer:
       thetas = jnp.asarray(self._batch(step))
       if config.states == "rollout" and step % config.rollout_every == 0 and step > 0:
         state["buffer"] = self._refresh_buffer(state, thetas, step)
-      states = _sample_states(state["buffer"], jax.random.fold_in(self.key, 2 * step + 2), config.batch_states)
+      states = self._states(state, step)
       trained, loss = self.train_step(TrainState(state["params"], state["opt_state"], jnp.int32(step)), thetas, states)
       state["params"], state["opt_state"] = trained.params, trained.opt_state
       state["step"] = step + 1

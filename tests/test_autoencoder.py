@@ -110,6 +110,39 @@ def test_rollout_state_source_fills_the_buffer_with_decoded_policies_states(moun
   assert np.all(buffer[:, 0] >= -1.2) and np.all(buffer[:, 0] <= 0.6)
 
 
+def test_own_state_source_compares_each_policy_on_its_own_visited_states(mountain_car, mc_policy, small_dataset):
+  policy = mc_policy
+  thetas = jnp.asarray(small_dataset.thetas[:3])
+  other = jnp.asarray(small_dataset.thetas[3:6])
+  shared = jnp.asarray(small_dataset.probe_states[:5])
+  # per-policy states equal to the shared ones give the shared loss; otherwise policy i sees only its own
+  loss = float(behaviour_loss(policy, thetas, other, shared))
+  assert float(behaviour_loss(policy, thetas, other, jnp.broadcast_to(shared, (3, 5, 2)))) == pytest.approx(loss)
+  own = jnp.asarray(small_dataset.visited_states[:3, :5])
+  by_hand = np.mean([np.sum((policy.apply(thetas[i], own[i]) - policy.apply(other[i], own[i])) ** 2, -1)
+                     for i in range(3)])
+  assert float(behaviour_loss(policy, thetas, other, own)) == pytest.approx(by_hand, rel=1e-5)
+
+  config = dataclasses.replace(TINY, states="own", steps=40)
+  trainer = Trainer(mountain_car, policy, small_dataset, config)
+  state = trainer.init()
+  states = np.asarray(trainer._states(state, 7))
+  rows = trainer._rows(7)
+  assert states.shape == (len(rows), 32, 2)
+  for i, row in enumerate(rows):  # first half: the policy's own visited states; second half: shared by the batch
+    assert all(any(np.array_equal(s, v) for v in small_dataset.visited_states[row]) for s in states[i, :16])
+    np.testing.assert_array_equal(states[i, 16:], states[0, 16:])
+  own_loss = lambda params: float(behaviour_loss(policy, jnp.asarray(small_dataset.thetas), ae_rec(params),
+                                                 jnp.asarray(small_dataset.visited_states)))
+  ae_rec = lambda params: trainer.ae.reconstruct(params, jnp.asarray(small_dataset.thetas))
+  start = own_loss(state["params"])
+  trained = trainer.step_range(state, 40)
+  assert own_loss(trained["params"]) < 0.5 * start
+  with pytest.raises(ValueError, match="visited states"):
+    Trainer(mountain_car, policy, types.SimpleNamespace(**{**vars(small_dataset),
+                                                          "visited_states": small_dataset.visited_states[:5]}), config)
+
+
 def test_actions_encoder_ignores_permutations_and_generalises_better(mountain_car, mc_policy, small_dataset):
   probe = small_dataset.probe_states
   ae = Autoencoder(mc_policy, 2, (16,), (16,), encoder_input="actions", probe=probe)

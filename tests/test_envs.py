@@ -35,6 +35,9 @@ search = lsc.Search(env, policy, lsc.linear_space(policy, 2), "speed", lsc.PGPEC
                     budget=200)
 result = search.run(lsc.EvalProtocol(1))
 assert result.generations == 1, result.generations
+from lsc.methods import NAMES, check_budget  # validating every method's budget loads no training code
+for name in NAMES:
+  check_budget(name, 10**6, 50)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("brax", "mujoco"))
 assert not heavy, heavy
 """
@@ -44,6 +47,13 @@ def test_the_mountain_car_path_imports_neither_brax_nor_mujoco():
   done = subprocess.run([sys.executable, "-c", MOUNTAIN_CAR_PATH], capture_output=True, text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-2000:]
   assert "warp" not in done.stdout + done.stderr
+
+
+def test_an_entry_point_loads_brax_agents_without_mjx_import_noise():
+  code = ("import lsc, lsc.envs; lsc.quiet_dependencies(); lsc.envs.import_quietly('lsc.baselines'); "
+          "import lsc.baselines; print('loaded')")
+  done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0 and done.stdout == "loaded\n", done.stdout + done.stderr[-2000:]
 
 
 def test_defaults_on_this_machine():

@@ -91,28 +91,52 @@ def test_bad_settings_are_refused(tmp_path):
   assert not (tmp_path / "out").exists()
 
 
-def test_sample_efficiency_on_hand_made_curves():
-  from experiments.sample_efficiency import steps_to_threshold, summarise, threshold
+def test_sample_efficiency_on_hand_made_curves(tmp_path):
+  from experiments.sample_efficiency import plot, steps_to_threshold, summarise, threshold, wall_table
   # finals: latent -10 (best), ppo -30 (worst): threshold = -30 + 0.9 * 20 = -12
   assert threshold({"a": [-10.0, -10.0], "b": [-30.0]}) == pytest.approx(-12.0)
   assert steps_to_threshold([[10, 20, 30], [10, 20, None]], [[-20, -11, -9], [-50, -40, None]], -12) == [20.0, None]
-  results = {"config": {"collect": {"env": {"name": "toy"}}}, "dataset_env_steps": 1000,
+  results = {"config": {"collect": {"env": {"name": "mountain_car"}}, "search": {"budget": 600}},
+             "dataset_env_steps": 1000,
              "curves": {"t": {"latent_pgpe": {"env_steps": [[100, 200], [100, 200]], "returns": [[-20, -10], [-11, -10]],
-                                              "final_returns": [-10, -10]},
+                                              "final_returns": [-10, -10], "final_env_steps": [300, 300],
+                                              "timings": {"compile_s": 1.0, "search_s": 2.0, "final_eval_s": 9.0}},
                               "ppo": {"env_steps": [[50, 500], [50, 500]], "returns": [[-40, -30], [-35, -30]],
-                                      "final_returns": [-30, -30]}}}}
+                                      "final_returns": [-30, -30], "final_env_steps": [500, 500],
+                                      "timings": {"train_s": 1.0, "total_s": 4.0}}}}}
   (row,) = summarise(results)
   latent, ppo = row["methods"]["latent_pgpe"], row["methods"]["ppo"]
-  assert latent["steps"] == [200.0, 100.0] and latent["mean"] == 150.0 and latent["reached"] == 2
-  assert latent["charged_mean"] == 1150.0 and ppo["reached"] == 0 and ppo["mean"] is None
-  assert row["fastest"] == row["fastest_charged"] == "latent_pgpe"
+  assert latent["steps"] == [200.0, 100.0] and latent["none"]["mean"] == 150.0 and latent["reached"] == 2
+  # mountain_car defines 4 tasks: the shared accounting charges a quarter of the collection
+  assert latent["full"]["mean"] == 1150.0 and latent["shared"]["mean"] == 400.0
+  assert ppo["reached"] == 0 and ppo["none"]["mean"] is None
+  assert row["fastest"] == {"none": "latent_pgpe", "shared": "latent_pgpe", "full": "latent_pgpe"}
+  # wall time per 10^6 env steps: compile + search (final evaluation excluded), and RL's total
+  assert wall_table([row]) == {"mountain_car": {"latent_pgpe": pytest.approx(5e3), "ppo": pytest.approx(4e3)}}
   # the random members the collect stage evaluated only for comparison are not charged
   results["dataset_env_steps_by_stage"] = {"probe": 10, "kept": 100, "random": 5000}
   (row,) = summarise(results)
-  assert row["collection_steps"] == 110 and row["methods"]["latent_pgpe"]["charged_mean"] == 260.0
-  # equal steps: a tie names both
+  assert row["collection_steps"] == {"none": 0, "shared": 28, "full": 110}
+  assert row["methods"]["latent_pgpe"]["full"]["mean"] == 260.0
+  # equal steps: a tie names both; the one who pays for collection loses once charged
   results["curves"]["t"]["ppo"] = {**results["curves"]["t"]["latent_pgpe"]}
-  assert summarise(results)[0]["fastest"] == "latent_pgpe = ppo"
+  assert summarise(results)[0]["fastest"] == {"none": "latent_pgpe = ppo", "shared": "ppo", "full": "ppo"}
+  # the bars' 95 % intervals stay inside [0, budget] (wide intervals from two far-apart seeds)
+  import matplotlib.axes
+  bars = []
+  original = matplotlib.axes.Axes.bar
+  def spy(self, x, height, *args, yerr=None, **kwargs):
+    bars.append((height, yerr))
+    return original(self, x, height, *args, yerr=yerr, **kwargs)
+  results["curves"]["t"]["ppo"] = {**results["curves"]["t"]["ppo"], "env_steps": [[20, 590], [20, 590]],
+                                   "returns": [[-11, -10], [-20, -10]]}
+  matplotlib.axes.Axes.bar = spy
+  try:
+    plot(summarise(results), tmp_path / "bars.png")
+  finally:
+    matplotlib.axes.Axes.bar = original
+  for height, yerr in bars:
+    assert yerr is not None and height - yerr[0][0] >= 0 and height + yerr[1][0] <= 600
 
 
 def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
@@ -121,8 +145,47 @@ def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
   text = (tmp_path / "sample_efficiency_smoke.md").read_text()
   assert "| mountain_car | speed |" in text and "reaches the threshold first on" in text
   rows = json.loads((tmp_path / "sample_efficiency_smoke.json").read_text())["rows"]
-  assert {m for r in rows for m in r["fastest"].split(" = ")} <= set(pipeline.NAMES)
+  assert {m for r in rows for a in ("none", "shared", "full") for m in r["fastest"][a].split(" = ")} \
+      <= set(pipeline.NAMES)
   assert (tmp_path / "sample_efficiency_smoke.png").stat().st_size > 5_000
   copied = sorted(p.name for p in (tmp_path / "sample_efficiency_smoke").iterdir())
   assert copied == ["mountain_car_curves_speed.png", "summary_mountain_car.md"]
   assert sample_efficiency.main([str(tmp_path / "missing")]) == 2
+
+
+def test_reconstruction_by_rank_of_a_pipeline_run(mc_run, tmp_path):
+  import types
+
+  import jax.numpy as jnp
+  import numpy as np
+
+  from experiments import reconstruction
+  from lsc.dataset import load_dataset
+  from lsc.evaluation import EvalProtocol
+  from lsc.metrics import reconstruction_by_rank
+  assert reconstruction.main([str(mc_run), "--top", "2", "--sample", "6", "--results", str(tmp_path),
+                              "--tag", "smoke", "--variant", "own:states=own,steps=10", "--out",
+                              str(tmp_path / "variants")]) == 0
+  reports = json.loads((tmp_path / "reconstruction_smoke.json").read_text())["reports"]
+  assert reports["own"]["changes"] == ["states=own", "steps=10"] and reports["own"]["steps_run"] == 10
+  own_model = json.loads((tmp_path / "variants" / "own" / "recovery.json").read_text())
+  assert own_model["train"]["states"] == "own" and own_model["recovery_protocol"]["episodes"] == 3  # as the run's
+  report = reports["pipeline"]
+  dataset, _ = load_dataset(mc_run / "dataset" / "artifact")
+  top = np.unique(np.argsort(-dataset.returns, axis=0)[:2])  # the 2 best of each of the 4 tasks
+  best = report["tasks"]["speed"]["best_policy"]
+  assert best["row"] == int(np.argmax(dataset.returns[:, 3])) and best["dataset_return"] == dataset.returns.max(0)[3]
+  assert set(top) <= set(report["rows"]) and len(report["rows"]) == len(top) + 6
+  assert "| pipeline | best |" in (tmp_path / "reconstruction_smoke.md").read_text()
+  # a perfect reconstruction has no error anywhere; a wrong one is seen
+  env = dataset.config.env.build()
+  policy = dataset.config.policy.build(env)
+  exact = types.SimpleNamespace(reconstruct=lambda params, thetas: thetas)
+  report = reconstruction_by_rank(env, policy, exact, {}, dataset, EvalProtocol(1, 5), top=1, sample=4)
+  assert np.all(report["own_error"] == 0) and np.array_equal(report["returns"], report["reconstructed"])
+  assert all(m["error_p90"] == 0 for per in report["tasks"].values() for m in per.values() if "n" in m)
+  flipped = types.SimpleNamespace(reconstruct=lambda params, thetas: -thetas)
+  report = reconstruction_by_rank(env, policy, flipped, {}, dataset, EvalProtocol(1, 5), top=1, sample=4)
+  assert np.all(report["own_error"] > 0)
+  with pytest.raises(ValueError, match="NAME:KEY=VALUE"):
+    reconstruction.parse_variant("own=states")

@@ -53,15 +53,21 @@ def _mujoco_warning(message: str) -> None:
     print(f"MuJoCo warning: {message}", file=sys.stderr)
 
 
-def _env_class(name: str):
-  module, cls = _CLASSES[name]
+def import_quietly(module: str):
+  """`importlib.import_module(module)`, with what the physics libraries print on import
+  (MJX's "Failed to import warp" lines) swallowed once `quiet_imports()` was called,
+  and MuJoCo's warnings routed through `_mujoco_warning` once MuJoCo is loaded."""
   if _QUIET[0] and module not in sys.modules:
     with contextlib.redirect_stdout(io.StringIO()):
       importlib.import_module(module)
-    if module == "lsc.envs.mujoco":
-      import mujoco
-      mujoco.set_mju_user_warning(_mujoco_warning)
-  return getattr(importlib.import_module(module), cls)
+    if "mujoco" in sys.modules:
+      sys.modules["mujoco"].set_mju_user_warning(_mujoco_warning)
+  return importlib.import_module(module)
+
+
+def _env_class(name: str):
+  module, cls = _CLASSES[name]
+  return getattr(import_quietly(module), cls)
 
 
 def check_env_name(name: str) -> str:
