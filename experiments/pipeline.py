@@ -29,6 +29,16 @@ from lsc.methods import METHODS, NAMES
 from lsc.training import TrainConfig
 
 
+# Where latent PGPE starts: `mean` the mean code; `best` the code of the dataset policy
+# with the best collected return on the task (one collection episode each, so partly
+# luck); `best_decoded` the code, among the `start_candidates` best dataset policies,
+# whose *decoded* policy returns most over `start_episodes` fresh episodes (seed
+# START_SEED): what the search actually starts from, chosen on the task's reward, so
+# those env steps are charged to the search (`run_method(spent=...)`).
+LATENT_STARTS = ("mean", "best", "best_decoded")
+START_SEED = 4_000_037  # no dataset, recovery, search or final-evaluation key
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
   """The search stage's settings: budget and seeds are shared by every method; the
@@ -41,7 +51,9 @@ class SearchSettings:
   episodes: int = 1
   latent_std_init: float = METHODS["latent_pgpe"].std_init
   latent_lr: float = METHODS["latent_pgpe"].lr
-  latent_start: str = "mean"  # mean: the mean code; best: the code of the dataset's best policy on the task
+  latent_start: str = "mean"  # mean | best | best_decoded (see LATENT_STARTS)
+  start_candidates: int = 8  # best_decoded: the dataset's best policies on the task whose decodings are tried
+  start_episodes: int = 3  # best_decoded: episodes per candidate (charged to the latent search)
   param_std_init: float = METHODS["param_pgpe"].std_init
   param_lr: float = METHODS["param_pgpe"].lr
   n_evals: int = 10  # RL baselines' curve points
@@ -56,8 +68,10 @@ class SearchSettings:
         self.pgpe(method)
       except ValueError as error:
         raise ValueError(f"search ({method}): {error}") from None
-    if self.latent_start not in ("mean", "best"):
-      raise ValueError(f"unknown search.latent_start {self.latent_start!r}; valid: mean, best")
+    if self.latent_start not in LATENT_STARTS:
+      raise ValueError(f"unknown search.latent_start {self.latent_start!r}; valid: {', '.join(LATENT_STARTS)}")
+    for name in ("start_candidates", "start_episodes"):
+      check_int(f"search.{name}", getattr(self, name), low=1)
 
   def pgpe(self, method: str):
     """The PGPEConfig of PGPE method `method` ('latent_pgpe' | 'param_pgpe')."""
@@ -88,7 +102,9 @@ def method_settings(settings: SearchSettings, method: str) -> dict:
   if METHODS[method].family == "pgpe":
     prefix = method.split("_")[0]
     fields += ["population", "episodes", f"{prefix}_std_init", f"{prefix}_lr"]
-    fields += ["latent_start"] if method == "latent_pgpe" else []
+    if method == "latent_pgpe":
+      fields += ["latent_start"] + (["start_candidates", "start_episodes"]
+                                    if settings.latent_start == "best_decoded" else [])
   else:
     fields += ["n_evals"]
   return {f: getattr(settings, f) for f in fields}
@@ -121,10 +137,14 @@ def validate(config: ExperimentConfig):
   settings = config.search
   for method in config.methods:
     pgpe = settings.pgpe(method) if METHODS[method].family == "pgpe" else None
+    budget = settings.budget
+    if METHODS[method].reads == "autoencoder" and settings.latent_start == "best_decoded":
+      budget -= settings.start_candidates * settings.start_episodes * collect.env.episode_length  # at most
     try:
-      check_budget(method, settings.budget, collect.env.episode_length, pgpe=pgpe, n_evals=settings.n_evals)
+      check_budget(method, budget, collect.env.episode_length, pgpe=pgpe, n_evals=settings.n_evals)
     except ValueError as error:
-      raise ValueError(f"search.budget ({method}): {error}") from None
+      extra = " after choosing the best_decoded start" if budget != settings.budget else ""
+      raise ValueError(f"search.budget ({method}{extra}): {error}") from None
   return collect
 
 
@@ -313,13 +333,20 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   dataset_best = best_dataset_policies(env, policy, dataset, tasks, protocol)
 
   def latent_space(task):
+    """(the latent search space of `task`, env steps spent choosing its start)."""
     if config.search.latent_start == "mean":
-      return decoder_space(ae, params, codes)
-    return decoder_space(ae, params, codes, start=codes[dataset_best[task]["index"]])
+      return decoder_space(ae, params, codes), 0
+    if config.search.latent_start == "best":
+      return decoder_space(ae, params, codes, start=codes[dataset_best[task]["index"]]), 0
+    start = best_decoded_start(env, policy, ae, params, codes, dataset, task, config.search)
+    log(f"      start: dataset row {start['row']} (decoded return {start['return']:.1f}, best of "
+        f"{len(start['rows'])}; {start['spent']:,} env steps charged)")
+    starts[task] = start
+    return decoder_space(ae, params, codes, start=codes[start["row"]]), start["spent"]
 
   # stage 4: searches; latent PGPE also reads the trained model
   latent_inputs = {**ae_config, "inputs": {**ae_config["inputs"], "model": stages.digest("autoencoder", "model")}}
-  curves, finals = {}, {}
+  curves, finals, starts = {}, {}, {}
   for task in tasks:
     for method in config.methods:
       name = f"search/{task}_{method}"
@@ -333,8 +360,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       run = dict(budget=config.search.budget, seeds=config.search.seeds, protocol=protocol,
                  n_evals=config.search.n_evals, progress_fn=progress_fn)
       if METHODS[method].family == "pgpe":
-        run.update(policy=policy, space=latent_space(task) if reads == "autoencoder" else parameter,
-                   pgpe=config.search.pgpe(method))
+        space, spent = latent_space(task) if reads == "autoencoder" else (parameter, 0)
+        run.update(policy=policy, space=space, spent=spent, pgpe=config.search.pgpe(method))
       outcome = stages.run(name, search_config, lambda d: run_method(method, env, task, d, **run).to_json(),
                            lambda d: load_outcome(d).to_json())
       curves.setdefault(task, {})[method] = outcome
@@ -354,12 +381,32 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
              "timings": {"stages_s": stages.timings, "reused": stages.reused, "recorded_s": stages.recorded,
                          "autoencoder": summary.get("timings", {})},
              "recovery": summary["recovery"], "curves": curves,
-             "dataset_best": dataset_best, "dataset_env_steps": int(dataset_record["config"]["env_steps"]),
+             "dataset_best": dataset_best, "latent_starts": starts,
+             "dataset_env_steps": int(dataset_record["config"]["env_steps"]),
              "dataset_env_steps_by_stage": dataset_record["config"].get("env_steps_by_stage", {})}
   (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
   text = summary_markdown(env.name, results, finals)
   (out / "summary.md").write_text(text)
   return results
+
+
+def best_decoded_start(env, policy, ae, params, codes, dataset, task: str, settings: SearchSettings) -> dict:
+  """latent_start `best_decoded`: the `settings.start_candidates` dataset policies with
+  the best collected return on `task`, decoded from their codes and evaluated over
+  `settings.start_episodes` episodes (seed START_SEED); returns {"row": the winner's
+  dataset row, "return", "rows", "returns": every candidate's, "spent": env steps}."""
+  import jax.numpy as jnp
+
+  from lsc.evaluation import EvalProtocol, evaluate
+  from lsc.tasks import task_index
+  column = task_index(env.name, task)
+  rows = np.argsort(-np.asarray(dataset.returns)[:, column])[:settings.start_candidates]
+  decoded = ae.decode(params, jnp.asarray(codes[rows]))
+  result = evaluate(env, policy, decoded, EvalProtocol(settings.start_episodes, START_SEED))
+  returns = np.asarray(result.returns)[:, column]
+  best = int(np.argmax(returns))
+  return {"row": int(rows[best]), "return": float(returns[best]), "rows": rows.tolist(),
+          "returns": returns.tolist(), "spent": int(np.asarray(result.lengths).sum())}
 
 
 def best_dataset_policies(env, policy, dataset, tasks, protocol) -> dict:

@@ -138,7 +138,7 @@ def load_outcome(directory) -> Outcome:
 def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int = 1, seed: int = 0,
                protocol: "EvalProtocol | None" = None, policy=None, space=None, pgpe=None, rl_config=None,
                n_evals: int = 10, progress_fn: ProgressFn | None = None, overwrite: bool = False,
-               log: Callable[[str], None] | None = None, record: dict | None = None) -> Outcome:
+               log: Callable[[str], None] | None = None, record: dict | None = None, spent: int = 0) -> Outcome:
   """Runs method `name` on `task` for `seeds` seeds (seed, seed + 1, ...) with `budget`
   env steps each, evaluates the final policies under `protocol` (default
   `lsc.search.SEARCH_EVAL`) and writes `result`, `state` (PGPE) and `outcome.json`
@@ -146,15 +146,24 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   and `pgpe` (default `pgpe_config(name)`), resume from `directory/state` and refuse
   another search's state unless `overwrite`; RL methods take `rl_config` (default: the
   method's own) and `n_evals` curve points.  `progress_fn`: see `lsc.progress`; `log`
-  gets a line describing the run; `record` is stored in the result's config."""
+  gets a line describing the run; `record` is stored in the result's config.  `spent`
+  (PGPE): env steps each seed was already charged before the search (e.g. choosing its
+  start); the search gets `budget - spent` and its curve and totals include them."""
   from lsc.search import SEARCH_EVAL
   method = get_method(name)
   directory = pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
   record = {"method": name, **(record or {})}
   if method.family == "pgpe":
-    outcome = _run_pgpe(name, env, task, directory, budget, seeds, seed, protocol, policy, space,
-                        pgpe or pgpe_config(name), progress_fn, overwrite, log, record)
+    if not 0 <= spent < budget:
+      raise ValueError(f"{name}: spent must be in [0, budget = {budget:,}), got {spent:,}")
+    outcome = _run_pgpe(name, env, task, directory, budget - spent, seeds, seed, protocol, policy, space,
+                        pgpe or pgpe_config(name), progress_fn, overwrite, log,
+                        {**record, "spent": spent} if spent else record)
+    outcome = dataclasses.replace(outcome, env_steps=outcome.env_steps + spent,
+                                  final_env_steps=outcome.final_env_steps + spent)
+  elif spent:
+    raise ValueError(f"spent is for PGPE methods, not {name}")
   else:
     outcome = _run_rl(name, env, task, directory, budget, seeds, seed, protocol, rl_config, n_evals,
                       progress_fn, overwrite, log, record)

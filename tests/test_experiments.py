@@ -189,3 +189,22 @@ def test_reconstruction_by_rank_of_a_pipeline_run(mc_run, tmp_path):
   assert np.all(report["own_error"] > 0)
   with pytest.raises(ValueError, match="NAME:KEY=VALUE"):
     reconstruction.parse_variant("own=states")
+
+
+def test_best_decoded_start_charges_its_episodes_to_the_latent_search(mc_run, tmp_path):
+  import shutil
+  out = tmp_path / "run"
+  shutil.copytree(mc_run, out)
+  config = override(PRESETS["mountain_car"]["smoke"](), ["search.latent_start=best_decoded",
+                                                         "search.start_candidates=3", "search.start_episodes=2"])
+  results = pipeline.run(config, out, log=lambda *a: None)
+  assert "search/speed_latent_pgpe" not in results["timings"]["reused"]  # its start changed
+  start = results["latent_starts"]["speed"]
+  assert len(start["rows"]) == 3 and start["row"] in start["rows"] and start["return"] == max(start["returns"])
+  assert 0 < start["spent"] <= 3 * 2 * config.collect.env.resolved().episode_length
+  latent = results["curves"]["speed"]["latent_pgpe"]
+  budget = config.search.budget
+  for steps, final in zip(latent["env_steps"], latent["final_env_steps"]):
+    assert steps[0] == start["spent"] and start["spent"] < final <= budget  # the curve starts after the choice
+  with pytest.raises(ValueError, match="after choosing the best_decoded start"):
+    pipeline.validate(override(config, ["search.start_candidates=1000"]))
