@@ -35,12 +35,12 @@ def main(argv=None) -> int:
   setup_command_line()
   import jax
 
-  from lsc.baselines import train_baseline
-  from lsc.envs import make_env
+  from lsc.envs import import_quietly, make_env
   from lsc.evaluation import EvalProtocol
   from lsc.jax_setup import compile_seconds
   from lsc.tasks import task_names
 
+  train_baseline = import_quietly("lsc.baselines").train_baseline  # without MJX's import-time prints
   rows, table = [], []
   for env_name in args.envs.split(","):
     env = make_env(env_name)

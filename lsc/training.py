@@ -203,18 +203,16 @@ class Trainer:
     rng = np.random.default_rng([self.config.seed, step])
     return np.sort(rng.choice(self.train_idx, min(self.config.batch_policies, len(self.train_idx)), replace=False))
 
-  def _batch(self, step: int) -> np.ndarray:
-    return np.asarray(self.thetas[self._rows(step)], np.float32)
-
-  def _states(self, state: dict, step: int) -> jax.Array:
-    """Step `step`'s behaviour-loss states: (M, O) from the buffer, or for `own` (B, M, O),
-    each policy's own visited states then a shared half from the buffer."""
+  def _states(self, state: dict, step: int, rows: np.ndarray) -> jax.Array:
+    """Step `step`'s behaviour-loss states for the batch `rows`: (M, O) from the buffer,
+    or for `own` (B, M, O), each policy's own visited states then a shared half from the
+    buffer."""
     key = jax.random.fold_in(self.key, 2 * step + 2)
     m = self.config.batch_states
     if self.config.states != "own":
       return _sample_states(state["buffer"], key, m)
     own, shared = m // 2, m - m // 2
-    visited = jnp.asarray(self.visited[self._rows(step)])  # (B, V, O)
+    visited = jnp.asarray(self.visited[rows])  # (B, V, O)
     picks = jax.random.randint(jax.random.fold_in(key, 1), (visited.shape[0], own), 0, visited.shape[1])
     mine = jnp.take_along_axis(visited, picks[..., None], axis=1)
     common = jnp.broadcast_to(_sample_states(state["buffer"], key, shared), (visited.shape[0], shared, visited.shape[2]))
@@ -242,10 +240,11 @@ class Trainer:
     state = dict(state)
     while state["step"] < stop and not (config.patience and state["bad_evals"] >= config.patience):
       step = state["step"]
-      thetas = jnp.asarray(self._batch(step))
+      rows = self._rows(step)
+      thetas = jnp.asarray(np.asarray(self.thetas[rows], np.float32))
       if config.states == "rollout" and step % config.rollout_every == 0 and step > 0:
         state["buffer"] = self._refresh_buffer(state, thetas, step)
-      states = self._states(state, step)
+      states = self._states(state, step, rows)
       trained, loss = self.train_step(TrainState(state["params"], state["opt_state"], jnp.int32(step)), thetas, states)
       state["params"], state["opt_state"] = trained.params, trained.opt_state
       state["step"] = step + 1

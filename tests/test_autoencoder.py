@@ -126,8 +126,8 @@ def test_own_state_source_compares_each_policy_on_its_own_visited_states(mountai
   config = dataclasses.replace(TINY, states="own", steps=40)
   trainer = Trainer(mountain_car, policy, small_dataset, config)
   state = trainer.init()
-  states = np.asarray(trainer._states(state, 7))
   rows = trainer._rows(7)
+  states = np.asarray(trainer._states(state, 7, rows))
   assert states.shape == (len(rows), 32, 2)
   for i, row in enumerate(rows):  # first half: the policy's own visited states; second half: shared by the batch
     assert all(any(np.array_equal(s, v) for v in small_dataset.visited_states[row]) for s in states[i, :16])
