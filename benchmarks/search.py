@@ -42,7 +42,7 @@ def python_loop(search, generations: int):
 
   config, space, seeds = search.config, search.space, search.seeds
   c = config.population + 1
-  keys = jax.jit(lambda key: generation_keys(key, seeds, config.episodes))
+  keys = jax.jit(lambda key: generation_keys(key, config.episodes))
   ask = jax.jit(jax.vmap(search_ask, in_axes=(0, 0, None, None)), static_argnums=3)
   tell = jax.jit(jax.vmap(search_tell, in_axes=(0, 0, 0, None, None)), static_argnums=4)
   rollout = rollout_fn(search.env, search.policy, seeds * c, config.episodes, n_samples=0)

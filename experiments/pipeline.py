@@ -42,11 +42,13 @@ START_SEED = 4_000_037  # no dataset, recovery, search or final-evaluation key
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
   """The search stage's settings: budget and seeds are shared by every method; the
-  `latent_*` and `param_*` fields belong to one PGPE variant each, population and
-  episodes to both, n_evals to the RL baselines (see `method_settings`).  The PGPE
-  defaults are the registry's (`lsc.methods.METHODS`)."""
+  `latent_*` and `param_*` fields belong to one PGPE variant each (latent_then_param
+  reads both and `latent_fraction`), population and episodes to every PGPE method,
+  n_evals to the RL baselines (see `method_settings`).  The PGPE defaults are the
+  registry's (`lsc.methods.METHODS`)."""
   budget: int = 1_000_000  # env steps per seed and method
   seeds: int = 3
+  seed: int = 0  # the first seed (seed, seed + 1, ...); tune on seeds the reported runs do not use
   population: int = 32
   episodes: int = 1
   latent_std_init: float = METHODS["latent_pgpe"].std_init
@@ -56,6 +58,7 @@ class SearchSettings:
   start_episodes: int = 3  # best_decoded: episodes per candidate (charged to the latent search)
   param_std_init: float = METHODS["param_pgpe"].std_init
   param_lr: float = METHODS["param_pgpe"].lr
+  latent_fraction: float = METHODS["latent_then_param"].latent_fraction  # latent_then_param's latent share
   n_evals: int = 10  # RL baselines' curve points
 
   def check(self) -> None:
@@ -63,11 +66,15 @@ class SearchSettings:
     from lsc.validate import check_int
     for name in ("budget", "seeds", "n_evals"):
       check_int(f"search.{name}", getattr(self, name), low=1)
+    from lsc.validate import check_seed
+    check_seed("search.seed", self.seed, count=self.seeds)
     for method in ("latent_pgpe", "param_pgpe"):
       try:
         self.pgpe(method)
       except ValueError as error:
         raise ValueError(f"search ({method}): {error}") from None
+    from lsc.methods import phase_budgets
+    phase_budgets("latent_then_param", self.budget, self.latent_fraction)  # the fraction is in (0, 1)
     if self.latent_start not in LATENT_STARTS:
       raise ValueError(f"unknown search.latent_start {self.latent_start!r}; valid: {', '.join(LATENT_STARTS)}")
     for name in ("start_candidates", "start_episodes"):
@@ -79,6 +86,14 @@ class SearchSettings:
     prefix = method.split("_")[0]
     return pgpe_config(method, self.population, self.episodes, getattr(self, f"{prefix}_std_init"),
                        getattr(self, f"{prefix}_lr"))
+
+  def method_run(self, method: str) -> dict:
+    """What `lsc.methods.run_method` takes besides the space for PGPE method `method`:
+    its PGPEConfig, or both phases' and the latent share for a two-phase method."""
+    phases = METHODS[method].phases
+    if not phases:
+      return {"pgpe": self.pgpe(method)}
+    return {"pgpe": self.pgpe(phases[0]), "param_pgpe": self.pgpe(phases[1]), "latent_fraction": self.latent_fraction}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,11 +113,15 @@ class ExperimentConfig:
 def method_settings(settings: SearchSettings, method: str) -> dict:
   """The fields of `settings` that `method`'s runs depend on: a search stage's config
   holds only these, so changing one method's setting recomputes only that method."""
-  fields = ["budget", "seeds"]
+  fields = ["budget", "seeds", "seed"]
   if METHODS[method].family == "pgpe":
-    prefix = method.split("_")[0]
-    fields += ["population", "episodes", f"{prefix}_std_init", f"{prefix}_lr"]
-    if method == "latent_pgpe":
+    fields += ["population", "episodes"]
+    for phase in METHODS[method].phases or (method,):
+      prefix = phase.split("_")[0]
+      fields += [f"{prefix}_std_init", f"{prefix}_lr"]
+    if METHODS[method].phases:
+      fields += ["latent_fraction"]
+    if METHODS[method].reads == "autoencoder":
       fields += ["latent_start"] + (["start_candidates", "start_episodes"]
                                     if settings.latent_start == "best_decoded" else [])
   else:
@@ -136,14 +155,21 @@ def validate(config: ExperimentConfig):
     get_task(env_name, task)  # ValueError naming the valid tasks
   settings = config.search
   for method in config.methods:
-    pgpe = settings.pgpe(method) if METHODS[method].family == "pgpe" else None
-    budget = settings.budget
+    run = settings.method_run(method) if METHODS[method].family == "pgpe" else {}
+    spent = 0
     if METHODS[method].reads == "autoencoder" and settings.latent_start == "best_decoded":
-      budget -= settings.start_candidates * settings.start_episodes * collect.env.episode_length  # at most
+      spent = settings.start_candidates * settings.start_episodes * collect.env.episode_length  # at most
     try:
-      check_budget(method, budget, collect.env.episode_length, pgpe=pgpe, n_evals=settings.n_evals)
+      if METHODS[method].phases:
+        from lsc.methods import phase_budgets
+        from lsc.search import check_budget as check_pgpe_budget
+        check_budget(method, settings.budget, collect.env.episode_length, **run)
+        check_pgpe_budget(phase_budgets(method, settings.budget, settings.latent_fraction)[0] - spent, run["pgpe"],
+                          collect.env.episode_length)
+      else:
+        check_budget(method, settings.budget - spent, collect.env.episode_length, n_evals=settings.n_evals, **run)
     except ValueError as error:
-      extra = " after choosing the best_decoded start" if budget != settings.budget else ""
+      extra = " after choosing the best_decoded start" if spent else ""
       raise ValueError(f"search.budget ({method}{extra}): {error}") from None
   return collect
 
@@ -357,11 +383,11 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
                        "search": method_settings(config.search, method),
                        "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
-      run = dict(budget=config.search.budget, seeds=config.search.seeds, protocol=protocol,
+      run = dict(budget=config.search.budget, seeds=config.search.seeds, seed=config.search.seed, protocol=protocol,
                  n_evals=config.search.n_evals, progress_fn=progress_fn)
       if METHODS[method].family == "pgpe":
         space, spent = latent_space(task) if reads == "autoencoder" else (parameter, 0)
-        run.update(policy=policy, space=space, spent=spent, pgpe=config.search.pgpe(method))
+        run.update(policy=policy, space=space, spent=spent, **config.search.method_run(method))
       outcome = stages.run(name, search_config, lambda d: run_method(method, env, task, d, **run).to_json(),
                            lambda d: load_outcome(d).to_json())
       curves.setdefault(task, {})[method] = outcome

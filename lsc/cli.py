@@ -282,10 +282,18 @@ def _linear_dim(decoder: str, num_params: int) -> int:
   return dim
 
 
-def _pgpe_config(args):
-  from lsc.methods import pgpe_config
-  return pgpe_config(args.method, args.population, args.episodes, args.std_init, args.lr,
+def _pgpe_run(args) -> dict:
+  """The PGPE settings `run_method` takes for args.method: its PGPEConfig; for a
+  two-phase method the first phase's (the --std-init / --lr given), the second's (its
+  method's defaults) and --latent-fraction."""
+  from lsc.methods import get_method, pgpe_config
+  phases = get_method(args.method).phases
+  pgpe = pgpe_config(phases[0] if phases else args.method, args.population, args.episodes, args.std_init, args.lr,
                      optimizer=args.optimizer, center=args.center)
+  if not phases:
+    return {"pgpe": pgpe}
+  return {"pgpe": pgpe, "param_pgpe": pgpe_config(phases[1], args.population, args.episodes, optimizer=args.optimizer),
+          "latent_fraction": args.latent_fraction}
 
 
 def _check_search(args, env_cfg) -> None:
@@ -297,7 +305,7 @@ def _check_search(args, env_cfg) -> None:
   if get_method(args.method).family == "rl":
     check_budget(args.method, args.budget, env_cfg.episode_length)
     return
-  check_budget(args.method, args.budget, env_cfg.episode_length, pgpe=_pgpe_config(args))
+  check_budget(args.method, args.budget, env_cfg.episode_length, **_pgpe_run(args))
   _decoder(args, PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).num_params(args.env))
 
 
@@ -324,7 +332,7 @@ def cmd_search(args) -> int:
              log=print, record={"decoder": args.decoder})
   if method.family == "pgpe":
     policy = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).resolved(args.env).build(env)
-    run.update(policy=policy, space=_search_space(args, env, policy), pgpe=_pgpe_config(args))
+    run.update(policy=policy, space=_search_space(args, env, policy), **_pgpe_run(args))
   bars, progress = _progress(args, out)
   outcome = run_method(args.method, env, args.task, out, progress_fn=progress, **run)
   bars.close()
@@ -414,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="PGPE initial std, in units of the space's spread (default: latent 0.5, param 0.1)")
   p.add_argument("--lr", type=float, default=None,
                  help="PGPE centre step size (Adam), in units of the spread (default: latent 0.1, param 1.0)")
+  p.add_argument("--latent-fraction", type=float, default=None,
+                 help="latent_then_param: the latent phase's share of the budget (default: the method's); --std-init and "
+                 "--lr set that phase, the parameter phase takes param_pgpe's defaults")
   p.add_argument("--optimizer", default="adam", help="PGPE centre optimizer: adam | sgd | clipup")
   p.add_argument("--center", default="mean", help="PGPE start: mean (of the codes) | zero")
   p.add_argument("--eval-episodes", type=int, default=5, help="episodes of the final evaluation")

@@ -1,6 +1,7 @@
 """Seeds and keys: wherever lsc takes a seed it also takes a `jax.random` key."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from lsc.validate import check_seed
@@ -21,3 +22,14 @@ def key_record(seed):
   if isinstance(seed, (jax.Array, np.ndarray)):
     return np.asarray(jax.random.key_data(as_key(seed))).tolist()
   return int(seed)
+
+
+def seed_keys(seed, count: int, name: str = "seed") -> jax.Array:
+  """(count,) typed keys of `count` runs starting at `seed`: run i's is `key(seed + i)`
+  for an int seed (checked, with the seeds after it), `fold_in(key, i)` for a key.  Run
+  i's key does not depend on `count`: a 3-seed run repeats a 2-seed run's two seeds."""
+  if isinstance(seed, (jax.Array, np.ndarray)):
+    base = as_key(seed, name)
+    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(count, dtype=jnp.uint32))
+  check_seed(name, seed, count=count)
+  return jax.vmap(jax.random.key)(jnp.arange(seed, seed + count, dtype=jnp.uint32))

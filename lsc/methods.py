@@ -6,12 +6,17 @@ Two families:
 - "pgpe": PGPE (`lsc.search`) over a search space, all seeds at once.  latent_pgpe
   searches an autoencoder's latent space (or a toy linear one), param_pgpe the policy's
   parameters.  Their `std_init` / `lr` defaults are in units of the space's spread.
+  latent_then_param runs both in turn: latent PGPE for `latent_fraction` of the budget,
+  then parameter PGPE started, seed by seed, at the decoded result g(z*) (it leaves the
+  decoder's manifold to reach what parameter search can); each phase keeps its own
+  method's settings.
 - "rl": deep-RL baselines trained on the task's reward (`lsc.baselines`), one seed at a
   time; their hyper-parameters are that module's `CONFIGS[name]()`.
 
 `run_method(name, env, task, directory, ...)` runs one method for S seeds and writes,
 into `directory`: `result` (the method's artifact: kind "search" for PGPE, "baseline"
-for RL), `state` (PGPE's resumable checkpoint) and `outcome.json`
+for RL), `state` (PGPE's resumable checkpoint; a two-phase method writes both into one
+subdirectory per phase, `latent/` and `param/`) and `outcome.json`
 (`Outcome.to_json()`).  It returns the `Outcome`, the one form every method's result
 takes: curves of return against env steps per seed, final returns on fresh evaluation
 keys and the env steps charged.
@@ -34,19 +39,26 @@ if TYPE_CHECKING:
 class Method:
   """One registered method.  `reads`: what a run depends on besides the env and task
   ("autoencoder": a trained latent space; "policy": the policy architecture; "env":
-  nothing else).  `std_init` and `lr`: PGPE defaults (PGPE methods only)."""
+  nothing else).  `std_init` and `lr`: PGPE defaults (one-phase PGPE methods only).
+  `phases`: the PGPE methods a two-phase method runs in turn (their settings are
+  theirs), the first for `latent_fraction` of the budget."""
   name: str
   family: str  # "pgpe" | "rl"
   reads: str
   help: str
   std_init: float | None = None
   lr: float | None = None
+  phases: tuple[str, ...] = ()
+  latent_fraction: float | None = None
 
 
 # param_pgpe (std_init, lr): the best cell of `python -m experiments.param_pgpe_sweep`
 # (mountain_car large, speed); latent_pgpe: untuned.
 METHODS = {m.name: m for m in (
     Method("latent_pgpe", "pgpe", "autoencoder", "PGPE in a learned latent space", std_init=0.5, lr=0.1),
+    Method("latent_then_param", "pgpe", "autoencoder",
+           "latent PGPE, then parameter PGPE from each seed's decoded result", phases=("latent_pgpe", "param_pgpe"),
+           latent_fraction=0.5),
     Method("param_pgpe", "pgpe", "policy", "PGPE in the policy's parameter space", std_init=0.1, lr=1.0),
     Method("ppo", "rl", "env", "Brax PPO on the task's reward"),
     Method("sac", "rl", "env", "Brax SAC on the task's reward"),
@@ -71,6 +83,8 @@ def pgpe_config(name: str, population: int = 64, episodes: int = 3, std_init: fl
   method = get_method(name)
   if method.family != "pgpe":
     raise ValueError(f"{name} is not a PGPE method")
+  if method.phases:
+    raise ValueError(f"{name} runs {' then '.join(method.phases)}: configure each phase by its method's name")
   config = PGPEConfig(population=population, episodes=episodes,
                       std_init=method.std_init if std_init is None else std_init,
                       lr=method.lr if lr is None else lr, **fields)
@@ -78,12 +92,39 @@ def pgpe_config(name: str, population: int = 64, episodes: int = 3, std_init: fl
   return config
 
 
+def phase_budgets(name: str, budget: int, latent_fraction: float | None = None) -> tuple[int, int]:
+  """(latent phase, parameter phase) env steps per seed of two-phase method `name`:
+  `latent_fraction` (default the method's, in (0, 1)) of `budget`, rounded down, and the
+  rest.  Each phase stops before a generation that could overrun its share."""
+  method = get_method(name)
+  if not method.phases:
+    raise ValueError(f"{name} has one phase")
+  fraction = method.latent_fraction if latent_fraction is None else latent_fraction
+  from lsc.validate import check_finite
+  if not 0 < check_finite("latent_fraction", fraction) < 1:
+    raise ValueError(f"latent_fraction must be in (0, 1), got {fraction}")
+  first = int(budget * fraction)
+  return first, budget - first
+
+
 def check_budget(name: str, budget: int, episode_length: int, *, pgpe=None, n_evals: int = 10,
-                 rl_config=None) -> None:
+                 rl_config=None, param_pgpe=None, latent_fraction: float | None = None) -> None:
   """ValueError if `budget` env steps per seed cannot run method `name`: less than one
   PGPE generation of `pgpe` (default: the method's, `pgpe_config(name)`) or past the
-  int32 counters, or too few steps for an RL baseline's `n_evals` evaluation intervals."""
+  int32 counters (a two-phase method: in either phase's share, the second phase's
+  generations those of `param_pgpe`), or too few steps for an RL baseline's `n_evals`
+  evaluation intervals."""
   method = get_method(name)
+  if method.phases:
+    from lsc.search import check_budget as check_pgpe_budget
+    shares = phase_budgets(name, budget, latent_fraction)
+    configs = (pgpe or pgpe_config(method.phases[0]), param_pgpe or pgpe_config(method.phases[1]))
+    for phase, share, config in zip(method.phases, shares, configs):
+      try:
+        check_pgpe_budget(share, config, episode_length)
+      except ValueError as error:
+        raise ValueError(f"{name}'s {phase} phase ({share:,} env steps of {budget:,}): {error}") from None
+    return
   if method.family == "pgpe":
     from lsc.search import check_budget as check_pgpe_budget
     check_pgpe_budget(budget, pgpe or pgpe_config(name), episode_length)
@@ -138,7 +179,8 @@ def load_outcome(directory) -> Outcome:
 def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int = 1, seed: int = 0,
                protocol: "EvalProtocol | None" = None, policy=None, space=None, pgpe=None, rl_config=None,
                n_evals: int = 10, progress_fn: ProgressFn | None = None, overwrite: bool = False,
-               log: Callable[[str], None] | None = None, record: dict | None = None, spent: int = 0) -> Outcome:
+               log: Callable[[str], None] | None = None, record: dict | None = None, spent: int = 0,
+               param_pgpe=None, latent_fraction: float | None = None) -> Outcome:
   """Runs method `name` on `task` for `seeds` seeds (seed, seed + 1, ...) with `budget`
   env steps each, evaluates the final policies under `protocol` (default
   `lsc.search.SEARCH_EVAL`) and writes `result`, `state` (PGPE) and `outcome.json`
@@ -148,20 +190,25 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   method's own) and `n_evals` curve points.  `progress_fn`: see `lsc.progress`; `log`
   gets a line describing the run; `record` is stored in the result's config.  `spent`
   (PGPE): env steps each seed was already charged before the search (e.g. choosing its
-  start); the search gets `budget - spent` and its curve and totals include them."""
+  start); the search gets `budget - spent` and its curve and totals include them.
+  Two-phase methods (latent_then_param): `space` and `pgpe` (default latent_pgpe's) are
+  the first phase's, `param_pgpe` (default param_pgpe's) the second's, `latent_fraction`
+  (default the method's) the first phase's share of the budget, `spent` included."""
   from lsc.search import SEARCH_EVAL
   method = get_method(name)
   directory = pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
   record = {"method": name, **(record or {})}
-  if method.family == "pgpe":
+  if method.phases:
+    outcome = _run_phases(method, env, task, directory, budget, seeds, seed, protocol, policy, space, pgpe,
+                          param_pgpe, latent_fraction, spent, progress_fn, overwrite, log, record)
+  elif method.family == "pgpe":
     if not 0 <= spent < budget:
       raise ValueError(f"{name}: spent must be in [0, budget = {budget:,}), got {spent:,}")
-    outcome = _run_pgpe(name, env, task, directory, budget - spent, seeds, seed, protocol, policy, space,
-                        pgpe or pgpe_config(name), progress_fn, overwrite, log,
-                        {**record, "spent": spent} if spent else record)
-    outcome = dataclasses.replace(outcome, env_steps=outcome.env_steps + spent,
-                                  final_env_steps=outcome.final_env_steps + spent)
+    outcome, _ = _run_pgpe(name, env, task, directory, budget - spent, seeds, seed, protocol, policy, space,
+                           pgpe or pgpe_config(name), progress_fn, overwrite, log,
+                           {**record, "spent": spent} if spent else record)
+    outcome = _after(outcome, spent)
   elif spent:
     raise ValueError(f"spent is for PGPE methods, not {name}")
   else:
@@ -171,13 +218,53 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   return outcome
 
 
+def _after(outcome: Outcome, steps) -> Outcome:
+  """`outcome` moved `steps` (a number or (S,)) env steps later: charged before it ran."""
+  steps = np.asarray(steps, np.int64)
+  return dataclasses.replace(outcome, env_steps=outcome.env_steps + steps.reshape(-1, 1),
+                             final_env_steps=outcome.final_env_steps + steps)
+
+
+def _run_phases(method, env, task, directory, budget, seeds, seed, protocol, policy, space, pgpe, param_pgpe,
+                latent_fraction, spent, progress_fn, overwrite, log, record) -> Outcome:
+  """A two-phase method: latent PGPE in `space` for its share of the budget (`spent`
+  included), then parameter PGPE started at each seed's final decoded policy, on keys
+  folded from the first phase's (so no episode key repeats).  One curve: the second
+  phase's points follow the first's, shifted by the env steps each seed spent in it."""
+  import jax
+  from lsc.keys import as_key
+  from lsc.search import identity_space
+  first, second = method.phases
+  latent_budget, param_budget = phase_budgets(method.name, budget, latent_fraction)
+  if not 0 <= spent < latent_budget:
+    raise ValueError(f"{method.name}: spent must be in [0, the latent phase's {latent_budget:,}), got {spent:,}")
+  configs = (pgpe or pgpe_config(first), param_pgpe or pgpe_config(second))
+  record = {**record, "phases": {first: latent_budget, second: param_budget}, **({"spent": spent} if spent else {})}
+  phase_progress = lambda phase: None if progress_fn is None else (
+      lambda stage, done, total, info: progress_fn(f"{stage} ({phase})", done, total, info))
+  latent, result = _run_pgpe(first, env, task, directory / "latent", latent_budget - spent, seeds, seed, protocol,
+                             policy, space, configs[0], phase_progress(first), overwrite, log, record)
+  latent = _after(latent, spent)
+  param, _ = _run_pgpe(second, env, task, directory / "param", param_budget, seeds,
+                       jax.random.fold_in(as_key(seed), 1), protocol, policy, identity_space(policy),
+                       configs[1], phase_progress(second), overwrite, log, record, starts=result.final_thetas)
+  param = _after(param, latent.final_env_steps)
+  # both phases' seconds and generations summed (the final evaluation's: the second
+  # phase's, the first's is only recorded in its result), and the first's generations
+  timings = {k: v + (latent.timings[k] if k != "final_eval_s" else 0) for k, v in param.timings.items()}
+  timings[f"{first}_generations"] = latent.timings["generations"]
+  return dataclasses.replace(param, method=method.name, env_steps=np.concatenate([latent.env_steps, param.env_steps], 1),
+                             returns=np.concatenate([latent.returns, param.returns], 1), timings=timings)
+
+
 def _run_pgpe(name, env, task, directory, budget, seeds, seed, protocol, policy, space, config, progress_fn,
-              overwrite, log, record) -> Outcome:
+              overwrite, log, record, starts=None):
+  """(Outcome, SearchResult) of PGPE method `name`'s search in `space`."""
   from lsc.evaluation import LOCOMOTION_ENVS
   from lsc.search import Search, run_search, save_result
   if policy is None or space is None:
     raise ValueError(f"{name} needs a policy and a search space")
-  search = Search(env, policy, space, task, config, budget=budget, seeds=seeds, seed=seed)
+  search = Search(env, policy, space, task, config, budget=budget, seeds=seeds, seed=seed, starts=starts)
   if log is not None:
     log(f"{name}: {space.name} space of {space.dim} dims -> {policy.num_params} params; population "
         f"{config.population} x {config.episodes} episode(s), {seeds} seed(s), "
@@ -190,7 +277,7 @@ def _run_pgpe(name, env, task, directory, budget, seeds, seed, protocol, policy,
                  final_returns=result.final_returns.astype(np.float64), final_env_steps=result.env_steps,
                  timings={"generations": result.generations, **result.timings},
                  final_distance=result.final_displacement.astype(np.float64) if env.name in LOCOMOTION_ENVS
-                 else None)
+                 else None), result
 
 
 def _run_rl(name, env, task, directory, budget, seeds, seed, protocol, config, n_evals, progress_fn, overwrite, log,

@@ -47,7 +47,7 @@ from evosax.core.optimizer import clipup
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.jax_setup import compile_seconds
-from lsc.keys import as_key, key_record
+from lsc.keys import key_record, seed_keys
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, rollout_fn
@@ -310,18 +310,23 @@ class Search:
   seed is `search_ask` (vmapped over seeds), one population rollout of all seeds'
   candidates and centres, and `search_tell`; the space is an argument of the compiled
   chunk, so searches over spaces of equal shapes share one program.  `seed` is an int
-  or a `jax.random` key; seed s of the S runs uses its split.
+  or a `jax.random` key; run s of the S draws every key from `lsc.keys.seed_keys(seed,
+  S)[s]` alone, so it does not depend on S (nor, for an int, on where the runs start:
+  seed=0, seeds=3 repeats seed=2, seeds=1 as its third run, up to float rounding:
+  batches of other sizes may round differently).  `starts` (S, k): where
+  each seed's search starts, in z coordinates (default: every seed at the space's
+  centre, or 0 if config.center is "zero"), e.g. each seed's result of an earlier search.
   """
 
   def __init__(self, env, policy: MLPPolicy, space: SearchSpace, task: str, config: PGPEConfig = PGPEConfig(),
                *, budget: int, seeds: int = 1, seed: int | jax.Array = 0, maximize: bool = True,
-               generations_per_chunk: int | None = None, mesh=None):
+               generations_per_chunk: int | None = None, mesh=None, starts=None):
     config.check()
     space.check(policy)
     self.task = task_index(env.name, task)  # ValueError for an unknown task
     if check_int("seeds", seeds) < 1:
       raise ValueError(f"seeds must be >= 1, got {seeds}")
-    self.key = as_key(seed)  # an int seed or a jax.random key
+    self.keys = seed_keys(seed, seeds)  # (S,): an int seed or a jax.random key, checked
     per_generation = check_budget(budget, config, env.episode_length)
     self.env, self.policy, self.space, self.config = env, policy, space, config
     self.budget, self.seeds, self.seed, self.maximize = int(budget), int(seeds), key_record(seed), maximize
@@ -332,6 +337,12 @@ class Search:
       generations_per_chunk = max(1, CHUNK_STEPS // (self.seeds * per_generation))
     self.generations_per_chunk = int(generations_per_chunk)
     self.mesh = default_mesh(env) if mesh is None else mesh
+    if starts is not None:
+      starts = np.asarray(starts, np.float32)
+      if starts.shape != (self.seeds, space.dim) or not np.isfinite(starts).all():
+        raise ValueError(f"starts must be {self.seeds} x {space.dim} finite numbers (one start per seed in the "
+                         f"{space.name} space), got shape {starts.shape}")
+    self.starts = starts
     self._chunk_fn = _chunk_program(env, policy, self.task, config, self.seeds, maximize, self.mesh)
 
   def place(self, carry: dict) -> dict:
@@ -341,11 +352,14 @@ class Search:
     return jax.device_put(jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype), carry), sharding)
 
   def init(self) -> dict:
-    """The initial carry: PGPE states (vmapped over seeds), key data, env steps (S,),
+    """The initial carry: PGPE states, key data (S, ...) (both per seed), env steps (S,),
     the generation count."""
-    keys = jax.random.split(self.key, self.seeds + 1)
-    states = jax.vmap(lambda k: search_init(k, self.space, self.config))(keys[1:])
-    return self.place({"state": states, "key": jax.random.key_data(keys[0]),
+    init_keys, keys = jax.vmap(jax.random.split, out_axes=1)(self.keys)
+    if self.starts is None:
+      states = jax.vmap(lambda k: search_init(k, self.space, self.config))(init_keys)
+    else:
+      states = jax.vmap(lambda k, z: search_init(k, self.space, self.config, z))(init_keys, jnp.asarray(self.starts))
+    return self.place({"state": states, "key": jax.random.key_data(keys),
                        "env_steps": jnp.zeros(self.seeds, jnp.int32), "generation": jnp.int32(0)})
 
   def chunk(self, carry: dict, length: int | None = None) -> tuple[dict, dict]:
@@ -411,13 +425,13 @@ def _decode_all(space: SearchSpace, z: jax.Array) -> jax.Array:
   return jax.vmap(space.decode)(z)
 
 
-def generation_keys(key: jax.Array, seeds: int, episodes: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """(next carry key, PGPE keys (S,), episode keys (S, E)) of the coming generation."""
-  key, gen_key = jax.random.split(key)
-  seed_keys = jax.random.split(gen_key, seeds)
-  ask_keys = jax.vmap(lambda k: jax.random.fold_in(k, 0))(seed_keys)
-  episode_keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 1), episodes))(seed_keys)
-  return key, ask_keys, episode_keys
+def generation_keys(keys: jax.Array, episodes: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(next carry keys (S,), PGPE keys (S,), episode keys (S, E)) of the coming generation,
+  seed s's from its own carry key keys[s] (S,) only."""
+  def one(key):
+    key, gen_key = jax.random.split(key)
+    return key, jax.random.fold_in(gen_key, 0), jax.random.split(jax.random.fold_in(gen_key, 1), episodes)
+  return jax.vmap(one)(keys)
 
 
 @functools.lru_cache(maxsize=32)
@@ -430,7 +444,7 @@ def _chunk_program(env, policy: MLPPolicy, task: int, config: PGPEConfig, seeds:
   rollout = rollout_fn(env, policy, seeds * (config.population + 1), config.episodes, n_samples=0, mesh=mesh)
 
   def generation(carry, space, last_start):
-    key, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), seeds, config.episodes)
+    key, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), config.episodes)
     thetas, asked = jax.vmap(search_ask, in_axes=(0, 0, None, None))(ask_keys, carry["state"], space, config)
     c = config.population + 1
     reset_keys = jnp.broadcast_to(episode_keys[:, None], (seeds, c, config.episodes)).reshape(seeds * c, -1)
@@ -467,7 +481,10 @@ def describe(search: Search) -> dict:
           "task": task_names(search.env.name)[search.task],
           "space": {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()},
           "pgpe": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
-          "seed": search.seed, "maximize": search.maximize}  # not the chunking: it changes no generation that runs
+          "seed": search.seed, "keys": "per_seed",  # `seed_keys`; earlier checkpoints split one key over the seeds
+          "maximize": search.maximize,  # not the chunking: it changes no generation that runs
+          **({} if search.starts is None else
+             {"starts": hashlib.sha256(np.ascontiguousarray(search.starts).tobytes()).hexdigest()[:20]})}
 
 
 def save_state(path, search: Search, carry: dict, metrics: list[dict]) -> None:

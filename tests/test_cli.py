@@ -30,7 +30,13 @@ def test_bad_input_gives_one_line_errors():
                          (("search", "--env", "mountain_car", "--task", "fly", "--budget", "9", "--out", "x"),
                           "valid tasks: goal, left"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "cma", "--budget", "9",
-                           "--out", "x"), "valid methods: latent_pgpe, param_pgpe, ppo, sac, td3, ddpg"),
+                           "--out", "x"), "valid methods: latent_pgpe, latent_then_param, param_pgpe, ppo, sac, td3, ddpg"),
+                         (("search", "--env", "mountain_car", "--task", "goal", "--method", "latent_then_param",
+                           "--decoder", "linear:2", "--latent-fraction", "1.5", "--budget", "9000000", "--out", "x"),
+                          "latent_fraction must be in (0, 1), got 1.5"),
+                         (("search", "--env", "mountain_car", "--task", "goal", "--method", "latent_then_param",
+                           "--decoder", "linear:2", "--budget", "200000", "--latent-fraction", "0.1", "--out", "x"),
+                          "latent_then_param's latent_pgpe phase (20,000 env steps of 200,000)"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "param_pgpe",
                            "--budget", "9", "--out", "x"), "less than one generation")]:
     done = run_cli(*args)

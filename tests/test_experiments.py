@@ -21,7 +21,7 @@ def test_mountain_car_smoke_writes_valid_results(mc_run):
   assert results["config"]["tasks"] == ["speed"] and results["backend"] == "jax"
   assert set(results["recovery"]) == {"trained", "untrained", "random"}
   curves = results["curves"]["speed"]
-  assert set(curves) == {"latent_pgpe", "param_pgpe", "ppo", "sac", "td3", "ddpg"}
+  assert set(curves) == {"latent_pgpe", "latent_then_param", "param_pgpe", "ppo", "sac", "td3", "ddpg"}
   for method, outcome in curves.items():
     assert len(outcome["final_returns"]) == 2, method
     steps = outcome["env_steps"][0]
@@ -54,16 +54,20 @@ def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_the_search
   assert sorted(again["timings"]["reused"]) == sorted(["dataset", "autoencoder"] + [
       f"search/speed_{m}" for m in pipeline.NAMES])
   assert again["curves"] == before["curves"]
-  changed = override(PRESETS["mountain_car"]["smoke"](), ["search.population=6"])
+  changed = override(PRESETS["mountain_car"]["smoke"](), ["search.population=2"])
   third = pipeline.run(changed, mc_run, log=lambda *a: None)
   rl = sorted(f"search/speed_{m}" for m in ("ppo", "sac", "td3", "ddpg"))
   assert sorted(third["timings"]["reused"]) == ["autoencoder", "dataset", *rl]
-  assert set(third["timings"]["stages_s"]) == {"search/speed_latent_pgpe", "search/speed_param_pgpe"}
-  changed = override(changed, ["search.param_lr=0.5"])  # one method's own setting
+  pgpe = {"search/speed_latent_pgpe", "search/speed_latent_then_param", "search/speed_param_pgpe"}
+  assert set(third["timings"]["stages_s"]) == pgpe
+  changed = override(changed, ["search.param_lr=0.5"])  # one phase's setting: the methods that run it
   fourth = pipeline.run(changed, mc_run, log=lambda *a: None)
-  assert set(fourth["timings"]["stages_s"]) == {"search/speed_param_pgpe"}
-  fifth = pipeline.run(override(changed, ["collect.keep=0.3"]), mc_run, log=lambda *a: None)
-  assert sorted(fifth["timings"]["reused"]) == rl  # the RL baselines read only the env
+  assert set(fourth["timings"]["stages_s"]) == {"search/speed_param_pgpe", "search/speed_latent_then_param"}
+  fifth = pipeline.run(override(changed, ["search.latent_fraction=0.6"]), mc_run, log=lambda *a: None)
+  assert set(fifth["timings"]["stages_s"]) == {"search/speed_latent_then_param"}
+  changed = override(changed, ["search.latent_fraction=0.6"])
+  sixth = pipeline.run(override(changed, ["collect.keep=0.3"]), mc_run, log=lambda *a: None)
+  assert sorted(sixth["timings"]["reused"]) == rl  # the RL baselines read only the env
 
 
 def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
@@ -85,6 +89,10 @@ def test_bad_settings_are_refused(tmp_path):
   with pytest.raises(ValueError, match="valid tasks"):
     bad = override(PRESETS["mountain_car"]["smoke"](), ["tasks=[fly]"])
     pipeline.run(bad, tmp_path / "out", log=print)
+  with pytest.raises(ValueError, match=r"latent_fraction must be in \(0, 1\), got 1.0"):
+    pipeline.validate(override(PRESETS["mountain_car"]["smoke"](), ["search.latent_fraction=1.0"]))
+  with pytest.raises(ValueError, match="latent_then_param's latent_pgpe phase .* less than one generation"):
+    pipeline.validate(override(PRESETS["mountain_car"]["smoke"](), ["search.latent_fraction=0.05"]))
   with pytest.raises(ValueError, match="unknown search.latent_start 'worst'"):
     pipeline.run(override(PRESETS["mountain_car"]["smoke"](), ["search.latent_start=worst"]),
                  tmp_path / "out", log=print)
@@ -195,7 +203,7 @@ def test_best_decoded_start_charges_its_episodes_to_the_latent_search(mc_run, tm
   import shutil
   out = tmp_path / "run"
   shutil.copytree(mc_run, out)
-  config = override(PRESETS["mountain_car"]["smoke"](), ["search.latent_start=best_decoded",
+  config = override(PRESETS["mountain_car"]["smoke"](), ["methods=[latent_pgpe]", "search.latent_start=best_decoded",
                                                          "search.start_candidates=3", "search.start_episodes=2"])
   results = pipeline.run(config, out, log=lambda *a: None)
   assert "search/speed_latent_pgpe" not in results["timings"]["reused"]  # its start changed

@@ -47,14 +47,21 @@ def test_pgpe_maximises_concave_and_minimises_convex(optimizer):
   assert float(jnp.linalg.norm(away - TARGET)) > float(jnp.linalg.norm(TARGET)) + 0.5
 
 
-def test_a_key_is_accepted_where_a_seed_is(mountain_car, small_policy):
+def test_each_seed_draws_its_own_keys_and_a_key_is_accepted_where_a_seed_is(mountain_car, small_policy):
   space = linear_space(small_policy, 2)
-  make = lambda seed: Search(mountain_car, small_policy, space, "speed", PGPEConfig(population=4, episodes=1),
-                             budget=10_000, seeds=2, seed=seed)
-  by_int, by_key, by_data = make(7), make(jax.random.key(7)), make(jax.random.key_data(jax.random.key(7)))
-  for other in (by_key, by_data):
-    for a, b in zip(jax.tree.leaves(by_int.init()), jax.tree.leaves(other.init())):
-      np.testing.assert_array_equal(a, b)
+  make = lambda seed, seeds=2: Search(mountain_car, small_policy, space, "speed",
+                                      PGPEConfig(population=4, episodes=1), budget=12_000, seeds=seeds, seed=seed)
+  run = lambda search: search.chunk(search.init(), 2)[1]["center_return"]  # (2 generations, S)
+  # run s of an int seed is seed + s's, whatever the number of runs or where they start:
+  # the same keys, so the same numbers up to float rounding (batches of other sizes)
+  three, two, third = run(make(5, 3)), run(make(5, 2)), run(make(7, 1))
+  np.testing.assert_allclose(three[:, :2], two, rtol=1e-4)
+  np.testing.assert_allclose(three[:, 2:], third, rtol=1e-4)
+  assert not np.allclose(three[:, 0], three[:, 1], rtol=1e-2)
+  by_key, by_data = make(jax.random.key(7)), make(jax.random.key_data(jax.random.key(7)))
+  for a, b in zip(jax.tree.leaves(by_key.init()), jax.tree.leaves(by_data.init())):
+    np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(run(by_key)[:, :1], run(make(jax.random.key(7), 1)), rtol=1e-4)
   assert describe(by_key)["seed"] == np.asarray(jax.random.key_data(jax.random.key(7))).tolist()
   assert describe(by_key) != describe(make(jax.random.key(8)))
 
@@ -142,7 +149,7 @@ def test_env_steps_are_the_steps_run_until_termination(mountain_car, small_polic
   search = Search(mountain_car, small_policy, space, "goal", PGPEConfig(population=4, episodes=2),
                   budget=4 * 2 * 999, generations_per_chunk=1)
   carry = search.init()
-  _, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), 1, 2)
+  _, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), 2)
   thetas, _ = search_ask(ask_keys[0], jax.tree.map(lambda x: x[0], carry["state"]), space, search.config)
   step = jax.jit(lambda state, theta: mountain_car.step(state, small_policy.apply(theta, state.obs)))
   expected = 0
@@ -223,3 +230,47 @@ def test_decoder_space_scales_by_the_codes_and_starts_at_the_mean_or_a_given_cod
   np.testing.assert_array_equal(started.center, codes[7])
   np.testing.assert_allclose(started.scale, space.scale)
   np.testing.assert_allclose(started.decode(jnp.asarray(codes[7])), ae.decode(params, jnp.asarray(codes[7])))
+
+
+def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_resumes(mountain_car, small_policy,
+                                                                                       tmp_path):
+  from lsc.methods import load_outcome, phase_budgets, run_method
+  from lsc.search import load_state
+  space = linear_space(small_policy, 3, seed=5)
+  budget = 200_000
+  run = lambda out, progress_fn=None: run_method(
+      "latent_then_param", mountain_car, "goal", out, budget=budget, seeds=2, seed=3, protocol=FRESH,
+      policy=small_policy, space=space, pgpe=SMALL, param_pgpe=SMALL, latent_fraction=0.4, progress_fn=progress_fn)
+  whole = run(tmp_path / "whole")
+  latent_share, param_share = phase_budgets("latent_then_param", budget, 0.4)
+  assert (latent_share, param_share) == (80_000, 120_000)
+  latent = checkpoint.load_artifact(tmp_path / "whole" / "latent" / "result", kind="search")[0]
+  # each phase within its share; the second phase's curve starts where the first ended
+  assert np.all(latent["env_steps"] <= latent_share) and np.all(whole.final_env_steps <= budget)
+  assert np.all(whole.final_env_steps - latent["env_steps"] <= param_share)
+  first = latent["curve_env_steps"].shape[1]
+  np.testing.assert_array_equal(whole.env_steps[:, first], latent["env_steps"])
+  assert np.all(np.diff(whole.env_steps, axis=1) >= 0) and whole.env_steps.shape[1] > first + 1
+  # the parameter phase starts each seed at its decoded latent result g(z*): its
+  # checkpoint belongs only to a search started there, whose initial centre is g(z*)
+  starts = latent["final_thetas"]
+  np.testing.assert_allclose(starts, jax.vmap(space.decode)(jnp.asarray(latent["final_z"])), atol=1e-5)
+  second = Search(mountain_car, small_policy, identity_space(small_policy), "goal", SMALL, budget=param_share,
+                  seeds=2, seed=jax.random.fold_in(jax.random.key(3), 1), starts=starts)
+  np.testing.assert_allclose(search_center(second.init()["state"], second.space), starts, atol=1e-4)
+  load_state(tmp_path / "whole" / "param" / "state", second)  # ArtifactMismatch for any other start
+  with pytest.raises(checkpoint.ArtifactMismatch):
+    load_state(tmp_path / "whole" / "param" / "state", Search(
+        mountain_car, small_policy, identity_space(small_policy), "goal", SMALL, budget=param_share, seeds=2,
+        seed=jax.random.fold_in(jax.random.key(3), 1), starts=starts + 0.01))
+
+  def killed(stage, done, total, info):
+    if stage == "search (param_pgpe)":
+      raise KeyboardInterrupt  # after the parameter phase's first checkpoint
+
+  with pytest.raises(KeyboardInterrupt):
+    run(tmp_path / "killed", killed)
+  resumed = run(tmp_path / "killed")
+  for field in ("env_steps", "returns", "final_returns", "final_env_steps"):
+    np.testing.assert_array_equal(getattr(resumed, field), getattr(whole, field))
+  assert load_outcome(tmp_path / "killed").method == "latent_then_param"
