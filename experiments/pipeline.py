@@ -113,7 +113,10 @@ class ExperimentConfig:
 def method_settings(settings: SearchSettings, method: str) -> dict:
   """The fields of `settings` that `method`'s runs depend on: a search stage's config
   holds only these, so changing one method's setting recomputes only that method."""
-  fields = ["budget", "seeds", "seed"]
+  # PGPE stage keys always name the first seed: searches from before per-seed keys (whose
+  # keys lack it) are recomputed; an RL baseline's only when it is not 0 (its runs did
+  # not change)
+  fields = ["budget", "seeds"] + (["seed"] if settings.seed or METHODS[method].family == "pgpe" else [])
   if METHODS[method].family == "pgpe":
     fields += ["population", "episodes"]
     for phase in METHODS[method].phases or (method,):
@@ -223,6 +226,8 @@ class Stages:
         found[entry.name] = "artifact:" + checkpoint.digest(entry)
       elif entry.is_file():
         found[entry.name] = checkpoint.file_sha256(entry)
+      elif entry.is_dir():  # a two-phase method's phases
+        found.update({f"{entry.name}/{name}": value for name, value in Stages._files(entry).items()})
     return found
 
   @staticmethod

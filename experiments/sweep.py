@@ -54,7 +54,17 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
 
 def cell_name(cell: dict) -> str:
-  return ",".join(f"{key.split('.')[-1]}={value}" for key, value in cell.items())
+  return ",".join(f"{key.removeprefix('search.')}={value}" for key, value in cell.items())
+
+
+def check_grid(grid: dict, config, method: str) -> None:
+  """ValueError for a search.* key that `method`'s runs do not read (its cells would all
+  be the same run)."""
+  from experiments.pipeline import method_settings
+  read = method_settings(config.search, method)
+  unread = [key for key in grid if key.startswith("search.") and key.removeprefix("search.") not in read]
+  if unread:
+    raise ValueError(f"--grid {', '.join(unread)}: {method} does not read it; it reads search.{', search.'.join(read)}")
 
 
 def seed_from(source: pathlib.Path, target: pathlib.Path) -> None:
@@ -125,6 +135,7 @@ def main(argv=None) -> int:
     base = override(base, {"methods": [args.method], "search.seed": SELECTION_SEED, "eval_seed": SELECTION_EVAL_SEED})
     cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     configs = [override(base, cell) for cell in cells]
+    check_grid(grid, configs[0], args.method)
     for config in configs:
       pipeline.validate(config)  # every cell, before any work
   except user_errors() as error:

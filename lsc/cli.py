@@ -162,7 +162,8 @@ def cmd_collect(args) -> int:
   config = CollectConfig(env=EnvConfig(args.env, args.backend, args.episode_length),
                          policy=PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs), pool=args.pool, keep=args.keep,
                          n_neighbors=args.n_neighbors, probe=args.probe, n_probe=args.n_probe,
-                         seed=args.seed, eval_episodes=args.episodes).resolved()
+                         seed=args.seed, eval_episodes=args.episodes, generations=args.generations,
+                         offspring=args.offspring, mutation_std=args.mutation_std).resolved()
   from lsc import checkpoint, rundir
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   args.exit_stack.enter_context(rundir.artifact_lock(args.out))
@@ -171,7 +172,8 @@ def cmd_collect(args) -> int:
 
   print(f"collect: {config.env.name} on {config.env.backend}, {config.policy.preset} policy "
         f"{list(config.policy.hidden)}, pool {config.pool}, keep {config.keep}, "
-        f"k = {config.n_neighbors}, {config.n_probe} {config.probe} probe states")
+        f"k = {config.n_neighbors}, {config.n_probe} {config.probe} probe states"
+        + (f", then {config.generations} generations of novelty search" if config.generations else ""))
   start = time.perf_counter()
   dataset = collect(config, bars)
   bars.close()
@@ -247,7 +249,7 @@ def _decoder(args, num_params: int):
   if decoder.startswith("linear:"):
     return "linear", _linear_dim(decoder, num_params)
   if decoder == "identity":
-    raise ValueError("latent_pgpe needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
+    raise ValueError(f"{args.method} needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
   path = pathlib.Path(decoder)
   path = path / "model" if (path / "model").is_dir() else path
   if not checkpoint.is_artifact(path):
@@ -288,6 +290,8 @@ def _pgpe_run(args) -> dict:
   method's defaults) and --latent-fraction."""
   from lsc.methods import get_method, pgpe_config
   phases = get_method(args.method).phases
+  if args.latent_fraction is not None and not phases:
+    raise ValueError(f"--latent-fraction is for two-phase methods (latent_then_param), not {args.method}")
   pgpe = pgpe_config(phases[0] if phases else args.method, args.population, args.episodes, args.std_init, args.lr,
                      optimizer=args.optimizer, center=args.center)
   if not phases:
@@ -383,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--probe", default=None, help="probe states: uniform | rollout (default per env)")
   p.add_argument("--n-probe", type=int, default=256, help="number of probe states M")
   p.add_argument("--episodes", type=int, default=3, help="evaluation episodes per kept member")
+  p.add_argument("--generations", type=int, default=0,
+                 help="iterated novelty search after the filter (reward-free, no env steps); 0: the one-shot filter")
+  p.add_argument("--offspring", type=int, default=None, help="novelty search: children per generation (default: "
+                 "as many as kept)")
+  p.add_argument("--mutation-std", type=float, default=0.1,
+                 help="novelty search: mutation noise in units of the policy's init std")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True, help="artifact directory")
   p.set_defaults(fn=cmd_collect)

@@ -4,7 +4,9 @@ A pool is (seed, size, policy): member i is regenerated from (seed, i) and never
 stored.  Each member is described by its actions on M fixed probe states,
 (M * |A|,); the `keep` fraction with the highest novelty (mean distance to the
 `n_neighbors` nearest other members) forms the dataset, which is then evaluated
-on every task of the env under the shared protocol.
+on every task of the env under the shared protocol.  With `generations` > 0, an
+iterated novelty search (`lsc.novelty_search`, reward-free, no env steps) goes on from
+those members before the evaluation; the dataset's record says which source made it.
 
 Probe states (`probe`):
   `uniform`  uniform inside the env's observation bounds (mountain_car's default;
@@ -24,7 +26,7 @@ import numpy as np
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
-from lsc.evaluation import EvalProtocol, evaluate_members, pool_blocks, regenerate
+from lsc.evaluation import EvalProtocol, evaluate, evaluate_members, pool_blocks, regenerate
 from lsc.novelty import most_novel, novelty
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn, for_stage
@@ -56,6 +58,15 @@ class CollectConfig:
   eval_episodes: int = 3
   eval_seed: int = 1_000_003
   n_random: int | None = None  # random members evaluated for comparison; None: as many as kept
+  # iterated novelty search after the filter (lsc.novelty_search): 0 generations = the one-shot filter
+  generations: int = dataclasses.field(default=0, metadata={"omit_default": True})
+  offspring: int | None = dataclasses.field(default=None, metadata={"omit_default": True})  # None: as many as kept
+  mutation_std: float = dataclasses.field(default=0.1, metadata={"omit_default": True})  # x the init std
+
+  @property
+  def source(self) -> str:
+    """What made the dataset: "filter" (one-shot) or "novelty_search" (iterated)."""
+    return "novelty_search" if self.generations else "filter"
 
   def resolved(self) -> "CollectConfig":
     """Defaults filled in and every field checked; ValueError names the bad value."""
@@ -69,6 +80,11 @@ class CollectConfig:
       check_int(name, getattr(self, name))
     if self.n_random is not None:
       check_int("n_random", self.n_random)
+    check_int("generations", self.generations, low=0)
+    if self.offspring is not None:
+      check_int("offspring", self.offspring, low=1)
+    if not check_finite("mutation_std", self.mutation_std) > 0:
+      raise ValueError(f"mutation_std must be > 0, got {self.mutation_std}")
     check_seed("seed", self.seed)
     check_seed("eval_seed", self.eval_seed)
     if self.pool < 2:
@@ -98,10 +114,12 @@ def collect_memory(config: CollectConfig) -> tuple[int, str]:
   descriptors = 4 * config.pool * config.n_probe * act
   neighbours = 8 * config.pool * config.n_neighbors + 4 * config.pool  # kNN distances, ids; novelty scores
   members = 4 * (kept + n_random) * config.eval_episodes * config.visited_per_episode * obs
-  thetas = 4 * kept * params
+  # the kept parameters; a novelty search holds archive + children, twice while selecting
+  offspring = 0 if not config.generations else (kept if config.offspring is None else config.offspring)
+  thetas = 4 * kept * params + 8 * (kept + offspring) * params * bool(offspring)
   total = 2 * descriptors + neighbours + members + thetas  # the descriptors twice: host and kNN copies
   return total, (f"descriptors {config.pool:,} x {config.n_probe} x {act} floats twice, kept parameters "
-                 f"{kept:,} x {params:,} floats")
+                 f"{kept:,} x {params:,} floats" + (f", {offspring:,} children's" if offspring else ""))
 
 
 def uniform_probe_states(env, m: int, key: jax.Array) -> np.ndarray:
@@ -166,9 +184,9 @@ class Dataset:
   """The result of stages 1-2: K policies of P parameters kept from a pool of N by
   novelty, M probe states of O dims, T tasks, R random members for comparison."""
   thetas: np.ndarray  # (K, P) float32: the kept members' parameters (memory-mapped when large and loaded)
-  indices: np.ndarray  # (K,) int64: which pool members they are
+  indices: np.ndarray  # (K,) int64: which pool members they are (-1: a novelty search's mutated policy)
   descriptors: np.ndarray  # (K, M * A) float32: their actions on the probe states
-  novelty: np.ndarray  # (K,): their novelty in the pool
+  novelty: np.ndarray  # (K,): their novelty in the pool (a novelty search: among its last archive + children)
   probe_states: np.ndarray  # (M, O) float32
   visited_states: np.ndarray  # (K, E * V, O): V states per evaluation episode, E episodes
   returns: np.ndarray  # (K, T): every task's return under the collection protocol
@@ -176,7 +194,7 @@ class Dataset:
   random_returns: np.ndarray  # (R, T)
   pool_novelty: np.ndarray  # (N,): every pool member's novelty
   config: CollectConfig  # resolved
-  identity: dict  # env, backend, episode length, policy shape (`checkpoint.policy_identity`)
+  identity: dict  # env, backend, episode length, policy shape (`checkpoint.policy_identity`), source
   env_steps: int  # probe rollouts + evaluations
   env_steps_by_stage: dict  # probe, kept (evaluating the dataset), random (evaluating the random members)
   timings: dict  # seconds per step of the stage
@@ -191,7 +209,8 @@ class Dataset:
 
 def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dataset:
   """Runs stages 1-2 on `config` and returns the `Dataset`.  `progress_fn`: see
-  `lsc.progress` (stages descriptors, novelty, evaluate kept, evaluate random)."""
+  `lsc.progress` (stages descriptors, novelty, novelty search, evaluate kept, evaluate
+  random)."""
   config = config.resolved()
   env = config.env.build()
   policy = config.policy.build(env)
@@ -215,25 +234,39 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
   kept = most_novel(scores, config.keep)
   timings["novelty_s"] = time.perf_counter() - start
 
+  thetas, indices, kept_descs, kept_scores = None, kept.astype(np.int64), descs[kept], scores[kept]
+  if config.generations:
+    from lsc.novelty_search import Archive, novelty_search
+    start = time.perf_counter()
+    archive = novelty_search(policy, Archive(regenerate(policy, config.seed, kept), kept_descs, kept_scores, indices),
+                             probe, config.seed, config.generations,
+                             len(kept) if config.offspring is None else config.offspring, config.mutation_std,
+                             config.n_neighbors, progress_fn=report("novelty search"))
+    thetas, indices, kept_descs, kept_scores = archive.thetas, archive.indices, archive.descriptors, archive.novelty
+    timings["novelty_search_s"] = time.perf_counter() - start
+
   start = time.perf_counter()
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
-  result = evaluate_members(env, policy, config.seed, kept, protocol, n_samples=config.visited_per_episode,
-                            progress_fn=report("evaluate kept"))
+  if thetas is None:
+    result = evaluate_members(env, policy, config.seed, kept, protocol, n_samples=config.visited_per_episode,
+                              progress_fn=report("evaluate kept"))
+  else:  # not all pool members: by their parameters, on the keys evaluate_members gives one block
+    result = jax.tree.map(np.asarray, evaluate(env, policy, thetas, protocol, n_samples=config.visited_per_episode))
   # random members (as many as kept unless n_random says), evaluated by the same compiled program, for comparison
   n_random = len(kept) if config.n_random is None else config.n_random
   random_members = np.random.default_rng(config.seed).choice(config.pool, n_random, replace=False)
   random_result = evaluate_members(env, policy, config.seed, random_members, protocol,
                                    n_samples=config.visited_per_episode, progress_fn=report("evaluate random"))
-  thetas = regenerate(policy, config.seed, kept)
+  thetas = regenerate(policy, config.seed, kept) if thetas is None else thetas
   timings["evaluation_s"] = time.perf_counter() - start
   env_steps_by_stage = {"probe": env_steps, "kept": result.env_steps, "random": random_result.env_steps}
   env_steps += result.env_steps + random_result.env_steps
 
-  return Dataset(thetas=thetas, indices=kept.astype(np.int64), descriptors=descs[kept], novelty=scores[kept],
+  return Dataset(thetas=thetas, indices=indices, descriptors=kept_descs, novelty=kept_scores,
                  probe_states=np.asarray(probe, np.float32), visited_states=np.asarray(result.obs_samples),
                  returns=np.asarray(result.returns), random_indices=random_members.astype(np.int64),
                  random_returns=np.asarray(random_result.returns), pool_novelty=scores, config=config,
-                 identity=checkpoint.policy_identity(env, policy), env_steps=int(env_steps),
+                 identity={**checkpoint.policy_identity(env, policy), "source": config.source}, env_steps=int(env_steps),
                  env_steps_by_stage={k: int(v) for k, v in env_steps_by_stage.items()}, timings=timings)
 
 

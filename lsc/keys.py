@@ -26,10 +26,17 @@ def key_record(seed):
 
 def seed_keys(seed, count: int, name: str = "seed") -> jax.Array:
   """(count,) typed keys of `count` runs starting at `seed`: run i's is `key(seed + i)`
-  for an int seed (checked, with the seeds after it), `fold_in(key, i)` for a key.  Run
-  i's key does not depend on `count`: a 3-seed run repeats a 2-seed run's two seeds."""
+  for an int seed (checked, with the seeds after it), `fold_in(key, i)` for one key, and
+  `seed[i]` for `count` keys ((count,) typed keys or (count, ...) key data).  Run i's key
+  does not depend on `count`: a 3-seed run repeats a 2-seed run's two seeds."""
   if isinstance(seed, (jax.Array, np.ndarray)):
     base = as_key(seed, name)
+    if base.ndim == 1:
+      if base.shape[0] != count:
+        raise ValueError(f"{name}: {base.shape[0]} keys for {count} runs")
+      return base
+    if base.ndim:
+      raise ValueError(f"{name}: one key, or one per run, got an array of shape {base.shape}")
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(count, dtype=jnp.uint32))
   check_seed(name, seed, count=count)
   return jax.vmap(jax.random.key)(jnp.arange(seed, seed + count, dtype=jnp.uint32))

@@ -52,8 +52,9 @@ class Method:
   latent_fraction: float | None = None
 
 
-# param_pgpe (std_init, lr): the best cell of `python -m experiments.param_pgpe_sweep`
-# (mountain_car large, speed); latent_pgpe: untuned.
+# (std_init, lr) defaults, in units of the space's spread: latent_pgpe's untuned,
+# param_pgpe's from Mountain Car (large policy, speed); the presets set each env's own
+# from `python -m experiments.sweep` (experiments/RESULTS.md).
 METHODS = {m.name: m for m in (
     Method("latent_pgpe", "pgpe", "autoencoder", "PGPE in a learned latent space", std_init=0.5, lr=0.1),
     Method("latent_then_param", "pgpe", "autoencoder",
@@ -225,29 +226,42 @@ def _after(outcome: Outcome, steps) -> Outcome:
                              final_env_steps=outcome.final_env_steps + steps)
 
 
+PHASE_TWO = 2**31 - 1  # fold_in tag of a two-phase method's second phase (see _run_phases)
+
+
 def _run_phases(method, env, task, directory, budget, seeds, seed, protocol, policy, space, pgpe, param_pgpe,
                 latent_fraction, spent, progress_fn, overwrite, log, record) -> Outcome:
   """A two-phase method: latent PGPE in `space` for its share of the budget (`spent`
-  included), then parameter PGPE started at each seed's final decoded policy, on keys
-  folded from the first phase's (so no episode key repeats).  One curve: the second
-  phase's points follow the first's, shifted by the env steps each seed spent in it."""
+  included), then parameter PGPE started at each seed's final decoded policy.  Seed s's
+  second phase draws from fold_in(its first phase's key, PHASE_TWO) alone (a tag no
+  split reaches, so no key of either phase repeats, and seeds still run apart).  Both
+  phases are checked before either runs.  One curve: the second phase's points follow
+  the first's, shifted by the env steps each seed spent in it."""
   import jax
-  from lsc.keys import as_key
-  from lsc.search import identity_space
+  from lsc.keys import seed_keys
+  from lsc.search import check_budget as check_pgpe_budget, identity_space
   first, second = method.phases
   latent_budget, param_budget = phase_budgets(method.name, budget, latent_fraction)
   if not 0 <= spent < latent_budget:
     raise ValueError(f"{method.name}: spent must be in [0, the latent phase's {latent_budget:,}), got {spent:,}")
   configs = (pgpe or pgpe_config(first), param_pgpe or pgpe_config(second))
-  record = {**record, "phases": {first: latent_budget, second: param_budget}, **({"spent": spent} if spent else {})}
+  for phase, share, config in zip(method.phases, (latent_budget - spent, param_budget), configs):
+    config.check()
+    try:
+      check_pgpe_budget(share, config, env.episode_length)
+    except ValueError as error:
+      raise ValueError(f"{method.name}'s {phase} phase ({share:,} env steps of {budget:,}): {error}") from None
+  record = {**record, "phases": {first: latent_budget, second: param_budget}}
   phase_progress = lambda phase: None if progress_fn is None else (
       lambda stage, done, total, info: progress_fn(f"{stage} ({phase})", done, total, info))
   latent, result = _run_pgpe(first, env, task, directory / "latent", latent_budget - spent, seeds, seed, protocol,
-                             policy, space, configs[0], phase_progress(first), overwrite, log, record)
+                             policy, space, configs[0], phase_progress(first), overwrite, log,
+                             {**record, "spent": spent} if spent else record)
   latent = _after(latent, spent)
-  param, _ = _run_pgpe(second, env, task, directory / "param", param_budget, seeds,
-                       jax.random.fold_in(as_key(seed), 1), protocol, policy, identity_space(policy),
-                       configs[1], phase_progress(second), overwrite, log, record, starts=result.final_thetas)
+  keys = jax.vmap(lambda k: jax.random.fold_in(k, PHASE_TWO))(seed_keys(seed, seeds))
+  param, _ = _run_pgpe(second, env, task, directory / "param", param_budget, seeds, keys, protocol, policy,
+                       identity_space(policy), configs[1], phase_progress(second), overwrite, log, record,
+                       starts=result.final_thetas)
   param = _after(param, latent.final_env_steps)
   # both phases' seconds and generations summed (the final evaluation's: the second
   # phase's, the first's is only recorded in its result), and the first's generations

@@ -109,6 +109,9 @@ def most_novel(novelty_scores, keep: float) -> np.ndarray:
   """Indices of the round(keep * N) (at least 1) most novel members, most novel first."""
   if not 0.0 < keep <= 1.0:
     raise ValueError(f"keep must be a fraction in (0, 1], got {keep}")
-  scores = np.asarray(novelty_scores)
-  count = max(1, int(round(keep * len(scores))))
-  return np.argsort(-scores, kind="stable")[:count]
+  return top_novel(novelty_scores, max(1, int(round(keep * len(novelty_scores)))))
+
+
+def top_novel(novelty_scores, count: int) -> np.ndarray:
+  """Indices of the `count` most novel members, most novel first (ties: lower index first)."""
+  return np.argsort(-np.asarray(novelty_scores), kind="stable")[:count]

@@ -23,7 +23,8 @@ LOCK = ".lsc.lock"
 WRITES = {
     "rollout": ("pool_returns", "summary.json", "returns.png", "metrics.jsonl", "tensorboard"),
     "train": ("model", "recovery.json", "training.png", "landscape.png", "metrics.jsonl", "tensorboard"),
-    "search": ("state", "state_seed*", "result", "outcome.json", "curves.png", "summary.json", "metrics.jsonl", "tensorboard"),
+    "search": ("state", "state_seed*", "result", "latent", "param", "outcome.json", "curves.png", "summary.json",
+               "metrics.jsonl", "tensorboard"),
     "pipeline": ("dataset", "autoencoder", "search", "results.json", "summary.md", "curves_*.png",
                  "training.png", "landscape.png", "metrics.jsonl", "tensorboard"),
 }

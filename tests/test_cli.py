@@ -38,6 +38,9 @@ def test_bad_input_gives_one_line_errors():
                            "--decoder", "linear:2", "--budget", "200000", "--latent-fraction", "0.1", "--out", "x"),
                           "latent_then_param's latent_pgpe phase (20,000 env steps of 200,000)"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "param_pgpe",
+                           "--latent-fraction", "0.5", "--budget", "9000000", "--out", "x"),
+                          "--latent-fraction is for two-phase methods"),
+                         (("search", "--env", "mountain_car", "--task", "goal", "--method", "param_pgpe",
                            "--budget", "9", "--out", "x"), "less than one generation")]:
     done = run_cli(*args)
     assert done.returncode == 2

@@ -10,10 +10,10 @@ import pytest
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig
-from lsc.dataset import (PROBE_MEMBERS, CollectConfig, collect, descriptors, load_dataset, pool_descriptors,
+from lsc.dataset import (PROBE_MEMBERS, CollectConfig, Dataset, collect, descriptors, load_dataset, pool_descriptors,
                          rollout_probe_states, save_dataset)
 from lsc.envs import make_env
-from lsc.evaluation import EvalProtocol, evaluate_members
+from lsc.evaluation import EvalProtocol, evaluate, evaluate_members
 from lsc.policy import make_policy, pool_thetas
 
 TINY = CollectConfig(env=EnvConfig("mountain_car", episode_length=200), policy=PolicyConfig("small"),
@@ -134,3 +134,58 @@ def test_n_random_sets_how_many_random_members_are_evaluated():
   assert len(np.unique(dataset.random_indices)) == 3
   with pytest.raises(ValueError, match="n_random must be in \\[1, pool size"):
     dataclasses.replace(TINY, n_random=0).resolved()
+
+
+def test_iterated_novelty_search_is_reward_free_keeps_its_archive_and_is_the_filter_at_zero_generations(
+    dataset, monkeypatch):
+  import dataclasses
+
+  import lsc.evaluation
+  import lsc.rollout
+  import lsc.tasks
+  from lsc.novelty_search import Archive, most_novel_of, novelty_search, offspring_of, search_key
+  policy = make_policy(make_env("mountain_car"), "small")
+  archive = Archive(dataset.thetas, dataset.descriptors, dataset.novelty, dataset.indices)
+
+  def no_rewards(*args, **kwargs):
+    raise AssertionError("the novelty search computed a task reward / rolled out an episode")
+
+  with monkeypatch.context() as patch:  # any reward or episode would go through one of these
+    for module, name in [(lsc.tasks, "task_rewards"), (lsc.rollout, "rollout"), (lsc.rollout, "rollout_fn"),
+                         (lsc.evaluation, "rollout"), (lsc.evaluation, "evaluate")]:
+      patch.setattr(module, name, no_rewards)
+    searched = novelty_search(policy, archive, dataset.probe_states, 3, 4, 20, 0.5, 5)
+    children = offspring_of(policy, archive, dataset.probe_states, search_key(3), 20, 0.5)
+    first = most_novel_of(archive, children, 5)
+  # the archive keeps its size; its members' descriptors are their actions on the probe
+  assert len(searched) == len(archive) == 30 and (searched.indices == -1).any()
+  np.testing.assert_allclose(searched.descriptors, descriptors(policy, jnp.asarray(searched.thetas),
+                                                               jnp.asarray(dataset.probe_states)), atol=1e-5)
+  # one generation: exact kNN novelty among archive + children (brute force here), the 30 most novel kept
+  merged = np.concatenate([archive.descriptors, children.descriptors])
+  distances = np.sqrt(((merged[:, None] - merged[None]) ** 2).sum(-1))
+  np.fill_diagonal(distances, np.inf)
+  scores = np.sort(distances, axis=1)[:, :5].mean(axis=1)
+  np.testing.assert_allclose(first.novelty, np.sort(scores)[::-1][:30], rtol=1e-4)
+  assert first.novelty.mean() > archive.novelty.mean()  # not vacuous: children displaced members
+  # zero generations: the archive itself, and collect() is the one-shot filter
+  assert novelty_search(policy, archive, dataset.probe_states, 3, 0, 20, 0.5, 5) is archive
+  same = collect(dataclasses.replace(TINY, generations=0, offspring=7, mutation_std=0.5))
+  for name in Dataset.ARRAYS:
+    np.testing.assert_array_equal(getattr(same, name), getattr(dataset, name))
+
+
+def test_a_novelty_search_dataset_is_evaluated_as_the_filter_is_and_records_its_source(dataset, tmp_path):
+  import dataclasses
+  searched = collect(dataclasses.replace(TINY, generations=2, mutation_std=0.5))
+  assert searched.thetas.shape == dataset.thetas.shape and searched.returns.shape == dataset.returns.shape
+  assert searched.env_steps_by_stage["kept"] > 0 and (searched.indices == -1).any()
+  assert searched.novelty.mean() > dataset.novelty.mean() * 0.5  # scored among archive + children
+  save_dataset(tmp_path / "d", searched)
+  loaded, record = load_dataset(tmp_path / "d")
+  assert record["identity"]["source"] == "novelty_search" and loaded.config.generations == 2
+  np.testing.assert_array_equal(loaded.thetas, searched.thetas)
+  policy = make_policy(make_env("mountain_car", episode_length=200), "small")
+  fresh = evaluate(make_env("mountain_car", episode_length=200), policy, searched.thetas,
+                   EvalProtocol(2, TINY.eval_seed))
+  np.testing.assert_allclose(fresh.returns, searched.returns, rtol=1e-5)

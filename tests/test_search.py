@@ -234,7 +234,7 @@ def test_decoder_space_scales_by_the_codes_and_starts_at_the_mean_or_a_given_cod
 
 def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_resumes(mountain_car, small_policy,
                                                                                        tmp_path):
-  from lsc.methods import load_outcome, phase_budgets, run_method
+  from lsc.methods import PHASE_TWO, load_outcome, phase_budgets, run_method
   from lsc.search import load_state
   space = linear_space(small_policy, 3, seed=5)
   budget = 200_000
@@ -255,14 +255,22 @@ def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_re
   # checkpoint belongs only to a search started there, whose initial centre is g(z*)
   starts = latent["final_thetas"]
   np.testing.assert_allclose(starts, jax.vmap(space.decode)(jnp.asarray(latent["final_z"])), atol=1e-5)
+  # (and seed s's keys come from its own seed, 3 + s, tagged for the second phase)
+  keys = jnp.stack([jax.random.fold_in(jax.random.key(3 + s), PHASE_TWO) for s in range(2)])
   second = Search(mountain_car, small_policy, identity_space(small_policy), "goal", SMALL, budget=param_share,
-                  seeds=2, seed=jax.random.fold_in(jax.random.key(3), 1), starts=starts)
+                  seeds=2, seed=keys, starts=starts)
   np.testing.assert_allclose(search_center(second.init()["state"], second.space), starts, atol=1e-4)
-  load_state(tmp_path / "whole" / "param" / "state", second)  # ArtifactMismatch for any other start
-  with pytest.raises(checkpoint.ArtifactMismatch):
-    load_state(tmp_path / "whole" / "param" / "state", Search(
-        mountain_car, small_policy, identity_space(small_policy), "goal", SMALL, budget=param_share, seeds=2,
-        seed=jax.random.fold_in(jax.random.key(3), 1), starts=starts + 0.01))
+  load_state(tmp_path / "whole" / "param" / "state", second)  # ArtifactMismatch for any other start or keys
+  for other in (dict(seed=keys, starts=starts + 0.01), dict(seed=keys[::-1], starts=starts)):
+    with pytest.raises(checkpoint.ArtifactMismatch):
+      load_state(tmp_path / "whole" / "param" / "state", Search(
+          mountain_car, small_policy, identity_space(small_policy), "goal", SMALL, budget=param_share, seeds=2,
+          **other))
+  # both phases are checked before either runs
+  with pytest.raises(ValueError, match="param_pgpe phase .* less than one generation"):
+    run_method("latent_then_param", mountain_car, "goal", tmp_path / "refused", budget=budget, seeds=2,
+               policy=small_policy, space=space, pgpe=SMALL, param_pgpe=PGPEConfig(population=64, episodes=2))
+  assert not (tmp_path / "refused").exists()
 
   def killed(stage, done, total, info):
     if stage == "search (param_pgpe)":

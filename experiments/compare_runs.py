@@ -1,0 +1,122 @@
+"""Side by side: pipeline runs that differ in one factor (a dataset source, a policy
+size, ...), per env and task.
+
+  python -m experiments.compare_runs filter=runs/h3-filter-mountain_car ns=runs/h3-ns-mountain_car \
+      [filter=runs/h3-filter-reacher ns=runs/h3-ns-reacher ...] --tag h3
+
+Each argument is LABEL=RUN (a pipeline's --out); runs of the same env are compared.
+For every task: the dataset's best and 90th-percentile return (collection protocol,
+RUN/dataset/artifact), recovery with its controls (untrained, random) and the best
+dataset policy re-evaluated on the final evaluation keys (results.json), and each
+method's final return, mean and range over seeds.  Writes
+experiments/results/compare_<tag>.{md,json}.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from experiments.sample_efficiency import RESULTS
+
+
+def parse_runs(items: list[str]) -> list[tuple[str, pathlib.Path]]:
+  runs = []
+  for item in items:
+    label, sep, path = item.partition("=")
+    if not sep or not label or not path:
+      raise ValueError(f"expected LABEL=RUN_DIRECTORY, got {item!r}")
+    if not (pathlib.Path(path) / "results.json").is_file():
+      raise ValueError(f"{path} holds no results.json (not a finished pipeline run)")
+    runs.append((label, pathlib.Path(path)))
+  return runs
+
+
+def summarize(run: pathlib.Path) -> dict:
+  """{env, tasks: {task: {dataset_best, dataset_p90, recovery, controls, best_policy,
+  methods: {method: final returns}}}, dataset_env_steps} of one pipeline run."""
+  from lsc.dataset import load_dataset
+  results = json.loads((run / "results.json").read_text())
+  dataset, _ = load_dataset(run / "dataset" / "artifact")
+  env = results["config"]["collect"]["env"]["name"]
+  from lsc.tasks import task_names
+  names = task_names(env)
+  tasks = {}
+  for i, task in enumerate(names):
+    returns = np.asarray(dataset.returns[:, i], np.float64)
+    tasks[task] = {
+        "dataset_best": float(returns.max()), "dataset_p90": float(np.quantile(returns, 0.9)),
+        "recovery": {kind: results["recovery"][kind][task]["recovery"] for kind in ("trained", "untrained", "random")},
+        "best_policy": results["dataset_best"].get(task, {}).get("return"),
+        "methods": {m: o["final_returns"] for m, o in results["curves"].get(task, {}).items()}}
+  return {"env": env, "source": dataset.config.source, "tasks": tasks,
+          "dataset_env_steps": results["dataset_env_steps"], "dataset_size": int(len(dataset.thetas))}
+
+
+def markdown(summaries: dict, command: str) -> str:
+  lines = [f"`{command}`", ""]
+  by_env = {}
+  for s in summaries.values():
+    by_env.setdefault(s["env"], {})[s["label"]] = s
+  for env, runs in by_env.items():
+    labels = list(runs)
+    lines += [f"### {env}", "", "Dataset: " + "; ".join(
+        f"{label} ({runs[label]['source']}, {runs[label]['dataset_size']:,} policies, "
+        f"{runs[label]['dataset_env_steps']:,} env steps)" for label in labels), "",
+        "| task | " + " | ".join(f"{label}: {what}" for what in ("best / p90 in dataset", "recovery (untrained, random)")
+                                  for label in labels) + " |",
+        "|---|" + "---:|" * (2 * len(labels))]
+    tasks = list(runs[labels[0]]["tasks"])
+    for task in tasks:
+      cells = [f"{runs[l]['tasks'][task]['dataset_best']:.1f} / {runs[l]['tasks'][task]['dataset_p90']:.1f}"
+               for l in labels]
+      cells += ["{trained:.2f} ({untrained:.2f}, {random:.2f})".format(**runs[l]["tasks"][task]["recovery"])
+                for l in labels]
+      lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    methods = sorted({m for l in labels for t in tasks for m in runs[l]["tasks"][t]["methods"]})
+    if methods:
+      lines += ["", "Final return on fresh evaluation keys, mean [min, max] over seeds (best dataset policy "
+                "re-evaluated on the same keys in brackets after the label):", "",
+                "| task | " + " | ".join(f"{l}: {m}" for m in methods for l in labels) + " |",
+                "|---|" + "---:|" * (len(methods) * len(labels))]
+      for task in tasks:
+        cells = []
+        for m in methods:
+          for l in labels:
+            v = runs[l]["tasks"][task]["methods"].get(m)
+            best = runs[l]["tasks"][task]["best_policy"]
+            cells.append("-" if v is None else f"{np.mean(v):.1f} [{np.min(v):.1f}, {np.max(v):.1f}]"
+                         + ("" if best is None else f" ({best:.1f})"))
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(allow_abbrev=False, prog="python -m experiments.compare_runs",
+                              description=__doc__.split("\n")[0])
+  p.add_argument("runs", nargs="+", metavar="LABEL=RUN")
+  p.add_argument("--tag", required=True, help="results file suffix")
+  args = p.parse_args(argv)
+  try:
+    runs = parse_runs(args.runs)
+  except ValueError as error:
+    print(f"experiments.compare_runs: error: {error}", file=sys.stderr)
+    return 2
+  summaries = {}
+  for label, run in runs:
+    s = summarize(run)
+    summaries[f"{label}@{s['env']}"] = {"label": label, "run": str(run), **s}
+  command = "python -m experiments.compare_runs " + " ".join(argv if argv is not None else sys.argv[1:])
+  text = markdown(summaries, command)
+  RESULTS.mkdir(exist_ok=True)
+  (RESULTS / f"compare_{args.tag}.json").write_text(json.dumps({"command": command, "runs": summaries}, indent=1))
+  (RESULTS / f"compare_{args.tag}.md").write_text(text)
+  print(text)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
