@@ -29,8 +29,8 @@ bench: $(VENV)/.installed
 # cores; every stage resumes, so rerunning after an interruption continues.
 SE_RUNS := runs/se-mountain_car runs/se-reacher runs/se-hopper runs/se-halfcheetah
 sample-efficiency: $(VENV)/.installed
-	$(PY) -m experiments.mountain_car --seeds 5 --methods latent_pgpe,param_pgpe,ppo,sac --out runs/se-mountain_car
-	$(PY) -m experiments.reacher --seeds 5 --tasks reach_ne,reach_nw,reach_sw,reach_se --methods latent_pgpe,param_pgpe,ppo,sac --out runs/se-reacher
+	$(PY) -m experiments.mountain_car --seeds 5 --methods latent_pgpe,latent_then_param,param_pgpe,ppo,sac --out runs/se-mountain_car
+	$(PY) -m experiments.reacher --seeds 5 --tasks reach_ne,reach_nw,reach_sw,reach_se --methods latent_pgpe,latent_then_param,param_pgpe,ppo,sac --out runs/se-reacher
 	$(PY) -m experiments.hopper --seeds 5 --tasks forward,backward,jump --out runs/se-hopper
 	$(PY) -m experiments.halfcheetah --seeds 5 --tasks forward,backward,frontflip,backflip --out runs/se-halfcheetah
 	$(PY) -m experiments.sample_efficiency $(SE_RUNS) --tag cpu

@@ -18,6 +18,13 @@ reuses them.  Resumable: a finished cell is reused.
 Per task, a cell scores the mean final return over seeds; the best cell is the one of
 lowest mean rank over the tasks (a rank does not depend on a task's reward scale).
 Writes experiments/results/sweep_<env>_<method>[_<tag>].{md,json}.
+
+With few seeds the best mean can be one lucky seed.  A second stage reruns the best
+cells of earlier sweeps on fresh selection seeds, so their score does not carry the
+luck that chose them:
+
+  python -m experiments.sweep halfcheetah --method latent_pgpe --top 3 \
+      --cells-from sweep_halfcheetah_latent_pgpe --seed 1002 --set search.seeds=4 --tag confirm --from RUN
 """
 
 import argparse
@@ -57,7 +64,7 @@ def cell_name(cell: dict) -> str:
   return ",".join(f"{key.removeprefix('search.')}={value}" for key, value in cell.items())
 
 
-def check_grid(grid: dict, config, method: str) -> None:
+def check_grid(grid: list[str], config, method: str) -> None:
   """ValueError for a search.* key that `method`'s runs do not read (its cells would all
   be the same run)."""
   from experiments.pipeline import method_settings
@@ -88,17 +95,34 @@ def rank_cells(scores: dict[str, dict[str, float]]) -> dict[str, float]:
   return dict(zip(cells, ranks.mean(axis=0).tolist()))
 
 
-def markdown(env: str, method: str, grid: dict, rows: list[dict], ranks: dict, command: str) -> str:
+def top_cells(stems: list[str], k: int) -> list[dict]:
+  """The settings of the `k` cells of lowest mean rank over the rows of the earlier
+  sweeps' results `stems` (RESULTS/<stem>.json, ranked together; a cell in several
+  files counts once)."""
+  rows = {}
+  for stem in stems:
+    path = RESULTS / f"{stem}.json"
+    if not path.is_file():
+      raise ValueError(f"--cells-from {stem}: no {path}")
+    for row in json.loads(path.read_text())["rows"]:
+      rows.setdefault(row["cell"], row)
+  if not 1 <= k <= len(rows):
+    raise ValueError(f"--top must be in [1, {len(rows)}] (the cells of --cells-from), got {k}")
+  ranks = rank_cells({cell: {t: v["mean"] for t, v in row["tasks"].items()} for cell, row in rows.items()})
+  return [rows[cell]["settings"] for cell in sorted(ranks, key=ranks.get)[:k]]
+
+
+def markdown(env: str, method: str, grid: list[str], rows: list[dict], ranks: dict, command: str, seed: int) -> str:
   tasks = list(rows[0]["tasks"])
   best = min(ranks, key=ranks.get)
   lines = [f"Sweep of {method} on {env} (`{command}`): mean final return over {rows[0]['seeds']} selection seeds "
-           f"(search seeds from {SELECTION_SEED}, evaluation seed {SELECTION_EVAL_SEED}), and the mean rank over "
+           f"(search seeds from {seed}, evaluation seed {SELECTION_EVAL_SEED}), and the mean rank over "
            "the tasks (1 = best).", "",
            "| " + " | ".join(k.split(".")[-1] for k in grid) + " | " + " | ".join(tasks) + " | mean rank |",
            "|" + "---|" * len(grid) + "---:|" * (len(tasks) + 1)]
   for row in rows:
     mark = "**" if row["cell"] == best else ""
-    lines.append("| " + " | ".join(str(v) for v in row["settings"].values()) + " | "
+    lines.append("| " + " | ".join(str(row["settings"].get(k, "")) for k in grid) + " | "
                  + " | ".join(f"{mark}{row['tasks'][t]['mean']:.2f}{mark}" for t in tasks)
                  + f" | {ranks[row['cell']]:.2f} |")
   lines += ["", f"Best: {best} (mean rank {ranks[best]:.2f})."]
@@ -111,6 +135,11 @@ def main(argv=None) -> int:
   p.add_argument("env", help="mountain_car | reacher | hopper | halfcheetah")
   p.add_argument("--method", required=True)
   p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="a setting and its values")
+  p.add_argument("--cells-from", action="append", default=[], metavar="STEM",
+                 help="instead of --grid: the --top cells of earlier sweeps' results (e.g. sweep_halfcheetah_latent_pgpe)")
+  p.add_argument("--top", type=int, default=3, help="with --cells-from: how many cells")
+  p.add_argument("--seed", type=int, default=SELECTION_SEED,
+                 help=f"the first selection seed (at least {SELECTION_SEED}: the reported runs use seeds below)")
   p.add_argument("--preset", default="cpu")
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the preset (all cells)")
   p.add_argument("--from", dest="source", default=None,
@@ -130,12 +159,20 @@ def main(argv=None) -> int:
   try:
     if args.env not in PRESETS:
       raise ValueError(f"unknown env {args.env!r}; valid: {', '.join(PRESETS)}")
-    grid = parse_grid(args.grid)
+    if args.seed < SELECTION_SEED:
+      raise ValueError(f"--seed must be at least {SELECTION_SEED} (seeds below are the reported runs'), got {args.seed}")
+    if bool(args.grid) == bool(args.cells_from):
+      raise ValueError("give either --grid KEY=V1,V2,... or --cells-from STEM")
+    if args.grid:
+      grid = parse_grid(args.grid)
+      cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    else:
+      cells = top_cells(args.cells_from, args.top)
+    keys = list(dict.fromkeys(key for cell in cells for key in cell))
     base = override(PRESETS[args.env][args.preset](), args.set)
-    base = override(base, {"methods": [args.method], "search.seed": SELECTION_SEED, "eval_seed": SELECTION_EVAL_SEED})
-    cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    base = override(base, {"methods": [args.method], "search.seed": args.seed, "eval_seed": SELECTION_EVAL_SEED})
     configs = [override(base, cell) for cell in cells]
-    check_grid(grid, configs[0], args.method)
+    check_grid(keys, configs[0], args.method)
     for config in configs:
       pipeline.validate(config)  # every cell, before any work
   except user_errors() as error:
@@ -163,11 +200,11 @@ def main(argv=None) -> int:
 
   ranks = rank_cells({row["cell"]: {t: v["mean"] for t, v in row["tasks"].items()} for row in rows})
   command = "python -m experiments.sweep " + " ".join(argv if argv is not None else sys.argv[1:])
-  text = markdown(args.env, args.method, grid, rows, ranks, command)
+  text = markdown(args.env, args.method, keys, rows, ranks, command, args.seed)
   RESULTS.mkdir(exist_ok=True)
   stem = RESULTS / f"sweep_{args.env}_{args.method}{'_' + args.tag if args.tag else ''}"
   best = min(ranks, key=ranks.get)
-  stem.with_suffix(".json").write_text(json.dumps({"command": command, "grid": grid, "rows": rows, "ranks": ranks,
+  stem.with_suffix(".json").write_text(json.dumps({"command": command, "cells": cells, "seed": args.seed, "rows": rows, "ranks": ranks,
                                                    "best": next(r["settings"] for r in rows if r["cell"] == best)},
                                                   indent=1))
   stem.with_suffix(".md").write_text(text)

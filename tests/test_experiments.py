@@ -216,3 +216,29 @@ def test_best_decoded_start_charges_its_episodes_to_the_latent_search(mc_run, tm
     assert steps[0] == start["spent"] and start["spent"] < final <= budget  # the curve starts after the choice
   with pytest.raises(ValueError, match="after choosing the best_decoded start"):
     pipeline.validate(override(config, ["search.start_candidates=1000"]))
+
+
+def test_a_confirming_sweep_takes_the_best_cells_of_earlier_sweeps_and_refuses_reported_seeds(tmp_path, monkeypatch,
+                                                                                              capsys):
+  from experiments import sweep
+  monkeypatch.setattr(sweep, "RESULTS", tmp_path)
+
+  def row(std, lr, returns):
+    return {"cell": sweep.cell_name({"search.latent_std_init": std, "search.latent_lr": lr}),
+            "settings": {"search.latent_std_init": std, "search.latent_lr": lr},
+            "tasks": {t: {"mean": r} for t, r in returns.items()}}
+  first = [row(0.1, 0.1, {"a": 1.0, "b": 5.0}), row(0.3, 0.1, {"a": 3.0, "b": 4.0}), row(1.0, 1.0, {"a": 2.0, "b": 1.0})]
+  edge = [row(1.0, 1.0, {"a": 2.0, "b": 1.0}), row(3.0, 3.0, {"a": 9.0, "b": 9.0})]  # one cell in both files
+  (tmp_path / "one.json").write_text(json.dumps({"rows": first}))
+  (tmp_path / "edge.json").write_text(json.dumps({"rows": edge}))
+  # mean ranks over a, b: (3.0, 3.0) 1, (0.3, 0.1) 2.5, (0.1, 0.1) 3, (1.0, 1.0) 3.5
+  assert sweep.top_cells(["one", "edge"], 2) == [{"search.latent_std_init": 3.0, "search.latent_lr": 3.0},
+                                                 {"search.latent_std_init": 0.3, "search.latent_lr": 0.1}]
+  with pytest.raises(ValueError, match="--top"):
+    sweep.top_cells(["one", "edge"], 5)
+  for argv, message in ((["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--seed", "3"], "--seed"),
+                        (["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--grid", "search.latent_lr=1"],
+                         "either"),
+                        (["mountain_car", "--method", "latent_pgpe", "--cells-from", "missing"], "no ")):
+    assert sweep.main(argv + ["--preset", "smoke"]) == 2
+    assert message in capsys.readouterr().err

@@ -269,7 +269,8 @@ def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_re
   # both phases are checked before either runs
   with pytest.raises(ValueError, match="param_pgpe phase .* less than one generation"):
     run_method("latent_then_param", mountain_car, "goal", tmp_path / "refused", budget=budget, seeds=2,
-               policy=small_policy, space=space, pgpe=SMALL, param_pgpe=PGPEConfig(population=64, episodes=2))
+               policy=small_policy, space=space, pgpe=SMALL, param_pgpe=PGPEConfig(population=64, episodes=2),
+               latent_fraction=0.4)  # 120,000 env steps < 64 x 2 x 999
   assert not (tmp_path / "refused").exists()
 
   def killed(stage, done, total, info):
