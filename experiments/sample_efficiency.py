@@ -218,7 +218,8 @@ def first_counts(rows: list[dict]) -> str:
 
 def plot(rows: list[dict], path: pathlib.Path) -> None:
   """Grouped bars of steps-to-threshold per task and method (collection not charged;
-  hatched: never reached); the 95 % intervals are clipped to [0, the run's budget]."""
+  hatched: never reached; "k/n" on a bar that only k of n seeds reached); the 95 %
+  intervals are clipped to [0, the run's budget]."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
@@ -244,9 +245,12 @@ def plot(rows: list[dict], path: pathlib.Path) -> None:
         high = ci if r.get("budget") is None else max(0.0, min(ci, r["budget"] - mean))
         yerr = [[min(ci, mean)], [high]]
       ax.bar(x, mean, width, color=f"C{j}", label=label, yerr=yerr, capsize=2)
+      if m["reached"] < m["seeds"]:  # the mean is over the seeds that reached it: say how many
+        ax.text(x, mean + (yerr[1][0] if yerr else 0.0), f"{m['reached']}/{m['seeds']}", ha="center",
+                va="bottom", fontsize=7, rotation=90)
   ax.set_xticks(range(len(rows)), [f"{r['env']}\n{r['task']}" for r in rows], fontsize=8)
   ax.set_ylabel("env steps to threshold")
-  ax.set_title("sample efficiency (hatched: threshold never reached)")
+  ax.set_title("sample efficiency (hatched: threshold never reached; k/n: reached by k of n seeds)")
   handles, labels = ax.get_legend_handles_labels()
   ax.legend(handles, labels, fontsize=8)
   fig.tight_layout()

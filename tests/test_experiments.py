@@ -145,6 +145,16 @@ def test_sample_efficiency_on_hand_made_curves(tmp_path):
     matplotlib.axes.Axes.bar = original
   for height, yerr in bars:
     assert yerr is not None and height - yerr[0][0] >= 0 and height + yerr[1][0] <= 600
+  # a bar that only some seeds reached says how many
+  results["curves"]["t"]["latent_pgpe"]["returns"] = [[-20, -10], [-20, -20]]
+  labels = []
+  original_text = matplotlib.axes.Axes.text
+  matplotlib.axes.Axes.text = lambda self, x, y, s, *a, **k: labels.append(s) or original_text(self, x, y, s, *a, **k)
+  try:
+    plot(summarise(results), tmp_path / "bars.png")
+  finally:
+    matplotlib.axes.Axes.text = original_text
+  assert labels == ["1/2"]
 
 
 def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
