@@ -85,10 +85,11 @@ def seed_from(source: pathlib.Path, target: pathlib.Path) -> None:
       shutil.copytree(source / stage, target / stage)
 
 
-def rank_cells(scores: dict[str, dict[str, float]]) -> dict[str, float]:
-  """{cell: mean rank over tasks} (1 = best; ties share the mean rank) of
-  scores {cell: {task: mean final return}}."""
+def rank_cells(rows: list[dict]) -> dict[str, float]:
+  """{cell: mean rank over tasks} (1 = best; ties share the mean rank) of a sweep's
+  rows, each {"cell", "tasks": {task: {"mean": mean final return}}}."""
   from scipy.stats import rankdata
+  scores = {row["cell"]: {t: v["mean"] for t, v in row["tasks"].items()} for row in rows}
   cells = list(scores)
   tasks = list(next(iter(scores.values())))
   ranks = np.stack([rankdata([-scores[c][t] for c in cells]) for t in tasks])  # (T, cells)
@@ -108,7 +109,7 @@ def top_cells(stems: list[str], k: int) -> list[dict]:
       rows.setdefault(row["cell"], row)
   if not 1 <= k <= len(rows):
     raise ValueError(f"--top must be in [1, {len(rows)}] (the cells of --cells-from), got {k}")
-  ranks = rank_cells({cell: {t: v["mean"] for t, v in row["tasks"].items()} for cell, row in rows.items()})
+  ranks = rank_cells(list(rows.values()))
   return [rows[cell]["settings"] for cell in sorted(ranks, key=ranks.get)[:k]]
 
 
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
   p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="a setting and its values")
   p.add_argument("--cells-from", action="append", default=[], metavar="STEM",
                  help="instead of --grid: the --top cells of earlier sweeps' results (e.g. sweep_halfcheetah_latent_pgpe)")
-  p.add_argument("--top", type=int, default=3, help="with --cells-from: how many cells")
+  p.add_argument("--top", type=int, default=None, help="with --cells-from: how many cells (default 3)")
   p.add_argument("--seed", type=int, default=SELECTION_SEED,
                  help=f"the first selection seed (at least {SELECTION_SEED}: the reported runs use seeds below)")
   p.add_argument("--preset", default="cpu")
@@ -163,11 +164,13 @@ def main(argv=None) -> int:
       raise ValueError(f"--seed must be at least {SELECTION_SEED} (seeds below are the reported runs'), got {args.seed}")
     if bool(args.grid) == bool(args.cells_from):
       raise ValueError("give either --grid KEY=V1,V2,... or --cells-from STEM")
+    if args.grid and args.top is not None:
+      raise ValueError("--top is for --cells-from (a --grid runs every cell)")
     if args.grid:
       grid = parse_grid(args.grid)
       cells = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     else:
-      cells = top_cells(args.cells_from, args.top)
+      cells = top_cells(args.cells_from, 3 if args.top is None else args.top)
     keys = list(dict.fromkeys(key for cell in cells for key in cell))
     base = override(PRESETS[args.env][args.preset](), args.set)
     base = override(base, {"methods": [args.method], "search.seed": args.seed, "eval_seed": SELECTION_EVAL_SEED})
@@ -198,7 +201,7 @@ def main(argv=None) -> int:
     print("      " + ", ".join(f"{t} {v['mean']:.2f}" for t, v in rows[-1]["tasks"].items())
           + f" ({rows[-1]['seconds']:.0f} s)", flush=True)
 
-  ranks = rank_cells({row["cell"]: {t: v["mean"] for t, v in row["tasks"].items()} for row in rows})
+  ranks = rank_cells(rows)
   command = "python -m experiments.sweep " + " ".join(argv if argv is not None else sys.argv[1:])
   text = markdown(args.env, args.method, keys, rows, ranks, command, args.seed)
   RESULTS.mkdir(exist_ok=True)

@@ -249,6 +249,8 @@ def test_a_confirming_sweep_takes_the_best_cells_of_earlier_sweeps_and_refuses_r
   for argv, message in ((["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--seed", "3"], "--seed"),
                         (["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--grid", "search.latent_lr=1"],
                          "either"),
-                        (["mountain_car", "--method", "latent_pgpe", "--cells-from", "missing"], "no ")):
+                        (["mountain_car", "--method", "latent_pgpe", "--cells-from", "missing"], "no "),
+                        (["mountain_car", "--method", "latent_pgpe", "--grid", "search.latent_lr=1", "--top", "2"],
+                         "--top is for --cells-from")):
     assert sweep.main(argv + ["--preset", "smoke"]) == 2
     assert message in capsys.readouterr().err
