@@ -55,7 +55,7 @@ class Method:
 # (std_init, lr) defaults, in units of the space's spread: latent_pgpe's untuned,
 # param_pgpe's from Mountain Car (large policy, speed); the presets set each env's own
 # from `python -m experiments.sweep` (experiments/RESULTS.md).  latent_then_param's
-# latent_fraction: the best of {0.25, 0.5, 0.75} on HalfCheetah and Mountain Car (Reacher: 0.5).
+# latent_fraction: the best of {0.25, 0.5, 0.75} on every env swept (sweep_<env>_latent_then_param).
 METHODS = {m.name: m for m in (
     Method("latent_pgpe", "pgpe", "autoencoder", "PGPE in a learned latent space", std_init=0.5, lr=0.1),
     Method("latent_then_param", "pgpe", "autoencoder",
