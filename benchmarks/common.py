@@ -37,10 +37,11 @@ def best_time(fn, repeats: int) -> float:
 
 def write(name: str, payload: dict, table: str) -> pathlib.Path:
   """Writes results/<name>.json and results/<name>.md; returns the JSON path."""
+  from lsc.distributed import on_main  # process 0 of a multi-process run writes
   RESULTS_DIR.mkdir(exist_ok=True)
   path = RESULTS_DIR / f"{name}.json"
-  path.write_text(json.dumps(payload, indent=2))
-  (RESULTS_DIR / f"{name}.md").write_text(table + "\n")
+  on_main(path.write_text, json.dumps(payload, indent=2))
+  on_main((RESULTS_DIR / f"{name}.md").write_text, table + "\n")
   return path
 
 

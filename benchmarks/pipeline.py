@@ -22,7 +22,11 @@ def parse_args(argv):
   p.add_argument("--envs", default="mountain_car,reacher,hopper,halfcheetah")
   p.add_argument("--preset", default="cpu")
   p.add_argument("--out", default="runs/bench-pipeline", help="pipeline runs (reused and resumed)")
-  return p.parse_args(argv)
+  from lsc import distributed
+  distributed.add_arguments(p)
+  args = p.parse_args(argv)
+  distributed.setup_command_line(p, args)
+  return args
 
 
 def compile_seconds(run_dir: pathlib.Path, stage: str) -> float | None:
@@ -47,8 +51,6 @@ def table(runs: dict, machine: dict, preset: str) -> str:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from lsc import setup_command_line
-  setup_command_line()
   from benchmarks.common import machine, write
   from experiments import pipeline
   from experiments.presets import PRESETS

@@ -43,7 +43,11 @@ def parse_args(argv):
   p.add_argument("--out", default="runs/compression", help="datasets and models (every stage resumes from here)")
   p.add_argument("--results", default=str(RESULTS), help="where compression_<env>[_<tag>].{md,json} go")
   p.add_argument("--tag", default="", help="suffix of the results files, e.g. gpu")
-  return p.parse_args(argv)
+  from lsc import distributed
+  distributed.add_arguments(p)
+  args = p.parse_args(argv)
+  distributed.setup_command_line(p, args)
+  return args
 
 
 def _device() -> str:
@@ -82,17 +86,15 @@ def write_table(args, argv, rows) -> str:
   results = pathlib.Path(args.results)
   results.mkdir(parents=True, exist_ok=True)
   stem = results / (f"compression_{args.env}" + (f"_{args.tag}" if args.tag else ""))
-  stem.with_suffix(".json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
-  stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+  from lsc.distributed import on_main  # process 0 of a multi-process run writes
+  on_main(stem.with_suffix(".json").write_text, json.dumps({"args": vars(args), "rows": rows}, indent=2))
+  on_main(stem.with_suffix(".md").write_text, "\n".join(lines) + "\n")
   return "\n".join(lines)
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from lsc import checkpoint, enable_compilation_cache, quiet_dependencies, use_cpu_cores
-  use_cpu_cores()
-  quiet_dependencies()
-  enable_compilation_cache()
+  from lsc import checkpoint
   from lsc.compression import compress
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.dataset import CollectConfig, collect, save_dataset

@@ -157,6 +157,10 @@ def validate(config: ExperimentConfig):
   for task in config.tasks:
     get_task(env_name, task)  # ValueError naming the valid tasks
   settings = config.search
+  from lsc.distributed import is_multi
+  rl = [m for m in config.methods if METHODS[m].family == "rl"]
+  if rl and is_multi():
+    raise ValueError(f"{', '.join(rl)} run in one process; leave them out of a multi-process run (--methods)")
   for method in config.methods:
     run = settings.method_run(method) if METHODS[method].family == "pgpe" else {}
     spent = 0
@@ -210,9 +214,18 @@ class Stages:
 
   @staticmethod
   def _write_marker(directory: pathlib.Path, marker: dict) -> None:
-    tmp = directory / f".stage.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(marker, indent=1))
-    os.replace(tmp, directory / "stage.json")
+    from lsc.distributed import on_main
+
+    def write():
+      tmp = directory / f".stage.json.tmp-{os.getpid()}"
+      tmp.write_text(json.dumps(marker, indent=1))
+      os.replace(tmp, directory / "stage.json")
+    on_main(write)
+
+  @staticmethod
+  def _remove(directory: pathlib.Path) -> None:
+    from lsc.distributed import on_main
+    on_main(shutil.rmtree, directory)
 
   @staticmethod
   def _files(directory: pathlib.Path) -> dict[str, str]:
@@ -268,6 +281,8 @@ class Stages:
     if self.metrics is not None:
       self.metrics.scope = name
     key = json.loads(json.dumps({**key, "versions": checkpoint.versions()}))
+    from lsc.distributed import barrier
+    barrier(f"stage {name}")  # every process reads the same marker
     marker = self._read_marker(directory)
     if marker is not None and marker["key"] == key and marker.get("complete"):
       problem = self._check(directory, marker["files"])
@@ -281,20 +296,20 @@ class Stages:
           self.recorded[name] = marker.get("seconds", 0.0)
           return result
       self.log(f"      {name}: {problem}; recomputing it")
-      shutil.rmtree(directory)
+      self._remove(directory)
     elif marker is not None and marker["key"] != key:
-      shutil.rmtree(directory)  # another config ran (or was running) here: start afresh
+      self._remove(directory)  # another config ran (or was running) here: start afresh
     elif marker is None and directory.exists() and any(directory.iterdir()):
       if not (directory / "stage.json").exists():
         raise checkpoint.ForeignPath(f"{directory} holds files lsc did not write; choose another --out")
-      shutil.rmtree(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)
+      self._remove(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)
     self._start(directory, key)
     start = time.perf_counter()
     try:
       result = compute(directory)
     except (checkpoint.ArtifactDamaged, checkpoint.ArtifactMismatch) as error:  # an interrupted run's checkpoint, damaged or of older code
       self.log(f"      {name}: {error}; recomputing it")
-      shutil.rmtree(directory)
+      self._remove(directory)
       self._start(directory, key)
       result = compute(directory)
     self.timings[name] = self.recorded[name] = time.perf_counter() - start
@@ -402,9 +417,10 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
     plot_curves({m: (np.asarray(o["env_steps"], float), np.asarray(o["returns"], float))
                  for m, o in curves[task].items()}, out / f"curves_{task}.png", f"{env.name} {task}")
 
+  from lsc.distributed import on_main
   for name in ("training.png", "landscape.png"):
     if (out / "autoencoder" / name).exists():
-      shutil.copy(out / "autoencoder" / name, out / name)
+      on_main(shutil.copy, out / "autoencoder" / name, out / name)
   results = {"config": {"collect": _plain(collect_config), "train": _plain(config.train),
                         "search": _plain(config.search), "tasks": list(tasks), "methods": list(config.methods),
                         "eval": {"episodes": config.eval_episodes, "seed": config.eval_seed}},
@@ -415,9 +431,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
              "dataset_best": dataset_best, "latent_starts": starts,
              "dataset_env_steps": int(dataset_record["config"]["env_steps"]),
              "dataset_env_steps_by_stage": dataset_record["config"].get("env_steps_by_stage", {})}
-  (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
-  text = summary_markdown(env.name, results, finals)
-  (out / "summary.md").write_text(text)
+  on_main((out / "results.json").write_text, json.dumps(results, indent=1, default=float))
+  on_main((out / "summary.md").write_text, summary_markdown(env.name, results, finals))
   return results
 
 
@@ -511,12 +526,13 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   p.add_argument("--tensorboard", action="store_true",
                  help="also write TensorBoard event files to OUT/tensorboard (needs the tensorboard extra)")
   p.add_argument("--debug", action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
+  from lsc import distributed
+  distributed.add_arguments(p)
   args = p.parse_args(argv)
 
-  from lsc import setup_command_line
   from lsc.progress import Bars
   from lsc.validate import debug_wanted, error_line, user_errors
-  setup_command_line()
+  distributed.setup_command_line(p, args)
 
   try:
     config = configure(presets[args.preset](), args)

@@ -84,7 +84,8 @@ def plot(reports: dict, path: pathlib.Path) -> None:
   axes[0][0].set_ylabel("|J(θ) − J(g(f(θ)))| / range")
   axes[0][0].legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  from lsc.distributed import on_main
+  on_main(fig.savefig, path, dpi=110)
   plt.close(fig)
 
 
@@ -99,10 +100,11 @@ def main(argv=None) -> int:
   p.add_argument("--episodes", type=int, default=1)
   p.add_argument("--tag", default="")
   p.add_argument("--results", default=str(RESULTS))
+  from lsc import distributed
+  distributed.add_arguments(p)
   args = p.parse_args(argv)
 
-  from lsc import setup_command_line
-  setup_command_line()
+  distributed.setup_command_line(p, args)
   from lsc.compression import compress
   from lsc.config import from_dict, override
   from lsc.dataset import load_dataset
@@ -143,15 +145,15 @@ def main(argv=None) -> int:
   results.mkdir(parents=True, exist_ok=True)
   stem = results / ("reconstruction" + (f"_{args.tag}" if args.tag else ""))
   text = markdown(reports, command, args.episodes)
-  stem.with_suffix(".md").write_text(text)
+  distributed.on_main(stem.with_suffix(".md").write_text, text)
   plain = {name: {**{k: np.asarray(v).tolist() for k, v in r.items() if k in ("rows", "returns", "reconstructed",
                                                                             "own_error")},
                   "changes": r["changes"], "recovery": r["summary"]["recovery"],
                   "steps_run": r["summary"]["steps_run"], "timings": r["summary"]["timings"],
                   "tasks": {t: {b: (np.asarray(m).tolist() if isinstance(m, np.ndarray) else m) for b, m in per.items()}
                             for t, per in r["tasks"].items()}} for name, r in reports.items()}
-  stem.with_suffix(".json").write_text(json.dumps({"command": command, "seed": SEED, "episodes": args.episodes,
-                                                   "reports": plain}))
+  payload = {"command": command, "seed": SEED, "episodes": args.episodes, "reports": plain}
+  distributed.on_main(stem.with_suffix(".json").write_text, json.dumps(payload))
   plot(reports, stem.with_suffix(".png"))
   print(text)
   return 0

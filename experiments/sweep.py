@@ -147,11 +147,12 @@ def main(argv=None) -> int:
                  help="a pipeline run directory whose dataset and autoencoder the cells start from")
   p.add_argument("--out", default=None, help="default runs/sweep-<env>")
   p.add_argument("--tag", default="", help="suffix of the results files")
+  from lsc import distributed
+  distributed.add_arguments(p)
   args = p.parse_args(argv)
 
-  from lsc import setup_command_line
   from lsc.validate import error_line, user_errors
-  setup_command_line()
+  distributed.setup_command_line(p, args)
   from experiments import pipeline
   from experiments.presets import PRESETS
   from lsc.config import override
@@ -207,10 +208,10 @@ def main(argv=None) -> int:
   RESULTS.mkdir(exist_ok=True)
   stem = RESULTS / f"sweep_{args.env}_{args.method}{'_' + args.tag if args.tag else ''}"
   best = min(ranks, key=ranks.get)
-  stem.with_suffix(".json").write_text(json.dumps({"command": command, "cells": cells, "seed": args.seed, "rows": rows, "ranks": ranks,
-                                                   "best": next(r["settings"] for r in rows if r["cell"] == best)},
-                                                  indent=1))
-  stem.with_suffix(".md").write_text(text)
+  payload = {"command": command, "cells": cells, "seed": args.seed, "rows": rows, "ranks": ranks,
+             "best": next(r["settings"] for r in rows if r["cell"] == best)}
+  distributed.on_main(stem.with_suffix(".json").write_text, json.dumps(payload, indent=1))
+  distributed.on_main(stem.with_suffix(".md").write_text, text)
   print(text)
   return 0
 

@@ -77,7 +77,11 @@ def versions() -> dict[str, str]:
 
 
 def _checkpointer() -> ocp.Checkpointer:
-  return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+  """Orbax for this process alone: in a multi-process run (`lsc.distributed`) process 0
+  writes and every process reads by itself, so Orbax's own barriers must not span them."""
+  alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()})
+  handler = ocp.CompositeCheckpointHandler(composite_options=ocp.CompositeOptions(multiprocessing_options=alone))
+  return ocp.Checkpointer(handler, multiprocessing_options=alone)
 
 
 # --- checksums ------------------------------------------------------------------------
@@ -259,9 +263,17 @@ def clean_staging(path) -> list[pathlib.Path]:
 def save_artifact(path, arrays: dict, *, kind: str, config: dict, identity: dict) -> pathlib.Path:
   """Atomically writes `arrays` (a pytree of arrays) with their record and checksums to
   directory `path`, replacing an artifact of the same kind already there (ForeignPath
-  for anything else, see `check_output_path`).  Returns the path."""
+  for anything else, see `check_output_path`).  Returns the path.  In a multi-process
+  run process 0 writes it and every process returns once it is written."""
+  from lsc.distributed import on_main
   path = pathlib.Path(path).absolute()
   check_output_path(path, kind)
+  on_main(_write_artifact, path, arrays, kind, config, identity)
+  return path
+
+
+def _write_artifact(path: pathlib.Path, arrays: dict, kind: str, config: dict, identity: dict) -> None:
+  """`save_artifact`'s writing."""
   path.parent.mkdir(parents=True, exist_ok=True)
   clean_staging(path)
   record = {"format": FORMAT_VERSION, "kind": kind, "identity": identity, "config": config,
@@ -300,7 +312,6 @@ def save_artifact(path, arrays: dict, *, kind: str, config: dict, identity: dict
   finally:
     if staging.exists():
       shutil.rmtree(staging, ignore_errors=True)
-  return path
 
 
 # --- reading --------------------------------------------------------------------------

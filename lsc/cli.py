@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from lsc import distributed
+from lsc.distributed import on_main
 from lsc.progress import METRICS, Bars, MetricsLog, tee
 
 
@@ -80,12 +82,12 @@ def _plot_returns(returns: np.ndarray, names, path: pathlib.Path, title: str) ->
   axes[0][0].set_ylabel("policies")
   fig.suptitle(title)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  on_main(fig.savefig, path, dpi=110)
   plt.close(fig)
 
 
 def cmd_rollout(args) -> int:
-  from lsc import checkpoint, enable_compilation_cache
+  from lsc import checkpoint
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.evaluation import EvalProtocol, evaluate_pool
   from lsc.tasks import task_names
@@ -105,7 +107,6 @@ def cmd_rollout(args) -> int:
                f"{args.pool:,} policies x {per_policy} bytes of results, twice")
   out = _claim_out(args, "rollout") if args.out else None
   bars, report = _progress(args, out)  # refuses --tensorboard without --out before any work
-  enable_compilation_cache()
   env, names = env_cfg.build(), task_names(args.env)
   policy = policy_cfg.build(env)
   print(f"{args.env} on {env.backend}, {policy.num_params} params/policy, pool {args.pool} "
@@ -146,7 +147,7 @@ def cmd_rollout(args) -> int:
                "time_s": total, "first_block_s": first_block,
                "returns": {n: {"min": float(c.min()), "median": float(np.median(c)), "max": float(c.max())}
                            for n, c in zip(names, result.returns.T)}}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    on_main((out / "summary.json").write_text, json.dumps(summary, indent=2))
     _plot_returns(result.returns, names, out / "returns.png",
                   f"{args.env} ({env.backend}): returns of {args.pool} random {policy_cfg.preset} policies")
     print(f"wrote {out}/summary.json, returns.png and the pool_returns artifact")
@@ -154,7 +155,6 @@ def cmd_rollout(args) -> int:
 
 
 def cmd_collect(args) -> int:
-  from lsc import enable_compilation_cache
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.dataset import CollectConfig, collect, save_dataset
   from lsc.tasks import task_names
@@ -167,7 +167,6 @@ def cmd_collect(args) -> int:
   from lsc import checkpoint, rundir
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   args.exit_stack.enter_context(rundir.artifact_lock(args.out))
-  enable_compilation_cache()
   bars = args.exit_stack.enter_context(Bars())
 
   print(f"collect: {config.env.name} on {config.env.backend}, {config.policy.preset} policy "
@@ -194,7 +193,6 @@ def cmd_collect(args) -> int:
 
 
 def cmd_train(args) -> int:
-  from lsc import enable_compilation_cache
   from lsc.compression import compress, recovery_table
   from lsc.training import TrainConfig
 
@@ -205,7 +203,6 @@ def cmd_train(args) -> int:
   config.check()  # the flags first, then the dataset (its record alone) and latent_dim against its policy's size
   config.check(_dataset_num_params(args.dataset))
   out = _claim_out(args, "train")
-  enable_compilation_cache()
   bars, progress = _progress(args, out)
   summary = compress(args.dataset, config, out, progress_fn=progress, overwrite=args.overwrite)
   bars.close()
@@ -314,7 +311,6 @@ def _check_search(args, env_cfg) -> None:
 
 
 def cmd_search(args) -> int:
-  from lsc import enable_compilation_cache
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.evaluation import EvalProtocol
   from lsc.plots import plot_curves
@@ -328,7 +324,6 @@ def cmd_search(args) -> int:
     raise ValueError(f"--seeds and --budget must be >= 1, got {args.seeds}, {args.budget}")
   protocol = EvalProtocol(args.eval_episodes, args.eval_seed)
   _check_search(args, env_cfg)
-  enable_compilation_cache()
   out = _claim_out(args, "search")
   env = env_cfg.build()
   start = time.perf_counter()
@@ -349,7 +344,7 @@ def cmd_search(args) -> int:
              "decoder": args.decoder, "budget": args.budget, "seeds": args.seeds,
              "env_steps": [int(s) for s in env_steps], "final_returns": [float(f) for f in finals],
              "eval": vars(protocol), "timings": {**timings, "total_s": total}}
-  (out / "summary.json").write_text(json.dumps(summary, indent=2))
+  on_main((out / "summary.json").write_text, json.dumps(summary, indent=2))
   print(f"\nfinal return on fresh evaluation keys ({protocol.episodes} episodes, seed {protocol.seed}): "
         f"mean {np.mean(finals):.2f}, per seed {' '.join(f'{f:.2f}' for f in finals)}")
   print(f"time {total:.1f} s; wrote {out}/summary.json, curves.png and the result artifact")
@@ -445,17 +440,22 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "
                  "(needs the tensorboard extra)")
   p.set_defaults(fn=cmd_search)
-  for p in sub.choices.values():  # `lsc --debug train ...` and `lsc train ... --debug` alike
+  for name, p in sub.choices.items():  # `lsc --debug train ...` and `lsc train ... --debug` alike
     p.add_argument("--debug", **debug, default=argparse.SUPPRESS)
+    if name != "envs":
+      distributed.add_arguments(p)
   return parser
 
 
 def main(argv=None) -> int:
-  args = build_parser().parse_args(argv)
-  from lsc import quiet_dependencies, use_cpu_cores
+  parser = build_parser()
+  args = parser.parse_args(argv)
   from lsc.validate import debug_wanted, error_line, user_errors
-  use_cpu_cores()
-  quiet_dependencies()
+  if hasattr(args, "process_id"):
+    distributed.setup_command_line(parser, args)
+  else:  # `lsc envs`
+    from lsc import setup_command_line
+    setup_command_line()
   try:
     with contextlib.ExitStack() as args.exit_stack:  # output locks, held until the command returns
       return args.fn(args)

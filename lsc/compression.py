@@ -18,6 +18,7 @@ from lsc.plots import plot_landscape, plot_training
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
 from lsc.training import TrainConfig, Trainer, train
+from lsc.distributed import on_main
 
 RECOVERY_PROTOCOL = EvalProtocol(episodes=3, seed=3_000_017)
 
@@ -58,7 +59,7 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
              "num_params": policy.num_params, "train": {k: getattr(config, k) for k in config.__dataclass_fields__},
              "steps_run": state["step"], "best_val": state["best_val"], "timings": timings,
              "recovery_protocol": {"episodes": protocol.episodes, "seed": protocol.seed}, "recovery": report}
-  (out / "recovery.json").write_text(json.dumps(summary, indent=2, default=list))
+  on_main((out / "recovery.json").write_text, json.dumps(summary, indent=2, default=list))
   return summary
 
 

@@ -26,7 +26,8 @@ import numpy as np
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
-from lsc.evaluation import EvalProtocol, evaluate, evaluate_members, pool_blocks, regenerate
+from lsc.distributed import gather_rows, row_range
+from lsc.evaluation import EvalProtocol, default_block_size, evaluate, evaluate_members, pool_blocks, regenerate
 from lsc.novelty import most_novel, novelty
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn, for_stage
@@ -168,15 +169,20 @@ def _describe_fn(policy: MLPPolicy):
 def pool_descriptors(policy: MLPPolicy, seed: int, size: int, probe, *, block_size: int | None = None,
                      progress_fn: Callable[[int, int], None] | None = None) -> np.ndarray:
   """Descriptors (size, M*A) of members 0..size-1 of pool `seed`, block by block: the
-  pool's parameters are generated on device per block and dropped after it."""
+  pool's parameters are generated on device per block and dropped after it.  In a
+  multi-process run (`lsc.distributed`) each process describes its own share of the
+  members, and every process gets them all."""
   probe = jnp.asarray(probe, jnp.float32)
   describe = _describe_fn(policy)
-  out = np.empty((size, probe.shape[0] * policy.action_size), np.float32)
-  for start, count, thetas in pool_blocks(policy, seed, np.arange(size), block_size):
-    out[start:start + count] = np.asarray(describe(thetas, probe))[:count]
-    if progress_fn is not None:
-      progress_fn(start + count, size)
-  return out
+  block = min(block_size or default_block_size(policy), size)
+  mine = row_range(size, block)
+  out = np.empty((len(mine), probe.shape[0] * policy.action_size), np.float32)
+  if len(mine):
+    for start, count, thetas in pool_blocks(policy, seed, np.arange(mine.start, mine.stop), block):
+      out[start:start + count] = np.asarray(describe(thetas, probe))[:count]
+      if progress_fn is not None:
+        progress_fn(mine.start + start + count, size)
+  return gather_rows(out, size, block)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import sys
 import warnings
 
 import jax
@@ -37,15 +38,20 @@ def use_cpu_cores(n: int | None = None) -> int:
   explicit `--xla_force_host_platform_device_count` in XLA_FLAGS wins.  On a GPU
   machine this only affects the unused CPU backend.  Returns the CPU device count.
   """
+  _request_cpu_devices(n)
+  return len(jax.devices("cpu"))
+
+
+def _request_cpu_devices(n: int | None = None) -> None:
+  """`use_cpu_cores` without starting JAX (so `jax.distributed` can still initialize)."""
   n = n or os.cpu_count() or 1
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-    return len(jax.devices("cpu"))
+    return
   try:
     jax.config.update("jax_num_cpu_devices", n)
   except RuntimeError:
     warnings.warn(f"use_cpu_cores({n}) called after JAX started: keeping "
-                  f"{len(jax.devices('cpu'))} CPU device(s)", stacklevel=2)
-  return len(jax.devices("cpu"))
+                  f"{len(jax.devices('cpu'))} CPU device(s)", stacklevel=3)
 
 
 _COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
@@ -86,10 +92,17 @@ def quiet_dependencies() -> None:
   quiet_imports()
 
 
-def setup_command_line() -> None:
+def setup_command_line(distributed=None) -> None:
   """What every lsc command line does first: one JAX device per CPU core
-  (`use_cpu_cores`), dependency noise filtered (`quiet_dependencies`) and the persistent
-  compilation cache on (`enable_compilation_cache`).  Call before anything touches JAX."""
-  use_cpu_cores()
+  (`use_cpu_cores`), dependency noise filtered (`quiet_dependencies`), the persistent
+  compilation cache on (`enable_compilation_cache`) and, with `distributed` (a
+  `lsc.distributed.DistributedSettings` that asks for it), this process joined to a
+  multi-process run (whose processes other than 0 print nothing: their stdout goes to
+  /dev/null).  Call before anything touches JAX."""
+  _request_cpu_devices()
+  if distributed is not None:
+    from lsc import distributed as dist
+    if dist.initialize(distributed) and not dist.is_main():
+      sys.stdout = open(os.devnull, "w")
   quiet_dependencies()
   enable_compilation_cache()

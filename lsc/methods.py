@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from lsc.distributed import on_main
 from lsc.progress import ProgressFn
 
 if TYPE_CHECKING:
@@ -196,8 +197,11 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   Two-phase methods (latent_then_param): `space` and `pgpe` (default latent_pgpe's) are
   the first phase's, `param_pgpe` (default param_pgpe's) the second's, `latent_fraction`
   (default the method's) the first phase's share of the budget, `spent` included."""
+  from lsc.distributed import is_multi
   from lsc.search import SEARCH_EVAL
   method = get_method(name)
+  if method.family == "rl" and is_multi():
+    raise ValueError(f"{name} runs in one process; leave it out of a multi-process run (--methods)")
   directory = pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
   record = {"method": name, **(record or {})}
@@ -216,7 +220,7 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   else:
     outcome = _run_rl(name, env, task, directory, budget, seeds, seed, protocol, rl_config, n_evals,
                       progress_fn, overwrite, log, record)
-  (directory / OUTCOME).write_text(json.dumps(outcome.to_json()))
+  on_main((directory / OUTCOME).write_text, json.dumps(outcome.to_json()))
   return outcome
 
 

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lsc.distributed import gather_rows, row_range
+
 
 def _pad_rows(x: jax.Array, multiple: int) -> jax.Array:
   pad = -x.shape[0] % multiple
@@ -72,7 +74,9 @@ def knn(x, k: int, row_block: int = 512, col_block: int = 4096,
 
   Returns (distances (N, k) ascending, indices (N, k) int32) as NumPy arrays.  Requires
   k < N.  Rows go to the device ROWS_PER_CALL at a time (one compiled program: the
-  last group is padded), with `progress_fn(done, N)` after each.
+  last group is padded), with `progress_fn(done, N)` after each.  In a multi-process
+  run (`lsc.distributed`) each process finds its own share of the rows among all of
+  them, and every process gets the whole result.
   Memory: O(row_block * (col_block + k) + N * D).
   """
   x = jnp.asarray(x, jnp.float32)
@@ -82,15 +86,17 @@ def knn(x, k: int, row_block: int = 512, col_block: int = 4096,
   xct, sq_c = _columns(x, n, col_block)
   xr = _pad_rows(x, per_call)
   row_ids = jnp.arange(xr.shape[0], dtype=jnp.int32)
-  dist, idx = np.empty((n, k), np.float32), np.empty((n, k), np.int32)
-  for start in range(0, n, per_call):
+  mine = row_range(n, per_call)
+  dist, idx = np.empty((len(mine), k), np.float32), np.empty((len(mine), k), np.int32)
+  for start in range(mine.start, mine.stop, per_call):
     stop = min(start + per_call, n)
     part = _knn_rows(x, xct, sq_c, xr[start:start + per_call], row_ids[start:start + per_call],
                      k=k, n=n, row_block=row_block, col_block=col_block)
-    dist[start:stop], idx[start:stop] = (np.asarray(a)[:stop - start] for a in part)
+    rows = slice(start - mine.start, stop - mine.start)
+    dist[rows], idx[rows] = (np.asarray(a)[:stop - start] for a in part)
     if progress_fn is not None:
       progress_fn(stop, n)
-  return dist, idx
+  return gather_rows(dist, n, per_call), gather_rows(idx, n, per_call)
 
 
 def novelty(descriptors, n_neighbors: int = 10, row_block: int = 512, col_block: int = 4096,

@@ -13,6 +13,15 @@ def _pyplot():
   return plt
 
 
+def _write(fig, path) -> pathlib.Path:
+  """Writes `fig` to `path` (process 0 of a multi-process run) and closes it."""
+  from lsc.distributed import on_main
+  path = pathlib.Path(path)
+  on_main(fig.savefig, path, dpi=110)
+  _pyplot().close(fig)
+  return path
+
+
 def _save_lines(fig, ax, xlabel: str, ylabel: str, title: str, path) -> pathlib.Path:
   """Labels, grid and legend of a one-axes line plot, written to `path`."""
   ax.set_xlabel(xlabel)
@@ -21,10 +30,7 @@ def _save_lines(fig, ax, xlabel: str, ylabel: str, title: str, path) -> pathlib.
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=110)
-  _pyplot().close(fig)
-  return path
+  return _write(fig, path)
 
 
 def on_grid(env_steps: np.ndarray, returns: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -93,7 +99,4 @@ def plot_landscape(z: np.ndarray, returns: np.ndarray, names, path, title: str) 
     ax.set_title(name)
   fig.suptitle(title)
   fig.tight_layout()
-  path = pathlib.Path(path)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _write(fig, path)

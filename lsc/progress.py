@@ -45,7 +45,8 @@ def _short(value) -> str:
 class Bars:
   """A ProgressFn drawing one tqdm bar per stage.  A bar opens at its stage's first
   report (so an error raised before any work prints on a line of its own) and the
-  previous stage's bar closes then; `close()` ends the last one.  `prefix` is put
+  previous stage's bar closes then; `close()` ends the last one.  Only process 0 of a
+  multi-process run draws them.  `prefix` is put
   before every stage name (e.g. a pipeline stage's).  A stage's unit is `unit_of(stage)`."""
 
   def __init__(self, prefix: str = "", **tqdm_kwargs):
@@ -54,6 +55,10 @@ class Bars:
 
   def __call__(self, stage: str, done: int, total: int, info: dict | None = None) -> None:
     from tqdm import tqdm
+
+    from lsc.distributed import is_main
+    if not is_main():  # process 0 of a multi-process run draws the bars
+      return
     if stage != self.stage:
       self.close()
       self.stage = stage
@@ -98,11 +103,14 @@ class MetricsLog:
   tensorboardX) every number is also a scalar `scope/stage/key` at step `done`."""
 
   def __init__(self, path, tensorboard=None, scope: str = ""):
+    from lsc.distributed import is_main
     self.path, self.scope = pathlib.Path(path), scope
+    self.started: dict[tuple[str, str], tuple[float, int]] = {}
+    self.file = self.writer = None
+    if not is_main():  # process 0 of a multi-process run writes the metrics
+      return
     self.path.parent.mkdir(parents=True, exist_ok=True)
     self.file = self.path.open("a")
-    self.started: dict[tuple[str, str], tuple[float, int]] = {}
-    self.writer = None
     if tensorboard is not None:
       try:
         from tensorboardX import SummaryWriter
@@ -111,6 +119,8 @@ class MetricsLog:
       self.writer = SummaryWriter(str(tensorboard))
 
   def __call__(self, stage: str, done: int, total: int, info: dict | None = None) -> None:
+    if self.file is None:
+      return
     now = time.time()
     start_time, start_done = self.started.setdefault((self.scope, stage), (now, done))
     per_s = (done - start_done) / (now - start_time) if now > start_time else None
@@ -125,7 +135,8 @@ class MetricsLog:
         self.writer.add_scalar(f"{tag}/{key}", value, int(done))
 
   def close(self) -> None:
-    self.file.close()
+    if self.file is not None:
+      self.file.close()
     if self.writer is not None:
       self.writer.close()
 

@@ -24,7 +24,7 @@ from flax import struct
 
 from lsc.envs import x_position
 from lsc.policy import MLPPolicy, check_finite
-from lsc.sharding import chunk_layout, population_mesh, shard_population
+from lsc.sharding import chunk_layout, gather, population_mesh, shard_population, spans_processes
 from lsc.tasks import Transition, task_names, task_rewards
 
 CPU_CHUNK_BYTES = 4 * 2**20  # parameters of one chunk: a few MB stay in cache (CPU)
@@ -115,29 +115,32 @@ def _mjx_on_cpu(env) -> bool:
 
 
 def default_mesh(env):
-  """All devices, except for MJX on CPU: sharding MJX over several CPU devices
-  segfaults inside XLA (jax 0.11.2), so it runs on one."""
-  return population_mesh(jax.devices()[:1] if _mjx_on_cpu(env) else None)
+  """All devices (of every process), except for MJX on CPU: sharding MJX over several
+  CPU devices segfaults inside XLA (jax 0.11.2), so it runs on one of this process's."""
+  return population_mesh(jax.local_devices()[:1] if _mjx_on_cpu(env) else None)
 
 
 def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int = 16,
-               chunk_size: int | None = None, mesh=None):
+               chunk_size: int | None = None, mesh=None, nested: bool = False):
   """The compiled program behind `rollout` for a population of exactly `n`.
 
   Returns a jitted `fn(thetas (n, P), reset_keys (n, E) key array) -> RolloutResult`;
   cached per arguments (env and mesh by identity), so repeated calls trace once.
-  Useful to time compilation apart: `fn.lower(thetas, keys).compile()`.
+  Useful to time compilation apart: `fn.lower(thetas, keys).compile()`.  On a mesh that
+  spans processes the results come back whole on every process (`lsc.sharding.gather`),
+  except with `nested`: for a program that calls it inside its own and gathers its own
+  outputs.
   """
   mesh = default_mesh(env) if mesh is None else mesh
   if _mjx_on_cpu(env) and mesh.devices.size > 1:
     raise ValueError("MJX rollouts on several CPU devices crash XLA (segfault, jax 0.11.2); "
                      "pass a one-device mesh or leave mesh=None")
   chunk_size = default_chunk_size(policy) if chunk_size is None else chunk_size
-  return _build_rollout_fn(env, policy, int(n), int(episodes), int(n_samples), int(chunk_size), mesh)
+  return _build_rollout_fn(env, policy, int(n), int(episodes), int(n_samples), int(chunk_size), mesh, nested)
 
 
 @functools.lru_cache(maxsize=64)
-def _build_rollout_fn(env, policy, n, episodes, n_samples, chunk_size, mesh):
+def _build_rollout_fn(env, policy, n, episodes, n_samples, chunk_size, mesh, nested):
   n_devices = mesh.devices.size
   chunk, n_chunks = chunk_layout(n, n_devices, chunk_size)
   padded = n_devices * n_chunks * chunk
@@ -164,7 +167,9 @@ def _build_rollout_fn(env, policy, n, episodes, n_samples, chunk_size, mesh):
     return RolloutResult(returns=returns.mean(axis=1), lengths=lengths,
                          obs_samples=samples.reshape(n, episodes * n_samples, policy.obs_size), displacement=moved)
 
-  return fn
+  if nested or not spans_processes(mesh):
+    return fn
+  return lambda thetas, reset_keys: gather(fn(thetas, reset_keys), mesh)
 
 
 def rollout(env, policy: MLPPolicy, thetas, reset_keys, *, n_samples: int = 16,

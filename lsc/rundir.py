@@ -16,6 +16,7 @@ import pathlib
 import socket
 
 from lsc.checkpoint import ForeignPath, check_creatable
+from lsc.distributed import is_main, on_main
 
 MARKER = ".lsc-run.json"
 LOCK = ".lsc.lock"
@@ -74,13 +75,17 @@ def claim(path, kind: str) -> pathlib.Path:
   """`check`, then creates the directory and its marker; returns the absolute path."""
   check(path, kind)
   path = pathlib.Path(path).absolute()
+  on_main(_mark, path, kind)
+  return path
+
+
+def _mark(path: pathlib.Path, kind: str) -> None:
   path.mkdir(parents=True, exist_ok=True)
   marker = path / MARKER
   if not marker.exists():
     tmp = path / f".{MARKER}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps({"kind": kind, "created": _now()}))
     os.replace(tmp, marker)
-  return path
 
 
 def _now() -> str:
@@ -91,8 +96,11 @@ def _now() -> str:
 def lock(path, name: str = LOCK):
   """Holds an exclusive lock on `path`/`name` (an flock, released by the kernel when the
   process dies, so a killed run never leaves a stale lock); OutputLocked names the
-  holder if another process has it."""
+  holder if another process has it.  In a multi-process run process 0 holds it for all."""
   path = pathlib.Path(path).absolute()
+  if not is_main():
+    yield path
+    return
   path.mkdir(parents=True, exist_ok=True)
   file = path / name
   fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)

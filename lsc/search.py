@@ -51,6 +51,7 @@ from lsc.keys import key_record, seed_keys
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, rollout_fn
+from lsc.sharding import gather, spans_processes
 from lsc.tasks import task_index, task_names
 from lsc.validate import check_finite, check_int
 
@@ -349,6 +350,8 @@ class Search:
     """`carry` as the compiled chunk returns it (strong dtypes, replicated over the
     mesh), so a fresh, a resumed and a running carry all hit one compiled program."""
     sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
+    if spans_processes(self.mesh):  # every process holds the same carry (device_put's check fails on NaNs)
+      return jax.jit(lambda c: c, out_shardings=sharding)(jax.tree.map(np.asarray, carry))
     return jax.device_put(jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype), carry), sharding)
 
   def init(self) -> dict:
@@ -370,18 +373,24 @@ class Search:
     if length > 1 and self.sure_generations(carry) < length:
       length = 1
     carry, metrics = self._chunk_fn(carry, self.space, jnp.int32(self.last_start), length)
-    return carry, {k: np.asarray(v) for k, v in metrics.items()}
+    return carry, {k: np.asarray(v) for k, v in gather(metrics, self.mesh).items()}
+
+  def host(self, carry: dict) -> dict:
+    """`carry` as NumPy arrays.  The carry itself goes to the next chunk as the chunk
+    returned it (on a mesh that spans processes, partly held elsewhere), so that chunk
+    runs the very program one process would."""
+    return jax.tree.map(np.asarray, gather(carry, self.mesh))
 
   def sure_generations(self, carry: dict) -> int:
     """How many more generations some seed certainly has budget for (a generation costs
     at most per_generation env steps)."""
-    steps = np.asarray(carry["env_steps"], np.int64)
+    steps = self.host(carry["env_steps"]).astype(np.int64)
     left = np.where(steps <= self.last_start, (self.last_start - steps) // self.per_generation + 1, 0)
     return int(left.max())
 
   def done(self, carry: dict) -> bool:
     """True once no seed has budget left for another generation."""
-    return bool(np.all(np.asarray(carry["env_steps"]) > self.last_start))
+    return bool(np.all(self.host(carry["env_steps"]) > self.last_start))
 
   def finish(self, carry: dict, metrics: list[dict], protocol: EvalProtocol, timings: dict) -> SearchResult:
     """The result: curves up to each seed's budget and the final centres evaluated under
@@ -390,7 +399,8 @@ class Search:
     active = cat.pop("active")
     curves = {k: np.where(active, v, np.nan) if k != "env_steps" else v.astype(np.int64) for k, v in cat.items()}
     # on the host, so a resumed and an uninterrupted search decode the very same input
-    final_z = np.asarray(self.space.center) + np.asarray(self.space.scale) * np.asarray(carry["state"].mean)
+    carry = self.host(carry)
+    final_z = np.asarray(self.space.center) + np.asarray(self.space.scale) * carry["state"].mean
     final_thetas = np.asarray(_decode_all(self.space, jnp.asarray(final_z)))
     start = time.perf_counter()
     final = evaluate(self.env, self.policy, final_thetas, protocol)
@@ -441,7 +451,8 @@ def _chunk_program(env, policy: MLPPolicy, task: int, config: PGPEConfig, seeds:
   put); returns (carry, metrics (length, S)).
   Cached per env (by identity), policy, task, config, seeds and mesh: the space and the
   budget are arguments."""
-  rollout = rollout_fn(env, policy, seeds * (config.population + 1), config.episodes, n_samples=0, mesh=mesh)
+  rollout = rollout_fn(env, policy, seeds * (config.population + 1), config.episodes, n_samples=0, mesh=mesh,
+                       nested=True)
 
   def generation(carry, space, last_start):
     key, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), config.episodes)
@@ -489,7 +500,7 @@ def describe(search: Search) -> dict:
 
 def save_state(path, search: Search, carry: dict, metrics: list[dict]) -> None:
   """Checkpoints a search between chunks (atomically)."""
-  arrays = {f"carry_{i:03d}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(carry))}
+  arrays = {f"carry_{i:03d}": leaf for i, leaf in enumerate(jax.tree.leaves(search.host(carry)))}
   arrays.update({f"metric_{k}": np.concatenate([m[k] for m in metrics]) for k in metrics[0]})
   checkpoint.save_artifact(path, arrays, kind=KIND_STATE, config={}, identity=describe(search))
 
@@ -530,8 +541,7 @@ def run_search(search: Search, protocol: EvalProtocol = SEARCH_EVAL, *, checkpoi
       save_state(checkpoint_path, search, carry, metrics)
       saved[0] = now
     if progress_fn is not None:
-      generation = int(carry["generation"])
-      steps = int(np.asarray(carry["env_steps"]).min())
+      generation, steps = int(search.host(carry["generation"])), int(search.host(carry["env_steps"]).min())
       progress_fn("search", min(steps, search.budget), search.budget,
                   {"generation": generation, "return": float(np.nanmean(metrics[-1]["center_return"][-1])),
                    "gen/s": (generation - start[1]) / (time.perf_counter() - start[0])})

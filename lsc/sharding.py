@@ -5,14 +5,16 @@ runs the same per-device program on each slice (`shard_population`), so work sca
 with the number of devices and needs no communication.  On one device this is a
 no-op.  Several CPU devices can be faked with
 `XLA_FLAGS=--xla_force_host_platform_device_count=N` (set before jax is imported);
-multi-host runs call `jax.distributed.initialize()` first and pass all devices.
+a multi-process run (`lsc.distributed`) spans every process's devices, and its results
+come back whole on every process (`gather`).
 """
 
+import functools
 from typing import Callable, Sequence
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 POP_AXIS = "pop"
 
@@ -21,6 +23,24 @@ def population_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A 1-D mesh named `pop` over `devices` (default: all of them)."""
   devices = jax.devices() if devices is None else list(devices)
   return Mesh(np.asarray(devices), (POP_AXIS,))
+
+
+def spans_processes(mesh: Mesh) -> bool:
+  """Whether some of the mesh's devices belong to other processes."""
+  return any(d.process_index != jax.process_index() for d in mesh.devices.flat)
+
+
+def gather(tree, mesh: Mesh):
+  """`tree`, the outputs of a program on `mesh`, whole on every device when the mesh
+  spans processes (so that every process can read them); otherwise `tree` itself.  A
+  program of its own that copies and computes nothing, so the program that made
+  `tree` partitions its work as it would in one process: the values are bit-identical."""
+  return _gather_fn(mesh)(tree) if spans_processes(mesh) else tree
+
+
+@functools.lru_cache(maxsize=8)
+def _gather_fn(mesh: Mesh):
+  return jax.jit(lambda tree: tree, out_shardings=NamedSharding(mesh, PartitionSpec()))
 
 
 def shard_population(fn: Callable, mesh: Mesh) -> Callable:

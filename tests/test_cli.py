@@ -97,3 +97,22 @@ def test_abbreviated_flags_are_refused(capsys):
   with pytest.raises(SystemExit) as exit:
     pipeline.main("mountain_car", PRESETS["mountain_car"], ["--preset", "smoke", "--lat", "3"])
   assert exit.value.code == 2 and "unrecognized arguments: --lat 3" in capsys.readouterr().err
+
+
+def test_multi_process_settings_are_checked_and_rows_split_in_whole_blocks(monkeypatch):
+  """An incomplete multi-process setting fails before JAX starts, naming what is
+  missing; the processes' row shares tile the rows in whole blocks (the same device
+  calls one process makes)."""
+  from lsc import distributed
+  done = run_cli("rollout", "--env", "mountain_car", "--coordinator", "127.0.0.1:1234")
+  assert done.returncode == 2 and "needs --num-processes, --process-id" in done.stderr
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+  monkeypatch.setenv("JAX_PROCESS_ID", "2")
+  with pytest.raises(ValueError, match="0 <= process_id < num_processes"):
+    distributed.DistributedSettings.from_env(coordinator="h:1").check()
+  assert not distributed.DistributedSettings().wanted and distributed.row_range(10, 4) == range(10)
+  for n, block, count in [(10, 4, 2), (200, 200, 2), (8193, 8192, 3), (7, 1, 4)]:
+    shares = [distributed._rows(n, block, p, count) for p in range(count)]
+    assert [i for share in shares for i in share] == list(range(n))
+    assert all(share.start % block == 0 for share in shares if len(share))
+    assert max(map(len, shares)) - min(map(len, shares)) <= block

@@ -1,7 +1,13 @@
 """End-to-end pipelines: the smoke presets run, write results.json, and resume."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
 
+import jax
+import numpy as np
 import pytest
 
 from experiments import pipeline
@@ -28,6 +34,53 @@ def test_mountain_car_smoke_writes_valid_results(mc_run):
     assert steps == sorted(steps) and steps[-1] <= 12_000, method
   assert (mc_run / "curves_speed.png").stat().st_size > 10_000
   assert "| speed |" in (mc_run / "summary.md").read_text()
+
+
+def _free_port() -> int:
+  with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    return sock.getsockname()[1]
+
+
+def _arrays(path) -> list:
+  from lsc import checkpoint
+  arrays, _ = checkpoint.load_artifact(path)
+  return jax.tree_util.tree_flatten_with_path(arrays)[0]
+
+
+def test_two_processes_make_the_artifacts_one_process_makes(mc_run, tmp_path):
+  """The smoke pipeline (collect, train, latent PGPE) as two processes of one CPU device
+  each (jax.distributed on localhost) writes bit-identical artifacts to mc_run's (one
+  process, two devices), and only process 0 prints.  Runs before the tests that rerun
+  mc_run with other settings."""
+  out, port = tmp_path / "two", _free_port()
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  argv = [sys.executable, "-m", "experiments.mountain_car", "--preset", "smoke", "--methods", "latent_pgpe",
+          "--out", str(out), "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+  runs = [subprocess.Popen([*argv, "--process-id", str(i)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for i in range(2)]
+  try:
+    outputs = [run.communicate(timeout=420) for run in runs]
+  finally:
+    for run in runs:
+      run.kill()
+  assert [run.returncode for run in runs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+  assert "final return" in outputs[0][0]
+  assert [line for line in outputs[1][0].splitlines() if not line.startswith("[Gloo]")] == []  # gloo's own lines
+  for stage, entries in (("dataset", ["artifact"]), ("autoencoder", ["model"]),
+                         ("search/speed_latent_pgpe", ["result", "state"])):
+    keys = [json.loads((d / stage / "stage.json").read_text())["key"] for d in (out, mc_run)]
+    assert [{k: v for k, v in key.items() if k != "inputs"} for key in keys] == [  # inputs: digests (with dates)
+        {k: v for k, v in keys[1].items() if k != "inputs"}] * 2, stage
+    for entry in entries:
+      two, one = _arrays(out / stage / entry), _arrays(mc_run / stage / entry)
+      assert [k for k, _ in two] == [k for k, _ in one]
+      for (name, a), (_, b) in zip(two, one):
+        a, b = np.asarray(a), np.asarray(b)
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), (stage, entry, jax.tree_util.keystr(name))
+  finals = [json.loads((d / "results.json").read_text())["curves"]["speed"]["latent_pgpe"]["final_returns"]
+            for d in (out, mc_run)]
+  assert finals[0] == finals[1]
 
 
 def test_a_pipeline_logs_its_metrics_as_jsonl_and_tensorboard_events(mc_run):
