@@ -6,7 +6,8 @@ import pathlib
 import platform
 import time
 
-RESULTS_DIR = pathlib.Path(__file__).parent / "results"
+# where `write` puts results: benchmarks/results, or $LSC_BENCH_RESULTS (benchmarks/device.sh: one folder per run)
+RESULTS_DIR = pathlib.Path(os.environ.get("LSC_BENCH_RESULTS") or pathlib.Path(__file__).parent / "results")
 
 
 def machine() -> dict:

@@ -74,7 +74,8 @@ def mountain_car() -> dict:
       "paper": lambda: make("mountain_car", "large", 500_000, 0.1,
                             {"latent_dim": 1, "steps": 20_000, "encoder_widths": (256,), "decoder_widths": (256,)},
                             {"budget": 5_000_000, "seeds": 10, "population": 64, "episodes": 3,
-                             **tuned("mountain_car")}),  # swept on medium policies
+                             **tuned("mountain_car")},  # swept on medium policies
+                            collect=dict(store="indices")),  # 5e4 large policies' parameters would be 24 GB
   }
 
 
@@ -98,7 +99,8 @@ def brax(env: str, cpu_latent: int, paper_latent: int, cpu_tasks: tuple[str, ...
                             {"latent_dim": paper_latent, "steps": 20_000, "encoder_widths": (256,),
                              "decoder_widths": (256,)},
                             {"budget": 20_000_000, "seeds": 10, "population": 128, "episodes": 2,
-                             **tuned(env)}),  # swept on medium policies
+                             **tuned(env)},  # swept on medium policies
+                            collect=dict(store="indices")),  # 5e4 large policies' parameters: 25 GB
   }
 
 

@@ -219,12 +219,17 @@ def make_eval_loss(ae: Autoencoder, loss: str):
 
 
 def check_thetas(thetas, policy: MLPPolicy) -> np.ndarray:
-  """thetas as a float32 array (N, P) after checking shape, size and finiteness."""
-  thetas = np.asarray(thetas)
+  """thetas as a float32 array (N, P) after checking shape, size and finiteness (pool
+  members regenerated where they are read, `lsc.evaluation.PoolMembers`, are returned
+  as they are: finite by construction)."""
+  from lsc.evaluation import PoolMembers
+  thetas = thetas if isinstance(thetas, PoolMembers) else np.asarray(thetas)
   if thetas.ndim != 2 or thetas.shape[1] != policy.num_params:
     raise ValueError(f"dataset parameters must have shape (N, {policy.num_params}), got {thetas.shape}")
   if len(thetas) < 2:
     raise ValueError(f"the dataset holds {len(thetas)} policies; training needs at least 2")
+  if isinstance(thetas, PoolMembers):
+    return thetas
   bad = ~np.isfinite(thetas).all(axis=1)
   if bad.any():
     raise ValueError(f"the dataset holds NaN or inf in {int(bad.sum())} policies (first: row {int(np.argmax(bad))})")

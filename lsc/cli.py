@@ -163,7 +163,7 @@ def cmd_collect(args) -> int:
                          policy=PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs), pool=args.pool, keep=args.keep,
                          n_neighbors=args.n_neighbors, probe=args.probe, n_probe=args.n_probe,
                          seed=args.seed, eval_episodes=args.episodes, generations=args.generations,
-                         offspring=args.offspring, mutation_std=args.mutation_std).resolved()
+                         offspring=args.offspring, mutation_std=args.mutation_std, store=args.store).resolved()
   from lsc import checkpoint, rundir
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   args.exit_stack.enter_context(rundir.artifact_lock(args.out))
@@ -388,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "as many as kept)")
   p.add_argument("--mutation-std", type=float, default=0.1,
                  help="novelty search: mutation noise in units of the policy's init std")
+  p.add_argument("--store", default="parameters", help="what the artifact keeps of the kept members: parameters | "
+                 "indices (their pool indices; the parameters are regenerated where read)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--out", required=True, help="artifact directory")
   p.set_defaults(fn=cmd_collect)

@@ -27,7 +27,8 @@ import numpy as np
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.distributed import gather_rows, row_range
-from lsc.evaluation import EvalProtocol, default_block_size, evaluate, evaluate_members, pool_blocks, regenerate
+from lsc.evaluation import (EvalProtocol, PoolMembers, default_block_size, evaluate, evaluate_members, pool_blocks,
+                            regenerate)
 from lsc.novelty import most_novel, novelty
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn, for_stage
@@ -36,6 +37,7 @@ from lsc.envs import ENV_SIZES
 from lsc.validate import check_finite, check_int, check_memory, check_seed
 
 PROBE_MODES = ("uniform", "rollout")
+STORES = ("parameters", "indices")
 KIND = "dataset"
 
 
@@ -63,6 +65,9 @@ class CollectConfig:
   generations: int = dataclasses.field(default=0, metadata={"omit_default": True})
   offspring: int | None = dataclasses.field(default=None, metadata={"omit_default": True})  # None: as many as kept
   mutation_std: float = dataclasses.field(default=0.1, metadata={"omit_default": True})  # x the init std
+  # what the artifact keeps of the kept members: "parameters" (K x P floats) or "indices" (K pool indices:
+  # the parameters are regenerated from (seed, index) where they are read, `lsc.evaluation.PoolMembers`)
+  store: str = dataclasses.field(default="parameters", metadata={"omit_default": True})
 
   @property
   def source(self) -> str:
@@ -82,6 +87,11 @@ class CollectConfig:
     if self.n_random is not None:
       check_int("n_random", self.n_random)
     check_int("generations", self.generations, low=0)
+    if self.store not in STORES:
+      raise ValueError(f"unknown store {self.store!r}; valid: {', '.join(STORES)}")
+    if self.store == "indices" and self.generations:
+      raise ValueError("store 'indices' needs every kept member to be a pool member; a novelty search "
+                       "(generations > 0) makes new ones: store 'parameters'")
     if self.offspring is not None:
       check_int("offspring", self.offspring, low=1)
     if not check_finite("mutation_std", self.mutation_std) > 0:
@@ -117,10 +127,11 @@ def collect_memory(config: CollectConfig) -> tuple[int, str]:
   members = 4 * (kept + n_random) * config.eval_episodes * config.visited_per_episode * obs
   # the kept parameters; a novelty search holds archive + children, twice while selecting
   offspring = 0 if not config.generations else (kept if config.offspring is None else config.offspring)
-  thetas = 4 * kept * params + 8 * (kept + offspring) * params * bool(offspring)
+  thetas = 4 * kept * params * (config.store == "parameters") + 8 * (kept + offspring) * params * bool(offspring)
   total = 2 * descriptors + neighbours + members + thetas  # the descriptors twice: host and kNN copies
-  return total, (f"descriptors {config.pool:,} x {config.n_probe} x {act} floats twice, kept parameters "
-                 f"{kept:,} x {params:,} floats" + (f", {offspring:,} children's" if offspring else ""))
+  held = f"kept parameters {kept:,} x {params:,} floats" if config.store == "parameters" else "kept indices"
+  return total, (f"descriptors {config.pool:,} x {config.n_probe} x {act} floats twice, {held}"
+                 + (f", {offspring:,} children's" if offspring else ""))
 
 
 def uniform_probe_states(env, m: int, key: jax.Array) -> np.ndarray:
@@ -189,7 +200,8 @@ def pool_descriptors(policy: MLPPolicy, seed: int, size: int, probe, *, block_si
 class Dataset:
   """The result of stages 1-2: K policies of P parameters kept from a pool of N by
   novelty, M probe states of O dims, T tasks, R random members for comparison."""
-  thetas: np.ndarray  # (K, P) float32: the kept members' parameters (memory-mapped when large and loaded)
+  thetas: np.ndarray  # (K, P) float32: the kept members' parameters (memory-mapped when large and loaded;
+  # a PoolMembers, regenerating rows where they are read, with store "indices")
   indices: np.ndarray  # (K,) int64: which pool members they are (-1: a novelty search's mutated policy)
   descriptors: np.ndarray  # (K, M * A) float32: their actions on the probe states
   novelty: np.ndarray  # (K,): their novelty in the pool (a novelty search: among its last archive + children)
@@ -209,8 +221,10 @@ class Dataset:
             "random_indices", "random_returns", "pool_novelty")
 
   def arrays(self) -> dict:
-    """The array fields by name (what the artifact stores)."""
-    return {name: getattr(self, name) for name in self.ARRAYS}
+    """The array fields by name (what the artifact stores: not the parameters of a
+    dataset that stores indices)."""
+    return {name: getattr(self, name) for name in self.ARRAYS
+            if not (name == "thetas" and isinstance(self.thetas, PoolMembers))}
 
 
 def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dataset:
@@ -263,7 +277,9 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
   random_members = np.random.default_rng(config.seed).choice(config.pool, n_random, replace=False)
   random_result = evaluate_members(env, policy, config.seed, random_members, protocol,
                                    n_samples=config.visited_per_episode, progress_fn=report("evaluate random"))
-  thetas = regenerate(policy, config.seed, kept) if thetas is None else thetas
+  if thetas is None:
+    thetas = (PoolMembers(policy, config.seed, kept) if config.store == "indices"
+              else regenerate(policy, config.seed, kept))
   timings["evaluation_s"] = time.perf_counter() - start
   env_steps_by_stage = {"probe": env_steps, "kept": result.env_steps, "random": random_result.env_steps}
   env_steps += result.env_steps + random_result.env_steps
@@ -279,10 +295,11 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
 def save_dataset(path, dataset: Dataset) -> None:
   """Writes a dataset from `collect` as an artifact (atomically)."""
   config = dataset.config
+  extra = {"thetas_checksum": dataset.thetas.checksum()} if isinstance(dataset.thetas, PoolMembers) else {}
   checkpoint.save_artifact(path, dataset.arrays(), kind=KIND,
                            config={**to_dict(config), "timings": dataset.timings, "env_steps": dataset.env_steps,
                                    "env_steps_by_stage": dataset.env_steps_by_stage,
-                                   "tasks": list(task_names(config.env.name))},
+                                   "tasks": list(task_names(config.env.name)), **extra},
                            identity=dataset.identity)
 
 
@@ -300,6 +317,14 @@ def load_dataset(path, env=None, policy: MLPPolicy | None = None) -> tuple[Datas
   saved = record["config"]
   config = from_dict(CollectConfig, {f.name: saved[f.name] for f in dataclasses.fields(CollectConfig)
                                      if f.name in saved}, "dataset config")
-  return Dataset(**{name: np.asarray(arrays[name]) for name in Dataset.ARRAYS}, config=config,
+  if "thetas" not in arrays:  # store "indices": regenerate the members where they are read
+    members = PoolMembers(policy if policy is not None else config.policy.build(env or config.env.build()),
+                          config.seed, arrays["indices"])
+    if members.checksum() != saved["thetas_checksum"]:
+      raise checkpoint.ArtifactMismatch(f"{path}: the pool members regenerated here differ from those collected "
+                                        f"(another JAX version or policy initialisation?); collect the dataset again")
+    arrays = {**arrays, "thetas": members}
+  return Dataset(**{name: arrays[name] if name == "thetas" else np.asarray(arrays[name]) for name in Dataset.ARRAYS},
+                 config=config,
                  identity=record["identity"], env_steps=int(saved["env_steps"]),
                  env_steps_by_stage=saved.get("env_steps_by_stage", {}), timings=saved.get("timings", {})), record

@@ -86,6 +86,42 @@ def regenerate(policy: MLPPolicy, seed: int, indices, block_size: int | None = N
   return out
 
 
+class PoolMembers:
+  """The parameters of members `indices` (K,) of random pool `seed`, as an array-like
+  (K, P) float32 that holds only the indices: indexing it (an int, a slice or an int
+  array of rows) regenerates those rows on device from (seed, index) and returns a
+  jax.Array; `np.asarray` of the whole regenerates every row (block by block).  A
+  dataset whose members are all pool members can store this instead of its parameters
+  (`CollectConfig.store = "indices"`): its memory no longer grows with its size."""
+
+  def __init__(self, policy: MLPPolicy, seed: int, indices):
+    self.policy, self.seed = policy, int(seed)
+    self.indices = np.asarray(indices, np.int64)
+    if self.indices.ndim != 1 or (self.indices < 0).any():
+      raise ValueError("PoolMembers needs a 1-D array of pool indices >= 0")
+    self.shape, self.dtype, self.ndim = (len(self.indices), policy.num_params), np.dtype(np.float32), 2
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, rows) -> jax.Array:
+    picked = np.atleast_1d(self.indices[rows])
+    thetas = _member_block_fn(self.policy)(self.seed, jnp.asarray(picked, jnp.uint32))
+    return thetas[0] if np.ndim(self.indices[rows]) == 0 else thetas
+
+  def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    out = regenerate(self.policy, self.seed, self.indices)
+    return out if dtype is None else out.astype(dtype)
+
+  def checksum(self, rows: int = 256) -> str:
+    """SHA-256 (20 hex digits) of the regenerated parameters of the first `rows` members:
+    recorded when a dataset is collected, checked when it is loaded, so a change in how
+    members are generated (JAX's RNG, the policy's initialisation) cannot go unnoticed."""
+    import hashlib
+    first = np.ascontiguousarray(np.asarray(self[:rows], np.float32))
+    return hashlib.sha256(first.tobytes()).hexdigest()[:20]
+
+
 def evaluate_members(env, policy: MLPPolicy, seed: int, indices, protocol: EvalProtocol = EvalProtocol(),
                      *, block_size: int | None = None, n_samples: int = 0, chunk_size: int | None = None,
                      mesh=None, progress_fn: Callable[[int, int], None] | None = None) -> RolloutResult:

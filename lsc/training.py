@@ -19,7 +19,9 @@ experiments/RESULTS.md):
 Every random choice of step t (policy batch, state batch, rollout keys) is derived from
 (seed, t), so a run resumed from a checkpoint continues exactly as an uninterrupted one.
 Policy batches are gathered on the host (the dataset may be a memory map larger than
-the device) and the held-out validation policies are scored every `eval_every` steps on
+the device), or, for a dataset that stores pool indices (`CollectConfig.store`),
+regenerated on device from (seed, index) batch by batch, so that the memory training
+needs does not grow with the dataset; the held-out validation policies are scored every `eval_every` steps on
 the probe states, with both losses; early stopping watches the training loss's kind.
 
 The pure pieces under `Trainer`: `train_init(key, ae, config)` and
@@ -226,6 +228,7 @@ class Trainer:
       decoded = jnp.concatenate([decoded, jnp.broadcast_to(decoded[:1], (self.config.batch_policies - n, decoded.shape[1]))])
     keys = jax.random.split(jax.random.fold_in(self.key, 2 * step + 1), self.config.batch_policies)[:, None]
     visited = self._rollout(decoded, keys).obs_samples.reshape(-1, self.policy.obs_size)
+    visited = jnp.asarray(np.asarray(visited))  # this process's copy (a multi-process rollout spans them all)
     start = (step // self.config.rollout_every) * len(visited) % self.config.buffer_size
     slots = (start + jnp.arange(len(visited))) % self.config.buffer_size
     return state["buffer"].at[slots].set(visited)
@@ -241,7 +244,7 @@ class Trainer:
     while state["step"] < stop and not (config.patience and state["bad_evals"] >= config.patience):
       step = state["step"]
       rows = self._rows(step)
-      thetas = jnp.asarray(np.asarray(self.thetas[rows], np.float32))
+      thetas = jnp.asarray(self.thetas[rows], jnp.float32)  # stored: read from the (mapped) file; indices: regenerated
       if config.states == "rollout" and step % config.rollout_every == 0 and step > 0:
         state["buffer"] = self._refresh_buffer(state, thetas, step)
       states = self._states(state, step, rows)

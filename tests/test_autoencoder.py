@@ -235,3 +235,19 @@ def test_controls_run_through_the_same_code(mountain_car, small_dataset):
                                     small_dataset.thetas[:16], EvalProtocol(1, 9), pool_seed=0, seed=0)
   assert untrained_again["trained"]["speed"] == report["untrained"]["speed"]
   assert report["random"]["speed"]["error_median"] > 0
+
+
+def test_training_from_pool_indices_gives_the_losses_of_the_stored_parameters(mountain_car, mc_policy,
+                                                                               small_dataset):
+  """A dataset that stores pool indices (`PoolMembers`, regenerated batch by batch)
+  trains to the very parameters and losses of the same members stored."""
+  from lsc.evaluation import PoolMembers
+  members = PoolMembers(mc_policy, 0, np.arange(120))
+  indexed = types.SimpleNamespace(**{**vars(small_dataset), "thetas": members})
+  config = dataclasses.replace(TINY, steps=40)
+  stored, _, _ = train(Trainer(mountain_car, mc_policy, small_dataset, config))
+  regenerated, codes, _ = train(Trainer(mountain_car, mc_policy, indexed, config))
+  assert regenerated["history"] == stored["history"] and codes.shape == (120, 2)
+  for a, b in zip(jax.tree.leaves(regenerated["params"]), jax.tree.leaves(stored["params"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  np.testing.assert_array_equal(np.asarray(members[[3, 7]]), small_dataset.thetas[[3, 7]])

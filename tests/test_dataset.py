@@ -189,3 +189,25 @@ def test_a_novelty_search_dataset_is_evaluated_as_the_filter_is_and_records_its_
   fresh = evaluate(make_env("mountain_car", episode_length=200), policy, searched.thetas,
                    EvalProtocol(2, TINY.eval_seed))
   np.testing.assert_allclose(fresh.returns, searched.returns, rtol=1e-5)
+
+
+def test_a_dataset_can_store_pool_indices_instead_of_parameters(dataset, tmp_path, monkeypatch):
+  """store "indices": the same dataset, its parameters regenerated where read; the
+  artifact holds no parameters, and a member checksum that no longer matches is refused."""
+  import dataclasses
+
+  from lsc.evaluation import PoolMembers
+  indexed = collect(dataclasses.replace(TINY, store="indices"))
+  assert isinstance(indexed.thetas, PoolMembers) and indexed.thetas.shape == dataset.thetas.shape
+  np.testing.assert_array_equal(np.asarray(indexed.thetas), dataset.thetas)
+  np.testing.assert_array_equal(indexed.returns, dataset.returns)
+  save_dataset(tmp_path / "ds", indexed)
+  arrays, record = checkpoint.load_artifact(tmp_path / "ds")
+  assert "thetas" not in arrays and record["config"]["store"] == "indices"
+  loaded, _ = load_dataset(tmp_path / "ds")
+  np.testing.assert_array_equal(np.asarray(loaded.thetas[np.arange(5)]), dataset.thetas[:5])
+  with pytest.raises(ValueError, match="a novelty search"):
+    dataclasses.replace(TINY, store="indices", generations=1).resolved()
+  monkeypatch.setattr(PoolMembers, "checksum", lambda self, rows=256: "0" * 20)  # as if JAX's RNG had changed
+  with pytest.raises(checkpoint.ArtifactMismatch, match="regenerated here differ"):
+    load_dataset(tmp_path / "ds")
