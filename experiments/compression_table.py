@@ -11,6 +11,7 @@ Every stage resumes from --out.  Writes experiments/results/compression_<env>.{j
 """
 
 import argparse
+import dataclasses
 import itertools
 import json
 import pathlib
@@ -43,6 +44,12 @@ def parse_args(argv):
   p.add_argument("--out", default="runs/compression", help="datasets and models (every stage resumes from here)")
   p.add_argument("--results", default=str(RESULTS), help="where compression_<env>[_<tag>].{md,json} go")
   p.add_argument("--tag", default="", help="suffix of the results files, e.g. gpu")
+  p.add_argument("--dataset", default=None, help="a dataset artifact to use instead of collecting one (e.g. a "
+                 "pipeline run's RUN/dataset/artifact): its env and policy win over --env and --presets")
+  p.add_argument("--lr", type=float, default=1e-3, help="autoencoder learning rate")
+  p.add_argument("--widths", default="128", help="encoder (and decoder) hidden widths, e.g. 256")
+  p.add_argument("--recovery-points", type=int, default=256, help="held-out policies per recovery row")
+  p.add_argument("--recovery-episodes", type=int, default=3, help="episodes per recovery evaluation")
   from lsc import distributed
   distributed.add_arguments(p)
   args = p.parse_args(argv)
@@ -95,27 +102,37 @@ def write_table(args, argv, rows) -> str:
 def main(argv=None) -> int:
   args = parse_args(argv)
   from lsc import checkpoint
-  from lsc.compression import compress
+  from lsc.compression import RECOVERY_PROTOCOL, compress
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.dataset import CollectConfig, collect, save_dataset
   from lsc.training import TrainConfig
 
   out = pathlib.Path(args.out)
+  if args.dataset:  # the dataset's env and policy preset
+    saved = checkpoint.read_record(args.dataset)["config"]
+    args.env, args.presets = saved["env"]["name"], saved["policy"]["preset"]
+  widths = tuple(int(w) for w in args.widths.split(","))
+  protocol = dataclasses.replace(RECOVERY_PROTOCOL, episodes=args.recovery_episodes)
   rows = []
   for preset in args.presets.split(","):
     large = preset == "large"
     pool = (args.large_pool or args.pool) if large else args.pool
     steps = (args.large_steps or args.steps) if large else args.steps
     data = out / f"{args.env}_{preset}_pool{pool}_keep{args.keep}"
-    if not checkpoint.is_artifact(data):
+    if args.dataset:
+      data = pathlib.Path(args.dataset)
+    elif not checkpoint.is_artifact(data):
       start = time.perf_counter()
       save_dataset(data, collect(CollectConfig(EnvConfig(args.env), PolicyConfig(preset), pool=pool, keep=args.keep)))
       print(f"{preset}: collected {data} in {time.perf_counter() - start:.0f} s", flush=True)
     for encoder_input, loss in itertools.product(args.encoder_inputs.split(","), args.losses.split(",")):
       for latent in (int(k) for k in args.latents.split(",")):
-        config = TrainConfig(latent_dim=latent, loss=loss, steps=steps, encoder_input=encoder_input)
+        config = TrainConfig(latent_dim=latent, loss=loss, steps=steps, encoder_input=encoder_input, lr=args.lr,
+                             encoder_widths=widths, decoder_widths=widths)
         start = time.perf_counter()
-        summary = compress(data, config, out / f"{data.name}_{loss}_{encoder_input}_k{latent}")
+        name = (f"{args.env}_{preset}_{checkpoint.digest(data)[:12]}" if args.dataset else data.name)
+        summary = compress(data, config, out / f"{name}_{loss}_{encoder_input}_k{latent}", protocol=protocol,
+                           n_points=args.recovery_points)
         report = summary["recovery"]
         row = {"preset": preset, "encoder_input": encoder_input, "loss": loss, "latent_dim": latent,
                "dataset": summary["dataset_size"],

@@ -77,11 +77,14 @@ def test_reacher_rewards_are_distances_to_quadrant_points():
 
 def test_hopper_rewards():
   t = transition(x_velocity=2.0, z_velocity=-0.5, healthy_reward=1.0, ctrl_cost=0.003)
-  assert reward("hopper", "forward", t) == pytest.approx(2.0 + 1.0 - 0.003)
-  assert reward("hopper", "backward", t) == pytest.approx(-2.0 + 1.0 - 0.003)
-  assert reward("hopper", "jump", t) == pytest.approx(1.0 - 0.003)  # falling earns no jump
+  assert reward("hopper", "forward", t) == pytest.approx(2.0 + 0.1 - 0.003)
+  assert reward("hopper", "backward", t) == pytest.approx(-2.0 + 0.1 - 0.003)
+  assert reward("hopper", "jump", t) == pytest.approx(0.1 - 0.003)  # falling earns no jump
   up = transition(x_velocity=0.0, z_velocity=1.5, healthy_reward=1.0, ctrl_cost=0.0)
-  assert reward("hopper", "jump", up) == pytest.approx(2.5)
+  assert reward("hopper", "jump", up) == pytest.approx(1.6)
+  # standing still: a tenth of Hopper-v5's alive bonus, still above the largest control cost (3 x 1e-3)
+  still = transition(x_velocity=0.0, z_velocity=0.0, healthy_reward=1.0, ctrl_cost=0.003)
+  assert 0 < reward("hopper", "jump", still) < 0.1 and reward("hopper", "forward", still) < 0.1
 
 
 def test_halfcheetah_rewards():
