@@ -355,7 +355,9 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
 
   # stage 1-2: the dataset
-  data_config = {"collect": _plain(collect_config)}
+  from lsc.tasks import fingerprint
+  rewards = fingerprint(env.name)  # the task formulas: a stage computed under other rewards is not reused
+  data_config = {"collect": _plain(collect_config), "rewards": rewards}
   log(f"[1/3] dataset: pool {collect_config.pool}, keep {collect_config.keep}")
   stages.run("dataset", data_config, lambda d: save_dataset(d / "artifact", collect(collect_config, progress_fn)),
              lambda d: None)
@@ -399,7 +401,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       # what each method reads: the autoencoder, the policy (parameter PGPE) or only the env (RL)
       reads = METHODS[method].reads
       inputs = {"autoencoder": latent_inputs, "policy": data_config}.get(reads, {"env": data_config["collect"]["env"]})
-      search_config = {**inputs, "task": task, "method": method,
+      search_config = {**inputs, "rewards": rewards, "task": task, "method": method,
                        "search": method_settings(config.search, method),
                        "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")

@@ -19,6 +19,7 @@ agents.
 """
 
 import dataclasses
+import hashlib
 from typing import Callable
 
 import jax
@@ -156,6 +157,14 @@ TASKS: dict[str, tuple[Task, ...]] = {
                     Task("halfcheetah", "frontflip", halfcheetah_frontflip),
                     Task("halfcheetah", "backflip", halfcheetah_backflip)),
 }
+
+
+def fingerprint(env_name: str) -> str:
+  """A short hash of env `env_name`'s task names and formulas (their docstrings, which
+  state them): part of every pipeline stage's key, so that results computed under
+  other rewards are recomputed, never reused."""
+  text = "\n".join(f"{t.name}: {t.doc}" for t in TASKS[check_env_name(env_name)])
+  return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def task_names(env_name: str) -> tuple[str, ...]:

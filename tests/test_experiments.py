@@ -1,5 +1,6 @@
 """End-to-end pipelines: the smoke presets run, write results.json, and resume."""
 
+import dataclasses
 import json
 import os
 import socket
@@ -22,7 +23,7 @@ def mc_run(tmp_path_factory):
   return out
 
 
-def test_mountain_car_smoke_writes_valid_results(mc_run):
+def test_mountain_car_smoke_writes_valid_results(mc_run, monkeypatch):
   results = json.loads((mc_run / "results.json").read_text())
   assert results["config"]["tasks"] == ["speed"] and results["backend"] == "jax"
   assert set(results["recovery"]) == {"trained", "untrained", "random"}
@@ -34,6 +35,16 @@ def test_mountain_car_smoke_writes_valid_results(mc_run):
     assert steps == sorted(steps) and steps[-1] <= 12_000, method
   assert (mc_run / "curves_speed.png").stat().st_size > 10_000
   assert "| speed |" in (mc_run / "summary.md").read_text()
+  # every stage's key holds the task formulas: a stage computed under other rewards is recomputed
+  from lsc import tasks
+  for stage in ("dataset", "autoencoder", "search/speed_latent_pgpe", "search/speed_ppo"):
+    assert json.loads((mc_run / stage / "stage.json").read_text())["key"]["rewards"] == tasks.fingerprint("mountain_car")
+  before = tasks.fingerprint("mountain_car")
+  other = lambda t: t.obs[0]
+  other.__doc__ = "r = x (another formula)"
+  monkeypatch.setitem(tasks.TASKS, "mountain_car",
+                      (dataclasses.replace(tasks.TASKS["mountain_car"][0], reward=other), *tasks.TASKS["mountain_car"][1:]))
+  assert tasks.fingerprint("mountain_car") != before
 
 
 def _free_port() -> int:
