@@ -224,7 +224,8 @@ class Stages:
 
   @staticmethod
   def _remove(directory: pathlib.Path) -> None:
-    from lsc.distributed import on_main
+    from lsc.distributed import barrier, on_main
+    barrier("stage remove")  # every process has read what is removed
     on_main(shutil.rmtree, directory)
 
   @staticmethod
@@ -264,6 +265,8 @@ class Stages:
 
   def _start(self, directory: pathlib.Path, key: dict) -> None:
     """Creates the stage's directory with an incomplete marker holding `key`."""
+    from lsc.distributed import barrier
+    barrier("stage start")  # every process has read the old marker
     directory.mkdir(parents=True, exist_ok=True)
     self._write_marker(directory, {"key": key, "complete": False})
 

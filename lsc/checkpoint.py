@@ -265,9 +265,10 @@ def save_artifact(path, arrays: dict, *, kind: str, config: dict, identity: dict
   directory `path`, replacing an artifact of the same kind already there (ForeignPath
   for anything else, see `check_output_path`).  Returns the path.  In a multi-process
   run process 0 writes it and every process returns once it is written."""
-  from lsc.distributed import on_main
+  from lsc.distributed import barrier, on_main
   path = pathlib.Path(path).absolute()
   check_output_path(path, kind)
+  barrier("save_artifact checked")  # no process checks while process 0 replaces it
   on_main(_write_artifact, path, arrays, kind, config, identity)
   return path
 

@@ -44,8 +44,8 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
                    "policy": record["config"]["policy"], "inputs": {"dataset": record["digest"]}}
   state, codes, timings = train(trainer, out / "model", record_config, progress_fn, overwrite=overwrite)
 
-  held_out = trainer.thetas[trainer.val_idx]
-  held_out = np.asarray(held_out[:points_for(config.latent_dim, len(held_out), n_points)], np.float32)
+  held_out = trainer.val_idx[:points_for(config.latent_dim, len(trainer.val_idx), n_points)]
+  held_out = np.asarray(trainer.thetas[held_out], np.float32)  # only those rows: a PoolMembers regenerates them
   report = recovery_report(env, policy, trainer.ae, state["best_params"], held_out, protocol,
                            pool_seed=dataset.config.seed, seed=config.seed,
                            progress_fn=for_stage(progress_fn, "recovery"))

@@ -145,6 +145,16 @@ def on_main(fn: Callable[..., T], *args, **kwargs) -> T | None:
   return result
 
 
+def agree(flag: bool) -> bool:
+  """Process 0's `flag`, on every process (one process: `flag`): for decisions taken
+  from something processes do not share, such as their clocks, so that all of them
+  take the same branch and pass the same barriers."""
+  if not is_multi():
+    return flag
+  from jax.experimental import multihost_utils
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
+
+
 def _rows(n: int, block: int, process: int, count: int) -> range:
   blocks = -(-n // block)
   return range(min(n, blocks * process // count * block), min(n, blocks * (process + 1) // count * block))

@@ -136,6 +136,7 @@ def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int
     raise ValueError("MJX rollouts on several CPU devices crash XLA (segfault, jax 0.11.2); "
                      "pass a one-device mesh or leave mesh=None")
   chunk_size = default_chunk_size(policy) if chunk_size is None else chunk_size
+  nested = nested and spans_processes(mesh)  # one process: one program either way
   return _build_rollout_fn(env, policy, int(n), int(episodes), int(n_samples), int(chunk_size), mesh, nested)
 
 

@@ -51,6 +51,7 @@ from lsc.keys import key_record, seed_keys
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, rollout_fn
+from lsc.distributed import agree
 from lsc.sharding import gather, spans_processes
 from lsc.tasks import task_index, task_names
 from lsc.validate import check_finite, check_int
@@ -349,9 +350,9 @@ class Search:
   def place(self, carry: dict) -> dict:
     """`carry` as the compiled chunk returns it (strong dtypes, replicated over the
     mesh), so a fresh, a resumed and a running carry all hit one compiled program."""
-    sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
     if spans_processes(self.mesh):  # every process holds the same carry (device_put's check fails on NaNs)
-      return jax.jit(lambda c: c, out_shardings=sharding)(jax.tree.map(np.asarray, carry))
+      return gather(jax.tree.map(np.asarray, carry), self.mesh)
+    sharding = jax.sharding.NamedSharding(self.mesh, jax.sharding.PartitionSpec())
     return jax.device_put(jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype), carry), sharding)
 
   def init(self) -> dict:
@@ -535,9 +536,9 @@ def run_search(search: Search, protocol: EvalProtocol = SEARCH_EVAL, *, checkpoi
   saved = [None]  # when the checkpoint was last written
 
   def after_chunk(carry, metrics):
-    now = time.perf_counter()
-    if checkpoint_path is not None and (saved[0] is None or now - saved[0] >= CHECKPOINT_EVERY_S
-                                        or search.done(carry)):
+    now, done = time.perf_counter(), search.done(carry)
+    # process 0's clock decides for every process of a multi-process run (the same barriers)
+    if checkpoint_path is not None and agree(saved[0] is None or now - saved[0] >= CHECKPOINT_EVERY_S or done):
       save_state(checkpoint_path, search, carry, metrics)
       saved[0] = now
     if progress_fn is not None:

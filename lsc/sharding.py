@@ -31,10 +31,11 @@ def spans_processes(mesh: Mesh) -> bool:
 
 
 def gather(tree, mesh: Mesh):
-  """`tree`, the outputs of a program on `mesh`, whole on every device when the mesh
-  spans processes (so that every process can read them); otherwise `tree` itself.  A
-  program of its own that copies and computes nothing, so the program that made
-  `tree` partitions its work as it would in one process: the values are bit-identical."""
+  """`tree`, the outputs of a program on `mesh` (or host arrays equal on every process),
+  whole on every device when the mesh spans processes (so that every process can read
+  them); otherwise `tree` itself.  A program of its own that copies and computes
+  nothing, so the program that made `tree` partitions its work as it would in one
+  process: the values are bit-identical."""
   return _gather_fn(mesh)(tree) if spans_processes(mesh) else tree
 
 
