@@ -40,6 +40,7 @@ import optax
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
+from lsc.distributed import agree, is_multi
 from lsc.autoencoder import ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas, make_eval_loss, make_loss_fn
 from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
@@ -258,7 +259,8 @@ class Trainer:
                             ("val_behaviour", val["behaviour"]), ("val_parameter", val["parameter"])):
           history[name] = history[name] + [value]
         watched = val[config.loss]
-        if watched < state["best_val"]:
+        # process 0's verdict for every process of a multi-process run: the same steps, checkpoints and barriers
+        if agree(watched < state["best_val"]):
           state["best_val"], state["best_params"], state["bad_evals"] = watched, state["params"], 0
         else:
           state["bad_evals"] += 1
@@ -349,6 +351,9 @@ def train(trainer: Trainer, out=None, record_config: dict | None = None,
   elapsed = lambda: {"train_s": before + time.perf_counter() - start}
   save = None if out is None else (lambda s: save_state(out, trainer, s, {**record_config, "timings": elapsed()}))
   state = trainer.step_range(state, trainer.config.steps, progress_fn, save)
+  if is_multi():  # every process goes on with process 0's parameters (bit-equal where ops are deterministic)
+    from jax.experimental import multihost_utils
+    state["best_params"] = multihost_utils.broadcast_one_to_all(state["best_params"])
   timings = elapsed()
   codes = trainer.codes(state["best_params"])
   if out is not None:
