@@ -157,10 +157,8 @@ def validate(config: ExperimentConfig):
   for task in config.tasks:
     get_task(env_name, task)  # ValueError naming the valid tasks
   settings = config.search
-  from lsc.distributed import is_multi
-  rl = [m for m in config.methods if METHODS[m].family == "rl"]
-  if rl and is_multi():
-    raise ValueError(f"{', '.join(rl)} run in one process; leave them out of a multi-process run (--methods)")
+  from lsc.methods import check_processes
+  check_processes(config.methods)
   for method in config.methods:
     run = settings.method_run(method) if METHODS[method].family == "pgpe" else {}
     spent = 0

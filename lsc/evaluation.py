@@ -105,9 +105,9 @@ class PoolMembers:
     return len(self.indices)
 
   def __getitem__(self, rows) -> jax.Array:
-    picked = np.atleast_1d(self.indices[rows])
-    thetas = _member_block_fn(self.policy)(self.seed, jnp.asarray(picked, jnp.uint32))
-    return thetas[0] if np.ndim(self.indices[rows]) == 0 else thetas
+    picked = self.indices[rows]
+    thetas = _member_block_fn(self.policy)(self.seed, jnp.asarray(np.atleast_1d(picked), jnp.uint32))
+    return thetas[0] if np.ndim(picked) == 0 else thetas
 
   def __array__(self, dtype=None, copy=None) -> np.ndarray:
     out = regenerate(self.policy, self.seed, self.indices)

@@ -78,6 +78,15 @@ def get_method(name: str) -> Method:
   return METHODS[name]
 
 
+def check_processes(names) -> None:
+  """ValueError if a multi-process run (`lsc.distributed`) is asked to run an RL baseline
+  among methods `names`: those train in one process."""
+  from lsc.distributed import is_multi
+  rl = [name for name in names if get_method(name).family == "rl"]
+  if rl and is_multi():
+    raise ValueError(f"{', '.join(rl)} run in one process; leave them out of a multi-process run (--methods)")
+
+
 def pgpe_config(name: str, population: int = 64, episodes: int = 3, std_init: float | None = None,
                 lr: float | None = None, **fields):
   """The checked PGPEConfig of PGPE method `name`: `std_init` / `lr` default to the
@@ -197,11 +206,9 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   Two-phase methods (latent_then_param): `space` and `pgpe` (default latent_pgpe's) are
   the first phase's, `param_pgpe` (default param_pgpe's) the second's, `latent_fraction`
   (default the method's) the first phase's share of the budget, `spent` included."""
-  from lsc.distributed import is_multi
   from lsc.search import SEARCH_EVAL
   method = get_method(name)
-  if method.family == "rl" and is_multi():
-    raise ValueError(f"{name} runs in one process; leave it out of a multi-process run (--methods)")
+  check_processes([name])
   directory = pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
   record = {"method": name, **(record or {})}

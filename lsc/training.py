@@ -21,8 +21,9 @@ Every random choice of step t (policy batch, state batch, rollout keys) is deriv
 Policy batches are gathered on the host (the dataset may be a memory map larger than
 the device), or, for a dataset that stores pool indices (`CollectConfig.store`),
 regenerated on device from (seed, index) batch by batch, so that the memory training
-needs does not grow with the dataset; the held-out validation policies are scored every `eval_every` steps on
-the probe states, with both losses; early stopping watches the training loss's kind.
+needs does not grow with the dataset.  The held-out validation policies are scored
+every `eval_every` steps on the probe states, with both losses; early stopping watches
+the training loss's kind.
 
 The pure pieces under `Trainer`: `train_init(key, ae, config)` and
 `train_step(state, thetas, states, ae, config)`, one Adam step on a `TrainState` pytree.
