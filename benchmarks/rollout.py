@@ -25,11 +25,12 @@ def parse_args(argv):
   p.add_argument("--sizes", default="1,64,256,1024", help="population sizes N")
   p.add_argument("--backends", default=None, help="Brax backends (default: this machine's default; "
                  "add mjx on CPU to measure it at small N)")
-  p.add_argument("--mjx-max-n", type=int, default=64, help="largest N for mjx on CPU (it is slow there)")
+  p.add_argument("--mjx-max-n", type=int, default=64, help="largest N for mjx and mjx_warp on CPU (they are slow there)")
   p.add_argument("--brax-steps", type=int, default=200, help="episode length for the Brax envs")
   p.add_argument("--repeats", type=int, default=2)
   p.add_argument("--gym-steps", type=int, default=5000, help="steps of each Gymnasium loop (0: skip it)")
   p.add_argument("--host-devices", type=int, default=0, help="CPU devices (default: one per core)")
+  p.add_argument("--tag", default="", help="suffix of the results' file name (default: none)")
   return p.parse_args(argv)
 
 
@@ -117,7 +118,7 @@ def main(argv=None):
       env = make_env(name, backend=backend,
                      episode_length=None if name == "mountain_car" else args.brax_steps)
       for n in sizes:
-        if backend == "mjx" and info["jax_platform"] == "cpu" and n > args.mjx_max_n:
+        if backend.startswith("mjx") and info["jax_platform"] == "cpu" and n > args.mjx_max_n:
           continue
         for preset in presets if n == max(sizes) else ("medium",):
           measure(env, preset, n)
@@ -140,7 +141,7 @@ def main(argv=None):
            f"{r['gym_steps_per_s']:,.0f} | {r['speedup_vs_gym']:.1f}x |" for r in rows]
   table = "\n".join([header, *lines])
   suffix = f"_{len(info['devices'])}dev" if len(info["devices"]) > 1 else ""
-  path = write(f"rollout_{info['jax_platform']}{suffix}", {"machine": info, "args": vars(args), "rows": rows}, table)
+  path = write(f"rollout_{info['jax_platform']}{suffix}{'_' + args.tag if args.tag else ''}", {"machine": info, "args": vars(args), "rows": rows}, table)
   print("\n" + table + f"\n\nwrote {path}")
 
 

@@ -157,8 +157,8 @@ def validate(config: ExperimentConfig):
   for task in config.tasks:
     get_task(env_name, task)  # ValueError naming the valid tasks
   settings = config.search
-  from lsc.methods import check_processes
-  check_processes(config.methods)
+  from lsc.methods import check_can_run
+  check_can_run(config.methods, collect.env.backend)
   for method in config.methods:
     run = settings.method_run(method) if METHODS[method].family == "pgpe" else {}
     spent = 0

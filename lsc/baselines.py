@@ -72,6 +72,7 @@ from lsc import checkpoint, td3
 from lsc.compat import ensure_device_put_replicated
 from lsc.envs import ENV_SIZES
 from lsc.evaluation import EvalProtocol
+from lsc.methods import check_can_run
 from lsc.progress import ProgressFn
 from lsc.rl_configs import (CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig, TD3Config,  # noqa: F401 (re-exported)
                             check_budget, check_method, min_budget, resolve_config)
@@ -131,6 +132,7 @@ def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int
   """Every check that needs no compile, in the order a user would fix them; returns the
   resolved config."""
   check_method(method)
+  check_can_run([method], env.backend)
   get_task(env.name, task)
   config = resolve_config(method, config)
   if n_evals < 1:

@@ -23,7 +23,9 @@ from lsc.progress import METRICS, Bars, MetricsLog, tee
 
 def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--env", required=True, help="mountain_car | reacher | hopper | halfcheetah")
-  parser.add_argument("--backend", default=None, help="physics backend (default: mjx on GPU, spring on CPU)")
+  parser.add_argument("--backend", default=None,
+                      help="physics backend (default: mjx_warp on an NVIDIA GPU with warp-lang installed, "
+                           "mjx on other GPUs, spring on CPU)")
   parser.add_argument("--episode-length", type=int, default=None, help="truncation horizon (default: the env's)")
   parser.add_argument("--policy", default="medium", help="policy preset: small | medium | large")
   parser.add_argument("--hidden", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=None,

@@ -78,13 +78,18 @@ def get_method(name: str) -> Method:
   return METHODS[name]
 
 
-def check_processes(names) -> None:
-  """ValueError if a multi-process run (`lsc.distributed`) is asked to run an RL baseline
-  among methods `names`: those train in one process."""
+def check_can_run(names, backend: str | None = None) -> None:
+  """ValueError if an RL baseline among methods `names` cannot run here: in a
+  multi-process run (`lsc.distributed`; they train in one process), or on physics
+  `backend` 'mjx_warp' (Brax's training wrappers merge batched env states leaf by leaf,
+  which MuJoCo Warp's contact buffer, shared by the batch, does not allow)."""
   from lsc.distributed import is_multi
   rl = [name for name in names if get_method(name).family == "rl"]
   if rl and is_multi():
     raise ValueError(f"{', '.join(rl)} run in one process; leave them out of a multi-process run (--methods)")
+  if rl and backend == "mjx_warp":
+    raise ValueError(f"{', '.join(rl)} cannot train on backend mjx_warp (Brax's training wrappers cannot "
+                     "merge MuJoCo Warp states); use backend mjx for them, or leave them out (--methods)")
 
 
 def pgpe_config(name: str, population: int = 64, episodes: int = 3, std_init: float | None = None,
@@ -208,7 +213,7 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   (default the method's) the first phase's share of the budget, `spent` included."""
   from lsc.search import SEARCH_EVAL
   method = get_method(name)
-  check_processes([name])
+  check_can_run([name], env.backend)
   directory = pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
   record = {"method": name, **(record or {})}

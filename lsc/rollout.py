@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lsc.envs import x_position
+from lsc.envs import for_worlds, select_state, x_position
 from lsc.policy import MLPPolicy, check_finite
 from lsc.sharding import chunk_layout, gather, population_mesh, shard_population, spans_processes
 from lsc.tasks import Transition, task_names, task_rewards
@@ -95,7 +95,7 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
         slot = jnp.minimum(slot, n_samples - 1).astype(jnp.int32)
         buffer = buffer.at[slot].set(jnp.where(write, state.obs, buffer[slot]))
       length = length + alive.astype(jnp.int32)
-      state = jax.tree.map(lambda new, old: jnp.where(alive, new, old), nxt, state)
+      state = select_state(alive, nxt, state)
       alive = alive & (nxt.done == 0)
       return (state, alive, returns, length, buffer, rng), None
 
@@ -111,7 +111,7 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
 
 
 def _mjx_on_cpu(env) -> bool:
-  return env.backend == "mjx" and jax.default_backend() == "cpu"
+  return env.backend in ("mjx", "mjx_warp") and jax.default_backend() == "cpu"
 
 
 def default_mesh(env):
@@ -145,7 +145,7 @@ def _build_rollout_fn(env, policy, n, episodes, n_samples, chunk_size, mesh, nes
   n_devices = mesh.devices.size
   chunk, n_chunks = chunk_layout(n, n_devices, chunk_size)
   padded = n_devices * n_chunks * chunk
-  episode = make_episode_fn(env, policy, n_samples)
+  episode = make_episode_fn(for_worlds(env, chunk * episodes), policy, n_samples)  # one vmapped call per chunk
   per_policy = jax.vmap(episode, in_axes=(None, 0))  # E episodes share one theta
 
   def local(thetas, key_data):  # one device's slice: (n_chunks * chunk, ...)

@@ -111,12 +111,15 @@ def test_multi_process_settings_are_checked_and_rows_split_in_whole_blocks(monke
   with pytest.raises(ValueError, match="0 <= process_id < num_processes"):
     distributed.DistributedSettings.from_env(coordinator="h:1").check()
   assert not distributed.DistributedSettings().wanted and distributed.row_range(10, 4) == range(10)
-  from lsc.methods import check_processes
-  check_processes(["ppo"])  # one process: every method
+  from lsc.methods import check_can_run
+  check_can_run(["ppo"], "mjx")  # one process: every method
+  check_can_run(["latent_pgpe"], "mjx_warp")
+  with pytest.raises(ValueError, match="sac cannot train on backend mjx_warp"):
+    check_can_run(["latent_pgpe", "sac"], "mjx_warp")
   monkeypatch.setattr(distributed, "is_multi", lambda: True)
-  check_processes(["latent_pgpe", "param_pgpe"])
+  check_can_run(["latent_pgpe", "param_pgpe"])
   with pytest.raises(ValueError, match="ppo, sac run in one process"):
-    check_processes(["latent_pgpe", "ppo", "sac"])
+    check_can_run(["latent_pgpe", "ppo", "sac"])
   for n, block, count in [(10, 4, 2), (200, 200, 2), (8193, 8192, 3), (7, 1, 4)]:
     shares = [distributed._rows(n, block, p, count) for p in range(count)]
     assert [i for share in shares for i in share] == list(range(n))

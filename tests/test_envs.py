@@ -15,7 +15,7 @@ from lsc.envs import ENV_NAMES, ENV_SIZES, default_backend, make_env
 def test_unknown_names_raise_listing_the_valid_ones():
   with pytest.raises(ValueError, match="valid envs: mountain_car, reacher, hopper, halfcheetah"):
     make_env("ant")
-  with pytest.raises(ValueError, match="valid backends: mjx, spring, positional, generalized"):
+  with pytest.raises(ValueError, match="valid backends: mjx, mjx_warp, spring, positional, generalized"):
     make_env("hopper", backend="physx")
   with pytest.raises(ValueError, match="valid backends: jax"):
     make_env("mountain_car", backend="mjx")

@@ -7,7 +7,9 @@ Brax's wrappers and training agents run on them unchanged.  Mountain Car is pure
 the time limit does not: `env.episode_length` is the truncation horizon that rollouts
 and `brax.envs.wrappers.training.EpisodeWrapper` apply.
 
-Physics backends of the Brax envs: `mjx` is the default on GPU/TPU.  On CPU MJX is
+Physics backends of the Brax envs: `mjx` (Brax's MJX pipeline, MJX's JAX implementation)
+and `mjx_warp` (the same model through MuJoCo Warp, `lsc.envs.mjx_impl`), the default
+on an NVIDIA GPU where warp-lang is installed, else `mjx` on GPU/TPU.  On CPU MJX is
 far too slow (2 cores, 256 envs x 100 steps: halfcheetah 1.5k env-steps/s on mjx,
 3.0k generalized, 3.7k positional, 8.6k spring; hopper 2.7k / 9.4k / 22.6k / 109k),
 so the CPU default is `spring`.  Brax retunes halfcheetah and reacher for spring and
@@ -28,7 +30,8 @@ from lsc.envs.base import Env
 _CLASSES = {"mountain_car": ("lsc.envs.mountain_car", "MountainCar"), "reacher": ("lsc.envs.mujoco", "Reacher"),
             "hopper": ("lsc.envs.mujoco", "Hopper"), "halfcheetah": ("lsc.envs.mujoco", "HalfCheetah")}
 ENV_NAMES = tuple(_CLASSES)
-BRAX_BACKENDS = ("mjx", "spring", "positional", "generalized")
+# mjx_warp: MJX with MuJoCo Warp's kernels (`lsc.envs.mjx_impl`; pip install -e '.[warp]')
+BRAX_BACKENDS = ("mjx", "mjx_warp", "spring", "positional", "generalized")
 # (observation size, action size) of each env, known without building it.
 ENV_SIZES = {"mountain_car": (2, 1), "reacher": (11, 2), "hopper": (11, 3), "halfcheetah": (17, 6)}
 DEFAULT_EPISODE_LENGTH = {"mountain_car": 999, "reacher": 50, "hopper": 1000, "halfcheetah": 1000}
@@ -83,10 +86,14 @@ def valid_backends(name: str) -> tuple[str, ...]:
 
 
 def default_backend(name: str) -> str:
-  """`jax` for mountain_car; for Brax envs `mjx` on GPU/TPU and `spring` on CPU."""
+  """`jax` for mountain_car; for Brax envs `mjx_warp` on an NVIDIA GPU with warp-lang
+  installed, `mjx` on other GPUs and TPUs, and `spring` on CPU."""
   if check_env_name(name) == "mountain_car":
     return "jax"
-  return "mjx" if jax.default_backend() in ("gpu", "cuda", "rocm", "tpu") else "spring"
+  if jax.default_backend() not in ("gpu", "cuda", "rocm", "tpu"):
+    return "spring"
+  mjx_impl = import_quietly("lsc.envs.mjx_impl")
+  return "mjx_warp" if mjx_impl.cuda_available() and mjx_impl.warp_installed() else "mjx"
 
 
 def obs_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -122,14 +129,41 @@ def make_env(name: str, backend: str | None = None, episode_length: int | None =
   episode_length = DEFAULT_EPISODE_LENGTH[name] if episode_length is None else int(episode_length)
   if episode_length < 1:
     raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+  if backend == "mjx_warp":
+    import_quietly("lsc.envs.mjx_impl").check_warp()  # before anything is built
   env_class = _env_class(name)
   if name == "mountain_car":
     return env_class(episode_length=episode_length)
-  env = env_class(backend=backend)
+  if backend != "mjx_warp":
+    env = env_class(backend=backend)
+  else:  # Brax's mjx system (the MJCF's own parameters), stepped by MuJoCo Warp
+    env = env_class(backend="mjx")
+    env.use_mjx_pipeline(import_quietly("lsc.envs.mjx_impl").MjxPipeline(env.sys.mj_model, "warp"), "mjx_warp")
   env.episode_length = episode_length
   return env
 
 
-__all__ = ["ENV_NAMES", "BRAX_BACKENDS", "ENV_SIZES", "DEFAULT_EPISODE_LENGTH", "make_env",
+def select_state(keep_new: jax.Array, new, old):
+  """`where(keep_new, new, old)` over two env States (one episode's, inside a vmap; or
+  with a `keep_new` that broadcasts against every leaf).  MJX physics data merges through
+  `mujoco.mjx.Data.where`: the same selection on every per-world field, while MuJoCo
+  Warp's buffers shared by the whole batch (contacts) keep `old`'s; collision detection
+  refills them at every step."""
+  import jax.numpy as jnp
+  pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(keep_new, x, y), a, b)
+  ps_new, ps_old = new.pipeline_state, old.pipeline_state
+  rest = pick(new.replace(pipeline_state=None), old.replace(pipeline_state=None))
+  physics = ps_old.where(keep_new, ps_new) if hasattr(ps_old, "where") else pick(ps_new, ps_old)
+  return rest.replace(pipeline_state=physics)
+
+
+def for_worlds(env, worlds: int):
+  """`env` sized for one batched (vmapped) call over `worlds` episodes: itself, except on
+  `mjx_warp`, whose contact buffer is shared by the batch (`lsc.envs.mjx_impl`).
+  Wrappers are not looked through: size the env before wrapping it."""
+  return env.for_worlds(worlds) if hasattr(env, "for_worlds") else env
+
+
+__all__ = ["ENV_NAMES", "BRAX_BACKENDS", "ENV_SIZES", "DEFAULT_EPISODE_LENGTH", "make_env", "for_worlds", "select_state",
            "default_backend", "valid_backends", "check_env_name", "x_position", "OBS_BOUNDS",
            "obs_normalization"]

@@ -12,11 +12,12 @@ from brax.envs import half_cheetah, hopper, reacher
 from brax.envs.base import State
 
 from lsc.envs.base import KeyedByConfig
+from lsc.envs.mjx_impl import MjxImplEnv
 
 FINGERTIP_OFFSET = 0.11  # fingertip position along the second link (reacher.xml)
 
 
-class Reacher(KeyedByConfig, reacher.Reacher):
+class Reacher(MjxImplEnv, KeyedByConfig, reacher.Reacher):
   """Reacher with the target pinned at the origin: obs (11,), action (2,).
 
   Gymnasium's Reacher draws a target and shows it to the policy, which would make
@@ -50,7 +51,7 @@ class Reacher(KeyedByConfig, reacher.Reacher):
     return {"tip_x": tip[0], "tip_y": tip[1], "ctrl_cost": jnp.sum(action**2)}
 
 
-class Hopper(KeyedByConfig, hopper.Hopper):
+class Hopper(MjxImplEnv, KeyedByConfig, hopper.Hopper):
   """Brax's Hopper (Gymnasium Hopper-v5 rewards and termination): obs (11,), action (3,).
 
   metrics added: `z` torso height and `z_velocity` its rate of change (after the
@@ -78,7 +79,7 @@ class Hopper(KeyedByConfig, hopper.Hopper):
     return state
 
 
-class HalfCheetah(KeyedByConfig, half_cheetah.Halfcheetah):
+class HalfCheetah(MjxImplEnv, KeyedByConfig, half_cheetah.Halfcheetah):
   """Brax's HalfCheetah (Gymnasium HalfCheetah-v5 rewards): obs (17,), action (6,).
 
   metrics added: `pitch_rate`, the torso's angular velocity about the world y axis
