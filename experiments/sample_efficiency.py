@@ -2,6 +2,13 @@
 from finished pipeline runs.
 
   python -m experiments.sample_efficiency runs/se-mountain_car runs/se-reacher [--tag cpu]
+  python -m experiments.sample_efficiency results/sample_efficiency_cpu/results_mountain_car.json runs/sac-mc
+
+Each run is a pipeline output directory or a results.json.  Runs of one env are merged
+into one: they must share the dataset (collect config), the evaluation protocol and the
+search's budget and seeds, and name each method on a task once; so methods can be run
+apart (a session each) and tabled together.  Every env's merged results.json is written
+beside the table (results_<env>.json), the input of a later merge.
 
 Per task of each run's results.json, with F_m the final return of method m (mean over
 seeds, fresh evaluation keys):
@@ -258,20 +265,59 @@ def plot(rows: list[dict], path: pathlib.Path) -> None:
   plt.close(fig)
 
 
+COMPARABLE_SEARCH = ("budget", "seeds", "seed")  # what every method of a task shares
+
+
+def load(run: str | pathlib.Path) -> dict:
+  """The results of pipeline run `run`: its directory (holding results.json) or the file.
+  FileNotFoundError if there is none."""
+  path = pathlib.Path(run)
+  path = path / "results.json" if path.is_dir() or path.suffix != ".json" else path
+  if not path.exists():
+    raise FileNotFoundError(f"{path} does not exist (run the pipeline first)")
+  return json.loads(path.read_text())
+
+
+def merge(results: list[dict], names: list[str]) -> dict:
+  """One env's runs `results` (their sources `names`) as one: the first run's record with
+  every run's curves, per task.  ValueError where the runs are not comparable (another
+  dataset, evaluation protocol, budget or seeds) or two ran the same method on a task."""
+  base = results[0]
+  merged = {**base, "curves": {task: dict(methods) for task, methods in base["curves"].items()},
+            "merged_from": list(names)}
+  for other, name in zip(results[1:], names[1:]):
+    for key, a, b in [("collect", base["config"]["collect"], other["config"]["collect"]),
+                      ("eval", base["config"]["eval"], other["config"]["eval"]),
+                      *[(f"search.{k}", base["config"]["search"].get(k), other["config"]["search"].get(k))
+                        for k in COMPARABLE_SEARCH]]:
+      if a != b:
+        raise ValueError(f"{name} and {names[0]} differ in {key} ({b} vs {a}): not one comparison")
+    for task, methods in other["curves"].items():
+      into = merged["curves"].setdefault(task, {})
+      twice = sorted(set(into) & set(methods))
+      if twice:
+        raise ValueError(f"{', '.join(twice)} on {task} appear in {name} and an earlier run: give each once")
+      into.update(methods)
+  return merged
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
-  p.add_argument("runs", nargs="+", help="pipeline output directories (each with results.json)")
+  p.add_argument("runs", nargs="+", help="pipeline output directories or results.json files; runs of one env "
+                                         "are merged")
   p.add_argument("--tag", default="", help="suffix of the results files")
   p.add_argument("--results", default=str(RESULTS))
   args = p.parse_args(argv)
-  rows, results = [], []
-  for run in args.runs:
-    path = pathlib.Path(run) / "results.json"
-    if not path.exists():
-      print(f"sample_efficiency: error: {path} does not exist (run the pipeline first)", file=sys.stderr)
-      return 2
-    results.append(json.loads(path.read_text()))
-    rows += summarise(results[-1])
+  by_env: dict[str, list] = {}
+  try:
+    for run in args.runs:
+      result = load(run)
+      by_env.setdefault(result["config"]["collect"]["env"]["name"], []).append((run, result))
+    merged = {env: merge([r for _, r in runs], [str(n) for n, _ in runs]) for env, runs in by_env.items()}
+  except (FileNotFoundError, ValueError) as error:
+    print(f"sample_efficiency: error: {error}", file=sys.stderr)
+    return 2
+  rows = [row for result in merged.values() for row in summarise(result)]
   command = "python -m experiments.sample_efficiency " + " ".join(argv if argv is not None else sys.argv[1:])
   text = markdown(rows, command)
   out = pathlib.Path(args.results)
@@ -280,12 +326,16 @@ def main(argv=None) -> int:
   stem.with_suffix(".json").write_text(json.dumps({"command": command, "fraction": FRACTION, "rows": rows}, indent=1))
   stem.with_suffix(".md").write_text(text)
   plot(rows, stem.with_suffix(".png"))
-  stem.mkdir(exist_ok=True)  # beside the table: every run's summary and per-task curves
-  for run, result in zip(args.runs, results):
-    env = result["config"]["collect"]["env"]["name"]
-    shutil.copy(pathlib.Path(run) / "summary.md", stem / f"summary_{env}.md")
-    for curves in pathlib.Path(run).glob("curves_*.png"):
-      shutil.copy(curves, stem / f"{env}_{curves.name}")
+  stem.mkdir(exist_ok=True)  # beside the table: every env's merged results, each run's summary and curves
+  for env, result in merged.items():
+    (stem / f"results_{env}.json").write_text(json.dumps(result))
+    for run, _ in by_env[env]:
+      run = pathlib.Path(run)
+      if run.is_dir():
+        suffix = "" if len(by_env[env]) == 1 else f"_{run.name}"
+        shutil.copy(run / "summary.md", stem / f"summary_{env}{suffix}.md")
+        for curves in run.glob("curves_*.png"):
+          shutil.copy(curves, stem / f"{env}{suffix}_{curves.name}")
   print(text)
   return 0
 

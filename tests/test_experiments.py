@@ -231,7 +231,7 @@ def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
       <= set(pipeline.NAMES)
   assert (tmp_path / "sample_efficiency_smoke.png").stat().st_size > 5_000
   copied = sorted(p.name for p in (tmp_path / "sample_efficiency_smoke").iterdir())
-  assert copied == ["mountain_car_curves_speed.png", "summary_mountain_car.md"]
+  assert copied == ["mountain_car_curves_speed.png", "results_mountain_car.json", "summary_mountain_car.md"]
   assert sample_efficiency.main([str(tmp_path / "missing")]) == 2
 
 
@@ -318,3 +318,30 @@ def test_a_confirming_sweep_takes_the_best_cells_of_earlier_sweeps_and_refuses_r
                          "--top is for --cells-from")):
     assert sweep.main(argv + ["--preset", "smoke"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_sample_efficiency_merges_methods_run_apart(mc_run, tmp_path):
+  """Methods of one env run apart (a session each) are tabled as if run together."""
+  from experiments import sample_efficiency
+  whole = json.loads((mc_run / "results.json").read_text())
+  methods = sorted({m for per in whole["curves"].values() for m in per})
+  assert len(methods) >= 2
+  def part(keep):
+    return {**whole, "curves": {t: {m: o for m, o in per.items() if m in keep} for t, per in whole["curves"].items()}}
+  for name, keep in [("first", methods[:1]), ("second", methods[1:])]:
+    (tmp_path / f"{name}.json").write_text(json.dumps(part(keep)))
+  assert sample_efficiency.main([str(mc_run), "--results", str(tmp_path / "whole")]) == 0
+  assert sample_efficiency.main([str(tmp_path / "first.json"), str(tmp_path / "second.json"),
+                                 "--results", str(tmp_path / "merged")]) == 0
+  rows = lambda folder: json.loads((tmp_path / folder / "sample_efficiency.json").read_text())["rows"]
+  assert rows("merged") == rows("whole")
+  # the merged results are written beside the table, the input of a later merge
+  again = tmp_path / "merged" / "sample_efficiency" / "results_mountain_car.json"
+  assert sample_efficiency.main([str(again), "--results", str(tmp_path / "again")]) == 0
+  assert rows("again") == rows("whole")
+  # not one comparison: another budget; or a method given twice
+  other = part(methods[1:])
+  other["config"] = {**other["config"], "search": {**other["config"]["search"], "budget": 1}}
+  (tmp_path / "other.json").write_text(json.dumps(other))
+  assert sample_efficiency.main([str(tmp_path / "first.json"), str(tmp_path / "other.json")]) == 2
+  assert sample_efficiency.main([str(tmp_path / "first.json"), str(mc_run)]) == 2
