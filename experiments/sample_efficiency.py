@@ -5,8 +5,8 @@ from finished pipeline runs.
   python -m experiments.sample_efficiency results/sample_efficiency_cpu/results_mountain_car.json runs/sac-mc
 
 Each run is a pipeline output directory or a results.json.  Runs of one env are merged
-into one: they must share the dataset (collect config), the evaluation protocol and the
-search's budget and seeds, and name each method on a task once; so methods can be run
+into one: they must share the collect, train and search settings, the evaluation
+protocol and the package versions, and name each method on a task once; so methods can be run
 apart (a session each) and tabled together.  Every env's merged results.json is written
 beside the table (results_<env>.json), the input of a later merge.
 
@@ -265,9 +265,6 @@ def plot(rows: list[dict], path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-COMPARABLE_SEARCH = ("budget", "seeds", "seed")  # what every method of a task shares
-
-
 def load(run: str | pathlib.Path) -> dict:
   """The results of pipeline run `run`: its directory (holding results.json) or the file.
   FileNotFoundError if there is none."""
@@ -281,15 +278,14 @@ def load(run: str | pathlib.Path) -> dict:
 def merge(results: list[dict], names: list[str]) -> dict:
   """One env's runs `results` (their sources `names`) as one: the first run's record with
   every run's curves, per task.  ValueError where the runs are not comparable (another
-  dataset, evaluation protocol, budget or seeds) or two ran the same method on a task."""
+  dataset, autoencoder or search settings, evaluation protocol or package versions) or
+  two ran the same method on a task."""
   base = results[0]
   merged = {**base, "curves": {task: dict(methods) for task, methods in base["curves"].items()},
             "merged_from": list(names)}
   for other, name in zip(results[1:], names[1:]):
-    for key, a, b in [("collect", base["config"]["collect"], other["config"]["collect"]),
-                      ("eval", base["config"]["eval"], other["config"]["eval"]),
-                      *[(f"search.{k}", base["config"]["search"].get(k), other["config"]["search"].get(k))
-                        for k in COMPARABLE_SEARCH]]:
+    for key, a, b in [*[(k, base["config"][k], other["config"][k]) for k in ("collect", "train", "search", "eval")],
+                      ("versions", base.get("versions"), other.get("versions"))]:
       if a != b:
         raise ValueError(f"{name} and {names[0]} differ in {key} ({b} vs {a}): not one comparison")
     for task, methods in other["curves"].items():
@@ -298,6 +294,11 @@ def merge(results: list[dict], names: list[str]) -> dict:
       if twice:
         raise ValueError(f"{', '.join(twice)} on {task} appear in {name} and an earlier run: give each once")
       into.update(methods)
+    merged["config"] = {**merged["config"],
+                        "methods": [*merged["config"]["methods"],
+                                    *[m for m in other["config"]["methods"] if m not in merged["config"]["methods"]]],
+                        "tasks": list(merged["curves"])}
+  merged["devices"] = [r.get("device") for r in results]  # one per source, in order
   return merged
 
 
@@ -329,10 +330,10 @@ def main(argv=None) -> int:
   stem.mkdir(exist_ok=True)  # beside the table: every env's merged results, each run's summary and curves
   for env, result in merged.items():
     (stem / f"results_{env}.json").write_text(json.dumps(result))
-    for run, _ in by_env[env]:
+    for i, (run, _) in enumerate(by_env[env]):
       run = pathlib.Path(run)
       if run.is_dir():
-        suffix = "" if len(by_env[env]) == 1 else f"_{run.name}"
+        suffix = "" if len(by_env[env]) == 1 else f"_{i}"
         shutil.copy(run / "summary.md", stem / f"summary_{env}{suffix}.md")
         for curves in run.glob("curves_*.png"):
           shutil.copy(curves, stem / f"{env}{suffix}_{curves.name}")

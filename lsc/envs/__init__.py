@@ -161,7 +161,9 @@ def for_worlds(env, worlds: int):
   """`env` sized for one batched (vmapped) call over `worlds` episodes: itself, except on
   `mjx_warp`, whose contact buffer is shared by the batch (`lsc.envs.mjx_impl`).
   Wrappers are not looked through: size the env before wrapping it."""
-  return env.for_worlds(worlds) if hasattr(env, "for_worlds") else env
+  from lsc.envs.base import KeyedByConfig
+  # not hasattr: a Brax wrapper would forward it and hand back the unwrapped env
+  return env.for_worlds(worlds) if isinstance(env, KeyedByConfig) and hasattr(type(env), "for_worlds") else env
 
 
 __all__ = ["ENV_NAMES", "BRAX_BACKENDS", "ENV_SIZES", "DEFAULT_EPISODE_LENGTH", "make_env", "for_worlds", "select_state",

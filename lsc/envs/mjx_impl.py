@@ -32,7 +32,7 @@ from brax.base import Motion, Transform
 from brax.mjx.base import State
 
 WARP_REQUIREMENT = "warp-lang==1.18.0"  # what mujoco-mjx 3.17's `warp` extra pins
-CONTACTS_PER_WORLD = 16  # hopper and halfcheetah touch the floor with 4-9 geoms, <= 2 contacts each
+CONTACTS_PER_WORLD = 16  # the MJCFs allow at most 5 colliding geom pairs (halfcheetah) x 2 contacts
 CONSTRAINTS_PER_WORLD = 64  # MuJoCo Warp's default njmax for these models
 # MuJoCo Warp's OverflowType bits: NEFC, NJMAX_NNZ, BROADPHASE, NARROWPHASE, CCD (dropped
 # constraints or contacts), and ITERATIONS, LS_ITERATIONS (the solver's iteration caps).
