@@ -23,6 +23,7 @@ import io
 import sys
 
 import jax
+import jax.numpy as jnp
 
 from lsc.envs.base import Env
 
@@ -149,7 +150,6 @@ def select_state(keep_new: jax.Array, new, old):
   `mujoco.mjx.Data.where`: the same selection on every per-world field, while MuJoCo
   Warp's buffers shared by the whole batch (contacts) keep `old`'s; collision detection
   refills them at every step."""
-  import jax.numpy as jnp
   pick = lambda a, b: jax.tree.map(lambda x, y: jnp.where(keep_new, x, y), a, b)
   ps_new, ps_old = new.pipeline_state, old.pipeline_state
   rest = pick(new.replace(pipeline_state=None), old.replace(pipeline_state=None))
@@ -161,9 +161,8 @@ def for_worlds(env, worlds: int):
   """`env` sized for one batched (vmapped) call over `worlds` episodes: itself, except on
   `mjx_warp`, whose contact buffer is shared by the batch (`lsc.envs.mjx_impl`).
   Wrappers are not looked through: size the env before wrapping it."""
-  from lsc.envs.base import KeyedByConfig
-  # not hasattr: a Brax wrapper would forward it and hand back the unwrapped env
-  return env.for_worlds(worlds) if isinstance(env, KeyedByConfig) and hasattr(type(env), "for_worlds") else env
+  # the class, not the instance: a Brax wrapper forwards attributes and would hand back the unwrapped env
+  return env.for_worlds(worlds) if hasattr(type(env), "for_worlds") else env
 
 
 __all__ = ["ENV_NAMES", "BRAX_BACKENDS", "ENV_SIZES", "DEFAULT_EPISODE_LENGTH", "make_env", "for_worlds", "select_state",

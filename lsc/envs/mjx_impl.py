@@ -55,12 +55,13 @@ def cuda_available() -> bool:
 
 def check_warp() -> None:
   """Raises RuntimeError with the install command when warp-lang is missing."""
+  from lsc.envs import BRAX_BACKENDS
   if not warp_installed():
     raise RuntimeError(
         "backend 'mjx_warp' runs MuJoCo Warp, which needs warp-lang: pip install -e '.[warp]' "
         f"({WARP_REQUIREMENT}; its CUDA kernels need an NVIDIA driver for CUDA 13, R580 or newer; "
-        "without a GPU it runs Warp's CPU kernels). Or choose another backend: mjx, spring, "
-        "positional, generalized")
+        "without a GPU it runs Warp's CPU kernels). Or choose another backend: "
+        + ", ".join(b for b in BRAX_BACKENDS if b != "mjx_warp"))
 
 
 def _plain_data(state: State):
@@ -90,6 +91,7 @@ class MjxPipeline:
     self.impl, self.worlds = impl, int(worlds)
     self.body_rootid = mj_model.body_rootid[1:]
     self.model = mjx.put_model(mj_model, impl=impl)
+    sizes = {}
     if impl == "warp":
       import warp
       from lsc.envs import _QUIET
@@ -97,7 +99,7 @@ class MjxPipeline:
         warp.config.log_level = max(warp.config.log_level, 30)
       warn = self.model.opt._impl.warn_overflow & ~_ITERATION_CAPS
       self.model = self.model.tree_replace({"opt._impl.warn_overflow": warn})
-    sizes = dict(naconmax=self.worlds * CONTACTS_PER_WORLD, njmax=CONSTRAINTS_PER_WORLD) if impl == "warp" else {}
+      sizes = dict(naconmax=self.worlds * CONTACTS_PER_WORLD, njmax=CONSTRAINTS_PER_WORLD)
     self.data = mjx.make_data(mj_model, impl=impl, **sizes)
 
   def _brax_state(self, data) -> State:
