@@ -38,12 +38,13 @@ def main(argv=None) -> int:
   from lsc.envs import import_quietly, make_env
   from lsc.evaluation import EvalProtocol
   from lsc.jax_setup import compile_seconds
+  from lsc.methods import default_backend_for
   from lsc.tasks import task_names
 
   train_baseline = import_quietly("lsc.baselines").train_baseline  # without MJX's import-time prints
   rows, table = [], []
   for env_name in args.envs.split(","):
-    env = make_env(env_name)
+    env = make_env(env_name, backend=default_backend_for(args.methods.split(","), env_name))  # not mjx_warp
     task = task_names(env_name)[0]
     budget = args.budget or BUDGETS[env_name]
     for method in args.methods.split(","):

@@ -1,17 +1,21 @@
 """Exact kNN novelty: lsc's blocked JAX kernel beside scikit-learn and plain NumPy.
 
   python -m benchmarks.novelty                     # N in {1e4, 5e4, 1e5}, D in {256, 1536}
-  python -m benchmarks.novelty --sizes 1000000     # on a GPU
+  python -m benchmarks.novelty --sizes 1000000 --methods lsc --calls 1 --blocks 512:4096,4096:32768  # a GPU
 
 Each (method, N, D) runs in its own process, so its peak memory (max RSS, which
 includes the ~0.3-0.5 GB of an idle Python + JAX/NumPy process) is its own.  Data are
 standard normal, k = 10 neighbours excluding self; every method's distances are
-compared with lsc's.  Needs scikit-learn (`pip install -e '.[bench]'`).
-Writes benchmarks/results/novelty_<platform>.{json,md}.
+compared with those of the first method that finished (lsc's, as listed).  lsc's time
+is its second call (the first compiles) unless --calls 1, which includes compiling
+where the persistent compilation cache does not hold the program yet; --blocks runs it
+with other (row, column) tile sizes, one row each.  Needs scikit-learn
+(`pip install -e '.[bench]'`).  Writes benchmarks/results/novelty_<platform>[_<tag>].{json,md}.
 """
 
 import argparse
 import json
+import pathlib
 import resource
 import subprocess
 import sys
@@ -40,22 +44,24 @@ def numpy_knn(x, k, block=1024):
   return out
 
 
-def run_one(method, n, d):
-  """Runs one method in this process; prints a JSON line with time and distances' digest."""
+def run_one(method, n, d, calls=2):
+  """Runs one method in this process; prints a JSON line with time and distances' digest.
+  method "lsc" or "lsc[R:C]" (row_block R, col_block C)."""
   x = data(n, d)
-  if method == "lsc":
+  if method.startswith("lsc"):
     from lsc import enable_compilation_cache, use_cpu_cores
     use_cpu_cores()
     enable_compilation_cache()
     import jax
     from lsc.novelty import knn
-    start = time.perf_counter()
-    jax.block_until_ready(knn(x, K))
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    dist = np.asarray(jax.block_until_ready(knn(x, K))[0])
-    seconds = time.perf_counter() - start
-    extra = {"first_call_s": first, "device": jax.devices()[0].device_kind}
+    blocks = tuple(int(v) for v in method[4:-1].split(":")) if "[" in method else ()
+    times = []
+    for _ in range(calls):  # the last call is timed
+      start = time.perf_counter()
+      dist = knn(x, K, *blocks)[0]
+      times.append(time.perf_counter() - start)
+    seconds = times[-1]
+    extra = {"calls": calls, "first_call_s": times[0], "device": jax.devices()[0].device_kind}
   elif method.startswith("sklearn"):
     from sklearn.neighbors import NearestNeighbors
     start = time.perf_counter()
@@ -82,43 +88,57 @@ def main(argv=None):
   p.add_argument("--dims", default="256,1536")
   p.add_argument("--methods", default=",".join(METHODS))
   p.add_argument("--timeout", type=int, default=900, help="seconds per run")
-  p.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+  p.add_argument("--calls", type=int, default=2, choices=(1, 2),
+                 help="lsc's calls per run, the last one timed (1: compiling included, unless cached)")
+  p.add_argument("--blocks", default="", help="lsc's (row_block:col_block) tiles, e.g. 512:4096,4096:32768 "
+                 "(default: lsc's own)")
+  p.add_argument("--tag", default="", help="suffix of the results' file name (default: none)")
+  p.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   if args.one:
-    return run_one(args.one[0], int(args.one[1]), int(args.one[2]))
+    return run_one(args.one[0], int(args.one[1]), int(args.one[2]), int(args.one[3]))
+  methods = [m for name in args.methods.split(",")
+             for m in ([f"lsc[{b}]" for b in args.blocks.split(",")] if name == "lsc" and args.blocks else [name])]
 
   from benchmarks.common import machine, write
   info = machine()
   rows = []
   for d in (int(v) for v in args.dims.split(",")):
     for n in (int(v) for v in args.sizes.split(",")):
-      for method in args.methods.split(","):
+      reference = None  # the first method that finished: the others' distances are compared with its
+      for method in methods:
+        result = pathlib.Path(f"/tmp/lsc_novelty_{method}_{n}_{d}.npy")
+        result.unlink(missing_ok=True)  # never compare with an earlier run's file
         try:
-          done = subprocess.run([sys.executable, "-m", "benchmarks.novelty", "--one", method, str(n), str(d)],
+          done = subprocess.run([sys.executable, "-m", "benchmarks.novelty", "--one", method, str(n), str(d),
+                                 str(args.calls)],
                                 capture_output=True, text=True, timeout=args.timeout)
           row = json.loads(done.stdout.strip().splitlines()[-1])
         except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError):
           row = {"method": method, "n": n, "d": d, "seconds": None, "peak_rss_gb": None}
         rows.append(row)
-        if row["seconds"] is not None and method != "lsc":
-          ours = np.load(f"/tmp/lsc_novelty_lsc_{n}_{d}.npy")
-          row["max_abs_diff_vs_lsc"] = float(np.abs(np.load(f"/tmp/lsc_novelty_{method}_{n}_{d}.npy") - ours).max())
+        if row["seconds"] is not None and reference is None:
+          reference = method
+          row["reference"] = True
+        elif row["seconds"] is not None:
+          ours = np.load(f"/tmp/lsc_novelty_{reference}_{n}_{d}.npy")
+          row["max_abs_diff_vs_reference"] = float(np.abs(np.load(result) - ours).max())
         secs = "timeout" if row["seconds"] is None else f"{row['seconds']:.2f} s"
-        print(f"N={n:<8} D={d:<5} {method:<14} {secs}", flush=True)
+        print(f"N={n:<8} D={d:<5} {method:<18} {secs}", flush=True)
 
-  lsc_time = {(r["n"], r["d"]): r["seconds"] for r in rows if r["method"] == "lsc"}
+  ref_time = {(r["n"], r["d"]): r["seconds"] for r in rows if r.get("reference")}
   lines = [f"Machine: {info['cpu']}, {info['cores']} cores; JAX {info['jax']} on {info['jax_platform']}; "
            f"{info['date']}. k = {K}, float32, self excluded.\n",
-           "| N | D | method | seconds | time / lsc | peak RSS GB | max abs diff vs lsc |", "|---|---|---|---|---|---|---|"]
+           "| N | D | method | seconds | time / reference | peak RSS GB | max abs diff vs reference |", "|---|---|---|---|---|---|---|"]
   for r in rows:
-    ratio = (r["seconds"] / lsc_time[(r["n"], r["d"])]) if r["seconds"] and lsc_time.get((r["n"], r["d"])) else None
+    ratio = (r["seconds"] / ref_time[(r["n"], r["d"])]) if r["seconds"] and ref_time.get((r["n"], r["d"])) else None
     lines.append(f"| {r['n']:,} | {r['d']} | {r['method']}{' (' + r['algorithm'] + ')' if 'algorithm' in r else ''} | "
                  f"{'timeout' if r['seconds'] is None else format(r['seconds'], '.2f')} | "
                  f"{'' if ratio is None else format(ratio, '.2f') + 'x'} | "
                  f"{'' if r['peak_rss_gb'] is None else format(r['peak_rss_gb'], '.2f')} | "
-                 f"{r.get('max_abs_diff_vs_lsc', '') if r['method'] != 'lsc' else ''} |")
+                 f"{'(reference)' if r.get('reference') else r.get('max_abs_diff_vs_reference', '')} |")
   table = "\n".join(lines)
-  path = write(f"novelty_{info['jax_platform']}", {"machine": info, "rows": rows}, table)
+  path = write(f"novelty_{info['jax_platform']}{'_' + args.tag if args.tag else ''}", {"machine": info, "rows": rows}, table)
   print("\n" + table + f"\n\nwrote {path}")
 
 

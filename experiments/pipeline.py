@@ -156,6 +156,10 @@ def validate(config: ExperimentConfig):
     raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(NAMES)}")
   for task in config.tasks:
     get_task(env_name, task)  # ValueError naming the valid tasks
+  if config.collect.env.backend is None:  # one physics for every method of the run
+    from lsc.methods import default_backend_for
+    collect = dataclasses.replace(collect, env=dataclasses.replace(
+        collect.env, backend=default_backend_for(config.methods, env_name)))
   settings = config.search
   from lsc.methods import check_can_run
   check_can_run(config.methods, collect.env.backend)
@@ -330,6 +334,10 @@ def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard:
   from lsc.tasks import task_names
 
   collect_config = validate(config)  # every setting, before any env is built
+  from lsc.envs import default_backend
+  if config.collect.env.backend is None and collect_config.env.backend != default_backend(collect_config.env.name):
+    log(f"note: backend {collect_config.env.backend}, not {default_backend(collect_config.env.name)}: the RL "
+        "baselines cannot train on MuJoCo Warp (leave them out, or set collect.env.backend, to choose)")
   rundir.check(out, "pipeline")  # a foreign --out is refused before any work
   env = collect_config.env.build()
   policy = collect_config.policy.build(env)

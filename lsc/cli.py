@@ -25,7 +25,7 @@ def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--env", required=True, help="mountain_car | reacher | hopper | halfcheetah")
   parser.add_argument("--backend", default=None,
                       help="physics backend (default: mjx_warp on an NVIDIA GPU with warp-lang installed, "
-                           "mjx on other GPUs, spring on CPU)")
+                           "except for the RL baselines, mjx on other GPUs, spring on CPU)")
   parser.add_argument("--episode-length", type=int, default=None, help="truncation horizon (default: the env's)")
   parser.add_argument("--policy", default="medium", help="policy preset: small | medium | large")
   parser.add_argument("--hidden", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=None,
@@ -316,11 +316,12 @@ def cmd_search(args) -> int:
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.evaluation import EvalProtocol
   from lsc.plots import plot_curves
-  from lsc.methods import get_method, run_method
+  from lsc.methods import default_backend_for, get_method, run_method
   from lsc.tasks import get_task
 
   method = get_method(args.method)
-  env_cfg = EnvConfig(args.env, args.backend, args.episode_length).resolved()
+  env_cfg = EnvConfig(args.env, args.backend or default_backend_for([args.method], args.env),
+                      args.episode_length).resolved()
   get_task(args.env, args.task)
   if args.seeds < 1 or args.budget < 1:
     raise ValueError(f"--seeds and --budget must be >= 1, got {args.seeds}, {args.budget}")

@@ -92,6 +92,18 @@ def check_can_run(names, backend: str | None = None) -> None:
                      "merge MuJoCo Warp states); use backend mjx for them, or leave them out (--methods)")
 
 
+def default_backend_for(names, env_name: str) -> str:
+  """The physics backend a run of methods `names` on env `env_name` gets by default:
+  `lsc.envs.default_backend`, except `mjx` where that is `mjx_warp` and an RL baseline
+  is among the methods (they cannot train on MuJoCo Warp: `check_can_run`), so that
+  every method of one run steps the same physics."""
+  from lsc.envs import default_backend
+  backend = default_backend(env_name)
+  if backend == "mjx_warp" and any(get_method(name).family == "rl" for name in names):
+    return "mjx"
+  return backend
+
+
 def pgpe_config(name: str, population: int = 64, episodes: int = 3, std_init: float | None = None,
                 lr: float | None = None, **fields):
   """The checked PGPEConfig of PGPE method `name`: `std_init` / `lr` default to the

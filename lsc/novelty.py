@@ -2,8 +2,8 @@
 
 Squared distances come from ||x||^2 + ||y||^2 - 2 x.y: one matmul per (row block,
 column block), the fastest kernel an accelerator has.  Each row block keeps a running
-top-k over the column blocks it has seen (a streaming merge), so only a
-(row_block, col_block + k) tile is ever live.  The k neighbours found are then
+top-k over the column blocks it has seen (each tile's own top-k merged into it), so
+only a (row_block, col_block) tile is ever live.  The k neighbours found are then
 re-measured directly, ||x_i - x_j||, so the distances returned are exact even where
 the expansion loses precision (near-duplicates: exactly 0 for identical rows).
 Self-matches are excluded by index, so duplicates of a member count as neighbours.
@@ -39,7 +39,7 @@ def _knn_rows(x, xct, sq_c, rows, row_ids, *, k: int, n: int, row_block: int, co
   """kNN of rows (R, D) (R a multiple of row_block) with pool ids row_ids (R,) among the
   n rows of x: (distances (R, k), indices (R, k))."""
   n_cols = xct.shape[1] // col_block
-  col_ids = jnp.arange(xct.shape[1], dtype=jnp.int32)
+  tile_k = min(k, col_block)
 
   def row_tile(args):
     rows, row_ids = args  # (B, D), (B,)
@@ -49,12 +49,15 @@ def _knn_rows(x, xct, sq_c, rows, row_ids, *, k: int, n: int, row_block: int, co
       best_d, best_i = carry
       start = c * col_block
       cols_t = jax.lax.dynamic_slice_in_dim(xct, start, col_block, axis=1)
-      ids = jax.lax.dynamic_slice_in_dim(col_ids, start, col_block)
-      d2 = sq_r[:, None] + jax.lax.dynamic_slice_in_dim(sq_c, start, col_block)[None] - 2.0 * rows @ cols_t
+      ids = start + jnp.arange(col_block, dtype=jnp.int32)
+      dots = jnp.matmul(rows, cols_t, precision=jax.lax.Precision.HIGHEST)  # no TF32 on GPUs
+      d2 = sq_r[:, None] + jax.lax.dynamic_slice_in_dim(sq_c, start, col_block)[None] - 2.0 * dots
       d2 = jnp.where((ids[None] == row_ids[:, None]) | (ids[None] >= n), jnp.inf, d2)
-      neg, pos = jax.lax.top_k(-jnp.concatenate([best_d, d2], axis=1), k)
-      all_ids = jnp.concatenate([best_i, jnp.broadcast_to(ids, d2.shape)], axis=1)
-      return (-neg, jnp.take_along_axis(all_ids, pos, axis=1)), None
+      neg, pos = jax.lax.top_k(-d2, tile_k)  # the tile's nearest (B, tile_k), then merged with the best so far
+      cand_d = jnp.concatenate([best_d, -neg], axis=1)
+      cand_i = jnp.concatenate([best_i, start + pos.astype(jnp.int32)], axis=1)
+      neg, pos = jax.lax.top_k(-cand_d, k)  # ties keep the earlier column, as one top-k over all would
+      return (-neg, jnp.take_along_axis(cand_i, pos, axis=1)), None
 
     init = (jnp.full((rows.shape[0], k), jnp.inf), jnp.zeros((rows.shape[0], k), jnp.int32))
     (_, best_i), _ = jax.lax.scan(merge, init, jnp.arange(n_cols))
@@ -77,7 +80,7 @@ def knn(x, k: int, row_block: int = 512, col_block: int = 4096,
   last group is padded), with `progress_fn(done, N)` after each.  In a multi-process
   run (`lsc.distributed`) each process finds its own share of the rows among all of
   them, and every process gets the whole result.
-  Memory: O(row_block * (col_block + k) + N * D).
+  Memory: O(row_block * col_block + N * D).
   """
   x = jnp.asarray(x, jnp.float32)
   n, d = x.shape

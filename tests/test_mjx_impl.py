@@ -3,13 +3,17 @@ lsc's MJX pipeline is Brax's `mjx` pipeline bit for bit with MJX's JAX implement
 and, where warp-lang is installed (`make test` installs it; no GPU needed: Warp runs its
 CPU kernels), that MuJoCo Warp steps the same physics, tasks and observations."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lsc import envs
 from conftest import keys
+from experiments.pipeline import validate
+from experiments.presets import PRESETS
+from lsc import envs
 from lsc.envs import default_backend, for_worlds, make_env, mjx_impl
 from lsc.policy import make_policy, pool_thetas
 from lsc.rollout import rollout
@@ -30,6 +34,9 @@ def test_mjx_warp_is_chosen_on_cuda_with_warp_and_refused_without_warp(monkeypat
   monkeypatch.setattr(mjx_impl, "cuda_available", lambda: True)
   monkeypatch.setattr(mjx_impl, "warp_installed", lambda: True)
   assert default_backend("hopper") == "mjx_warp" and default_backend("mountain_car") == "jax"
+  smoke = PRESETS["hopper"]["smoke"]()  # its methods include ppo: the whole run gets mjx
+  assert "ppo" in smoke.methods and validate(smoke).env.backend == "mjx"
+  assert validate(dataclasses.replace(smoke, methods=("latent_pgpe",))).env.backend == "mjx_warp"
   monkeypatch.setattr(mjx_impl, "warp_installed", lambda: False)
   assert default_backend("halfcheetah") == "mjx"
   monkeypatch.setattr(mjx_impl, "cuda_available", lambda: False)  # e.g. a ROCm GPU

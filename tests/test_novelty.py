@@ -23,7 +23,7 @@ def data():
   return x
 
 
-@pytest.mark.parametrize("row_block,col_block", [(7, 13), (64, 64), (512, 4096)])
+@pytest.mark.parametrize("row_block,col_block", [(7, 13), (64, 64), (512, 4096), (8, 3)])  # 3 < k
 def test_knn_equals_brute_force(data, row_block, col_block):
   dist, idx = knn(data, 5, row_block, col_block)
   ref_dist, ref_idx = brute_force(data, 5)
