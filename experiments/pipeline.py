@@ -335,9 +335,10 @@ def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard:
 
   collect_config = validate(config)  # every setting, before any env is built
   from lsc.envs import default_backend
-  if config.collect.env.backend is None and collect_config.env.backend != default_backend(collect_config.env.name):
-    log(f"note: backend {collect_config.env.backend}, not {default_backend(collect_config.env.name)}: the RL "
-        "baselines cannot train on MuJoCo Warp (leave them out, or set collect.env.backend, to choose)")
+  usual = default_backend(collect_config.env.name)
+  if config.collect.env.backend is None and collect_config.env.backend != usual:
+    log(f"note: backend {collect_config.env.backend}, not {usual}: the RL baselines cannot train on "
+        "MuJoCo Warp (leave them out, or set collect.env.backend, to choose)")
   rundir.check(out, "pipeline")  # a foreign --out is refused before any work
   env = collect_config.env.build()
   policy = collect_config.policy.build(env)
