@@ -82,6 +82,14 @@ def run_one(method, n, d, calls=2):
   print(json.dumps({"method": method, "n": n, "d": d, "seconds": seconds, "peak_rss_gb": peak_gb, **extra}))
 
 
+def parse_blocks(spec: str, error) -> tuple[int, int]:
+  """(row_block, col_block) from "R:C", both positive integers; error(message) otherwise."""
+  parts = spec.split(":")
+  if len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
+    error(f"--blocks: {spec!r} is not ROW_BLOCK:COL_BLOCK (two positive integers)")
+  return int(parts[0]), int(parts[1])
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--sizes", default="10000,50000,100000")
@@ -97,8 +105,9 @@ def main(argv=None):
   args = p.parse_args(argv)
   if args.one:
     return run_one(args.one[0], int(args.one[1]), int(args.one[2]), int(args.one[3]))
+  blocks = [parse_blocks(b, p.error) for b in args.blocks.split(",")] if args.blocks else []
   methods = [m for name in args.methods.split(",")
-             for m in ([f"lsc[{b}]" for b in args.blocks.split(",")] if name == "lsc" and args.blocks else [name])]
+             for m in ([f"lsc[{r}:{c}]" for r, c in blocks] if name == "lsc" and blocks else [name])]
 
   from benchmarks.common import machine, write
   info = machine()
@@ -109,13 +118,18 @@ def main(argv=None):
       for method in methods:
         result = pathlib.Path(f"/tmp/lsc_novelty_{method}_{n}_{d}.npy")
         result.unlink(missing_ok=True)  # never compare with an earlier run's file
+        row = {"method": method, "n": n, "d": d, "seconds": None, "peak_rss_gb": None, "failed": "timeout"}
         try:
           done = subprocess.run([sys.executable, "-m", "benchmarks.novelty", "--one", method, str(n), str(d),
                                  str(args.calls)],
                                 capture_output=True, text=True, timeout=args.timeout)
-          row = json.loads(done.stdout.strip().splitlines()[-1])
-        except (subprocess.TimeoutExpired, IndexError, json.JSONDecodeError):
-          row = {"method": method, "n": n, "d": d, "seconds": None, "peak_rss_gb": None}
+          if done.returncode == 0:
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+          else:  # a crash (out of memory, a bad tile) is not a timeout: say what it printed last
+            last = (done.stderr.strip().splitlines() or [""])[-1][:200].replace("|", "/")
+            row["failed"] = f"exit {done.returncode}: {last}"
+        except subprocess.TimeoutExpired:
+          pass
         rows.append(row)
         if row["seconds"] is not None and reference is None:
           reference = method
@@ -123,7 +137,7 @@ def main(argv=None):
         elif row["seconds"] is not None:
           ours = np.load(f"/tmp/lsc_novelty_{reference}_{n}_{d}.npy")
           row["max_abs_diff_vs_reference"] = float(np.abs(np.load(result) - ours).max())
-        secs = "timeout" if row["seconds"] is None else f"{row['seconds']:.2f} s"
+        secs = row["failed"] if row["seconds"] is None else f"{row['seconds']:.2f} s"
         print(f"N={n:<8} D={d:<5} {method:<18} {secs}", flush=True)
 
   ref_time = {(r["n"], r["d"]): r["seconds"] for r in rows if r.get("reference")}
@@ -133,7 +147,7 @@ def main(argv=None):
   for r in rows:
     ratio = (r["seconds"] / ref_time[(r["n"], r["d"])]) if r["seconds"] and ref_time.get((r["n"], r["d"])) else None
     lines.append(f"| {r['n']:,} | {r['d']} | {r['method']}{' (' + r['algorithm'] + ')' if 'algorithm' in r else ''} | "
-                 f"{'timeout' if r['seconds'] is None else format(r['seconds'], '.2f')} | "
+                 f"{r['failed'] if r['seconds'] is None else format(r['seconds'], '.2f')} | "
                  f"{'' if ratio is None else format(ratio, '.2f') + 'x'} | "
                  f"{'' if r['peak_rss_gb'] is None else format(r['peak_rss_gb'], '.2f')} | "
                  f"{'(reference)' if r.get('reference') else r.get('max_abs_diff_vs_reference', '')} |")

@@ -365,9 +365,10 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
 
   # stage 1-2: the dataset
+  from lsc.novelty import KERNEL_VERSION
   from lsc.tasks import fingerprint
   rewards = fingerprint(env.name)  # the task formulas: a stage computed under other rewards is not reused
-  data_config = {"collect": _plain(collect_config), "rewards": rewards}
+  data_config = {"collect": _plain(collect_config), "rewards": rewards, "novelty_kernel": KERNEL_VERSION}
   log(f"[1/3] dataset: pool {collect_config.pool}, keep {collect_config.keep}")
   stages.run("dataset", data_config, lambda d: save_dataset(d / "artifact", collect(collect_config, progress_fn)),
              lambda d: None)

@@ -287,7 +287,11 @@ def merge(results: list[dict], names: list[str]) -> dict:
     for key, a, b in [*[(k, base["config"][k], other["config"][k]) for k in ("collect", "train", "search", "eval")],
                       ("versions", base.get("versions"), other.get("versions"))]:
       if a != b:
-        raise ValueError(f"{name} and {names[0]} differ in {key} ({b} vs {a}): not one comparison")
+        hint = ""
+        if key == "collect" and a["env"]["backend"] != b["env"]["backend"]:  # e.g. RL-only parts on a Warp GPU
+          hint = (f"; the backends differ ({b['env']['backend']} vs {a['env']['backend']}): run every part with "
+                  f"--set collect.env.backend=NAME")
+        raise ValueError(f"{name} and {names[0]} differ in {key} ({b} vs {a}): not one comparison{hint}")
     for task, methods in other["curves"].items():
       into = merged["curves"].setdefault(task, {})
       twice = sorted(set(into) & set(methods))

@@ -29,7 +29,7 @@ from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.distributed import gather_rows, row_range
 from lsc.evaluation import (EvalProtocol, PoolMembers, default_block_size, evaluate, evaluate_members, pool_blocks,
                             regenerate)
-from lsc.novelty import most_novel, novelty
+from lsc.novelty import KERNEL_VERSION, most_novel, novelty
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
@@ -299,7 +299,8 @@ def save_dataset(path, dataset: Dataset) -> None:
   checkpoint.save_artifact(path, dataset.arrays(), kind=KIND,
                            config={**to_dict(config), "timings": dataset.timings, "env_steps": dataset.env_steps,
                                    "env_steps_by_stage": dataset.env_steps_by_stage,
-                                   "tasks": list(task_names(config.env.name)), **extra},
+                                   "tasks": list(task_names(config.env.name)), "novelty_kernel": KERNEL_VERSION,
+                                   **extra},
                            identity=dataset.identity)
 
 

@@ -2,14 +2,16 @@
 
 Squared distances come from ||x||^2 + ||y||^2 - 2 x.y: one matmul per (row block,
 column block), the fastest kernel an accelerator has.  Each row block keeps a running
-top-k over the column blocks it has seen (each tile's own top-k merged into it), so
-only a (row_block, col_block) tile is ever live.  The k neighbours found are then
+top-k over the column blocks it has seen, so only a (row_block, col_block) tile is ever
+live; a tile's candidates come from the k column groups with the smallest minima, so no
+top-k runs over a whole tile (see `_knn_rows`).  The k neighbours found are then
 re-measured directly, ||x_i - x_j||, so the distances returned are exact even where
 the expansion loses precision (near-duplicates: exactly 0 for identical rows).
 Self-matches are excluded by index, so duplicates of a member count as neighbours.
 """
 
 import functools
+import math
 from typing import Callable
 
 import jax
@@ -24,6 +26,10 @@ def _pad_rows(x: jax.Array, multiple: int) -> jax.Array:
   return jnp.pad(x, ((0, pad), (0, 0))) if pad else x
 
 
+KERNEL_VERSION = 2  # bumped when a change can pick other neighbours on some device: part of the
+# dataset's stage key and provenance, so no run reuses a dataset the kernel would now build otherwise
+# (1: the distance matmul at default precision, TF32 on GPUs; 2: float32 HIGHEST everywhere)
+
 ROWS_PER_CALL = 8192  # rows per device call: progress is reported between calls
 
 
@@ -34,16 +40,29 @@ def _columns(x: jax.Array, n: int, col_block: int):
   return xc.T, jnp.sum(xc * xc, axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "n", "row_block", "col_block"))
-def _knn_rows(x, xct, sq_c, rows, row_ids, *, k: int, n: int, row_block: int, col_block: int):
+def group_size(col_block: int, k: int) -> int:
+  """Columns per group in a tile's selection: the power of two nearest sqrt(col_block / k),
+  which balances the top-k over group minima (col_block / group) against the one over
+  the k chosen groups' members (k * group)."""
+  return 2 ** max(0, round(math.log2(math.sqrt(max(col_block / k, 1.0)))))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "n", "row_block", "col_block", "group"))
+def _knn_rows(x, xct, sq_c, rows, row_ids, *, k: int, n: int, row_block: int, col_block: int, group: int):
   """kNN of rows (R, D) (R a multiple of row_block) with pool ids row_ids (R,) among the
-  n rows of x: (distances (R, k), indices (R, k))."""
-  n_cols = xct.shape[1] // col_block
-  tile_k = min(k, col_block)
+  n rows of x: (distances (R, k), indices (R, k)).  col_block is a multiple of group.
+
+  Each tile's candidates are found without a top-k over all its columns: split into
+  groups of `group` columns, the k nearest lie in the k groups whose minima are
+  smallest (ordering by (distance, index), so ties too), and only those groups' members
+  enter the top-k merged with the best so far."""
+  n_cols, n_groups = xct.shape[1] // col_block, col_block // group
+  picked = min(k, n_groups)
 
   def row_tile(args):
     rows, row_ids = args  # (B, D), (B,)
     sq_r = jnp.sum(rows * rows, axis=1)
+    b = rows.shape[0]
 
     def merge(carry, c):
       best_d, best_i = carry
@@ -53,9 +72,12 @@ def _knn_rows(x, xct, sq_c, rows, row_ids, *, k: int, n: int, row_block: int, co
       dots = jnp.matmul(rows, cols_t, precision=jax.lax.Precision.HIGHEST)  # no TF32 on GPUs
       d2 = sq_r[:, None] + jax.lax.dynamic_slice_in_dim(sq_c, start, col_block)[None] - 2.0 * dots
       d2 = jnp.where((ids[None] == row_ids[:, None]) | (ids[None] >= n), jnp.inf, d2)
-      neg, pos = jax.lax.top_k(-d2, tile_k)  # the tile's nearest (B, tile_k), then merged with the best so far
-      cand_d = jnp.concatenate([best_d, -neg], axis=1)
-      cand_i = jnp.concatenate([best_i, start + pos.astype(jnp.int32)], axis=1)
+      grouped = d2.reshape(b, n_groups, group)
+      _, chosen = jax.lax.top_k(-grouped.min(axis=2), picked)  # (B, picked); ties pick the earlier group
+      chosen = jnp.sort(chosen, axis=1)  # in column order, so that ties below keep the earlier column
+      cand_d = jnp.take_along_axis(grouped, chosen[:, :, None], axis=1).reshape(b, picked * group)
+      cand_i = (start + chosen[:, :, None] * group + jnp.arange(group, dtype=jnp.int32)).reshape(b, picked * group)
+      cand_d, cand_i = jnp.concatenate([best_d, cand_d], axis=1), jnp.concatenate([best_i, cand_i], axis=1)
       neg, pos = jax.lax.top_k(-cand_d, k)  # ties keep the earlier column, as one top-k over all would
       return (-neg, jnp.take_along_axis(cand_i, pos, axis=1)), None
 
@@ -84,7 +106,9 @@ def knn(x, k: int, row_block: int = 512, col_block: int = 4096,
   """
   x = jnp.asarray(x, jnp.float32)
   n, d = x.shape
-  row_block, col_block = min(row_block, n), min(col_block, n)
+  row_block = min(row_block, n)
+  group = group_size(min(col_block, n), k)
+  col_block = -(-min(col_block, n) // group) * group  # whole groups (the padding columns are never neighbours)
   per_call = min(row_block * max(1, ROWS_PER_CALL // row_block), -(-n // row_block) * row_block)
   xct, sq_c = _columns(x, n, col_block)
   xr = _pad_rows(x, per_call)
@@ -94,7 +118,7 @@ def knn(x, k: int, row_block: int = 512, col_block: int = 4096,
   for start in range(mine.start, mine.stop, per_call):
     stop = min(start + per_call, n)
     part = _knn_rows(x, xct, sq_c, xr[start:start + per_call], row_ids[start:start + per_call],
-                     k=k, n=n, row_block=row_block, col_block=col_block)
+                     k=k, n=n, row_block=row_block, col_block=col_block, group=group)
     rows = slice(start - mine.start, stop - mine.start)
     dist[rows], idx[rows] = (np.asarray(a)[:stop - start] for a in part)
     if progress_fn is not None:

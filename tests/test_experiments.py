@@ -39,6 +39,8 @@ def test_mountain_car_smoke_writes_valid_results(mc_run, monkeypatch):
   from lsc import tasks
   for stage in ("dataset", "autoencoder", "search/speed_latent_pgpe", "search/speed_ppo"):
     assert json.loads((mc_run / stage / "stage.json").read_text())["key"]["rewards"] == tasks.fingerprint("mountain_car")
+  from lsc.novelty import KERNEL_VERSION  # and the kNN kernel's version: a dataset it would now build otherwise too
+  assert json.loads((mc_run / "dataset" / "stage.json").read_text())["key"]["novelty_kernel"] == KERNEL_VERSION
   before = tasks.fingerprint("mountain_car")
   other = lambda t: t.obs[0]
   other.__doc__ = "r = x (another formula)"
@@ -320,7 +322,7 @@ def test_a_confirming_sweep_takes_the_best_cells_of_earlier_sweeps_and_refuses_r
     assert message in capsys.readouterr().err
 
 
-def test_sample_efficiency_merges_methods_run_apart(mc_run, tmp_path):
+def test_sample_efficiency_merges_methods_run_apart(mc_run, tmp_path, capsys):
   """Methods of one env run apart (a session each) are tabled as if run together."""
   from experiments import sample_efficiency
   whole = json.loads((mc_run / "results.json").read_text())
@@ -345,3 +347,11 @@ def test_sample_efficiency_merges_methods_run_apart(mc_run, tmp_path):
   (tmp_path / "other.json").write_text(json.dumps(other))
   assert sample_efficiency.main([str(tmp_path / "first.json"), str(tmp_path / "other.json")]) == 2
   assert sample_efficiency.main([str(tmp_path / "first.json"), str(mc_run)]) == 2
+  # parts on other backends (RL-only parts default to mjx on a Warp GPU): refused, naming the fix
+  other = part(methods[1:])
+  collect = other["config"]["collect"]
+  other["config"] = {**other["config"], "collect": {**collect, "env": {**collect["env"], "backend": "other"}}}
+  (tmp_path / "other.json").write_text(json.dumps(other))
+  capsys.readouterr()
+  assert sample_efficiency.main([str(tmp_path / "first.json"), str(tmp_path / "other.json")]) == 2
+  assert "--set collect.env.backend=" in capsys.readouterr().err

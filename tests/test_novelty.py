@@ -32,6 +32,17 @@ def test_knn_equals_brute_force(data, row_block, col_block):
   assert (np.asarray(idx) == ref_idx).mean() > 0.99  # same neighbours up to exact ties
 
 
+@pytest.mark.parametrize("row_block,col_block", [(16, 64), (512, 4096)])
+def test_knn_breaks_ties_by_index_like_one_sort(row_block, col_block):
+  # integer points: many exactly equal distances, and the expansion is exact in float32;
+  # the tiles' group selection must still return the lowest-index neighbours among ties
+  x = np.random.default_rng(1).integers(0, 4, size=(150, 3)).astype(np.float32)
+  dist, idx = knn(x, 10, row_block, col_block)
+  ref_dist, ref_idx = brute_force(x, 10)
+  np.testing.assert_array_equal(np.asarray(dist), ref_dist.astype(np.float32))
+  np.testing.assert_array_equal(np.asarray(idx), ref_idx)
+
+
 def test_knn_in_several_device_calls_reports_progress(data, monkeypatch):
   monkeypatch.setattr(novelty_module, "ROWS_PER_CALL", 32)  # 2 row blocks of 16 per call
   seen = []
