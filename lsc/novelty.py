@@ -62,7 +62,6 @@ def _knn_rows(x, xct, sq_c, rows, row_ids, *, k: int, n: int, row_block: int, co
   def row_tile(args):
     rows, row_ids = args  # (B, D), (B,)
     sq_r = jnp.sum(rows * rows, axis=1)
-    b = rows.shape[0]
 
     def merge(carry, c):
       best_d, best_i = carry
@@ -72,11 +71,12 @@ def _knn_rows(x, xct, sq_c, rows, row_ids, *, k: int, n: int, row_block: int, co
       dots = jnp.matmul(rows, cols_t, precision=jax.lax.Precision.HIGHEST)  # no TF32 on GPUs
       d2 = sq_r[:, None] + jax.lax.dynamic_slice_in_dim(sq_c, start, col_block)[None] - 2.0 * dots
       d2 = jnp.where((ids[None] == row_ids[:, None]) | (ids[None] >= n), jnp.inf, d2)
-      grouped = d2.reshape(b, n_groups, group)
+      grouped = d2.reshape(row_block, n_groups, group)
       _, chosen = jax.lax.top_k(-grouped.min(axis=2), picked)  # (B, picked); ties pick the earlier group
       chosen = jnp.sort(chosen, axis=1)  # in column order, so that ties below keep the earlier column
-      cand_d = jnp.take_along_axis(grouped, chosen[:, :, None], axis=1).reshape(b, picked * group)
-      cand_i = (start + chosen[:, :, None] * group + jnp.arange(group, dtype=jnp.int32)).reshape(b, picked * group)
+      cand_d = jnp.take_along_axis(grouped, chosen[:, :, None], axis=1).reshape(row_block, picked * group)
+      members = chosen[:, :, None] * group + jnp.arange(group, dtype=jnp.int32)  # (B, picked, group) in the tile
+      cand_i = start + members.reshape(row_block, picked * group)
       cand_d, cand_i = jnp.concatenate([best_d, cand_d], axis=1), jnp.concatenate([best_i, cand_i], axis=1)
       neg, pos = jax.lax.top_k(-cand_d, k)  # ties keep the earlier column, as one top-k over all would
       return (-neg, jnp.take_along_axis(cand_i, pos, axis=1)), None
@@ -106,9 +106,9 @@ def knn(x, k: int, row_block: int = 512, col_block: int = 4096,
   """
   x = jnp.asarray(x, jnp.float32)
   n, d = x.shape
-  row_block = min(row_block, n)
-  group = group_size(min(col_block, n), k)
-  col_block = -(-min(col_block, n) // group) * group  # whole groups (the padding columns are never neighbours)
+  row_block, col_block = min(row_block, n), min(col_block, n)
+  group = group_size(col_block, k)
+  col_block = -(-col_block // group) * group  # whole groups (the padding columns are never neighbours)
   per_call = min(row_block * max(1, ROWS_PER_CALL // row_block), -(-n // row_block) * row_block)
   xct, sq_c = _columns(x, n, col_block)
   xr = _pad_rows(x, per_call)
