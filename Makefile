@@ -25,15 +25,19 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmarks.rollout
 	$(PY) -m benchmarks.pipeline --envs halfcheetah
 
-# The committed CPU-sized sample-efficiency table (experiments/RESULTS.md): hours on 2
-# cores; every stage resumes, so rerunning after an interruption continues.
+# The CPU-sized sample-efficiency table on all 15 tasks with all seven methods
+# (experiments/RESULTS.md): 10 seeds on the fine-tuning tasks, 5 on the locomotion tasks.
+# About 15 h on 2 cores; every stage resumes, so rerunning after an interruption continues.
+# The committed tables were run method by method with the same commands and merged
+# (experiments.sample_efficiency merges runs of one env).
+ALL_METHODS := latent_pgpe,latent_then_param,param_pgpe,ppo,sac,td3,ddpg
 SE_RUNS := runs/se-mountain_car runs/se-reacher runs/se-hopper runs/se-halfcheetah
 sample-efficiency: $(VENV)/.installed
-	$(PY) -m experiments.mountain_car --seeds 5 --methods latent_pgpe,latent_then_param,param_pgpe,ppo,sac --out runs/se-mountain_car
-	$(PY) -m experiments.reacher --seeds 5 --tasks reach_ne,reach_nw,reach_sw,reach_se --methods latent_pgpe,latent_then_param,param_pgpe,ppo,sac --out runs/se-reacher
-	$(PY) -m experiments.hopper --seeds 5 --tasks forward,backward,jump --out runs/se-hopper
-	$(PY) -m experiments.halfcheetah --seeds 5 --tasks forward,backward,frontflip,backflip --out runs/se-halfcheetah
-	$(PY) -m experiments.sample_efficiency $(SE_RUNS) --tag cpu
+	$(PY) -m experiments.mountain_car --seeds 10 --methods $(ALL_METHODS) --out runs/se-mountain_car
+	$(PY) -m experiments.reacher --seeds 10 --tasks reach_ne,reach_nw,reach_sw,reach_se --methods $(ALL_METHODS) --out runs/se-reacher
+	$(PY) -m experiments.hopper --seeds 5 --tasks forward,backward,jump --methods $(ALL_METHODS) --out runs/se-hopper
+	$(PY) -m experiments.halfcheetah --seeds 5 --tasks forward,backward,frontflip,backflip --methods $(ALL_METHODS) --out runs/se-halfcheetah
+	$(PY) -m experiments.sample_efficiency $(SE_RUNS) --tag all
 
 clean:
 	rm -rf $(VENV) runs

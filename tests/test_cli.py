@@ -125,3 +125,17 @@ def test_multi_process_settings_are_checked_and_rows_split_in_whole_blocks(monke
     assert [i for share in shares for i in share] == list(range(n))
     assert all(share.start % block == 0 for share in shares if len(share))
     assert max(map(len, shares)) - min(map(len, shares)) <= block
+
+
+def test_novelty_benchmark_refuses_bad_blocks_and_reports_a_crash_as_its_error(monkeypatch, tmp_path, capsys):
+  from benchmarks import common, novelty
+  with pytest.raises(SystemExit) as exit:
+    novelty.main(["--blocks", "512:0"])
+  assert exit.value.code == 2 and "'512:0' is not ROW_BLOCK:COL_BLOCK" in capsys.readouterr().err
+  # a run that dies (here: out of memory) must read as its exit status and last line, not "timeout"
+  crashed = subprocess.CompletedProcess([], 137, stdout="", stderr="compiling\nRESOURCE_EXHAUSTED: out of memory\n")
+  monkeypatch.setattr(novelty.subprocess, "run", lambda *a, **k: crashed)
+  monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+  novelty.main(["--sizes", "1000", "--dims", "8", "--methods", "lsc", "--blocks", "64:256"])
+  [row] = json.loads((tmp_path / "novelty_cpu.json").read_text())["rows"]
+  assert row["method"] == "lsc[64:256]" and row["failed"] == "exit 137: RESOURCE_EXHAUSTED: out of memory"
