@@ -332,6 +332,8 @@ def main(argv=None) -> int:
   stem.with_suffix(".md").write_text(text)
   plot(rows, stem.with_suffix(".png"))
   stem.mkdir(exist_ok=True)  # beside the table: every env's merged results, each run's summary and curves
+  for stale in [*stem.glob("results_*.json"), *stem.glob("summary_*.md"), *stem.glob("*_curves_*.png")]:
+    stale.unlink()  # an earlier table of this tag, from other runs: only the kinds of file written below
   for env, result in merged.items():
     (stem / f"results_{env}.json").write_text(json.dumps(result))
     for i, (run, _) in enumerate(by_env[env]):

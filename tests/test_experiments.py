@@ -225,6 +225,11 @@ def test_sample_efficiency_on_hand_made_curves(tmp_path):
 
 def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
   from experiments import sample_efficiency
+  # an earlier table of the same tag, from other runs, leaves no copies behind; other files stay
+  earlier = tmp_path / "sample_efficiency_smoke"
+  earlier.mkdir()
+  for name in ("summary_mountain_car_1.md", "reacher_0_curves_reach_ne.png", "results_hopper.json", "notes.txt"):
+    (earlier / name).write_text("earlier")
   assert sample_efficiency.main([str(mc_run), "--results", str(tmp_path), "--tag", "smoke"]) == 0
   text = (tmp_path / "sample_efficiency_smoke.md").read_text()
   assert "| mountain_car | speed |" in text and "reaches the threshold first on" in text
@@ -233,7 +238,7 @@ def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
       <= set(pipeline.NAMES)
   assert (tmp_path / "sample_efficiency_smoke.png").stat().st_size > 5_000
   copied = sorted(p.name for p in (tmp_path / "sample_efficiency_smoke").iterdir())
-  assert copied == ["mountain_car_curves_speed.png", "results_mountain_car.json", "summary_mountain_car.md"]
+  assert copied == ["mountain_car_curves_speed.png", "notes.txt", "results_mountain_car.json", "summary_mountain_car.md"]
   assert sample_efficiency.main([str(tmp_path / "missing")]) == 2
 
 
