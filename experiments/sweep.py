@@ -126,7 +126,11 @@ def markdown(env: str, method: str, grid: list[str], rows: list[dict], ranks: di
     lines.append("| " + " | ".join(str(row["settings"].get(k, "")) for k in grid) + " | "
                  + " | ".join(f"{mark}{row['tasks'][t]['mean']:.2f}{mark}" for t in tasks)
                  + f" | {ranks[row['cell']]:.2f} |")
-  lines += ["", f"Best: {best} (mean rank {ranks[best]:.2f})."]
+  tied = [cell for cell in ranks if ranks[cell] == ranks[best]]
+  if len(tied) > 1:  # no cell wins; the first (bold, and `best` in the JSON) is only the tie-break
+    lines += ["", f"No best cell: {'; '.join(tied)} tie at mean rank {ranks[best]:.2f} (the first is marked)."]
+  else:
+    lines += ["", f"Best: {best} (mean rank {ranks[best]:.2f})."]
   return "\n".join(lines) + "\n"
 
 

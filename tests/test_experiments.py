@@ -317,6 +317,10 @@ def test_a_confirming_sweep_takes_the_best_cells_of_earlier_sweeps_and_refuses_r
                                                  {"search.latent_std_init": 0.3, "search.latent_lr": 0.1}]
   with pytest.raises(ValueError, match="--top"):
     sweep.top_cells(["one", "edge"], 5)
+  tie = [row(0.1, 0.1, {"a": 1.0, "b": 2.0}), row(0.3, 0.1, {"a": 2.0, "b": 1.0})]  # each first on one task
+  text = sweep.markdown("mountain_car", "latent_pgpe", ["search.latent_std_init"], [dict(r, seeds=2) for r in tie],
+                        sweep.rank_cells(tie), "cmd", 1000)
+  assert "No best cell" in text and "Best:" not in text
   for argv, message in ((["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--seed", "3"], "--seed"),
                         (["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--grid", "search.latent_lr=1"],
                          "either"),
