@@ -2,7 +2,7 @@
 from finished pipeline runs.
 
   python -m experiments.sample_efficiency runs/se-mountain_car runs/se-reacher [--tag cpu]
-  python -m experiments.sample_efficiency results/sample_efficiency_cpu/results_mountain_car.json runs/sac-mc
+  python -m experiments.sample_efficiency experiments/results/sample_efficiency_all/results_mountain_car.json runs/sac-mc
 
 Each run is a pipeline output directory or a results.json.  Runs of one env are merged
 into one: they must share the collect, train and search settings, the evaluation

@@ -113,9 +113,17 @@ def top_cells(stems: list[str], k: int) -> list[dict]:
   return [rows[cell]["settings"] for cell in sorted(ranks, key=ranks.get)[:k]]
 
 
+def best_cells(ranks: dict[str, float]) -> list[str]:
+  """The cells of lowest mean rank, in sweep order: one when a cell wins, several when
+  they tie (then the first is only the tie-break)."""
+  lowest = min(ranks.values())
+  return [cell for cell in ranks if ranks[cell] == lowest]
+
+
 def markdown(env: str, method: str, grid: list[str], rows: list[dict], ranks: dict, command: str, seed: int) -> str:
   tasks = list(rows[0]["tasks"])
-  best = min(ranks, key=ranks.get)
+  tied = best_cells(ranks)
+  best = tied[0]
   lines = [f"Sweep of {method} on {env} (`{command}`): mean final return over {rows[0]['seeds']} selection seeds "
            f"(search seeds from {seed}, evaluation seed {SELECTION_EVAL_SEED}), and the mean rank over "
            "the tasks (1 = best).", "",
@@ -126,7 +134,6 @@ def markdown(env: str, method: str, grid: list[str], rows: list[dict], ranks: di
     lines.append("| " + " | ".join(str(row["settings"].get(k, "")) for k in grid) + " | "
                  + " | ".join(f"{mark}{row['tasks'][t]['mean']:.2f}{mark}" for t in tasks)
                  + f" | {ranks[row['cell']]:.2f} |")
-  tied = [cell for cell in ranks if ranks[cell] == ranks[best]]
   if len(tied) > 1:  # no cell wins; the first (bold, and `best` in the JSON) is only the tie-break
     lines += ["", f"No best cell: {'; '.join(tied)} tie at mean rank {ranks[best]:.2f} (the first is marked)."]
   else:
@@ -211,9 +218,9 @@ def main(argv=None) -> int:
   text = markdown(args.env, args.method, keys, rows, ranks, command, args.seed)
   RESULTS.mkdir(exist_ok=True)
   stem = RESULTS / f"sweep_{args.env}_{args.method}{'_' + args.tag if args.tag else ''}"
-  best = min(ranks, key=ranks.get)
+  tied = best_cells(ranks)
   payload = {"command": command, "cells": cells, "seed": args.seed, "rows": rows, "ranks": ranks,
-             "best": next(r["settings"] for r in rows if r["cell"] == best)}
+             "best": next(r["settings"] for r in rows if r["cell"] == tied[0]), "tied": tied if len(tied) > 1 else []}
   distributed.on_main(stem.with_suffix(".json").write_text, json.dumps(payload, indent=1))
   distributed.on_main(stem.with_suffix(".md").write_text, text)
   print(text)

@@ -321,6 +321,8 @@ def test_a_confirming_sweep_takes_the_best_cells_of_earlier_sweeps_and_refuses_r
   text = sweep.markdown("mountain_car", "latent_pgpe", ["search.latent_std_init"], [dict(r, seeds=2) for r in tie],
                         sweep.rank_cells(tie), "cmd", 1000)
   assert "No best cell" in text and "Best:" not in text
+  assert sweep.best_cells(sweep.rank_cells(tie)) == [r["cell"] for r in tie]
+  assert sweep.best_cells(sweep.rank_cells(first)) == [first[1]["cell"]]  # (0.3, 0.1): rank 1 on a, 2 on b
   for argv, message in ((["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--seed", "3"], "--seed"),
                         (["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--grid", "search.latent_lr=1"],
                          "either"),
