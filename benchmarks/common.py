@@ -1,10 +1,11 @@
 """Shared helpers of the benchmark scripts: machine description, timing, output."""
 
-import json
 import os
 import pathlib
 import platform
 import time
+
+from lsc import jsonfile
 
 # where `write` puts results: benchmarks/results, or $LSC_BENCH_RESULTS (benchmarks/device.sh: one folder per run)
 RESULTS_DIR = pathlib.Path(os.environ.get("LSC_BENCH_RESULTS") or pathlib.Path(__file__).parent / "results")
@@ -41,7 +42,7 @@ def write(name: str, payload: dict, table: str) -> pathlib.Path:
   from lsc.distributed import on_main  # process 0 of a multi-process run writes
   RESULTS_DIR.mkdir(exist_ok=True)
   path = RESULTS_DIR / f"{name}.json"
-  on_main(path.write_text, json.dumps(payload, indent=2))
+  on_main(path.write_text, jsonfile.dumps(payload, indent=2))
   on_main((RESULTS_DIR / f"{name}.md").write_text, table + "\n")
   return path
 

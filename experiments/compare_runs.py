@@ -20,6 +20,7 @@ import sys
 import numpy as np
 
 from experiments.sample_efficiency import RESULTS
+from lsc import jsonfile
 
 
 def parse_runs(items: list[str]) -> list[tuple[str, pathlib.Path]]:
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
   command = "python -m experiments.compare_runs " + " ".join(argv if argv is not None else sys.argv[1:])
   text = markdown(summaries, command)
   RESULTS.mkdir(exist_ok=True)
-  (RESULTS / f"compare_{args.tag}.json").write_text(json.dumps({"command": command, "runs": summaries}, indent=1))
+  (RESULTS / f"compare_{args.tag}.json").write_text(jsonfile.dumps({"command": command, "runs": summaries}, indent=1))
   (RESULTS / f"compare_{args.tag}.md").write_text(text)
   print(text)
   return 0

@@ -13,10 +13,12 @@ Every stage resumes from --out.  Writes experiments/results/compression_<env>.{j
 import argparse
 import dataclasses
 import itertools
-import json
 import pathlib
 import sys
 import time
+
+from lsc import jsonfile
+from lsc.validate import integer
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 # The paper's Mountain Car recovery (dataset 50k, mean over tasks) per preset at latent 1 / 2 / 3.
@@ -36,11 +38,11 @@ def parse_args(argv):
   p.add_argument("--losses", default="behaviour,parameter")
   p.add_argument("--encoder-inputs", default="actions",
                  help="comma-separated encoder inputs: actions (lsc's default) and/or parameters (the paper's)")
-  p.add_argument("--pool", type=int, default=50_000)
+  p.add_argument("--pool", type=integer, default=50_000)
   p.add_argument("--keep", type=float, default=0.2)
-  p.add_argument("--large-pool", type=int, default=0, help="pool for the large preset (0: --pool)")
-  p.add_argument("--steps", type=int, default=3000)
-  p.add_argument("--large-steps", type=int, default=0, help="steps for the large preset (0: --steps)")
+  p.add_argument("--large-pool", type=integer, default=0, help="pool for the large preset (0: --pool)")
+  p.add_argument("--steps", type=integer, default=3000)
+  p.add_argument("--large-steps", type=integer, default=0, help="steps for the large preset (0: --steps)")
   p.add_argument("--out", default="runs/compression", help="datasets and models (every stage resumes from here)")
   p.add_argument("--results", default=str(RESULTS), help="where compression_<env>[_<tag>].{md,json} go")
   p.add_argument("--tag", default="", help="suffix of the results files, e.g. gpu")
@@ -48,8 +50,8 @@ def parse_args(argv):
                  "pipeline run's RUN/dataset/artifact): its env and policy win over --env and --presets")
   p.add_argument("--lr", type=float, default=1e-3, help="autoencoder learning rate")
   p.add_argument("--widths", default="128", help="encoder (and decoder) hidden widths, e.g. 256")
-  p.add_argument("--recovery-points", type=int, default=256, help="held-out policies per recovery row")
-  p.add_argument("--recovery-episodes", type=int, default=3, help="episodes per recovery evaluation")
+  p.add_argument("--recovery-points", type=integer, default=256, help="held-out policies per recovery row")
+  p.add_argument("--recovery-episodes", type=integer, default=3, help="episodes per recovery evaluation")
   from lsc import distributed
   distributed.add_arguments(p)
   args = p.parse_args(argv)
@@ -94,7 +96,7 @@ def write_table(args, argv, rows) -> str:
   results.mkdir(parents=True, exist_ok=True)
   stem = results / (f"compression_{args.env}" + (f"_{args.tag}" if args.tag else ""))
   from lsc.distributed import on_main  # process 0 of a multi-process run writes
-  on_main(stem.with_suffix(".json").write_text, json.dumps({"args": vars(args), "rows": rows}, indent=2))
+  on_main(stem.with_suffix(".json").write_text, jsonfile.dumps({"args": vars(args), "rows": rows}, indent=2))
   on_main(stem.with_suffix(".md").write_text, "\n".join(lines) + "\n")
   return "\n".join(lines)
 

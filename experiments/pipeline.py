@@ -24,9 +24,11 @@ import time
 
 import numpy as np
 
+from lsc import jsonfile
 from lsc.dataset import CollectConfig
 from lsc.methods import METHODS, NAMES
 from lsc.training import TrainConfig
+from lsc.validate import integer
 
 
 # Where latent PGPE starts: `mean` the mean code; `best` the code of the dataset policy
@@ -132,6 +134,18 @@ def method_settings(settings: SearchSettings, method: str) -> dict:
   return {f: getattr(settings, f) for f in fields}
 
 
+def resolved_settings(settings: SearchSettings, method: str) -> dict:
+  """Every setting a run of `method` reads, defaults included (each PGPE phase's whole
+  PGPEConfig, an RL baseline's whole config): in a search stage's key, so that a
+  changed default (of a field `method_settings` leaves out) recomputes the stage
+  instead of reusing a result computed under the old one."""
+  from lsc.config import to_dict
+  if METHODS[method].family == "pgpe":
+    return {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in settings.method_run(method).items()}
+  from lsc.rl_configs import resolve_config
+  return {"rl": to_dict(resolve_config(method))}
+
+
 def validate(config: ExperimentConfig):
   """Checks every setting of `config` without building an env or compiling anything;
   ValueError names the bad value and what is allowed.  Returns the resolved collect config."""
@@ -139,7 +153,9 @@ def validate(config: ExperimentConfig):
   from lsc.validate import check_int, check_seed
   collect = config.collect.resolved()  # env, policy, pool sizes, seeds, memory
   env_name = collect.env.name
-  config.train.check(collect.policy.num_params(env_name))  # latent_dim <= the policy's parameters
+  config.train.check(**collect.training_inputs())  # latent_dim, held-out and training sizes, memory
+  from lsc.metrics import check_recovery_points
+  check_recovery_points(config.train.latent_dim, config.recovery_points)
   config.search.check()
   for name in ("eval_episodes", "recovery_points", "recovery_episodes"):
     check_int(name, getattr(config, name), low=1)
@@ -198,7 +214,17 @@ class Stages:
   moment leaves either a stage that resumes under the same key or one that is
   recomputed under another: never a stale result that looks finished.  A complete
   stage whose files fail their checksums is recomputed (and, through the digests in
-  their keys, everything that read it)."""
+  their keys, everything that read it).  A stage is removed by renaming its directory
+  aside first (`_remove`), so a kill while removing never leaves a directory without
+  its marker; one that has none but holds only what stages write (left so by an older
+  lsc) is recomputed too, anything else refused."""
+
+  # what stages write in their directories (fnmatch patterns): files, artifacts (the
+  # dataset's, the autoencoder's model, a method's result and checkpoints) and the
+  # directories of a two-phase method's phases, which hold the same
+  FILES = ("stage.json", "recovery.json", "training.png", "landscape.png", "outcome.json")
+  ARTIFACTS = ("artifact", "model", "result", "state", "state_seed*")
+  PHASES = ("latent", "param")
 
   def __init__(self, out: pathlib.Path, log=print, metrics=None):
     self.out, self.log, self.metrics = out, log, metrics  # metrics: a MetricsLog scoped to the running stage
@@ -224,11 +250,43 @@ class Stages:
       os.replace(tmp, directory / "stage.json")
     on_main(write)
 
-  @staticmethod
-  def _remove(directory: pathlib.Path) -> None:
+  def _remove(self, directory: pathlib.Path) -> None:
+    """Removes a stage's directory, crash-safe: one rename moves it aside, to the hidden
+    `.<name>.old-<pid>-<hex8>`, then that is deleted; a kill leaves the whole stage or
+    that leftover, which the next run deletes (`lsc.checkpoint.clean_staging`)."""
+    from lsc import faults
     from lsc.distributed import barrier, on_main
     barrier("stage remove")  # every process has read what is removed
-    on_main(shutil.rmtree, directory)
+
+    def remove():
+      retired = directory.with_name(f".{directory.name}.old-{os.getpid()}-{os.urandom(4).hex()}")
+      directory.rename(retired)
+      faults.point("stage_retired", directory.relative_to(self.out).as_posix())
+      shutil.rmtree(retired)
+    on_main(remove)
+
+  @classmethod
+  def _only_stage_files(cls, directory: pathlib.Path) -> bool:
+    """True if `directory` holds nothing but what a stage writes, whole, damaged or
+    partly deleted: its files, artifacts holding only the names lsc writes at the top
+    of one, its phases' directories holding the same, and lsc's temporaries."""
+    import fnmatch
+
+    from lsc import checkpoint
+    for entry in directory.iterdir():
+      name = entry.name
+      if entry.is_symlink():
+        return False
+      if name.startswith(".stage.json.tmp-") or checkpoint.is_staging(name):
+        continue
+      if entry.is_file() and any(fnmatch.fnmatch(name, p) for p in cls.FILES):
+        continue
+      if any(fnmatch.fnmatch(name, p) for p in cls.ARTIFACTS) and checkpoint.holds_only_artifact_names(entry):
+        continue
+      if name in cls.PHASES and entry.is_dir() and cls._only_stage_files(entry):
+        continue
+      return False
+    return True
 
   @staticmethod
   def _files(directory: pathlib.Path) -> dict[str, str]:
@@ -286,8 +344,9 @@ class Stages:
     if self.metrics is not None:
       self.metrics.scope = name
     key = json.loads(json.dumps({**key, "versions": checkpoint.versions()}))
-    from lsc.distributed import barrier
+    from lsc.distributed import barrier, on_main
     barrier(f"stage {name}")  # every process reads the same marker
+    on_main(checkpoint.clean_staging, directory)  # what a removal killed midway left
     marker = self._read_marker(directory)
     if marker is not None and marker["key"] == key and marker.get("complete"):
       problem = self._check(directory, marker["files"])
@@ -305,9 +364,13 @@ class Stages:
     elif marker is not None and marker["key"] != key:
       self._remove(directory)  # another config ran (or was running) here: start afresh
     elif marker is None and directory.exists() and any(directory.iterdir()):
-      if not (directory / "stage.json").exists():
+      if (directory / "stage.json").exists():
+        self._remove(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)
+      elif self._only_stage_files(directory):
+        self.log(f"      {name}: no stage.json, only what a stage writes (a removal was cut short); recomputing it")
+        self._remove(directory)
+      else:
         raise checkpoint.ForeignPath(f"{directory} holds files lsc did not write; choose another --out")
-      self._remove(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)
     self._start(directory, key)
     start = time.perf_counter()
     try:
@@ -414,6 +477,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       inputs = {"autoencoder": latent_inputs, "policy": data_config}.get(reads, {"env": data_config["collect"]["env"]})
       search_config = {**inputs, "rewards": rewards, "task": task, "method": method,
                        "search": method_settings(config.search, method),
+                       "resolved": resolved_settings(config.search, method),
                        "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
       run = dict(budget=config.search.budget, seeds=config.search.seeds, seed=config.search.seed, protocol=protocol,
@@ -444,7 +508,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
              "dataset_best": dataset_best, "latent_starts": starts,
              "dataset_env_steps": int(dataset_record["config"]["env_steps"]),
              "dataset_env_steps_by_stage": dataset_record["config"].get("env_steps_by_stage", {})}
-  on_main((out / "results.json").write_text, json.dumps(results, indent=1, default=float))
+  on_main((out / "results.json").write_text, jsonfile.dumps(results, indent=1))
   on_main((out / "summary.md").write_text, summary_markdown(env.name, results, finals))
   return results
 
@@ -531,9 +595,9 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   p.add_argument("--config", default=None, help="YAML/JSON file of overrides (same keys as --set)")
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                  help="dotted overrides, e.g. search.budget=2000000 train.latent_dim=3")
-  p.add_argument("--latent-dim", type=int, default=None)
-  p.add_argument("--seeds", type=int, default=None)
-  p.add_argument("--budget", type=int, default=None)
+  p.add_argument("--latent-dim", type=integer, default=None)
+  p.add_argument("--seeds", type=integer, default=None)
+  p.add_argument("--budget", type=integer, default=None)
   p.add_argument("--tasks", default=None, help="comma-separated tasks (default: the preset's)")
   p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(NAMES)}")
   p.add_argument("--tensorboard", action="store_true",

@@ -85,7 +85,9 @@ def brax(env: str, cpu_latent: int, paper_latent: int, cpu_tasks: tuple[str, ...
   use the env's `TUNED` PGPE settings."""
   smoke_task = cpu_tasks[:1]
   return {
-      "smoke": lambda: make(env, "small", 64, 0.5, {**TINY_TRAIN, "latent_dim": 2, "batch_policies": 8},
+      # 32 kept policies: val_fraction 0.15 holds out 5, a recovery grid of 4 (0.1 left 3, one grid point)
+      "smoke": lambda: make(env, "small", 64, 0.5, {**TINY_TRAIN, "latent_dim": 2, "batch_policies": 8,
+                                                    "val_fraction": 0.15},
                             {**TINY_SEARCH, "budget": 6_000, "latent_start": "best"}, episode_length=20,
                             collect=dict(n_probe=32, probe_policies=8, eval_episodes=1),
                             tasks=smoke_task, methods=NO_SAC, eval_episodes=2),

@@ -24,6 +24,8 @@ import sys
 import numpy as np
 
 from experiments.sample_efficiency import RESULTS
+from lsc import jsonfile
+from lsc.validate import integer
 
 SEED = 3_000_017  # the recovery measurement's evaluation seed (lsc.compression.RECOVERY_PROTOCOL)
 
@@ -95,9 +97,9 @@ def main(argv=None) -> int:
   p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                  help="an autoencoder trained on the run's dataset with these TrainConfig fields changed")
   p.add_argument("--out", default=None, help="where the variants are trained (default runs/reconstruction/<tag>)")
-  p.add_argument("--top", type=int, default=16, help="best dataset policies per task")
-  p.add_argument("--sample", type=int, default=256, help="other dataset policies, drawn uniformly")
-  p.add_argument("--episodes", type=int, default=1)
+  p.add_argument("--top", type=integer, default=16, help="best dataset policies per task")
+  p.add_argument("--sample", type=integer, default=256, help="other dataset policies, drawn uniformly")
+  p.add_argument("--episodes", type=integer, default=1)
   p.add_argument("--tag", default="")
   p.add_argument("--results", default=str(RESULTS))
   from lsc import distributed
@@ -153,7 +155,7 @@ def main(argv=None) -> int:
                   "tasks": {t: {b: (np.asarray(m).tolist() if isinstance(m, np.ndarray) else m) for b, m in per.items()}
                             for t, per in r["tasks"].items()}} for name, r in reports.items()}
   payload = {"command": command, "seed": SEED, "episodes": args.episodes, "reports": plain}
-  distributed.on_main(stem.with_suffix(".json").write_text, json.dumps(payload))
+  distributed.on_main(stem.with_suffix(".json").write_text, jsonfile.dumps(payload))
   plot(reports, stem.with_suffix(".png"))
   print(text)
   return 0

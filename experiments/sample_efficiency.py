@@ -1,7 +1,7 @@
 """The sample-efficiency table: env steps each method needs to reach a common threshold,
 from finished pipeline runs.
 
-  python -m experiments.sample_efficiency runs/se-mountain_car runs/se-reacher [--tag cpu]
+  python -m experiments.sample_efficiency runs/se10-mountain_car runs/se10-reacher [--tag finetune]
   python -m experiments.sample_efficiency experiments/results/sample_efficiency_all/results_mountain_car.json runs/sac-mc
 
 Each run is a pipeline output directory or a results.json.  Runs of one env are merged
@@ -43,6 +43,8 @@ import shutil
 import sys
 
 import numpy as np
+
+from lsc import jsonfile
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 FRACTION = 0.9
@@ -328,14 +330,14 @@ def main(argv=None) -> int:
   out = pathlib.Path(args.results)
   out.mkdir(parents=True, exist_ok=True)
   stem = out / ("sample_efficiency" + (f"_{args.tag}" if args.tag else ""))
-  stem.with_suffix(".json").write_text(json.dumps({"command": command, "fraction": FRACTION, "rows": rows}, indent=1))
+  stem.with_suffix(".json").write_text(jsonfile.dumps({"command": command, "fraction": FRACTION, "rows": rows}, indent=1))
   stem.with_suffix(".md").write_text(text)
   plot(rows, stem.with_suffix(".png"))
   stem.mkdir(exist_ok=True)  # beside the table: every env's merged results, each run's summary and curves
   for stale in [*stem.glob("results_*.json"), *stem.glob("summary_*.md"), *stem.glob("*_curves_*.png")]:
     stale.unlink()  # an earlier table of this tag, from other runs: only the kinds of file written below
   for env, result in merged.items():
-    (stem / f"results_{env}.json").write_text(json.dumps(result))
+    (stem / f"results_{env}.json").write_text(jsonfile.dumps(result))
     for i, (run, _) in enumerate(by_env[env]):
       run = pathlib.Path(run)
       if run.is_dir():

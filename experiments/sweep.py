@@ -38,6 +38,8 @@ import time
 import numpy as np
 
 from experiments.sample_efficiency import RESULTS
+from lsc import jsonfile
+from lsc.validate import integer
 
 SELECTION_SEED = 1000  # search seeds 1000, 1001, ...
 SELECTION_EVAL_SEED = 5_000_011  # final evaluation keys of the selection runs
@@ -149,8 +151,8 @@ def main(argv=None) -> int:
   p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="a setting and its values")
   p.add_argument("--cells-from", action="append", default=[], metavar="STEM",
                  help="instead of --grid: the --top cells of earlier sweeps' results (e.g. sweep_halfcheetah_latent_pgpe)")
-  p.add_argument("--top", type=int, default=None, help="with --cells-from: how many cells (default 3)")
-  p.add_argument("--seed", type=int, default=SELECTION_SEED,
+  p.add_argument("--top", type=integer, default=None, help="with --cells-from: how many cells (default 3)")
+  p.add_argument("--seed", type=integer, default=SELECTION_SEED,
                  help=f"the first selection seed (at least {SELECTION_SEED}: the reported runs use seeds below)")
   p.add_argument("--preset", default="cpu")
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the preset (all cells)")
@@ -221,7 +223,7 @@ def main(argv=None) -> int:
   tied = best_cells(ranks)
   payload = {"command": command, "cells": cells, "seed": args.seed, "rows": rows, "ranks": ranks,
              "best": next(r["settings"] for r in rows if r["cell"] == tied[0]), "tied": tied if len(tied) > 1 else []}
-  distributed.on_main(stem.with_suffix(".json").write_text, json.dumps(payload, indent=1))
+  distributed.on_main(stem.with_suffix(".json").write_text, jsonfile.dumps(payload, indent=1))
   distributed.on_main(stem.with_suffix(".md").write_text, text)
   print(text)
   return 0

@@ -45,6 +45,14 @@ from lsc.policy import MLPPolicy
 LOSSES = ("behaviour", "parameter")
 ENCODER_INPUTS = ("parameters", "actions")
 ACTIVATIONS = {"elu": nn.elu, "tanh": jnp.tanh, "relu": nn.relu}
+# The largest |theta_i| / s_i (s: the init std, `MLPPolicy.init_std`) a dataset may hold.  A pool
+# member lies within sqrt(3) (uniform init) or 2.3 (truncated normal) of it; a novelty search's
+# lineage drifts ~ mutation_std * sqrt(generations) further, a few times that at the extremes of
+# K x P draws: ~6,000 for the largest mutation_std collect accepts (10) after 10,000 generations.
+# Beyond 1e4 the parameters have exploded: the policy's tanh units all saturate (the decoder,
+# which emits s * out with out O(1) at init, cannot reach them) and squares overflow float32 at
+# |theta| ~ 1e19.
+MAX_PARAMETER_SCALE = 1e4
 
 
 class MLP(nn.Module):
@@ -198,12 +206,32 @@ def parameter_loss(thetas: jax.Array, thetas_hat: jax.Array, scale: jax.Array) -
   return jnp.mean(((thetas - thetas_hat) / scale) ** 2)
 
 
+def check_batch(ae: Autoencoder, thetas, states) -> None:
+  """Refuses a batch whose static shapes do not fit `ae`: thetas (B, P) with P the
+  policy's parameters, states (M, O) or (B, M, O) with O its observation size.  Reads
+  shapes only, so under jit it runs once, while tracing, and costs the compiled step
+  nothing."""
+  p, o = ae.policy.num_params, ae.policy.obs_size
+  if len(thetas.shape) != 2:
+    raise ValueError(f"thetas must be a batch of shape (B, {p}), got shape {tuple(thetas.shape)}")
+  if thetas.shape[1] != p:
+    raise ValueError(f"thetas have {thetas.shape[1]} columns, the autoencoder's policy has {p} parameters")
+  if len(states.shape) not in (2, 3) or states.shape[-1] != o:
+    raise ValueError(f"states must have shape (M, {o}) or (B, M, {o}) (the policy observes {o} dims), "
+                     f"got {tuple(states.shape)}")
+  if len(states.shape) == 3 and states.shape[0] != thetas.shape[0]:
+    raise ValueError(f"per-policy states (B, M, O) must match the {thetas.shape[0]} policies of thetas, "
+                     f"got {states.shape[0]} policies' states")
+
+
 def make_loss_fn(ae: Autoencoder, loss: str) -> Callable:
-  """loss_fn(params, thetas (B, P), states (M, O) or (B, M, O)) -> scalar, jit-safe."""
+  """loss_fn(params, thetas (B, P), states (M, O) or (B, M, O)) -> scalar, jit-safe;
+  shapes that do not fit `ae` are refused while tracing (`check_batch`)."""
   if loss not in LOSSES:
     raise ValueError(f"unknown loss {loss!r}; valid losses: {', '.join(LOSSES)}")
 
   def loss_fn(params, thetas, states):
+    check_batch(ae, thetas, states)
     thetas_hat = ae.reconstruct(params, thetas)
     if loss == "behaviour":
       return behaviour_loss(ae.policy, thetas, thetas_hat, states)
@@ -218,10 +246,46 @@ def make_eval_loss(ae: Autoencoder, loss: str):
   return jax.jit(make_loss_fn(ae, loss))
 
 
+def scan_parameters(thetas, policy: MLPPolicy) -> dict:
+  """What is wrong with thetas (N, P) of `policy`, read in row blocks of ~64 MB (a memory
+  mapped dataset is never copied whole): {"nonfinite": rows holding NaN or inf,
+  "first_nonfinite": the first (-1: none), "scale": the largest |theta_i| / s_i over the
+  finite rows (s: `policy.init_std()`), "scale_row": its row}."""
+  inverse = 1.0 / policy.init_std()
+  block = max(1, 2**24 // max(1, policy.num_params))
+  found = {"nonfinite": 0, "first_nonfinite": -1, "scale": 0.0, "scale_row": -1}
+  for start in range(0, len(thetas), block):
+    rows = np.asarray(thetas[start:start + block], np.float32)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+      if found["first_nonfinite"] < 0:
+        found["first_nonfinite"] = start + int(np.argmax(~finite))
+      found["nonfinite"] += int((~finite).sum())
+    if finite.any():
+      scales = np.abs(np.where(finite[:, None], rows, 0.0) * inverse).max(axis=1)  # bad rows count 0
+      row = int(np.argmax(scales))
+      if scales[row] > found["scale"]:
+        found["scale"], found["scale_row"] = float(scales[row]), start + row
+  return found
+
+
+def check_parameters(thetas, policy: MLPPolicy, what: str, fix: str) -> None:
+  """Refuses thetas (N, P) holding NaN or inf or parameters beyond MAX_PARAMETER_SCALE
+  init stds: ValueError naming `what` they are, the first bad row and `fix`, the
+  setting to change."""
+  found = scan_parameters(thetas, policy)
+  if found["nonfinite"]:
+    raise ValueError(f"{what} hold NaN or inf in {found['nonfinite']} policies (first: row "
+                     f"{found['first_nonfinite']}); {fix}")
+  if found["scale"] > MAX_PARAMETER_SCALE:
+    raise ValueError(f"{what} have exploded: a parameter of row {found['scale_row']} is {found['scale']:.3g} "
+                     f"times its init std, beyond {MAX_PARAMETER_SCALE:,.0f}; {fix}")
+
+
 def check_thetas(thetas, policy: MLPPolicy) -> np.ndarray:
-  """thetas as a float32 array (N, P) after checking shape, size and finiteness (pool
-  members regenerated where they are read, `lsc.evaluation.PoolMembers`, are returned
-  as they are: finite by construction)."""
+  """thetas as a float32 array (N, P) after checking shape, size, finiteness and
+  magnitude (`check_parameters`; pool members regenerated where they are read,
+  `lsc.evaluation.PoolMembers`, are returned as they are: sane by construction)."""
   from lsc.evaluation import PoolMembers
   thetas = thetas if isinstance(thetas, PoolMembers) else np.asarray(thetas)
   if thetas.ndim != 2 or thetas.shape[1] != policy.num_params:
@@ -230,7 +294,6 @@ def check_thetas(thetas, policy: MLPPolicy) -> np.ndarray:
     raise ValueError(f"the dataset holds {len(thetas)} policies; training needs at least 2")
   if isinstance(thetas, PoolMembers):
     return thetas
-  bad = ~np.isfinite(thetas).all(axis=1)
-  if bad.any():
-    raise ValueError(f"the dataset holds NaN or inf in {int(bad.sum())} policies (first: row {int(np.argmax(bad))})")
+  check_parameters(thetas, policy, "the dataset's parameters",
+                   "collect it again (with a smaller collect.mutation_std / --mutation-std if they exploded)")
   return thetas

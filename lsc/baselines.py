@@ -336,11 +336,13 @@ KIND_STATE = "td3_state"
 
 
 def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, curve: "_Curve", method: str,
-               task: str, checkpoint_path=None, overwrite: bool = False):
-  """TD3 / DDPG through `lsc.td3.train`, checkpointed after every epoch at `checkpoint_path`."""
+               task: str, protocol: EvalProtocol, checkpoint_path=None, overwrite: bool = False):
+  """TD3 / DDPG through `lsc.td3.train`, checkpointed after every epoch at `checkpoint_path`.
+  The checkpoint holds the curve measured so far, so the evaluation protocol is part of
+  its identity: a resume under another protocol is refused, never relabelled."""
   identity = {"method": method, "task": task, "config": dataclasses.asdict(config), "budget": int(budget),
               "seed": int(seed), "n_evals": int(n_evals), "env": env.name, "backend": env.backend,
-              "episode_length": env.episode_length}
+              "episode_length": env.episode_length, "eval": dataclasses.asdict(protocol)}
   resume = None
   if checkpoint_path is not None:
     checkpoint.check_output_path(checkpoint_path, KIND_STATE)
@@ -400,7 +402,7 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   start = time.perf_counter()
   if method in RESUMABLE:
     params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), curve, method, task,
-                        checkpoint_path, overwrite)
+                        protocol, checkpoint_path, overwrite)
   else:
     trainer = _train_ppo if method == "ppo" else _train_sac
     params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,

@@ -15,13 +15,15 @@ and loaded back memory-mapped (read-only, paged in on use).
 Integrity: the last file written into the staging directory is `checksums.json`, the
 size and SHA-256 of every other file (large arrays are hashed while they are written,
 never held twice).  Every load streams the files through the hash and refuses a
-damaged artifact naming the damaged file (`ArtifactDamaged`); `digest(path)`, the
-hash of the checksum list, names an artifact's exact content in provenance records.
+damaged artifact naming the damaged file (`ArtifactDamaged`), and one without
+`checksums.json` (nothing could be verified); `digest(path)`, the hash of the checksum
+list, names an artifact's exact content in provenance records.
 
 Nothing lost: `save_artifact` replaces only an lsc artifact of the same kind whose
 every file is one lsc wrote (listed in its checksums); any other existing path is
 refused (`ForeignPath`), and staging directories left by a killed write to the same
-path are removed by the next write.
+path (lsc's and Orbax's own) are removed by the next write.  A path too long for the
+names lsc and Orbax derive from it is refused before any work (`check_length`).
 `load_artifact(path, kind=..., expect={...})` compares the record with what the
 caller needs and refuses a mismatch with a message naming every differing field.
 """
@@ -47,10 +49,16 @@ from lsc.config import flatten
 LARGE_BYTES = 64 * 2**20
 PACKAGES = ("lsc", "jax", "jaxlib", "flax", "optax", "chex", "brax", "mujoco", "mujoco-mjx",
             "evosax", "orbax-checkpoint", "numpy")
-FORMAT_VERSION = 3  # 3: checksums.json
+FORMAT_VERSION = 3  # 3: checksums.json (artifacts without one are refused)
 CHECKSUMS = "checksums.json"
-# what Orbax and lsc write at the top of an artifact written before checksums existed (format 2)
-_LEGACY_ENTRIES = {"_CHECKPOINT_METADATA", "commit_success.txt", "record", "arrays", "large"}
+# what Orbax and lsc write at the top of an artifact
+_ENTRIES = {"_CHECKPOINT_METADATA", "commit_success.txt", "record", "arrays", "large", CHECKSUMS}
+ORBAX_TMP = ".orbax-checkpoint-tmp"  # Orbax saves to `<path>.orbax-checkpoint-tmp`, then renames it
+# the longest name derived from an artifact's name n: `.n.tmp-<pid>-<hex8>` + ORBAX_TMP (pids under 10 digits)
+_DERIVED = len(".") + len(".tmp-") + 10 + len("-") + 8 + len(ORBAX_TMP)
+# the deepest file below an artifact's staging directory: Orbax's
+# `arrays.orbax-checkpoint-tmp/ocdbt.process_0/d/<32 hex>` is 78 characters; room for its temporaries
+ARTIFACT_DEPTH = 128
 
 
 class ArtifactMismatch(ValueError):
@@ -126,16 +134,25 @@ def _write_checksums(root: pathlib.Path, known: dict[str, tuple[int, str]]) -> N
   (root / CHECKSUMS).write_text(json.dumps({"sha256": table}, indent=1, sort_keys=True))
 
 
-def _checksums(path: pathlib.Path) -> dict[str, list] | None:
-  """The checksum table of the artifact at `path`; None for a format-2 artifact (none
-  written); ArtifactDamaged if it should exist and does not, or is unreadable."""
-  file = path / CHECKSUMS
-  if not file.exists():
-    if _raw_record(path).get("format", 2) >= 3:
-      raise ArtifactDamaged(f"artifact {path} is damaged: {CHECKSUMS} is missing")
-    return None
+def _checksum_bytes(path: pathlib.Path) -> bytes:
+  """The bytes of the artifact's checksums.json; ArtifactDamaged if there is none (an
+  artifact without it cannot be verified, whatever its record says)."""
   try:
-    return json.loads(file.read_text())["sha256"]
+    return (path / CHECKSUMS).read_bytes()
+  except FileNotFoundError:
+    raise ArtifactDamaged(f"artifact {path} has no {CHECKSUMS}, so its content cannot be verified; "
+                          f"recreate it") from None
+
+
+def _checksums(path: pathlib.Path) -> dict[str, list]:
+  """The checksum table of the artifact at `path`; ArtifactDamaged if it is missing or
+  unreadable."""
+  data = _checksum_bytes(path)
+  try:
+    table = json.loads(data)["sha256"]
+    if not isinstance(table, dict):
+      raise TypeError(f"a {type(table).__name__}, not a table")
+    return table
   except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
     raise ArtifactDamaged(f"artifact {path} is damaged: {CHECKSUMS} is unreadable ({error})") from None
 
@@ -143,10 +160,16 @@ def _checksums(path: pathlib.Path) -> dict[str, list] | None:
 def verify(path, prefix: str = "") -> None:
   """Checks the size and SHA-256 of every file of the artifact at `path` (only those
   under `prefix`, e.g. "record/", if given) against its checksums; raises ArtifactDamaged
-  naming the first damaged or missing file.  Format-2 artifacts (no checksums) pass."""
+  naming the first damaged or missing file, or saying it has no checksums."""
   path = pathlib.Path(path).absolute()
   table = _checksums(path)
-  for rel, (size, sha) in (table or {}).items():
+  if not any(rel.startswith("record/") for rel in table):  # every save lists its record's files
+    raise ArtifactDamaged(f"artifact {path} is damaged: {CHECKSUMS} lists none of its record's files")
+  if not prefix:
+    unlisted = [rel for rel in _files(path) if rel != CHECKSUMS and rel not in table]
+    if unlisted:
+      raise ArtifactDamaged(f"artifact {path} is damaged: {unlisted[0]} is not in its {CHECKSUMS}")
+  for rel, (size, sha) in table.items():
     if not rel.startswith(prefix):
       continue
     file = path / rel
@@ -161,10 +184,9 @@ def verify(path, prefix: str = "") -> None:
 
 def digest(path) -> str:
   """A short hash naming the exact content of the artifact at `path` (the hash of its
-  checksum list; for a format-2 artifact, of its record).  Does not verify the files."""
+  checksum list).  Does not verify the files; ArtifactDamaged if it has no checksums."""
   path = pathlib.Path(path).absolute()
-  source = path / CHECKSUMS if (path / CHECKSUMS).exists() else path / "record" / "metadata"
-  return hashlib.sha256(source.read_bytes()).hexdigest()[:20]
+  return hashlib.sha256(_checksum_bytes(path)).hexdigest()[:20]
 
 
 # --- replacing what is there ----------------------------------------------------------
@@ -189,11 +211,59 @@ def check_creatable(path: pathlib.Path, what: str) -> None:
     raise ForeignPath(f"cannot create {what}{path}: {parent} is not writable")
 
 
-def check_output_path(path, kind: str) -> None:
-  """Raises ForeignPath unless `path` may receive an artifact of `kind`: it does not
-  exist (and can be created), is an empty directory, or is an lsc artifact of the same
-  kind holding only files lsc wrote.  Called before any work, and again on save."""
+def _limit(directory: str, name: str, default: int) -> int:
+  """os.pathconf(directory, name), or `default` where the system does not say."""
+  try:
+    value = os.pathconf(directory, name)
+  except (OSError, ValueError):
+    return default
+  return value if value and value > 0 else default
+
+
+def check_length(path, what: str, below: int | None = None) -> None:
+  """Raises ForeignPath if `path` is too long for what lsc writes there, before any work:
+  with `below` None, an artifact at `path`, whose name plus the suffixes of lsc's and
+  Orbax's temporary names for it (`.<name>.tmp-<pid>-<hex8>.orbax-checkpoint-tmp`) must
+  fit the file system's NAME_MAX and whose deepest file its PATH_MAX; otherwise a
+  directory holding artifacts up to `below` characters below it (a run directory).
+  `what` names the path in the message."""
   path = pathlib.Path(path).absolute()
+  existing = path.parent
+  while not os.path.isdir(existing) and existing != existing.parent:
+    existing = existing.parent
+  name_max = _limit(str(existing), "PC_NAME_MAX", 255)
+  path_max = _limit(str(existing), "PC_PATH_MAX", 4096)
+  for part in path.parts[1:-1]:
+    if len(os.fsencode(part)) > name_max:
+      raise ForeignPath(f"{what}{path} has a directory name of {len(os.fsencode(part))} bytes; the file system "
+                        f"allows {name_max} (NAME_MAX): choose a shorter path")
+  name = len(os.fsencode(path.name))
+  suffix = _DERIVED if below is None else 0
+  if name + suffix > name_max:
+    raise ForeignPath(f"{what}{path} has a name of {name} bytes; lsc's temporary names for it add {suffix} and the "
+                      f"file system allows {name_max} (NAME_MAX): choose a name of at most {name_max - suffix} bytes")
+  deepest = len(os.fsencode(str(path))) + (0 if below is None else 1 + below) + _DERIVED + 1 + ARTIFACT_DEPTH
+  if deepest >= path_max:
+    raise ForeignPath(f"{what}{path} is too long: the deepest file lsc writes below it needs up to {deepest} bytes and "
+                      f"the file system allows {path_max - 1} (PATH_MAX): choose a shorter path")
+
+
+def holds_only_artifact_names(path) -> bool:
+  """True if `path` is a directory holding nothing but the names lsc and Orbax write at
+  the top of an artifact: an artifact, possibly damaged or partly deleted, never a
+  directory of the user's (unless it copies those names)."""
+  path = pathlib.Path(path)
+  return path.is_dir() and not path.is_symlink() and all(e.name in _ENTRIES for e in path.iterdir())
+
+
+def check_output_path(path, kind: str) -> None:
+  """Raises ForeignPath unless `path` may receive an artifact of `kind`: its name and
+  length leave room for lsc's temporary names (`check_length`) and it does not exist
+  (and can be created), is an empty directory, or is an lsc artifact of the same kind
+  holding only files lsc wrote (listed in its checksums; with those damaged or missing,
+  only the names lsc writes).  Called before any work, and again on save."""
+  path = pathlib.Path(path).absolute()
+  check_length(path, "")
   if path.is_symlink() or (path.exists() and not path.is_dir()):
     raise ForeignPath(f"{path} exists and is not a directory; lsc writes an artifact directory there")
   if not path.exists():
@@ -209,7 +279,7 @@ def check_output_path(path, kind: str) -> None:
   try:
     table = _checksums(path)
   except ArtifactDamaged:
-    table = None  # a damaged checksum list: fall back to the layout check
+    table = None  # a missing or damaged checksum list: fall back to the names lsc writes
   try:
     verify(path, "record/")
     found = _raw_record(path).get("kind")
@@ -220,7 +290,7 @@ def check_output_path(path, kind: str) -> None:
   if table is not None:
     foreign = [rel for rel in _files(path) if rel != CHECKSUMS and rel not in table]
   else:
-    foreign = [e.name for e in entries if e.name not in _LEGACY_ENTRIES | {CHECKSUMS}]
+    foreign = [e.name for e in entries if e.name not in _ENTRIES]
   if foreign:
     raise ForeignPath(f"the artifact {path} also holds files lsc did not write ({', '.join(foreign[:3])}"
                       f"{', ...' if len(foreign) > 3 else ''}); move them away or choose another output path")
@@ -228,7 +298,16 @@ def check_output_path(path, kind: str) -> None:
     raise ForeignPath(f"cannot replace {path}: {path.parent} is not writable")
 
 
-_STAGING = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
+# lsc's staging and retired directories, `.<name>.tmp-<pid>-<hex8>` and `.<name>.old-<pid>-<hex8>`,
+# and the temporary directory Orbax saves a staging directory to before renaming it
+_STAGING = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}"
+                      rf"(?:{re.escape(ORBAX_TMP)}(?:-\d+)?)?$")
+
+
+def is_staging(name: str) -> bool:
+  """True if `name` is one lsc gives a staging or retired directory (or Orbax its
+  temporary directory while lsc saves an artifact); see `clean_staging`."""
+  return _STAGING.match(name) is not None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -242,15 +321,16 @@ def _pid_alive(pid: int) -> bool:
 
 
 def clean_staging(path) -> list[pathlib.Path]:
-  """Removes the staging and retired directories that killed writes to `path` left beside
-  it (`.<name>.tmp-*`, `.<name>.old-*`), except those of a live process; returns them."""
+  """Removes the staging and retired directories that killed writes to (or removals of)
+  `path` left beside it (`.<name>.tmp-*`, `.<name>.old-*`, and Orbax's temporary
+  `.<name>.tmp-*.orbax-checkpoint-tmp`), except those of a live process; returns them."""
   path = pathlib.Path(path).absolute()
   removed = []
   if not path.parent.is_dir():
     return removed
   for entry in path.parent.iterdir():
     match = _STAGING.match(entry.name)
-    if not match or match["name"] != path.name or not entry.is_dir():
+    if not match or match["name"] != path.name or not entry.is_dir() or entry.is_symlink():
       continue
     pid = match["pid"]
     if pid is not None and int(pid) != os.getpid() and _pid_alive(int(pid)):
@@ -325,7 +405,7 @@ def is_artifact(path) -> bool:
 
 def read_record(path) -> dict:
   """The JSON record of the artifact at `path` (cheap: only the record's files are
-  verified and read)."""
+  verified and read; ArtifactDamaged if they are damaged or the artifact has no checksums)."""
   path = pathlib.Path(path).absolute()
   if not is_artifact(path):
     raise FileNotFoundError(f"no lsc artifact at {path}")
@@ -367,7 +447,8 @@ def check_versions(record: dict, path) -> None:
 
 def load_artifact(path, *, kind: str | None = None, expect: dict | None = None) -> tuple[dict, dict]:
   """Loads (arrays, record) from `path` after checking the record (see `check_record`)
-  and every file's checksum (ArtifactDamaged names a damaged file).  Large arrays come
+  and every file's checksum (ArtifactDamaged names a damaged file, or says the artifact
+  has no checksums and so cannot be verified).  Large arrays come
   back as read-only memory maps.  The record gains `digest` (see `digest`)."""
   path = pathlib.Path(path).absolute()
   record = read_record(path)
@@ -379,7 +460,7 @@ def load_artifact(path, *, kind: str | None = None, expect: dict | None = None) 
       arrays.update(_checkpointer().restore(path, ocp.args.Composite(arrays=ocp.args.StandardRestore())).arrays)
     for name in record.get("large_arrays", []):
       arrays[name] = np.load(path / "large" / f"{name}.npy", mmap_mode="r")
-  except Exception as error:  # only reachable for format-2 artifacts, which carry no checksums
+  except Exception as error:  # verified files Orbax cannot read: changed since, or another Orbax's
     raise ArtifactDamaged(f"artifact {path} is damaged: {type(error).__name__}: {error}") from None
   record["digest"] = digest(path)
   return arrays, record

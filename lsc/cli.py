@@ -9,16 +9,16 @@
 
 import argparse
 import contextlib
-import json
 import pathlib
 import sys
 import time
 
 import numpy as np
 
-from lsc import distributed
+from lsc import distributed, jsonfile
 from lsc.distributed import on_main
 from lsc.progress import METRICS, Bars, MetricsLog, tee
+from lsc.validate import integer
 
 
 def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,7 @@ def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--backend", default=None,
                       help="physics backend (default: mjx_warp on an NVIDIA GPU with warp-lang installed, "
                            "except for the RL baselines, mjx on other GPUs, spring on CPU)")
-  parser.add_argument("--episode-length", type=int, default=None, help="truncation horizon (default: the env's)")
+  parser.add_argument("--episode-length", type=integer, default=None, help="truncation horizon (default: the env's)")
   parser.add_argument("--policy", default="medium", help="policy preset: small | medium | large")
   parser.add_argument("--hidden", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=None,
                       help="hidden sizes, e.g. 64,64 (overrides --policy; '' = linear)")
@@ -149,7 +149,7 @@ def cmd_rollout(args) -> int:
                "time_s": total, "first_block_s": first_block,
                "returns": {n: {"min": float(c.min()), "median": float(np.median(c)), "max": float(c.max())}
                            for n, c in zip(names, result.returns.T)}}
-    on_main((out / "summary.json").write_text, json.dumps(summary, indent=2))
+    on_main((out / "summary.json").write_text, jsonfile.dumps(summary, indent=2))
     _plot_returns(result.returns, names, out / "returns.png",
                   f"{args.env} ({env.backend}): returns of {args.pool} random {policy_cfg.preset} policies")
     print(f"wrote {out}/summary.json, returns.png and the pool_returns artifact")
@@ -168,6 +168,9 @@ def cmd_collect(args) -> int:
                          offspring=args.offspring, mutation_std=args.mutation_std, store=args.store).resolved()
   from lsc import checkpoint, rundir
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
+  if checkpoint.is_artifact(args.out) and not args.overwrite:
+    raise ValueError(f"--out {args.out} already holds a dataset{_settings_differ(args.out, config)}; "
+                     "--overwrite replaces it, or choose another --out")
   args.exit_stack.enter_context(rundir.artifact_lock(args.out))
   bars = args.exit_stack.enter_context(Bars())
 
@@ -194,6 +197,23 @@ def cmd_collect(args) -> int:
   return 0
 
 
+def _settings_differ(path, config) -> str:
+  """The tail of the refusal to replace the dataset artifact at `path`: " made with other
+  settings (...)" naming up to three in which it differs from `config`, or " made with
+  these settings"."""
+  from lsc import checkpoint
+  from lsc.config import flatten, to_dict
+  try:
+    have = flatten(checkpoint.read_record(path)["config"])
+  except (ValueError, KeyError):
+    return ""
+  differ = [f"{k} {have.get(k)!r} there, {v!r} here" for k, v in flatten(to_dict(config)).items()
+            if have.get(k) != (list(v) if isinstance(v, tuple) else v)]
+  if not differ:
+    return " made with these settings"
+  return f" made with other settings ({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''})"
+
+
 def cmd_train(args) -> int:
   from lsc.compression import compress, recovery_table
   from lsc.training import TrainConfig
@@ -202,8 +222,8 @@ def cmd_train(args) -> int:
                        encoder_input=args.encoder_input, steps=args.steps,
                        batch_policies=args.batch_policies, batch_states=args.batch_states, lr=args.lr,
                        encoder_widths=args.widths, decoder_widths=tuple(reversed(args.widths)), seed=args.seed)
-  config.check()  # the flags first, then the dataset (its record alone) and latent_dim against its policy's size
-  config.check(_dataset_num_params(args.dataset))
+  config.check()  # the flags first, then against the dataset (its record alone): sizes, held-out policies, memory
+  config.check(**_dataset_inputs(args.dataset))
   out = _claim_out(args, "train")
   bars, progress = _progress(args, out)
   summary = compress(args.dataset, config, out, progress_fn=progress, overwrite=args.overwrite)
@@ -218,11 +238,12 @@ def cmd_train(args) -> int:
   return 0
 
 
-def _dataset_num_params(path) -> int:
-  """The policy size of the dataset artifact at --dataset `path` (its record alone is
-  read); ValueError naming the path if it is missing, a file or holds no dataset."""
+def _dataset_inputs(path) -> dict:
+  """What `TrainConfig.check` checks against the dataset artifact at --dataset `path`
+  (`lsc.dataset.training_inputs`; its record alone is read); ValueError naming the path
+  if it is missing, a file or holds no dataset."""
   from lsc import checkpoint
-  from lsc.dataset import KIND
+  from lsc.dataset import KIND, training_inputs
   path = pathlib.Path(path)
   if not path.exists():
     raise ValueError(f"--dataset {path}: no such directory (a dataset from `lsc collect`)")
@@ -233,7 +254,7 @@ def _dataset_num_params(path) -> int:
     raise ValueError(f"--dataset {path} is {what}, not a dataset (from `lsc collect`)")
   record = checkpoint.read_record(path)
   checkpoint.check_record(record, path, kind=KIND)
-  return int(record["identity"]["policy"]["num_params"])
+  return training_inputs(record)
 
 
 def _decoder(args, num_params: int):
@@ -328,6 +349,9 @@ def cmd_search(args) -> int:
   protocol = EvalProtocol(args.eval_episodes, args.eval_seed)
   _check_search(args, env_cfg)
   out = _claim_out(args, "search")
+  from lsc.methods import check_outputs
+  check_outputs(args.method, out, task=args.task, budget=args.budget, seeds=args.seeds, seed=args.seed,
+                overwrite=args.overwrite)  # before the env is built: run_method checks again
   env = env_cfg.build()
   start = time.perf_counter()
   run = dict(budget=args.budget, seeds=args.seeds, seed=args.seed, protocol=protocol, overwrite=args.overwrite,
@@ -347,7 +371,7 @@ def cmd_search(args) -> int:
              "decoder": args.decoder, "budget": args.budget, "seeds": args.seeds,
              "env_steps": [int(s) for s in env_steps], "final_returns": [float(f) for f in finals],
              "eval": vars(protocol), "timings": {**timings, "total_s": total}}
-  on_main((out / "summary.json").write_text, json.dumps(summary, indent=2))
+  on_main((out / "summary.json").write_text, jsonfile.dumps(summary, indent=2))
   print(f"\nfinal return on fresh evaluation keys ({protocol.episodes} episodes, seed {protocol.seed}): "
         f"mean {np.mean(finals):.2f}, per seed {' '.join(f'{f:.2f}' for f in finals)}")
   print(f"time {total:.1f} s; wrote {out}/summary.json, curves.png and the result artifact")
@@ -367,11 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
   sub.add_parser("envs", allow_abbrev=False, help="list environments, backends, tasks and policy presets").set_defaults(fn=cmd_envs)
   p = sub.add_parser("rollout", allow_abbrev=False, help="evaluate a random pool of policies on every task of an env")
   _add_env_policy_args(p)
-  p.add_argument("--pool", type=int, default=256, help="number of random policies")
-  p.add_argument("--seed", type=int, default=0, help="pool seed: member i is drawn from (seed, i)")
-  p.add_argument("--episodes", type=int, default=1, help="evaluation episodes per policy")
-  p.add_argument("--eval-seed", type=int, default=1_000_003, help="seed of the evaluation keys")
-  p.add_argument("--block-size", type=int, default=1024, help="policies per device call")
+  p.add_argument("--pool", type=integer, default=256, help="number of random policies")
+  p.add_argument("--seed", type=integer, default=0, help="pool seed: member i is drawn from (seed, i)")
+  p.add_argument("--episodes", type=integer, default=1, help="evaluation episodes per policy")
+  p.add_argument("--eval-seed", type=integer, default=1_000_003, help="seed of the evaluation keys")
+  p.add_argument("--block-size", type=integer, default=1024, help="policies per device call")
   p.add_argument("--out", default=None, help="directory for summary.json, returns.png and the artifact")
   p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "
                  "(needs the tensorboard extra)")
@@ -379,38 +403,39 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("collect", allow_abbrev=False, help="build a novelty-filtered dataset of policies")
   _add_env_policy_args(p)
-  p.add_argument("--pool", type=int, default=10_000, help="random candidates N")
+  p.add_argument("--pool", type=integer, default=10_000, help="random candidates N")
   p.add_argument("--keep", type=float, default=0.1, help="fraction of the pool kept, in (0, 1]")
-  p.add_argument("--n-neighbors", type=int, default=10, help="k of the kNN novelty")
+  p.add_argument("--n-neighbors", type=integer, default=10, help="k of the kNN novelty")
   p.add_argument("--probe", default=None, help="probe states: uniform | rollout (default per env)")
-  p.add_argument("--n-probe", type=int, default=256, help="number of probe states M")
-  p.add_argument("--episodes", type=int, default=3, help="evaluation episodes per kept member")
-  p.add_argument("--generations", type=int, default=0,
+  p.add_argument("--n-probe", type=integer, default=256, help="number of probe states M")
+  p.add_argument("--episodes", type=integer, default=3, help="evaluation episodes per kept member")
+  p.add_argument("--generations", type=integer, default=0,
                  help="iterated novelty search after the filter (reward-free, no env steps); 0: the one-shot filter")
-  p.add_argument("--offspring", type=int, default=None, help="novelty search: children per generation (default: "
+  p.add_argument("--offspring", type=integer, default=None, help="novelty search: children per generation (default: "
                  "as many as kept)")
   p.add_argument("--mutation-std", type=float, default=0.1,
                  help="novelty search: mutation noise in units of the policy's init std")
   p.add_argument("--store", default="parameters", help="what the artifact keeps of the kept members: parameters | "
                  "indices (their pool indices; the parameters are regenerated where read)")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=integer, default=0)
   p.add_argument("--out", required=True, help="artifact directory")
+  p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
   p.set_defaults(fn=cmd_collect)
 
   p = sub.add_parser("train", allow_abbrev=False, help="train a behaviour autoencoder on a dataset and measure its recovery")
   p.add_argument("--dataset", required=True, help="dataset artifact directory (from `lsc collect`)")
-  p.add_argument("--latent-dim", type=int, default=2)
+  p.add_argument("--latent-dim", type=integer, default=2)
   p.add_argument("--loss", default="behaviour", help="behaviour | parameter")
   p.add_argument("--states", default="own", help="state source of the behaviour loss: own | dataset | rollout")
   p.add_argument("--encoder-input", default="actions",
                  help="what the encoder reads: parameters (theta) | actions (theta's actions on the probe states)")
-  p.add_argument("--steps", type=int, default=3000)
-  p.add_argument("--batch-policies", type=int, default=64)
-  p.add_argument("--batch-states", type=int, default=256)
+  p.add_argument("--steps", type=integer, default=3000)
+  p.add_argument("--batch-policies", type=integer, default=64)
+  p.add_argument("--batch-states", type=integer, default=256)
   p.add_argument("--lr", type=float, default=1e-3)
   p.add_argument("--widths", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=(128,),
                  help="encoder hidden widths, e.g. 256,64 (the decoder mirrors them)")
-  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--seed", type=integer, default=0)
   p.add_argument("--out", required=True, help="output directory (resumes a run of the same settings and dataset found there)")
   p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a run of other settings in --out")
   p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "
@@ -423,11 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--method", default="latent_pgpe", help=" | ".join(_method_names()))
   p.add_argument("--decoder", default="identity",
                  help="identity (param_pgpe) | linear:K (toy latent space) | autoencoder artifact directory")
-  p.add_argument("--budget", type=int, required=True, help="env steps per seed")
-  p.add_argument("--seeds", type=int, default=1, help="independent runs (PGPE: all at once)")
-  p.add_argument("--seed", type=int, default=0, help="first seed")
-  p.add_argument("--population", type=int, default=64, help="PGPE candidates per generation (even)")
-  p.add_argument("--episodes", type=int, default=3, help="PGPE episodes per candidate")
+  p.add_argument("--budget", type=integer, required=True, help="env steps per seed")
+  p.add_argument("--seeds", type=integer, default=1, help="independent runs (PGPE: all at once)")
+  p.add_argument("--seed", type=integer, default=0, help="first seed")
+  p.add_argument("--population", type=integer, default=64, help="PGPE candidates per generation (even)")
+  p.add_argument("--episodes", type=integer, default=3, help="PGPE episodes per candidate")
   p.add_argument("--std-init", type=float, default=None,
                  help="PGPE initial std, in units of the space's spread (default: latent 0.5, param 0.1)")
   p.add_argument("--lr", type=float, default=None,
@@ -437,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "--lr set that phase, the parameter phase takes param_pgpe's defaults")
   p.add_argument("--optimizer", default="adam", help="PGPE centre optimizer: adam | sgd | clipup")
   p.add_argument("--center", default="mean", help="PGPE start: mean (of the codes) | zero")
-  p.add_argument("--eval-episodes", type=int, default=5, help="episodes of the final evaluation")
-  p.add_argument("--eval-seed", type=int, default=2_000_003, help="seed of the final evaluation keys")
+  p.add_argument("--eval-episodes", type=integer, default=5, help="episodes of the final evaluation")
+  p.add_argument("--eval-seed", type=integer, default=2_000_003, help="seed of the final evaluation keys")
   p.add_argument("--out", required=True, help="directory for the result artifact, curves.png and summary.json "
                  "(resumes a search of the same settings found there)")
   p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a search of other settings in --out")

@@ -3,17 +3,18 @@ performance recovery (with the untrained-decoder and random-policy controls) and
 its training curves and latent landscape.  What `lsc train` and the experiments run.
 
 Output directory layout: `model/` (the autoencoder artifact, checkpoints included),
-`recovery.json`, `training.png` and, for latent_dim <= 2, `landscape.png`.
+`recovery.json` (strict JSON: an undefined metric is null), `training.png` and, for
+latent_dim <= 2, `landscape.png`.
 """
 
-import json
 import pathlib
 
 import numpy as np
 
+from lsc import jsonfile
 from lsc.dataset import load_dataset
 from lsc.evaluation import EvalProtocol
-from lsc.metrics import points_for, recovery_report
+from lsc.metrics import check_recovery_points, points_for, recovery_report
 from lsc.plots import plot_landscape, plot_training
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
@@ -31,6 +32,7 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
   recovery on up to `n_points` held-out policies and writes the outputs listed in the
   module docstring.  Returns the summary written to recovery.json."""
   config.check()  # bad settings fail before the dataset is read
+  check_recovery_points(config.latent_dim, n_points, "n_points (recovery_points)")
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   dataset, record = load_dataset(dataset_path)
@@ -59,17 +61,20 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
              "num_params": policy.num_params, "train": {k: getattr(config, k) for k in config.__dataclass_fields__},
              "steps_run": state["step"], "best_val": state["best_val"], "timings": timings,
              "recovery_protocol": {"episodes": protocol.episodes, "seed": protocol.seed}, "recovery": report}
-  on_main((out / "recovery.json").write_text, json.dumps(summary, indent=2, default=list))
+  summary = jsonfile.plain(summary)  # strict JSON: an undefined metric (NaN) is null, here as when read back
+  on_main((out / "recovery.json").write_text, jsonfile.dumps(summary, indent=2))
   return summary
 
 
 def recovery_table(report: dict, names) -> str:
-  """A markdown table of a recovery report: one row per (row, task) and the means."""
+  """A markdown table of a recovery report: one row per (row, task) and the means; an
+  undefined metric (NaN, or null read back from recovery.json) shows as n/a."""
+  cell = lambda v, digits: "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
   lines = ["| row | task | recovery | best_recovery | error median | error p90 | wasserstein |",
            "|---|---|---:|---:|---:|---:|---:|"]
   for row in ("trained", "untrained", "random"):
     for task in (*names, "mean"):
       m = report[row][task]
-      lines.append(f"| {row} | {task} | {m['recovery']:.2f} | {m['best_recovery']:.2f} | {m['error_median']:.3f} | "
-                   f"{m['error_p90']:.3f} | {m['wasserstein']:.3f} |")
+      lines.append(f"| {row} | {task} | {cell(m['recovery'], 2)} | {cell(m['best_recovery'], 2)} | "
+                   f"{cell(m['error_median'], 3)} | {cell(m['error_p90'], 3)} | {cell(m['wasserstein'], 3)} |")
   return "\n".join(lines)

@@ -17,7 +17,7 @@ import yaml
 
 from lsc.envs import DEFAULT_EPISODE_LENGTH, ENV_SIZES, check_env_name, default_backend, make_env, obs_normalization
 from lsc.policy import MLPPolicy, make_policy, preset_hidden
-from lsc.validate import check_int
+from lsc.validate import check_int, parse_number
 
 C = TypeVar("C")
 
@@ -109,10 +109,17 @@ def _coerce(tp, value, where: str):
     if not isinstance(value, (list, tuple)):
       raise ValueError(f"{where}: expected a list, got {value!r}")
     return tuple(_coerce(item, v, where) for v in value)
-  if tp is float and isinstance(value, int) and not isinstance(value, bool):
-    return float(value)
   if tp is int and isinstance(value, bool):  # bool subclasses int: `budget=true` is not a budget of 1
     raise ValueError(f"{where}: expected int, got {value!r}")
+  if tp in (int, float) and isinstance(value, str):  # YAML 1.1 reads `1e-3` and `1e6` as strings
+    try:
+      return parse_number(value, tp)
+    except ValueError:
+      raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}") from None
+  if tp is float and isinstance(value, int):
+    return float(value)
+  if tp is int and isinstance(value, float) and value.is_integer():  # JSON's 1e6
+    return int(value)
   if tp in (int, float, str, bool) and not isinstance(value, tp):
     raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
   return value

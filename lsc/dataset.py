@@ -33,7 +33,7 @@ from lsc.novelty import KERNEL_VERSION, most_novel, novelty
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
-from lsc.envs import ENV_SIZES
+from lsc.envs import ENV_SIZES, valid_backends
 from lsc.validate import check_finite, check_int, check_memory, check_seed
 
 PROBE_MODES = ("uniform", "rollout")
@@ -74,9 +74,32 @@ class CollectConfig:
     """What made the dataset: "filter" (one-shot) or "novelty_search" (iterated)."""
     return "novelty_search" if self.generations else "filter"
 
+  @property
+  def dataset_size(self) -> int:
+    """K, the policies the dataset keeps: round(keep * pool), at least 1 (`most_novel`;
+    a novelty search keeps its archive's size)."""
+    return max(1, int(round(self.keep * self.pool)))
+
+  def training_inputs(self) -> dict:
+    """What `TrainConfig.check` can check a training on this dataset against, known
+    before it is collected: {num_params, dataset_size, policy (its shape), n_probe}.
+    On a resolved config."""
+    obs, act = ENV_SIZES[self.env.name]
+    policy = MLPPolicy(obs, act, self.policy.resolved(self.env.name).hidden, self.policy.activation,
+                       self.policy.init_scheme)
+    return {"num_params": policy.num_params, "dataset_size": self.dataset_size, "policy": policy,
+            "n_probe": self.n_probe}
+
   def resolved(self) -> "CollectConfig":
     """Defaults filled in and every field checked; ValueError names the bad value."""
     env = self.env.resolved()
+    if env.backend not in valid_backends(env.name):
+      raise ValueError(f"unknown backend {env.backend!r} for {env.name}; valid: {', '.join(valid_backends(env.name))}")
+    if not isinstance(self.policy, PolicyConfig):
+      raise ValueError(f"policy must be a policy config (preset, hidden, ...), got {self.policy!r}")
+    policy = self.policy.resolved(env.name)
+    obs, act = ENV_SIZES[env.name]
+    MLPPolicy(obs, act, policy.hidden, policy.activation, policy.init_scheme)  # activation, init, widths
     probe = self.probe or default_probe(env.name)
     if probe not in PROBE_MODES:
       raise ValueError(f"unknown probe mode {probe!r}; valid modes: {', '.join(PROBE_MODES)}")
@@ -96,6 +119,14 @@ class CollectConfig:
       check_int("offspring", self.offspring, low=1)
     if not check_finite("mutation_std", self.mutation_std) > 0:
       raise ValueError(f"mutation_std must be > 0, got {self.mutation_std}")
+    # A child is its parent plus mutation_std init stds of noise per parameter, while two random
+    # pool members differ by ~1.4 (sqrt(2)) init stds: at MAX_MUTATION_STD a child lies 7x farther
+    # from its parent than two random pool members lie from each other, a draw from a 10x wider
+    # distribution whose tanh units saturate, not a variation of its parent.  Larger steps only grow
+    # the parameters, towards exploding (`lsc.autoencoder.MAX_PARAMETER_SCALE`) and float32 overflow.
+    if self.mutation_std > MAX_MUTATION_STD:
+      raise ValueError(f"mutation_std must be <= {MAX_MUTATION_STD:g} (init stds per parameter; a larger step "
+                       f"explodes the parameters), got {self.mutation_std:g}")
     check_seed("seed", self.seed)
     check_seed("eval_seed", self.eval_seed)
     if self.pool < 2:
@@ -104,33 +135,60 @@ class CollectConfig:
       raise ValueError(f"keep must be a fraction in (0, 1], got {self.keep}")
     if not 1 <= self.n_neighbors < self.pool:
       raise ValueError(f"n_neighbors must be in [1, pool size - 1] = [1, {self.pool - 1}], got {self.n_neighbors}")
+    if self.generations:
+      scored = self.dataset_size + (self.dataset_size if self.offspring is None else self.offspring)
+      if self.n_neighbors >= scored:
+        raise ValueError(f"n_neighbors must be < the {scored} members a novelty search generation scores "
+                         f"(archive {self.dataset_size} + offspring), got {self.n_neighbors}; raise "
+                         f"collect.offspring or lower collect.n_neighbors")
     if self.n_random is not None and not 1 <= self.n_random <= self.pool:
       raise ValueError(f"n_random must be in [1, pool size = {self.pool}] or None, got {self.n_random}")
     if self.n_probe < 1 or self.probe_policies < 1 or self.eval_episodes < 1:
       raise ValueError(f"n_probe, probe_policies and eval_episodes must be >= 1, got "
                        f"{self.n_probe}, {self.probe_policies}, {self.eval_episodes}")
-    if self.visited_per_episode < 0:
-      raise ValueError(f"visited_per_episode must be >= 0, got {self.visited_per_episode}")
-    resolved = dataclasses.replace(self, env=env, policy=self.policy.resolved(env.name), probe=probe)
+    if self.visited_per_episode < 1:
+      raise ValueError(f"visited_per_episode must be >= 1 (training's `own` states are the visited ones), "
+                       f"got {self.visited_per_episode}")
+    if probe == "rollout" and self.n_probe > self.probe_policies * env.episode_length:
+      raise ValueError(f"n_probe {self.n_probe:,} distinct states cannot come from probe_policies "
+                       f"{self.probe_policies} episodes of {env.episode_length} steps; raise probe_policies or "
+                       f"lower n_probe")
+    resolved = dataclasses.replace(self, env=env, policy=policy, probe=probe)
     check_memory("collect", *collect_memory(resolved))
     return resolved
 
 
+# A mutation's step, in init stds per parameter, that CollectConfig.resolved allows (see there).
+MAX_MUTATION_STD = 10.0
+
+
 def collect_memory(config: CollectConfig) -> tuple[int, str]:
-  """(bytes, what they hold): an estimate of the host arrays `collect` holds at once."""
+  """(bytes, what they hold): an estimate of the arrays `collect` holds at once, on the
+  host and the device, in float32: the pool's descriptors (pool x n_probe x A, twice:
+  host and kNN copies) and kNN state, the probe states (n_probe x O) and one
+  descriptor block's activations (block x n_probe x (H + A), H the policy's hidden
+  units), the kept and random members' visited states, the kept parameters (K x P) and
+  a novelty search's archive + children (parameters and descriptors, twice while
+  selecting).  Reasonable, not exact."""
   obs, act = ENV_SIZES[config.env.name]
   params = config.policy.num_params(config.env.name)
-  kept = max(1, int(np.ceil(config.keep * config.pool)))
+  shape = MLPPolicy(obs, act, config.policy.resolved(config.env.name).hidden)
+  hidden = sum(shape.hidden) + act
+  kept = config.dataset_size
   n_random = kept if config.n_random is None else config.n_random
   descriptors = 4 * config.pool * config.n_probe * act
   neighbours = 8 * config.pool * config.n_neighbors + 4 * config.pool  # kNN distances, ids; novelty scores
+  block = min(config.pool, default_block_size(shape))  # members described per device call
+  probe = 4 * config.n_probe * obs + 4 * block * config.n_probe * hidden
   members = 4 * (kept + n_random) * config.eval_episodes * config.visited_per_episode * obs
   # the kept parameters; a novelty search holds archive + children, twice while selecting
   offspring = 0 if not config.generations else (kept if config.offspring is None else config.offspring)
   thetas = 4 * kept * params * (config.store == "parameters") + 8 * (kept + offspring) * params * bool(offspring)
-  total = 2 * descriptors + neighbours + members + thetas  # the descriptors twice: host and kNN copies
+  searched = 8 * (kept + offspring) * config.n_probe * act * bool(offspring)
+  total = 2 * descriptors + neighbours + probe + members + thetas + searched
   held = f"kept parameters {kept:,} x {params:,} floats" if config.store == "parameters" else "kept indices"
-  return total, (f"descriptors {config.pool:,} x {config.n_probe} x {act} floats twice, {held}"
+  return total, (f"descriptors {config.pool:,} x n_probe {config.n_probe:,} x {act} floats twice, "
+                 f"{block:,} x {config.n_probe:,} x {hidden} activations, {held}"
                  + (f", {offspring:,} children's" if offspring else ""))
 
 
@@ -293,8 +351,17 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
 
 
 def save_dataset(path, dataset: Dataset) -> None:
-  """Writes a dataset from `collect` as an artifact (atomically)."""
+  """Writes a dataset from `collect` as an artifact (atomically), after checking that
+  its parameters are finite and sane (`lsc.autoencoder.check_parameters`): nothing is
+  written otherwise."""
   config = dataset.config
+  if not isinstance(dataset.thetas, PoolMembers):  # pool members are sane by construction
+    from lsc.autoencoder import check_parameters
+    obs, act = ENV_SIZES[config.env.name]
+    policy = MLPPolicy(obs, act, config.policy.resolved(config.env.name).hidden, config.policy.activation,
+                       config.policy.init_scheme)
+    check_parameters(dataset.thetas, policy, "the dataset's parameters",
+                     "lower collect.mutation_std / --mutation-std or collect.generations")
   extra = {"thetas_checksum": dataset.thetas.checksum()} if isinstance(dataset.thetas, PoolMembers) else {}
   checkpoint.save_artifact(path, dataset.arrays(), kind=KIND,
                            config={**to_dict(config), "timings": dataset.timings, "env_steps": dataset.env_steps,
@@ -302,6 +369,22 @@ def save_dataset(path, dataset: Dataset) -> None:
                                    "tasks": list(task_names(config.env.name)), "novelty_kernel": KERNEL_VERSION,
                                    **extra},
                            identity=dataset.identity)
+
+
+def training_inputs(record: dict) -> dict:
+  """What `TrainConfig.check` can check a training on a dataset against, from the
+  dataset artifact's record alone (`checkpoint.read_record`): {num_params,
+  dataset_size, policy (its shape), n_probe}; None for what the record lacks."""
+  shape, saved = record.get("identity", {}).get("policy", {}), record.get("config", {})
+  policy = None
+  if all(k in shape for k in ("obs_size", "action_size", "hidden")):
+    policy = MLPPolicy(int(shape["obs_size"]), int(shape["action_size"]), tuple(shape["hidden"]),
+                       shape.get("activation", "tanh"))
+  size = None
+  if "pool" in saved and "keep" in saved:
+    size = CollectConfig(pool=int(saved["pool"]), keep=float(saved["keep"])).dataset_size
+  return {"num_params": int(shape["num_params"]) if "num_params" in shape else None, "dataset_size": size,
+          "policy": policy, "n_probe": int(saved["n_probe"]) if "n_probe" in saved else None}
 
 
 def load_dataset(path, env=None, policy: MLPPolicy | None = None) -> tuple[Dataset, dict]:

@@ -11,7 +11,7 @@ complete), so tests can stop a subprocess at each of them deterministically.
 import os
 import signal
 
-POINTS = ("artifact_staged", "artifact_retired", "stage_result")
+POINTS = ("artifact_staged", "artifact_retired", "stage_result", "stage_retired")
 
 
 def point(name: str, where: str = "") -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from lsc import jsonfile
 from lsc.distributed import on_main
 from lsc.progress import ProgressFn
 
@@ -228,7 +229,9 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   check_can_run([name], env.backend)
   directory = pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
-  record = {"method": name, **(record or {})}
+  check_outputs(name, directory, task=task, budget=budget, seeds=seeds, seed=seed, overwrite=overwrite)
+  record = {"method": name, "eval": dataclasses.asdict(protocol), "run": run_fields(task, budget, seeds, seed),
+            **(record or {})}
   if method.phases:
     outcome = _run_phases(method, env, task, directory, budget, seeds, seed, protocol, policy, space, pgpe,
                           param_pgpe, latent_fraction, spent, progress_fn, overwrite, log, record)
@@ -244,8 +247,48 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   else:
     outcome = _run_rl(name, env, task, directory, budget, seeds, seed, protocol, rl_config, n_evals,
                       progress_fn, overwrite, log, record)
-  on_main((directory / OUTCOME).write_text, json.dumps(outcome.to_json()))
+  on_main((directory / OUTCOME).write_text, jsonfile.dumps(outcome.to_json()))
   return outcome
+
+
+def _outputs(name: str, directory: pathlib.Path, seed: int, seeds: int) -> dict[pathlib.Path, str]:
+  """{path: artifact kind} of everything `run_method(name, ..., directory)` writes."""
+  method = get_method(name)
+  if method.phases:
+    return {path: kind for phase, sub in zip(method.phases, ("latent", "param"))
+            for path, kind in _outputs(phase, directory / sub, seed, seeds).items()}
+  if method.family == "pgpe":
+    return {directory / "result": "search", directory / "state": "search_state"}
+  from lsc.rl_configs import RESUMABLE
+  states = {directory / f"state_seed{s}": "td3_state" for s in range(seed, seed + seeds)} if name in RESUMABLE else {}
+  return {directory / "result": "baseline", **states}
+
+
+def check_outputs(name: str, directory, *, task: str, budget: int, seeds: int, seed: int,
+                  overwrite: bool = False) -> None:
+  """Refuses, before any work, a `run_method` whose outputs cannot be written: a path
+  holding something other than the artifact kind it will write (ForeignPath), or, unless
+  `overwrite`, a finished result of another method, task, budget or seeds (ValueError;
+  a result of the same run is resumed or recomputed, never relabelled)."""
+  from lsc import checkpoint
+  directory = pathlib.Path(directory)
+  for path, kind in _outputs(name, directory, seed, seeds).items():
+    checkpoint.check_output_path(path, kind)
+  want = {"method": name, **run_fields(task, budget, seeds, seed)}
+  for path, kind in _outputs(name, directory, seed, seeds).items():
+    if overwrite or kind not in ("search", "baseline") or not checkpoint.is_artifact(path):
+      continue
+    config = checkpoint.read_record(path).get("config", {})
+    have = {"method": config.get("method"), **config.get("run", {})}
+    differ = [f"{k} {have.get(k, '(not recorded)')!r} there, {v!r} here" for k, v in want.items() if have.get(k) != v]
+    if differ:
+      raise ValueError(f"{directory} holds the result of another run ({'; '.join(differ)}); choose another --out, "
+                       f"or --overwrite (overwrite=True) to replace it")
+
+
+def run_fields(task: str, budget: int, seeds: int, seed: int) -> dict:
+  """What a `run_method` result records of its run (and `check_outputs` compares)."""
+  return {"task": task, "budget": int(budget), "seeds": int(seeds), "seed": int(seed)}
 
 
 def _after(outcome: Outcome, steps) -> Outcome:

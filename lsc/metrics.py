@@ -12,6 +12,9 @@ Metrics (R_a = max(a) - min(a), the range of the held-out returns):
   error_median,   |J(theta) - J(g(f(theta)))| / R_a over the n pairs (a, b):
   error_p90       median and 90th percentile
   wasserstein     1-D Wasserstein distance between the returns of (a) and (b) / R_a
+A metric is NaN where R_a is 0 (every held-out policy returns the same on the task); the
+mean over tasks averages the defined ones, and recovery.json writes NaN as null
+(`lsc.jsonfile`).  Recovery needs `min_held_out(latent_dim)` held-out policies.
 Control rows use the same code: `untrained` runs it with freshly initialised autoencoder
 parameters; `random` replaces (b) and (c) by fresh members of the random pool (the
 distribution the dataset was drawn from).  A ratio near 1 means little unless it beats
@@ -72,6 +75,26 @@ def latent_points(codes: np.ndarray, n: int, key: jax.Array, noise: float = 0.25
   return base + noise * codes.std(axis=0) * np.asarray(jax.random.normal(key, base.shape), np.float32)
 
 
+def min_held_out(latent_dim: int) -> int:
+  """The fewest held-out policies recovery can measure with latent codes of
+  `latent_dim`: 2, since every metric is a ratio to the range R_a of their returns,
+  which one policy does not have (0: every ratio NaN); 4 for latent_dim 2, whose grid
+  of row (c) is a square (`points_for` rounds 2 and 3 down to 1)."""
+  return 4 if latent_dim == 2 else 2
+
+
+def check_recovery_points(latent_dim: int, n_points: int, name: str = "recovery_points") -> int:
+  """`n_points` (setting `name`: how many held-out policies each recovery row
+  evaluates, at most) if it is at least `min_held_out(latent_dim)`."""
+  from lsc.validate import check_int
+  need = min_held_out(latent_dim)
+  check_int(name, n_points)
+  if n_points < need:
+    raise ValueError(f"{name} must be >= {need} (recovery measures a range of returns; latent_dim {latent_dim}), "
+                     f"got {n_points}")
+  return n_points
+
+
 def points_for(latent_dim: int, n_held_out: int, n_max: int = 256) -> int:
   """How many policies each row evaluates: min(n_max, held-out), a square for k = 2."""
   n = min(n_max, n_held_out)
@@ -111,6 +134,9 @@ def recovery_report(env, policy, ae, params, held_out: np.ndarray, protocol: Eva
   the policies evaluated (6 n in all)."""
   key = jax.random.key(seed)
   n = len(held_out)
+  if n < min_held_out(ae.latent_dim) or points_for(ae.latent_dim, n, n) != n:
+    raise ValueError(f"recovery needs >= {min_held_out(ae.latent_dim)} held-out policies (a square number for "
+                     f"latent_dim 2: `points_for`), got {n}; raise train.val_fraction or the dataset's size")
   done = [0]
 
   def progress(count):
@@ -130,9 +156,16 @@ def recovery_report(env, policy, ae, params, held_out: np.ndarray, protocol: Eva
   report = {"landscape": {"z": returns["trained"]["z"], "returns": returns["trained"]["c"]}}
   for row, r in returns.items():
     per_task = {name: recovery_metrics(r["a"][:, t], r["b"][:, t], r["c"][:, t]) for t, name in enumerate(names)}
-    per_task["mean"] = {m: float(np.nanmean([per_task[name][m] for name in names])) for m in METRICS}
+    per_task["mean"] = {m: _mean_defined([per_task[name][m] for name in names]) for m in METRICS}
     report[row] = per_task
   return report
+
+
+def _mean_defined(values) -> float:
+  """The mean of the finite values (tasks whose metric is defined); NaN if none is."""
+  values = np.asarray(values, np.float64)
+  finite = np.isfinite(values)
+  return float(values[finite].mean()) if finite.any() else float("nan")
 
 
 RANK_BUCKETS = (("best", 0.0, 0.0), ("top 1 %", 0.0, 0.01), ("top 10 %", 0.01, 0.1), ("rest", 0.1, 1.0))

@@ -91,8 +91,14 @@ def most_novel_of(archive: Archive, children: Archive, n_neighbors: int) -> Arch
 
 def novelty_generation(policy: MLPPolicy, archive: Archive, probe, key: jax.Array, offspring: int,
                        mutation_std: float, n_neighbors: int) -> Archive:
-  """One generation (see the module docstring)."""
-  return most_novel_of(archive, offspring_of(policy, archive, probe, key, offspring, mutation_std), n_neighbors)
+  """One generation (see the module docstring).  Children whose parameters are NaN, inf
+  or exploded (`lsc.autoencoder.check_parameters`) are refused where they are made:
+  ValueError naming mutation_std."""
+  from lsc.autoencoder import check_parameters
+  children = offspring_of(policy, archive, probe, key, offspring, mutation_std)
+  check_parameters(children.thetas, policy, "the novelty search's children",
+                   f"lower collect.mutation_std / --mutation-std (now {mutation_std:g}) or collect.generations")
+  return most_novel_of(archive, children, n_neighbors)
 
 
 def novelty_search(policy: MLPPolicy, archive: Archive, probe, seed: int, generations: int, offspring: int,

@@ -193,3 +193,14 @@ def check_finite(thetas) -> None:
   if bad.any():
     raise ValueError(f"{int(bad.sum())} parameter vector(s) hold NaN or inf "
                      f"(first: row {int(np.argmax(bad))})")
+
+
+def check_fits(policy, env) -> None:
+  """Raises ValueError, naming both sides, unless `policy` reads `env`'s observations
+  and writes its actions (checked before anything is traced: a mismatch inside a
+  compiled rollout fails only after the compile, with XLA's shape error)."""
+  want = (int(env.observation_size), int(env.action_size))
+  if (policy.obs_size, policy.action_size) != want:
+    raise ValueError(f"the policy maps {policy.obs_size} observations to {policy.action_size} actions, but env "
+                     f"{getattr(env, 'name', type(env).__name__)!r} has {want[0]} observations and {want[1]} actions; "
+                     f"build the policy for this env (lsc.make_policy(env, ...))")

@@ -14,6 +14,8 @@ import pathlib
 import time
 from typing import Callable
 
+from lsc import jsonfile
+
 ProgressFn = Callable[[str, int, int, dict], None]
 METRICS = "metrics.jsonl"  # a run directory's MetricsLog
 
@@ -127,7 +129,7 @@ class MetricsLog:
     numbers = {k: v for k, v in (info or {}).items() if isinstance(v, (int, float))}
     record = {"time": now, "scope": self.scope, "stage": stage, "done": int(done), "total": int(total),
               "per_s": per_s, **numbers}
-    self.file.write(json.dumps(record) + "\n")
+    self.file.write(jsonfile.dumps(record) + "\n")
     self.file.flush()
     if self.writer is not None:
       tag = "/".join(p for p in (self.scope, stage) if p).replace(" ", "_")

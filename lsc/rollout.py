@@ -23,7 +23,7 @@ import numpy as np
 from flax import struct
 
 from lsc.envs import for_worlds, select_state, x_position
-from lsc.policy import MLPPolicy, check_finite
+from lsc.policy import MLPPolicy, check_finite, check_fits
 from lsc.sharding import chunk_layout, gather, population_mesh, shard_population, spans_processes
 from lsc.tasks import Transition, task_names, task_rewards
 
@@ -131,6 +131,7 @@ def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int
   except with `nested`: for a program that calls it inside its own and gathers its own
   outputs.
   """
+  check_fits(policy, env)
   mesh = default_mesh(env) if mesh is None else mesh
   if _mjx_on_cpu(env) and mesh.devices.size > 1:
     raise ValueError("MJX rollouts on several CPU devices crash XLA (segfault, jax 0.11.2); "

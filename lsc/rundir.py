@@ -3,7 +3,8 @@
 A run directory is lsc's when it holds the marker `.lsc-run.json` (written when it is
 first claimed) or only names its kind writes.  `claim(path, kind)` refuses anything
 else before any work starts, so lsc never writes into, or deletes from, a directory of
-the user's; `lock(path)` refuses a second process writing to the same place.
+the user's, and a path too long for what a run writes below it; `lock(path)` refuses
+a second process writing to the same place.
 """
 
 import contextlib
@@ -15,7 +16,7 @@ import os
 import pathlib
 import socket
 
-from lsc.checkpoint import ForeignPath, check_creatable
+from lsc.checkpoint import ForeignPath, check_creatable, check_length, is_staging
 from lsc.distributed import is_main, on_main
 
 MARKER = ".lsc-run.json"
@@ -29,6 +30,9 @@ WRITES = {
     "pipeline": ("dataset", "autoencoder", "search", "results.json", "summary.md", "curves_*.png",
                  "training.png", "landscape.png", "metrics.jsonl", "tensorboard"),
 }
+# the deepest artifact a run writes below its directory, in characters (a pipeline's
+# search/<task>_<method>/latent/state_seed<n> is under 60)
+DEPTH = 64
 
 
 class OutputLocked(ValueError):
@@ -38,16 +42,20 @@ class OutputLocked(ValueError):
 def _ours(name: str, kind: str) -> bool:
   if name in (MARKER, LOCK) or (name.startswith(".") and (".tmp-" in name or name.endswith(".lock"))):
     return True
+  if is_staging(name):  # a stage or artifact moved aside to be removed (see lsc.checkpoint.clean_staging)
+    return True
   return any(fnmatch.fnmatch(name, pattern) for pattern in WRITES[kind])
 
 
 def check(path, kind: str) -> None:
   """Raises ForeignPath unless `path` can be (or already is) a run directory of `kind`:
-  absent with a creatable parent, empty, marked as a `kind` run, or holding only what a
-  `kind` run writes."""
+  short enough for the artifacts a run writes below it (see `DEPTH`,
+  `lsc.checkpoint.check_length`), and absent with a creatable parent, empty, marked as a
+  `kind` run, or holding only what a `kind` run writes."""
   if kind not in WRITES:
     raise ValueError(f"unknown run kind {kind!r}; valid: {', '.join(WRITES)}")
   path = pathlib.Path(path).absolute()
+  check_length(path, "--out ", below=DEPTH)
   if path.exists() and not path.is_dir():
     raise ForeignPath(f"--out {path} exists and is not a directory")
   if not path.exists():

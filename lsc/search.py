@@ -163,6 +163,12 @@ def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
   return make_space(_linear, weights, np.zeros(dim), np.ones(dim), policy.num_params, "linear")
 
 
+# std_init and lr are in units of the space's spread (the dataset's or the init
+# distribution's); a thousand spreads is far past any policy a space describes (the
+# sweeps use at most 1), and at 1e30 the candidates' activations overflow float32
+SPREAD_MAX = 1e3
+
+
 @dataclasses.dataclass(frozen=True)
 class PGPEConfig:
   """PGPE's settings; `std_init` and `lr` are in units of the space's scale."""
@@ -188,6 +194,10 @@ class PGPEConfig:
     if self.std_init <= 0 or self.lr <= 0 or self.std_lr < 0 or not 0 <= self.std_max_change < 1:
       raise ValueError(f"need std_init > 0, lr > 0, std_lr >= 0, 0 <= std_max_change < 1; got "
                        f"{self.std_init}, {self.lr}, {self.std_lr}, {self.std_max_change}")
+    for name in ("std_init", "lr"):
+      if getattr(self, name) > SPREAD_MAX:
+        raise ValueError(f"{name} = {getattr(self, name):g} is in units of the search space's spread: above "
+                         f"{SPREAD_MAX:g} the candidates leave every policy the space was built from; make it smaller")
     if self.optimizer not in OPTIMIZERS:
       raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
     if self.center not in CENTERS:
@@ -389,6 +399,27 @@ class Search:
     left = np.where(steps <= self.last_start, (self.last_start - steps) // self.per_generation + 1, 0)
     return int(left.max())
 
+  def check_finite(self, carry: dict, metrics: dict) -> None:
+    """Raises ValueError, naming the settings to change, once a seed's PGPE centre or
+    std, the policy its centre decodes to, or a return of its centre is no longer
+    finite: the search diverged, and nothing after it would be a result."""
+    state = self.host(carry["state"])
+    with np.errstate(over="ignore", invalid="ignore"):
+      thetas = np.asarray(_decode_all(self.space, jnp.asarray(self.centres(state.mean))))
+    bad = ~(np.isfinite(thetas).all(axis=1) & np.isfinite(state.std).reshape(self.seeds, -1).all(axis=1)
+            & np.isfinite(np.where(metrics["active"], metrics["center_return"], 0.0)).all(axis=0))
+    if bad.any():
+      raise ValueError(f"the search diverged by generation {int(self.host(carry['generation']))}: seed(s) "
+                       f"{', '.join(str(s) for s in np.flatnonzero(bad)[:5])} have a non-finite centre, std or return; "
+                       f"lower std_init ({self.config.std_init:g}) or lr ({self.config.lr:g}), or check the space's "
+                       "scale")
+
+  def centres(self, mean: np.ndarray) -> np.ndarray:
+    """The space's coordinates (S, k) of PGPE's centres `mean` (S, k), which are in
+    units of the space's scale."""
+    with np.errstate(over="ignore", invalid="ignore"):
+      return np.asarray(self.space.center) + np.asarray(self.space.scale) * mean
+
   def done(self, carry: dict) -> bool:
     """True once no seed has budget left for another generation."""
     return bool(np.all(self.host(carry["env_steps"]) > self.last_start))
@@ -401,7 +432,7 @@ class Search:
     curves = {k: np.where(active, v, np.nan) if k != "env_steps" else v.astype(np.int64) for k, v in cat.items()}
     # on the host, so a resumed and an uninterrupted search decode the very same input
     carry = self.host(carry)
-    final_z = np.asarray(self.space.center) + np.asarray(self.space.scale) * carry["state"].mean
+    final_z = self.centres(carry["state"].mean)
     final_thetas = np.asarray(_decode_all(self.space, jnp.asarray(final_z)))
     start = time.perf_counter()
     final = evaluate(self.env, self.policy, final_thetas, protocol)
@@ -423,6 +454,7 @@ class Search:
     start, compiled = time.perf_counter(), compile_seconds()
     while not self.done(carry):
       carry, chunk_metrics = self.chunk(carry)
+      self.check_finite(carry, chunk_metrics)
       metrics.append(chunk_metrics)
       if after_chunk is not None:
         after_chunk(carry, metrics)

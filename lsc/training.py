@@ -23,7 +23,9 @@ the device), or, for a dataset that stores pool indices (`CollectConfig.store`),
 regenerated on device from (seed, index) batch by batch, so that the memory training
 needs does not grow with the dataset.  The held-out validation policies are scored
 every `eval_every` steps on the probe states, with both losses; early stopping watches
-the training loss's kind.
+the training loss's kind.  A run that diverges (a non-finite loss, parameter or Adam
+moment, checked at every evaluation and before every checkpoint) or ends no better than
+its initial weights is refused, never saved.
 
 The pure pieces under `Trainer`: `train_init(key, ae, config)` and
 `train_step(state, thetas, states, ae, config)`, one Adam step on a `TrainState` pytree.
@@ -31,6 +33,7 @@ The pure pieces under `Trainer`: `train_init(key, ae, config)` and
 
 import dataclasses
 import functools
+import math
 import time
 from typing import Any, NamedTuple
 
@@ -42,10 +45,11 @@ import optax
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.distributed import agree, is_multi
-from lsc.autoencoder import ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas, make_eval_loss, make_loss_fn
+from lsc.autoencoder import (ACTIVATIONS, ENCODER_INPUTS, LOSSES, Autoencoder, check_batch, check_thetas,
+                             make_eval_loss, make_loss_fn)
 from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
-from lsc.validate import check_finite, check_int, check_seed
+from lsc.validate import check_finite, check_int, check_memory, check_seed
 
 STATE_SOURCES = ("dataset", "rollout", "own")
 KIND = "autoencoder"
@@ -74,17 +78,33 @@ class TrainConfig:
   checkpoint_every: int = 500
   seed: int = 0
 
-  def check(self, num_params: int | None = None) -> None:
-    """Raises ValueError naming any bad field; with `num_params` (the policy's size, once
-    known) also a latent_dim larger than it (a code no smaller than the parameters)."""
+  def check(self, num_params: int | None = None, dataset_size: int | None = None, policy=None,
+            n_probe: int | None = None) -> None:
+    """Raises ValueError naming any bad field, before any work.  What is known of the
+    inputs adds checks: `num_params` (the policy's size; `policy.num_params` when a
+    policy is given) refuses a latent_dim larger than it (a code no smaller than the
+    parameters); `dataset_size` (the dataset's K policies) too few held-out policies for
+    validation and recovery (`lsc.metrics.min_held_out`) and too few training policies
+    for the code; `policy` (an `MLPPolicy`: its shape alone) with `n_probe` (the
+    dataset's probe states, read by the `actions` encoder input and validation) the
+    memory training needs (`train_memory`).  `lsc.dataset.training_inputs` gives all
+    four from a dataset's record, `CollectConfig.training_inputs` from its config."""
     check_int("latent_dim", self.latent_dim)
     if self.latent_dim < 1:
       raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+    if policy is not None and num_params is None:
+      num_params = policy.num_params
     if num_params is not None and self.latent_dim > num_params:
       raise ValueError(f"latent_dim must be <= the policy's {num_params:,} parameters, got {self.latent_dim:,}")
+    for name in ("encoder_widths", "decoder_widths"):
+      widths = getattr(self, name)
+      if not isinstance(widths, (tuple, list)):
+        raise ValueError(f"{name} must be a list of layer widths (integers >= 1; empty: linear), got {widths!r}")
+      for width in widths:
+        check_int(f"{name} width", width, low=1)
+    if self.activation not in ACTIVATIONS:
+      raise ValueError(f"unknown activation {self.activation!r}; valid: {', '.join(ACTIVATIONS)}")
     check_int("patience", self.patience)
-    for width in (*self.encoder_widths, *self.decoder_widths):
-      check_int("encoder/decoder width", width, low=1)
     check_finite("lr", self.lr)
     check_finite("val_fraction", self.val_fraction)
     check_seed("seed", self.seed)
@@ -101,14 +121,85 @@ class TrainConfig:
       check_int(name, getattr(self, name))
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-    if self.lr <= 0 or self.patience < 0:
-      raise ValueError(f"need lr > 0 and patience >= 0, got {self.lr}, {self.patience}")
+    if self.lr <= 0:
+      raise ValueError(f"lr must be > 0, got {self.lr}")
+    if self.patience < 0:
+      raise ValueError(f"patience must be >= 0 (0: never stop early), got {self.patience}")
+    if self.states == "rollout" and self.batch_policies * self.rollout_samples > self.buffer_size:
+      raise ValueError(f"a rollout refresh writes batch_policies x rollout_samples = "
+                       f"{self.batch_policies * self.rollout_samples:,} states into the buffer, more than its "
+                       f"buffer_size {self.buffer_size:,}; raise buffer_size or lower rollout_samples")
+    if dataset_size is not None:
+      self._check_dataset_size(check_int("dataset_size", dataset_size))
+    if policy is not None:
+      check_memory("training", *train_memory(self, policy, dataset_size, n_probe))
+
+  def _check_dataset_size(self, n: int) -> None:
+    """Refuses a dataset of n policies too small for these settings."""
+    from lsc.metrics import min_held_out
+    if n < 2:
+      raise ValueError(f"the dataset holds {n} policies; training needs at least 2: raise its size "
+                       f"(collect.pool / --pool, collect.keep / --keep)")
+    need = min_held_out(self.latent_dim)
+    n_val = held_out_count(n, self.val_fraction)
+    if n_val < need:
+      raise ValueError(f"val_fraction {self.val_fraction:g} holds out {n_val} of the dataset's {n:,} policies; "
+                       f"validation and recovery need >= {need} for latent_dim {self.latent_dim}: raise "
+                       f"train.val_fraction or the dataset's size (collect.pool / --pool, collect.keep / --keep)")
+    if n - n_val <= self.latent_dim:
+      raise ValueError(f"the dataset's {n:,} policies leave {n - n_val} to train on, not more than latent_dim "
+                       f"{self.latent_dim} (such a code fits any {n - n_val} policies); lower train.latent_dim / "
+                       f"--latent-dim or raise the dataset's size (collect.pool / --pool, collect.keep / --keep)")
 
   def autoencoder(self, policy, probe=None) -> Autoencoder:
     """The autoencoder of these settings for `policy`; `probe` (M, O): the dataset's
     probe states, used only by the `actions` encoder input."""
     return Autoencoder(policy, self.latent_dim, self.encoder_widths, self.decoder_widths, self.activation,
                        self.encoder_input, probe if self.encoder_input == "actions" else None)
+
+
+def train_memory(config: TrainConfig, policy, dataset_size: int | None = None,
+                 n_probe: int | None = None) -> tuple[int, str]:
+  """(bytes, what they hold): an estimate of the arrays one training step and the
+  validation hold at once, for `policy` (an `MLPPolicy`, P parameters, O observation
+  and A action dims, hidden layers of H units in all), B = batch_policies, M =
+  batch_states states, n_probe probe states (unknown: 256) and V = min(512, held-out)
+  validation policies (unknown: 512), in float32:
+    autoencoder   its W weights 6 times (parameters, best parameters, gradients, Adam's
+                  two moments, the update);
+    batch         B x P four times (the policies, their reconstructions, the gradients
+                  of both);
+    behaviour     B x M x (H + A) three times (both policies' activations kept for the
+                  backward pass, their gradients) and B x M x O states (`own`: each
+                  policy's, gathered);
+    encoder       with `actions` input, B x n_probe x (H + A) (the policies run on the
+                  probe) and the encoder's layer activations;
+    buffer        buffer_size x O states;
+    validation    V x P policies twice and V x n_probe x (H + A) twice (both losses).
+  Not exact (XLA fuses and rematerialises): the order of magnitude that refuses a run
+  no machine could hold before anything compiles."""
+  p, o, a = policy.num_params, policy.obs_size, policy.action_size
+  hidden = sum(policy.hidden) + a
+  probe = 256 if n_probe is None else n_probe
+  b, m = config.batch_policies, config.batch_states
+  n_in = probe * a if config.encoder_input == "actions" else p
+  sizes = [n_in, *config.encoder_widths, config.latent_dim]
+  weights = sum(i * j + j for i, j in zip(sizes[:-1], sizes[1:]))
+  sizes = [config.latent_dim, *config.decoder_widths, p]
+  weights += sum(i * j + j for i, j in zip(sizes[:-1], sizes[1:]))
+  v = 512 if dataset_size is None else min(512, held_out_count(dataset_size, config.val_fraction))
+  floats = {
+      "autoencoder": 6 * weights,
+      "batch": 4 * b * p,
+      "behaviour": 3 * b * m * hidden + b * m * o,
+      "encoder": (b * probe * hidden if config.encoder_input == "actions" else 0)
+                 + 2 * b * (sum(config.encoder_widths) + sum(config.decoder_widths) + n_in),
+      "buffer": config.buffer_size * o,
+      "validation": 2 * v * p + 2 * v * probe * hidden,
+  }
+  return 4 * sum(floats.values()), (f"batch_policies {b:,} x batch_states {m:,} x {hidden:,} activations x 3, "
+                                    f"{weights:,} autoencoder weights x 6, buffer_size {config.buffer_size:,}, "
+                                    f"{probe:,} probe states")
 
 
 class TrainState(NamedTuple):
@@ -119,7 +210,9 @@ class TrainState(NamedTuple):
 
 
 def train_init(key: jax.Array, ae: Autoencoder, config: TrainConfig) -> TrainState:
-  """The state before step 0: `ae.init(key)` and a fresh Adam (lr `config.lr`)."""
+  """The state before step 0: `ae.init(key)` and a fresh Adam (lr `config.lr`); a bad
+  config (a NaN, infinite or non-positive lr, ...) is refused first (`TrainConfig.check`)."""
+  config.check()
   params = ae.init(key)
   return TrainState(params, optax.adam(config.lr).init(params), jnp.zeros((), jnp.int32))
 
@@ -129,7 +222,10 @@ def train_step(state: TrainState, thetas: jax.Array, states: jax.Array, ae: Auto
   """One Adam step on `config.loss` for a batch of policies thetas (B, P) and states
   (M, O) (the behaviour loss compares actions there): (new state, the loss before the
   step).  Pure: jit it closing over `ae` and `config`
-  (`jax.jit(functools.partial(train_step, ae=ae, config=config))`), vmap or scan it."""
+  (`jax.jit(functools.partial(train_step, ae=ae, config=config))`), vmap or scan it.
+  Shapes that do not fit `ae` are refused while tracing (`check_batch`: Python on the
+  static shapes, nothing in the compiled step)."""
+  check_batch(ae, thetas, states)
   value, grads = jax.value_and_grad(make_loss_fn(ae, config.loss))(state.params, thetas, states)
   updates, opt_state = optax.adam(config.lr).update(grads, state.opt_state, state.params)
   return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), value
@@ -142,10 +238,16 @@ def compiled_train_step(ae: Autoencoder, config: TrainConfig):
   return jax.jit(functools.partial(train_step, ae=ae, config=config))
 
 
+def held_out_count(n: int, val_fraction: float) -> int:
+  """How many of a dataset's n >= 2 policies `split` holds out: round(val_fraction * n),
+  at least 1 and at most n - 1."""
+  return min(n - 1, max(1, int(round(val_fraction * n))))
+
+
 def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
   """(train, validation) row indices of a dataset of n policies, both non-empty, sorted."""
   order = np.random.default_rng(seed).permutation(n)
-  n_val = min(n - 1, max(1, int(round(val_fraction * n))))
+  n_val = held_out_count(n, val_fraction)
   return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -155,6 +257,12 @@ def state_pool(dataset) -> np.ndarray:
   probe = np.asarray(dataset.probe_states, np.float32)
   visited = np.asarray(dataset.visited_states, np.float32).reshape(-1, probe.shape[1])
   return np.concatenate([probe, visited])
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  """() bool: no leaf of `tree` holds NaN or inf."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
 def _sample_states(buffer: jax.Array, key: jax.Array, m: int) -> jax.Array:
@@ -173,6 +281,7 @@ class Trainer:
     config.check(policy.num_params)
     self.env, self.policy, self.config = env, policy, config
     self.thetas = check_thetas(dataset.thetas, policy)
+    config.check(dataset_size=len(self.thetas), policy=policy, n_probe=len(dataset.probe_states))
     self.train_idx, self.val_idx = split(len(self.thetas), config.val_fraction, config.seed)
     self.states = state_pool(dataset)
     if config.states == "own":
@@ -239,8 +348,26 @@ class Trainer:
     """Validation losses of `params` on the held-out policies and the probe states."""
     return {name: float(loss(params, self.val_thetas, self.probe)) for name, loss in self.val_losses.items()}
 
+  def check_diverged(self, state: dict, train_loss: float | None = None, val: dict | None = None) -> None:
+    """Refuses a diverged training state: a non-finite training loss `train_loss` or
+    validation loss in `val` ({loss: value}), or NaN or inf in the parameters or Adam's
+    state.  ValueError naming the step and the learning rate to lower."""
+    what = None
+    if train_loss is not None and not math.isfinite(train_loss):
+      what = f"the training {self.config.loss} loss is {train_loss}"
+    for name, value in (val or {}).items():
+      if what is None and not math.isfinite(value):
+        what = f"the validation {name} loss is {value}"
+    if what is None and not bool(_all_finite((state["params"], state["opt_state"]))):
+      what = "the autoencoder's parameters or Adam's state hold NaN or inf"
+    if what is not None:
+      raise ValueError(f"training diverged by step {state['step']}: {what}; lower the learning rate "
+                       f"(train.lr / --lr, now {self.config.lr:g})")
+
   def step_range(self, state: dict, stop: int, progress_fn=None, checkpoint_fn=None) -> dict:
-    """Trains from state["step"] up to `stop` (or an early stop); returns the new state."""
+    """Trains from state["step"] up to `stop` (or an early stop); returns the new state.
+    At every evaluation and before every checkpoint a diverged state is refused
+    (`check_diverged`), so no checkpoint holds one."""
     config = self.config
     state = dict(state)
     while state["step"] < stop and not (config.patience and state["bad_evals"] >= config.patience):
@@ -253,8 +380,10 @@ class Trainer:
       trained, loss = self.train_step(TrainState(state["params"], state["opt_state"], jnp.int32(step)), thetas, states)
       state["params"], state["opt_state"] = trained.params, trained.opt_state
       state["step"] = step + 1
-      if state["step"] % config.eval_every == 0 or state["step"] == stop:
+      checked = state["step"] % config.eval_every == 0 or state["step"] == stop
+      if checked:
         val = self.evaluate(state["params"])
+        self.check_diverged(state, float(loss), val)
         history = state["history"]
         for name, value in (("step", state["step"]), ("train", float(loss)),
                             ("val_behaviour", val["behaviour"]), ("val_parameter", val["parameter"])):
@@ -266,6 +395,8 @@ class Trainer:
         else:
           state["bad_evals"] += 1
       if checkpoint_fn is not None and state["step"] % config.checkpoint_every == 0:
+        if not checked:
+          self.check_diverged(state)  # a checkpoint never holds a diverged state
         checkpoint_fn(state)
       if progress_fn is not None and state["step"] % config.eval_every == 0:
         history = state["history"]
@@ -336,7 +467,10 @@ def train(trainer: Trainer, out=None, record_config: dict | None = None,
   checkpointing there every `checkpoint_every` steps and writing the final artifact
   (with the dataset's codes under the best parameters).  Returns (final state, codes
   (N, latent_dim), timings); `train_s` sums the training time of every call that
-  worked on this artifact."""
+  worked on this artifact.  Never saves a failed run: a diverged state
+  (`Trainer.check_diverged`, also of a checkpoint resumed from) or a best validation
+  loss not below the initial weights' raises ValueError naming the setting to change,
+  and no final artifact is written."""
   env, policy = trainer.env, trainer.policy  # recorded so that load_autoencoder can rebuild them
   record_config = {"env": {"name": env.name, "backend": env.backend, "episode_length": env.episode_length},
                    "policy": {"preset": "custom", "hidden": list(policy.hidden), "activation": policy.activation,
@@ -345,13 +479,24 @@ def train(trainer: Trainer, out=None, record_config: dict | None = None,
   state, before = trainer.init(), 0.0
   if out is not None:
     checkpoint.check_output_path(out, KIND)  # refuses a foreign path before any training
+  initial_val = trainer.evaluate(state["params"])[trainer.config.loss]  # what the trained model must beat
   if out is not None and checkpoint.is_artifact(out) and not overwrite:
     state, record = checkpoint.resuming(load_state, out, trainer, record_config.get("inputs"))
     before = record["config"].get("timings", {}).get("train_s", 0.0)  # time spent by earlier calls
+    try:
+      trainer.check_diverged(state)
+    except ValueError as error:
+      raise ValueError(f"the checkpoint at {out} holds a diverged state ({error}); overwrite=True "
+                       f"(--overwrite) starts afresh") from None
   start = time.perf_counter()
   elapsed = lambda: {"train_s": before + time.perf_counter() - start}
   save = None if out is None else (lambda s: save_state(out, trainer, s, {**record_config, "timings": elapsed()}))
   state = trainer.step_range(state, trainer.config.steps, progress_fn, save)
+  config = trainer.config
+  if not state["best_val"] < initial_val:  # early stopping kept nothing better than the initial weights
+    raise ValueError(f"training did not improve on the initial weights: the best validation {config.loss} loss "
+                     f"{state['best_val']:.4g} is not below the initial {initial_val:.4g}; lower train.lr / --lr "
+                     f"(now {config.lr:g}) or raise train.steps / --steps (now {config.steps})")
   if is_multi():  # every process goes on with process 0's parameters (bit-equal where ops are deterministic)
     from jax.experimental import multihost_utils
     state["best_params"] = multihost_utils.broadcast_one_to_all(state["best_params"])

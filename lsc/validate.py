@@ -5,11 +5,14 @@ Each check raises ValueError naming the value and what is allowed.  Nothing here
 JAX: the checks cost nothing and run first.
 """
 
+import argparse
+import decimal
 import json
 import math
 import numbers
 import os
 import pathlib
+import re
 
 SEED_MAX = 2**32 - 1  # JAX keys take 32-bit seeds: larger ones wrap (2**32 is seed 0) or overflow
 
@@ -23,6 +26,33 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
                else f">= {low}" if low is not None else f"<= {high}")
     raise ValueError(f"{name} must be {allowed}, got {value}")
   return value
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?")
+
+
+def parse_number(text: str, kind: type = float):
+  """`text` read as a number of `kind` (float or int), scientific notation included
+  ("1e-3", "3E+5", "1_000"), where YAML 1.1 and int() would not: an int must be
+  whole ("1e6" is 1000000, "1.5e0" is refused).  NaN and infinities are no numbers
+  here; ValueError names the text."""
+  text = text.strip()
+  if not _NUMBER.fullmatch(text):
+    raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+  value = decimal.Decimal(text.replace("_", ""))
+  if kind is float:
+    return float(value)
+  if value != value.to_integral_value():
+    raise ValueError(f"expected an integer, got {text!r}")
+  return int(value)
+
+
+def integer(text: str) -> int:
+  """An argparse `type` for integers that also reads scientific notation (--budget 1e6)."""
+  try:
+    return parse_number(text, int)
+  except ValueError as error:
+    raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def check_seed(name: str, value, count: int = 1) -> int:

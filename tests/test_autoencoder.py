@@ -3,6 +3,8 @@ recovery metrics and their controls, bad input."""
 
 import dataclasses
 import functools
+import json
+import re
 import types
 
 import jax
@@ -199,7 +201,9 @@ def test_bad_datasets_are_refused(mountain_car, mc_policy, small_dataset):
   for thetas, fragment in [(small_dataset.thetas[:, :10], "must have shape \\(N, 1185\\)"),
                            (small_dataset.thetas[:0], "holds 0 policies"),
                            (np.where(np.arange(120)[:, None] == 7, np.nan, small_dataset.thetas),
-                            "NaN or inf in 1 policies \\(first: row 7\\)")]:
+                            "NaN or inf in 1 policies \\(first: row 7\\)"),
+                           (np.where(np.arange(120)[:, None] == 9, 1e30, small_dataset.thetas),  # a novelty search's
+                            "parameters have exploded: a parameter of row 9 is .* times its init std, beyond 10,000")]:
     with pytest.raises(ValueError, match=fragment):
       Trainer(mountain_car, mc_policy, types.SimpleNamespace(**{**vars(small_dataset), "thetas": thetas}), TINY)
   with pytest.raises(ValueError, match="unknown loss"):
@@ -251,3 +255,101 @@ def test_training_from_pool_indices_gives_the_losses_of_the_stored_parameters(mo
   for a, b in zip(jax.tree.leaves(regenerated["params"]), jax.tree.leaves(stored["params"])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   np.testing.assert_array_equal(np.asarray(members[[3, 7]]), small_dataset.thetas[[3, 7]])
+
+
+def test_a_diverged_or_unimproved_training_is_refused_and_never_saved(mountain_car, mc_policy, small_dataset,
+                                                                      tmp_path):
+  # lr 1e10: NaN from step 2; the checkpoint of step 5 (no evaluation there) is refused, so nothing is written
+  diverging = Trainer(mountain_car, mc_policy, small_dataset, dataclasses.replace(TINY, lr=1e10, checkpoint_every=5))
+  with pytest.raises(ValueError, match=r"training diverged by step 5: .*NaN or inf; lower the learning rate "
+                                       r"\(train.lr / --lr, now 1e\+10\)"):
+    train(diverging, tmp_path / "diverged")
+  assert not checkpoint.is_artifact(tmp_path / "diverged")
+  # finite but worse than the initial weights all along: early stopping would keep those; refused instead
+  unimproved = Trainer(mountain_car, mc_policy, small_dataset, dataclasses.replace(TINY, lr=1.0))
+  with pytest.raises(ValueError, match=r"did not improve on the initial weights: the best validation behaviour loss "
+                                       r"\S+ is not below the initial \S+; lower train.lr / --lr \(now 1\)"):
+    train(unimproved, tmp_path / "unimproved")
+  with pytest.raises(ValueError, match="unfinished checkpoint"):
+    load_autoencoder(tmp_path / "unimproved")
+  # a checkpoint holding a diverged state (an older lsc could write one) is not resumed from
+  trainer = Trainer(mountain_car, mc_policy, small_dataset, TINY)
+  state = trainer.init()
+  history = {"step": [20], "train": [np.nan], "val_behaviour": [np.nan], "val_parameter": [np.nan]}
+  save_state(tmp_path / "nan", trainer, {**state, "params": jax.tree.map(lambda x: x * np.nan, state["params"]),
+                                         "step": 20, "history": history}, {})
+  with pytest.raises(ValueError, match="holds a diverged state .*--overwrite"):
+    train(trainer, tmp_path / "nan")
+
+
+def test_too_few_held_out_policies_are_refused_before_any_work_and_undefined_metrics_are_null(
+    mountain_car, mc_policy, small_dataset):
+  from lsc.compression import recovery_table
+  from lsc import jsonfile
+  from lsc.metrics import check_recovery_points
+  with pytest.raises(ValueError, match=r"val_fraction 0.01 holds out 1 of the dataset's 120 policies; validation "
+                                       r"and recovery need >= 2 for latent_dim 1: raise train.val_fraction"):
+    Trainer(mountain_car, mc_policy, small_dataset, dataclasses.replace(TINY, latent_dim=1, val_fraction=0.01))
+  with pytest.raises(ValueError, match="holds out 3 of the dataset's 32 policies; .* need >= 4 for latent_dim 2"):
+    TrainConfig(latent_dim=2).check(dataset_size=32)  # a 2-D grid of 3 points is 1 point: no range
+  with pytest.raises(ValueError, match="leave 4 to train on, not more than latent_dim 4"):
+    TrainConfig(latent_dim=4, val_fraction=0.5).check(dataset_size=8)
+  with pytest.raises(ValueError, match=r"recovery_points must be >= 4 .*got 3"):
+    check_recovery_points(2, 3)
+  ae = Autoencoder(mc_policy, 1, (16,), (16,))
+  with pytest.raises(ValueError, match="recovery needs >= 2 held-out policies .*got 1"):
+    recovery_report(mountain_car, mc_policy, ae, ae.init(jax.random.key(0)), small_dataset.thetas[:1],
+                    EvalProtocol(1, 9), pool_seed=0)
+  # a task on which every held-out policy returns the same has no range: null in strict JSON, n/a in the table
+  undefined = recovery_metrics(np.ones(4), np.ones(4), np.arange(3.0))
+  assert np.isnan(undefined["recovery"])
+  report = {row: {"speed": undefined, "mean": undefined} for row in ("trained", "untrained", "random")}
+  text = jsonfile.dumps({"recovery": report, "z": np.array([np.nan, 1.0])})
+  assert json.loads(text)["recovery"]["trained"]["speed"]["recovery"] is None and json.loads(text)["z"] == [None, 1.0]
+  assert "| trained | speed | n/a | n/a |" in recovery_table(json.loads(text)["recovery"], ["speed"])
+
+
+def test_every_train_setting_is_checked_before_work():
+  for changes, fragment in [({"activation": "foo"}, "unknown activation 'foo'; valid: elu, tanh, relu"),
+                            ({"encoder_widths": 16}, "encoder_widths must be a list of layer widths"),
+                            ({"decoder_widths": (16, 0)}, "decoder_widths width must be >= 1, got 0"),
+                            ({"patience": -1}, "patience must be >= 0"),
+                            ({"lr": 0.0}, "lr must be > 0, got 0.0"),
+                            ({"states": "rollout", "buffer_size": 100}, "256 states into the buffer, more than its "
+                                                                       "buffer_size 100")]:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+      dataclasses.replace(TINY, **changes).check()
+
+
+def test_train_step_and_train_init_refuse_bad_shapes_and_learning_rates_before_tracing():
+  policy = MLPPolicy(2, 1, (8,))  # 33 parameters
+  ae = Autoencoder(policy, 2, (16,), (16,))
+  config = TrainConfig(latent_dim=2, lr=3e-3)  # the compiled step of test_train_step_is_pure_jittable_and_scannable
+  state = train_init(jax.random.key(0), ae, config)
+  states = jnp.zeros((64, 2))
+  for step in (functools.partial(train_step, ae=ae, config=config), jax.jit(functools.partial(train_step, ae=ae,
+                                                                                              config=config))):
+    with pytest.raises(ValueError, match="thetas have 57 columns, the autoencoder's policy has 33 parameters"):
+      step(state, jnp.zeros((4, 57)), states)
+    with pytest.raises(ValueError, match=re.escape("states must have shape (M, 2) or (B, M, 2)")):
+      step(state, jnp.zeros((4, 33)), jnp.zeros((64, 3)))
+    with pytest.raises(ValueError, match="must match the 4 policies of thetas, got 5"):
+      step(state, jnp.zeros((4, 33)), jnp.zeros((5, 8, 2)))
+  for lr in (float("nan"), float("inf"), 0.0, -1e-3):
+    with pytest.raises(ValueError, match="lr must be"):
+      train_init(jax.random.key(0), ae, dataclasses.replace(config, lr=lr))
+
+
+def test_a_training_no_machine_could_hold_is_refused_in_one_line_before_compiling(mountain_car, mc_policy,
+                                                                                 small_dataset, monkeypatch):
+  import lsc.training
+  import lsc.validate
+  monkeypatch.setattr(lsc.validate, "memory_limit", lambda: 16 * 10**9)
+  monkeypatch.setattr(lsc.training, "compiled_train_step", None)  # refused before the step is even built
+  huge = dataclasses.replace(TINY, batch_states=10_000_000)
+  with pytest.raises(ValueError, match=r"^training needs about \S+ GB of memory \(batch_policies 16 x batch_states "
+                                       r"10,000,000 .*\), more than this machine's 16.0 GB; make it smaller$"):
+    Trainer(mountain_car, mc_policy, small_dataset, huge)
+  with pytest.raises(ValueError, match="training needs about"):  # the `actions` encoder on 10^8 probe states
+    TINY.check(policy=mc_policy, n_probe=10**8)
+  TINY.check(dataset_size=120, policy=mc_policy, n_probe=64)  # the tests' own size fits

@@ -3,6 +3,7 @@ trained on lsc envs and tasks with learning curves under the shared protocol, TD
 resume, and bad input refused before anything runs.  Tiny configs: a few envs, small
 networks, short episodes, two or three evaluations."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lsc import baselines, compat
+from lsc import baselines, checkpoint, compat
 from lsc.baselines import (DDPGConfig, PPOConfig, SACConfig, TD3Config, brax_timesteps, devices_to_use,
                            make_evaluator, make_inference, min_budget, train_baseline)
 from lsc.envs import make_env
@@ -253,3 +254,8 @@ def test_td3_killed_between_epochs_resumes_to_the_same_result(td3_runs, left_car
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   with pytest.raises(Exception, match="overwrite"):  # another run's checkpoint is refused
     train_baseline(left_car, "left", "td3", TD3_BUDGET, 1, PROTOCOL, **run)
+  # the checkpoint holds the curve measured so far: under another evaluation protocol it
+  # is refused (it once resumed, and its old curve's last point was printed as the new protocol's)
+  other = dataclasses.replace(PROTOCOL, episodes=PROTOCOL.episodes + 1, seed=PROTOCOL.seed + 1)
+  with pytest.raises(checkpoint.ArtifactMismatch, match="eval.episodes.*eval.seed"):
+    train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, other, **run)

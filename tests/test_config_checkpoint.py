@@ -1,7 +1,10 @@
 """Config files and overrides; the artifact format."""
 
 import dataclasses
+import json
+import os
 import pathlib
+import subprocess
 
 import jax.numpy as jnp
 import numpy as np
@@ -83,6 +86,45 @@ def test_large_arrays_bypass_orbax_and_load_memory_mapped(tmp_path, identity, mo
   # nothing left for Orbax but the record
   path = checkpoint.save_artifact(tmp_path / "b", {"thetas": big}, kind="dataset", config={}, identity=identity)
   np.testing.assert_array_equal(checkpoint.load_artifact(path)[0]["thetas"], big)
+
+
+def test_an_artifact_without_checksums_is_refused_and_replaceable(tmp_path, identity):
+  # deleting checksums.json and the record's `format` made it load as a legacy artifact, unverified
+  path = checkpoint.save_artifact(tmp_path / "a", {"x": np.zeros(3)}, kind="dataset", config={}, identity=identity)
+  (path / checkpoint.CHECKSUMS).unlink()
+  metadata = path / "record" / "metadata"
+  record = json.loads(metadata.read_text())
+  del record["format"]
+  metadata.write_text(json.dumps(record))
+  for read in (checkpoint.load_artifact, checkpoint.read_record, checkpoint.verify, checkpoint.digest):
+    with pytest.raises(checkpoint.ArtifactDamaged, match="has no checksums.json, so its content cannot be verified"):
+      read(path)
+  checkpoint.save_artifact(path, {"x": np.ones(2)}, kind="dataset", config={}, identity=identity)  # only lsc's names
+  np.testing.assert_array_equal(checkpoint.load_artifact(path)[0]["x"], [1, 1])
+  # nor is an emptied checksum list a way around the check
+  table = json.loads((path / checkpoint.CHECKSUMS).read_text())
+  (path / checkpoint.CHECKSUMS).write_text(json.dumps({"sha256": {}}))
+  with pytest.raises(checkpoint.ArtifactDamaged, match="lists none of its record's files"):
+    checkpoint.load_artifact(path)
+  record_only = {k: v for k, v in table["sha256"].items() if k.startswith("record/")}
+  (path / checkpoint.CHECKSUMS).write_text(json.dumps({"sha256": record_only}))
+  with pytest.raises(checkpoint.ArtifactDamaged, match="_CHECKPOINT_METADATA is not in its checksums.json"):
+    checkpoint.load_artifact(path)
+
+
+def test_leftovers_of_killed_saves_are_removed_orbax_ones_too(tmp_path, identity):
+  # Orbax saves lsc's staging directory to `<staging>.orbax-checkpoint-tmp` first: a kill left it forever
+  from orbax.checkpoint._src.path import atomicity_types
+  assert checkpoint.ORBAX_TMP == atomicity_types.TMP_DIR_SUFFIX
+  dead = subprocess.Popen(["true"])  # a process that has ended
+  dead.wait()
+  names = {"dead": f".a.tmp-{dead.pid}-0123abcd{checkpoint.ORBAX_TMP}",
+           "live": f".a.tmp-{os.getppid()}-0123abcd{checkpoint.ORBAX_TMP}",
+           "other": f".b.tmp-{dead.pid}-0123abcd{checkpoint.ORBAX_TMP}"}
+  for name in names.values():
+    (tmp_path / name / "arrays.orbax-checkpoint-tmp").mkdir(parents=True)
+  checkpoint.save_artifact(tmp_path / "a", {"x": np.zeros(1)}, kind="dataset", config={}, identity=identity)
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["other"], "a"])
 
 
 def test_mismatched_artifact_is_refused_clearly(tmp_path, identity):

@@ -1,5 +1,6 @@
 """Stages 1-2: probe states, descriptors, the kept dataset, its artifact, `lsc collect`."""
 
+import re
 import subprocess
 import sys
 
@@ -119,6 +120,7 @@ def test_interrupted_collect_leaves_no_artifact_and_a_rerun_completes(tmp_path):
     (["--n-probe", "0"], "n_probe, probe_policies and eval_episodes must be >= 1"),
     (["--probe", "grid"], "unknown probe mode 'grid'; valid modes: uniform, rollout"),
     (["--env", "cartpole"], "unknown env 'cartpole'; valid envs"),
+    (["--generations", "1", "--mutation-std", "1e30"], "mutation_std must be <= 10 (init stds per parameter"),
 ])
 def test_collect_bad_input_is_a_one_line_error(args, fragment, tmp_path):
   argv = ["collect", "--env", "mountain_car", "--out", str(tmp_path / "x"), *args]
@@ -211,3 +213,51 @@ def test_a_dataset_can_store_pool_indices_instead_of_parameters(dataset, tmp_pat
   monkeypatch.setattr(PoolMembers, "checksum", lambda self, rows=256: "0" * 20)  # as if JAX's RNG had changed
   with pytest.raises(checkpoint.ArtifactMismatch, match="regenerated here differ"):
     load_dataset(tmp_path / "ds")
+
+
+@pytest.mark.parametrize("changes,fragment", [
+    ({"visited_per_episode": 0}, "visited_per_episode must be >= 1"),
+    ({"policy": PolicyConfig("small", activation="foo")}, "unknown activation 'foo'; valid: tanh, relu"),
+    ({"policy": PolicyConfig("small", init_scheme="zeros")}, "unknown init_scheme 'zeros'"),
+    ({"env": EnvConfig("mountain_car", backend="spring")}, "unknown backend 'spring' for mountain_car; valid: jax"),
+    ({"probe": "rollout", "n_probe": 500, "probe_policies": 2}, "n_probe 500 distinct states cannot come from "
+                                                                 "probe_policies 2 episodes of 200 steps"),
+    ({"generations": 1, "offspring": 4, "n_neighbors": 40}, "n_neighbors must be < the 34 members a novelty search "
+                                                             "generation scores"),
+    ({"generations": 1, "mutation_std": 1e30}, "mutation_std must be <= 10"),
+])
+def test_every_collect_setting_is_checked_before_work(changes, fragment):
+  import dataclasses
+  with pytest.raises(ValueError, match=re.escape(fragment)):
+    dataclasses.replace(TINY, **changes).resolved()
+
+
+def test_exploding_parameters_are_refused_where_the_search_makes_them_and_never_saved(dataset, tmp_path):
+  import dataclasses
+
+  from lsc.novelty_search import Archive, novelty_search
+  policy = make_policy(make_env("mountain_car"), "small")
+  archive = Archive(dataset.thetas, dataset.descriptors, dataset.novelty, dataset.indices)
+  with pytest.raises(ValueError, match=r"the novelty search's children have exploded: a parameter of row \d+ is "
+                                       r"\S+ times its init std, beyond 10,000; lower collect.mutation_std / "
+                                       r"--mutation-std \(now 1e\+30\)"):
+    novelty_search(policy, archive, dataset.probe_states, 3, 1, 20, 1e30, 5)
+  for thetas, fragment in [(dataset.thetas * 1e30, "the dataset's parameters have exploded"),
+                           (np.where(np.arange(30)[:, None] == 4, np.inf, dataset.thetas),
+                            "the dataset's parameters hold NaN or inf in 1 policies (first: row 4)")]:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+      save_dataset(tmp_path / "ds", dataclasses.replace(dataset, thetas=thetas))
+    assert not checkpoint.is_artifact(tmp_path / "ds")
+
+
+def test_a_collect_no_machine_could_hold_is_refused_before_work(monkeypatch):
+  import dataclasses
+
+  import lsc.validate
+  monkeypatch.setattr(lsc.validate, "memory_limit", lambda: 16 * 10**9)
+  # 10^8 probe states: the descriptors of a 2-member pool are small, describing them is not
+  with pytest.raises(ValueError, match=r"^collect needs about \S+ GB of memory \(descriptors 2 x n_probe "
+                                       r"100,000,000 .* 2 x 100,000,000 x 65 activations"):
+    dataclasses.replace(TINY, policy=PolicyConfig("medium"), pool=2, n_neighbors=1, n_probe=10**8).resolved()
+  inputs = TINY.resolved().training_inputs()  # what a training on it is checked against, known before collecting
+  assert inputs["dataset_size"] == 30 and inputs["num_params"] == 17 and inputs["n_probe"] == 32

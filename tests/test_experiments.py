@@ -23,8 +23,17 @@ def mc_run(tmp_path_factory):
   return out
 
 
+def strict_json(text: str):
+  """`text` parsed as RFC 8259 JSON: no bare NaN or Infinity."""
+  def refuse(token):
+    raise AssertionError(f"{token} is not JSON")
+  return json.loads(text, parse_constant=refuse)
+
+
 def test_mountain_car_smoke_writes_valid_results(mc_run, monkeypatch):
-  results = json.loads((mc_run / "results.json").read_text())
+  results = strict_json((mc_run / "results.json").read_text())
+  for name in ("autoencoder/recovery.json", "search/speed_latent_pgpe/outcome.json"):
+    strict_json((mc_run / name).read_text())
   assert results["config"]["tasks"] == ["speed"] and results["backend"] == "jax"
   assert set(results["recovery"]) == {"trained", "untrained", "random"}
   curves = results["curves"]["speed"]
@@ -39,6 +48,12 @@ def test_mountain_car_smoke_writes_valid_results(mc_run, monkeypatch):
   from lsc import tasks
   for stage in ("dataset", "autoencoder", "search/speed_latent_pgpe", "search/speed_ppo"):
     assert json.loads((mc_run / stage / "stage.json").read_text())["key"]["rewards"] == tasks.fingerprint("mountain_car")
+  # and every setting a search reads, defaults included: a stage once kept its result when
+  # PGPE's std_lr or any RL hyper-parameter changed (they were not in its key)
+  from lsc.rl_configs import CONFIGS
+  key = lambda method: json.loads((mc_run / "search" / f"speed_{method}" / "stage.json").read_text())["key"]
+  assert key("latent_then_param")["resolved"]["param_pgpe"]["std_lr"] == 0.1
+  assert key("td3")["resolved"]["rl"] == json.loads(json.dumps(dataclasses.asdict(CONFIGS["td3"]())))
   from lsc.novelty import KERNEL_VERSION  # and the kNN kernel's version: a dataset it would now build otherwise too
   assert json.loads((mc_run / "dataset" / "stage.json").read_text())["key"]["novelty_kernel"] == KERNEL_VERSION
   before = tasks.fingerprint("mountain_car")

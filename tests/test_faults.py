@@ -21,19 +21,21 @@ from lsc import checkpoint, cli, rundir
 from lsc.dataset import load_dataset
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-COLLECT = ["collect", "--env", "mountain_car", "--policy", "small", "--pool", "200", "--n-probe", "16",
+COLLECT = ["collect", "--env", "mountain_car", "--policy", "small", "--pool", "200", "--keep", "0.2", "--n-probe", "16",
            "--episodes", "1"]
 TRAIN = ["train", "--steps", "50", "--batch-policies", "8", "--batch-states", "16", "--widths", "16"]
 SEARCH = ["search", "--env", "mountain_car", "--task", "speed", "--method", "latent_pgpe", "--policy", "small",
           "--population", "8", "--episodes", "1", "--budget", "20000", "--eval-episodes", "1"]
 
 
-def killed_at(point: str, *args) -> int:
+def killed_at(point: str, *args, log: list | None = None) -> int:
   """Runs `args` (an lsc command, or `-m experiments.X ...`) in a subprocess that kills
-  itself at fault point `point`; returns its exit code."""
+  itself at fault point `point`; returns its exit code (its output lines go to `log`)."""
   command = list(args) if args[0] == "-m" else ["-m", "lsc.cli", *args]
   done = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=600,
                         env={**os.environ, "LSC_KILL_AT": point})
+  if log is not None:
+    log.extend(done.stdout.splitlines())
   return done.returncode
 
 
@@ -148,7 +150,7 @@ def test_a_truncated_large_array_is_named(work, tmp_path, monkeypatch):
 
 def test_collect_killed_while_publishing_keeps_or_rebuilds_the_artifact(work, tmp_path, capsys):
   shutil.copytree(work / "d0", tmp_path / "d")
-  argv = [*COLLECT, "--seed", "0", "--out", str(tmp_path / "d")]
+  argv = [*COLLECT, "--seed", "0", "--overwrite", "--out", str(tmp_path / "d")]
   # killed with the new artifact staged: the old one is still in place, whole
   assert killed_at("artifact_staged", *argv) == -signal.SIGKILL
   assert any(p.name.startswith(".d.tmp-") for p in tmp_path.iterdir())
@@ -159,6 +161,21 @@ def test_collect_killed_while_publishing_keeps_or_rebuilds_the_artifact(work, tm
   assert cli.main(argv) == 0
   assert_same_arrays(tmp_path / "d", work / "d0")
   assert sorted(p.name for p in tmp_path.iterdir()) == [".d.lock", "d"]  # staging cleaned
+
+
+def test_a_path_too_long_for_lsc_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+  # a 230-character --out ran the whole collect, then failed at save: "File name too long"
+  import lsc.dataset
+
+  def collect(*args, **kwargs):
+    raise AssertionError("the collect ran")
+  monkeypatch.setattr(lsc.dataset, "collect", collect)
+  err = cli_error(capsys, *COLLECT, "--out", str(tmp_path / ("d" * 230)))
+  assert "has a name of 230 bytes" in err and "(NAME_MAX)" in err
+  deep = str(tmp_path / "/".join(["x" * 200] * 20))  # every name fits, the whole path does not
+  assert "(PATH_MAX)" in cli_error(capsys, *COLLECT, "--out", deep)
+  assert "(PATH_MAX)" in cli_error(capsys, *SEARCH, "--decoder", "linear:2", "--out", deep)
+  assert not any(tmp_path.iterdir())
 
 
 def test_train_and_search_killed_while_saving_resume_to_the_same_result(work, tmp_path):
@@ -201,14 +218,41 @@ def test_a_pipeline_killed_between_a_result_and_its_marker_never_reuses_a_stale_
   model = checkpoint.read_record(out / "autoencoder" / "model")
   assert model["config"]["inputs"] == {"dataset": checkpoint.digest(out / "dataset" / "artifact")}
   assert untimed(reseeded["curves"]) != untimed(resumed["curves"])
-  # a stage whose outcome was truncated is recomputed, and only it
+  # a stage whose outcome was truncated is recomputed, and only it, even after a kill
+  # while removing it (rmtree deleted stage.json first: every later run refused the --out)
   outcome = out / "search" / "speed_latent_pgpe" / "outcome.json"
   outcome.write_text(outcome.read_text()[:40])
   logged = []
-  again = pipeline.run(override(config, ["collect.seed=1"]), out, log=logged.append)
-  assert set(again["timings"]["stages_s"]) == {"search/speed_latent_pgpe"}
+  assert killed_at("stage_retired:search/speed_latent_pgpe", "-m", "experiments.mountain_car", "--preset", "smoke",
+                   "--out", str(out), "--set", *sets, "collect.seed=1", log=logged) == -signal.SIGKILL
   assert any("outcome.json does not match its checksum; recomputing it" in line for line in logged)
+  assert [p.name.split("-")[0] for p in (out / "search").iterdir()] == [".speed_latent_pgpe.old"]
+  again = pipeline.run(override(config, ["collect.seed=1"]), out, log=quiet)
+  assert set(again["timings"]["stages_s"]) == {"search/speed_latent_pgpe"}
   assert untimed(again["curves"]) == untimed(reseeded["curves"])
+  assert sorted(p.name for p in (out / "search").iterdir()) == ["speed_latent_pgpe"]  # the leftover removed
+
+
+def test_a_stage_left_half_removed_without_its_marker_is_recomputed(work, tmp_path):
+  # an older lsc removed a stale stage with rmtree, stage.json first: killed midway, it left
+  # a directory without its marker, and every later run refused the --out as foreign
+  stage = tmp_path / "autoencoder"
+  shutil.copytree(work / "a0", stage, ignore=shutil.ignore_patterns(".lsc*", "metrics.jsonl"))
+  shutil.copytree(work / "s0" / "result", stage / "latent" / "result")  # a phase of a two-phase method
+  shutil.rmtree(stage / "model" / "record")
+  (stage / "recovery.json").unlink()
+  logged = []
+  stages = pipeline.Stages(tmp_path, log=logged.append)
+  compute = lambda directory: (directory / "recovery.json").write_text("1") and "computed"
+  assert stages.run("autoencoder", {}, compute, lambda directory: None) == "computed"
+  assert "no stage.json, only what a stage writes" in logged[-1]
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["autoencoder"]
+  # the same with a file of the user's in an artifact: refused, untouched
+  shutil.copytree(work / "a0" / "model", tmp_path / "t" / "model")
+  (tmp_path / "t" / "model" / "notes.txt").write_text("mine")
+  with pytest.raises(checkpoint.ForeignPath):
+    stages.run("t", {}, compute, lambda directory: None)
+  assert (tmp_path / "t" / "model" / "notes.txt").exists()
 
 
 def test_stages_recompute_what_is_incomplete_changed_or_damaged(tmp_path):

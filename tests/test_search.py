@@ -10,7 +10,7 @@ import pytest
 
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
-from lsc.policy import make_policy
+from lsc.policy import MLPPolicy, make_policy
 from lsc.search import (PGPEConfig, Search, describe, euclidean_space, generation_keys, identity_space,
                         linear_space, make_space, run_search, search_ask, search_center, search_init,
                         search_step)
@@ -215,6 +215,24 @@ def test_bad_searches_are_refused(mountain_car, small_policy):
     Search(mountain_car, small_policy, euclidean_space(np.full(17, np.nan)), "goal", SMALL, budget=10**6)
   with pytest.raises(ValueError, match="population must be even"):
     Search(mountain_car, small_policy, space, "goal", PGPEConfig(population=7), budget=10**6)
+  # once refused only after the whole budget, when the final centres turned out NaN
+  with pytest.raises(ValueError, match="std_init = 1e\\+30 is in units of the search space's spread"):
+    Search(mountain_car, small_policy, space, "goal", PGPEConfig(std_init=1e30), budget=10**6)
+  # a policy of another env: once compiled for 12 s, then failed inside jit
+  hopper_sized = MLPPolicy(obs_size=11, action_size=3, hidden=(4,))
+  with pytest.raises(ValueError, match="maps 11 observations to 3 actions, but env 'mountain_car' has 2 .* and 1"):
+    Search(mountain_car, hopper_sized, identity_space(hopper_sized), "goal", SMALL, budget=10**6)
+
+
+def test_a_diverging_search_stops_with_an_error(mountain_car, small_policy, goal_search):
+  # a space whose scale overflows float32 once the centre moves: the decoded centre turns
+  # inf within a few chunks, and the search stops there (it once ran the whole budget,
+  # then refused the final policies), before any checkpoint or result is written
+  huge = euclidean_space(np.zeros(small_policy.num_params), 3e38)
+  search = Search(mountain_car, small_policy, huge, "goal", SMALL, budget=6_000_000, seeds=2, generations_per_chunk=6)
+  assert search._chunk_fn is goal_search._chunk_fn  # no new program
+  with pytest.raises(ValueError, match="the search diverged by generation (6|12|18|24): seed\\(s\\) .*lower std_init"):
+    search.run(FRESH)  # 187 generations had the search run to its end
 
 
 def test_decoder_space_scales_by_the_codes_and_starts_at_the_mean_or_a_given_code(mountain_car, small_policy):

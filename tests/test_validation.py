@@ -2,6 +2,8 @@
 code 2, no traceback, and no env built (a late refusal fails these tests).  In-process,
 no compiles: the whole file takes seconds."""
 
+import argparse
+
 import numpy as np
 import pytest
 
@@ -75,6 +77,9 @@ CLI_CASES = [
     ([*SEARCH, "--decoder", "linear:2", "--std-init", "nan", "--out", "{tmp}/s"], "std_init must be a finite number"),
     ([*SEARCH, "--decoder", "linear:2", "--lr", "nan", "--out", "{tmp}/s"], "lr must be a finite number, got nan"),
     ([*SEARCH, "--decoder", "linear:2", "--population", "3", "--out", "{tmp}/s"], "population must be even"),
+    ([*SEARCH, "--decoder", "linear:2", "--std-init", "1e30", "--out", "{tmp}/s"],
+     "std_init = 1e+30 is in units of the search space's spread"),  # once refused after the whole budget
+    (["collect", *MC, "--out", "{data}"], "already holds a dataset made with other settings"),  # once replaced it
     ([*SEARCH, "--decoder", "{tmp}/nowhere", "--out", "{tmp}/s"], "neither identity, linear:K nor an autoencoder"),
     ([*SEARCH, "--decoder", "linear:2", "--eval-seed", "100000000000000000000", "--out", "{tmp}/s"],
      "evaluation seed must be an integer in [0, 4294967295]"),
@@ -105,8 +110,16 @@ PIPELINE_CASES = [
     (["--set", "search.budget=100"], "search.budget (latent_pgpe): budget 100 env steps is less than one generation"),
     (["--set", "search.latent_lr=.nan"], "lr must be a finite number, got nan"),
     (["--set", "search.param_std_init=.inf"], "std_init must be a finite number, got inf"),
+    (["--set", "search.latent_std_init=1e30"], "std_init = 1e+30 is in units of the search space's spread"),
+    (["--set", "search.budget=1.5e0"], "search.budget: expected int, got '1.5e0'"),
+    # each once failed only after the dataset stage, or wrote NaN recovery with exit 0
+    (["--set", "train.activation=foo"], "unknown activation 'foo'"),
+    (["--set", "collect.visited_per_episode=0"], "visited_per_episode must be >= 1"),
+    (["--set", "train.val_fraction=0.001"], "holds out 1 of the dataset's 50 policies"),
+    (["--set", "collect.generations=1", "collect.mutation_std=1e30"], "mutation_std"),
+    (["--set", "train.batch_states=100000000"], "needs about"),
     (["--set", "train.lr=.nan"], "lr must be a finite number, got nan"),
-    (["--set", "recovery_points=0"], "recovery_points must be >= 1, got 0"),
+    (["--set", "recovery_points=0"], "recovery_points must be >= 2 (recovery measures a range of returns"),
     (["--set", "recovery_episodes=0"], "recovery_episodes must be >= 1, got 0"),
     (["--set", "eval_episodes=0"], "eval_episodes must be >= 1, got 0"),
     (["--set", "search.n_evals=0"], "search.n_evals must be >= 1, got 0"),
@@ -134,6 +147,44 @@ def test_pipeline_refuses_before_work(argv, fragment, tmp_path, capsys):
   code = pipeline.main("mountain_car", PRESETS["mountain_car"], [*SMOKE, "--out", str(tmp_path / "out"), *argv])
   _one_line(capsys, code, fragment.format(tmp=tmp_path))
   assert not (tmp_path / "out").exists()
+
+
+def test_numbers_in_scientific_notation_are_read_wherever_a_number_is_taken(tmp_path):
+  # YAML 1.1 reads 1e-3 (no dot, no exponent sign) as a string: --set, YAML and even JSON
+  # configs once refused it with "expected float, got '1e-3'"
+  smoke = PRESETS["mountain_car"]["smoke"]()
+  (tmp_path / "c.yaml").write_text("train:\n  lr: 3e-4\nsearch:\n  budget: 2e5\n")
+  (tmp_path / "c.json").write_text('{"train": {"lr": 1e-3}, "search": {"budget": 1e6}}')
+  flags = dict(latent_dim=None, seeds=None, budget=None, tasks=None, methods=None)
+  for config, sets, lr, budget in ((None, ["train.lr=1e-3", "search.budget=1E+5"], 1e-3, 100_000),
+                                   ("c.yaml", [], 3e-4, 200_000), ("c.json", [], 1e-3, 1_000_000)):
+    args = argparse.Namespace(config=config and str(tmp_path / config), set=sets, **flags)
+    configured = pipeline.configure(smoke, args)
+    assert (configured.train.lr, configured.search.budget) == (lr, budget)
+    assert type(configured.search.budget) is int
+  parsed = cli.build_parser().parse_args([*SEARCH, "--budget", "1e6", "--lr", "1e-3", "--out", "x"])
+  assert (parsed.budget, parsed.lr) == (1_000_000, 1e-3)
+  with pytest.raises(SystemExit):  # not a whole number
+    cli.build_parser().parse_args([*SEARCH, "--budget", "2.5e0", "--out", "x"])
+
+
+def test_results_files_are_strict_json():
+  from lsc import jsonfile
+  text = jsonfile.dumps({"a": np.float32("nan"), "b": [np.inf, 1.5, np.int64(2)], "c": np.array([-np.inf, 0.5])})
+  assert text == '{"a": null, "b": [null, 1.5, 2], "c": [null, 0.5]}'  # json.dumps wrote bare NaN and Infinity
+
+
+def test_search_refuses_an_out_holding_another_result_before_work(tmp_path, capsys):
+  # `lsc search --method td3 --out S`, S holding a param_pgpe result, trained TD3 fully, then refused
+  from lsc import rundir
+  from lsc.methods import run_fields
+  out = rundir.claim(tmp_path / "s", "search")
+  checkpoint.save_artifact(out / "result", {"x": np.zeros(2)}, kind="search", identity={},
+                           config={"method": "param_pgpe", "run": run_fields("speed", 10**6, 1, 0)})
+  _one_line(capsys, cli.main([*SEARCH, "--method", "td3", "--out", str(out)]), "holds a 'search' artifact, not a 'baseline'")
+  # a result of the same method but another budget is replaced only with --overwrite
+  _one_line(capsys, cli.main([*SEARCH, "--method", "param_pgpe", "--budget", "2e6", "--out", str(out)]),
+            "holds the result of another run (budget 1000000 there, 2000000 here)")
 
 
 def test_one_name_is_one_task_and_bools_are_not_ints():
