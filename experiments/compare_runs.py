@@ -73,8 +73,8 @@ def markdown(summaries: dict, command: str) -> str:
     for task in tasks:
       cells = [f"{runs[l]['tasks'][task]['dataset_best']:.1f} / {runs[l]['tasks'][task]['dataset_p90']:.1f}"
                for l in labels]
-      cells += ["{trained:.2f} ({untrained:.2f}, {random:.2f})".format(**runs[l]["tasks"][task]["recovery"])
-                for l in labels]
+      cells += ["{trained:.2f} ({untrained:.2f}, {random:.2f})".format(
+                    **{k: jsonfile.number(v) for k, v in runs[l]["tasks"][task]["recovery"].items()}) for l in labels]
       lines.append(f"| {task} | " + " | ".join(cells) + " |")
     methods = sorted({m for l in labels for t in tasks for m in runs[l]["tasks"][t]["methods"]})
     if methods:

@@ -140,9 +140,9 @@ def main(argv=None) -> int:
                "dataset": summary["dataset_size"],
                "held_out": summary["held_out"], "steps": summary["steps_run"],
                "seconds": summary["timings"]["train_s"], "wall_s": time.perf_counter() - start,
-               **{f"{r}_{m}": report[r]["mean"][m] for r in ("trained", "untrained", "random")
+               **{f"{r}_{m}": jsonfile.number(report[r]["mean"][m]) for r in ("trained", "untrained", "random")
                   for m in ("recovery", "error_median", "wasserstein")},
-               "tasks": {t: report["trained"][t]["recovery"] for t in report["trained"] if t != "mean"}}
+               "tasks": {t: jsonfile.number(report["trained"][t]["recovery"]) for t in report["trained"] if t != "mean"}}
         rows.append(row)
         write_table(args, argv, rows)  # after every row: a long run shows what it has so far
         print(f"{preset:<6} {encoder_input:<10} {loss:<9} k={latent}: recovery {row['trained_recovery']:.2f} (untrained "

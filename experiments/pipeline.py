@@ -134,16 +134,21 @@ def method_settings(settings: SearchSettings, method: str) -> dict:
   return {f: getattr(settings, f) for f in fields}
 
 
-def resolved_settings(settings: SearchSettings, method: str) -> dict:
-  """Every setting a run of `method` reads, defaults included (each PGPE phase's whole
-  PGPEConfig, an RL baseline's whole config): in a search stage's key, so that a
-  changed default (of a field `method_settings` leaves out) recomputes the stage
-  instead of reusing a result computed under the old one."""
+def resolved_settings(settings: SearchSettings, method: str, env) -> dict:
+  """Every setting a run of `method` on `env` reads, defaults included (each PGPE phase's
+  whole PGPEConfig; an RL baseline's whole config and the devices Brax spreads its
+  training over, which change its numbers): in a search stage's key, so that a changed
+  default (of a field `method_settings` leaves out) or another device count recomputes
+  the stage instead of reusing a result computed under the old one.  (PGPE's results
+  do not depend on the device count: a 3-seed Mountain Car search on 1 and on 2 CPU
+  devices gave identical curves, final parameters and returns, bit for bit.)"""
   from lsc.config import to_dict
   if METHODS[method].family == "pgpe":
     return {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in settings.method_run(method).items()}
+  from lsc.envs import import_quietly
   from lsc.rl_configs import resolve_config
-  return {"rl": to_dict(resolve_config(method))}
+  config = resolve_config(method)
+  return {"rl": to_dict(config), "devices": import_quietly("lsc.baselines").devices_to_use(env, config)}
 
 
 def validate(config: ExperimentConfig):
@@ -249,6 +254,22 @@ class Stages:
       tmp.write_text(json.dumps(marker, indent=1))
       os.replace(tmp, directory / "stage.json")
     on_main(write)
+
+  def clean_leftovers(self) -> list[pathlib.Path]:
+    """Removes what killed removals and writes left beside any stage of `out` (`.<stage>.old-*`,
+    `.<stage>.tmp-*`; a dead process's only), not only beside the stages this run reaches:
+    a later run with other tasks or methods would never clean them.  Returns them."""
+    from lsc import checkpoint
+    from lsc.distributed import on_main
+
+    def clean():  # on process 0 alone: one barrier, whatever each process sees
+      removed = []
+      for parent in (self.out, self.out / "search"):
+        names = {checkpoint.is_staging(e.name) for e in parent.iterdir()} - {None} if parent.is_dir() else set()
+        for name in sorted(names):
+          removed += checkpoint.clean_staging(parent / name)
+      return removed
+    return on_main(clean) or []
 
   def _remove(self, directory: pathlib.Path) -> None:
     """Removes a stage's directory, crash-safe: one rename moves it aside, to the hidden
@@ -425,6 +446,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   from lsc.tasks import task_names
   from lsc.training import load_autoencoder
   stages = Stages(out, log, metrics)
+  stages.clean_leftovers()
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
 
   # stage 1-2: the dataset
@@ -477,7 +499,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       inputs = {"autoencoder": latent_inputs, "policy": data_config}.get(reads, {"env": data_config["collect"]["env"]})
       search_config = {**inputs, "rewards": rewards, "task": task, "method": method,
                        "search": method_settings(config.search, method),
-                       "resolved": resolved_settings(config.search, method),
+                       "resolved": resolved_settings(config.search, method, env),
                        "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
       run = dict(budget=config.search.budget, seeds=config.search.seeds, seed=config.search.seed, protocol=protocol,
@@ -562,7 +584,7 @@ def summary_markdown(env_name: str, results: dict, finals: dict) -> str:
   rec = results["recovery"]
   lines = [f"# {env_name}", "", "| recovery (mean over tasks) | trained | untrained | random |", "|---|---:|---:|---:|"]
   for metric in ("recovery", "best_recovery", "error_median", "wasserstein"):
-    lines.append(f"| {metric} | " + " | ".join(f"{rec[r]['mean'][metric]:.3f}" for r in ("trained", "untrained", "random"))
+    lines.append(f"| {metric} | " + " | ".join(f"{jsonfile.number(rec[r]['mean'][metric]):.3f}" for r in ("trained", "untrained", "random"))
                  + " |")
   methods = list(next(iter(finals.values())))
   lines += ["", "Final returns on fresh evaluation keys, mean [min, max] over seeds; the best dataset policy "

@@ -47,7 +47,7 @@ def markdown(reports: dict, command: str, episodes: int) -> str:
            "error p90 |", "|---|---|---:|---:|---:|---:|---:|---:|"]
   for model, report in reports.items():
     summary = report["summary"]
-    mean = summary["recovery"]["trained"]["mean"]
+    mean = {k: jsonfile.number(v) for k, v in summary["recovery"]["trained"]["mean"].items()}
     lines.append(f"| {model} | {', '.join(report['changes']) or '-'} | {summary['steps_run']} | "
                  f"{summary['timings'].get('train_s', float('nan')):.0f} | {mean['recovery']:.2f} | "
                  f"{mean['best_recovery']:.2f} | {mean['error_median']:.3f} | {mean['error_p90']:.3f} |")

@@ -375,6 +375,16 @@ def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, cur
   return params
 
 
+def check_trained(method: str, seed: int, returns: np.ndarray, params) -> None:
+  """Raises ValueError if a baseline's evaluation returns (n,) or its final parameters
+  hold NaN or inf: the training diverged, and its curve is no result."""
+  finite = np.isfinite(returns).all() and all(
+      np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact))
+  if not finite:
+    raise ValueError(f"{method} diverged on seed {seed}: its evaluation returns or parameters hold NaN or inf; "
+                     f"lower its learning_rate or reward_scaling ({type(resolve_config(method)).__name__})")
+
+
 def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol: EvalProtocol,
                    config: PPOConfig | SACConfig | TD3Config | None = None, n_evals: int = 10,
                    progress_fn: ProgressFn | None = None, checkpoint_path=None,
@@ -408,6 +418,7 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
     params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,
                      curve, **common)
   total = time.perf_counter() - start
+  check_trained(method, seed, np.asarray(curve.returns, np.float64), params)
   timings = {"train_s": total - curve.compile_s - curve.eval_s, "eval_compile_s": curve.compile_s,
              "eval_s": curve.eval_s, "total_s": total}
   return BaselineResult(method=method, task=task, env_steps=np.asarray(curve.steps, np.int64),

@@ -304,10 +304,12 @@ _STAGING = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?:(?P<pid>\d+)-)?[0-9a-f]{
                       rf"(?:{re.escape(ORBAX_TMP)}(?:-\d+)?)?$")
 
 
-def is_staging(name: str) -> bool:
-  """True if `name` is one lsc gives a staging or retired directory (or Orbax its
-  temporary directory while lsc saves an artifact); see `clean_staging`."""
-  return _STAGING.match(name) is not None
+def is_staging(name: str) -> str | None:
+  """The name of the artifact or stage that `name` stages or retires, if it is one lsc
+  gives a staging or retired directory (or Orbax its temporary directory while lsc
+  saves an artifact); None otherwise.  See `clean_staging`."""
+  match = _STAGING.match(name)
+  return None if match is None else match["name"]
 
 
 def _pid_alive(pid: int) -> bool:

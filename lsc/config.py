@@ -109,8 +109,8 @@ def _coerce(tp, value, where: str):
     if not isinstance(value, (list, tuple)):
       raise ValueError(f"{where}: expected a list, got {value!r}")
     return tuple(_coerce(item, v, where) for v in value)
-  if tp is int and isinstance(value, bool):  # bool subclasses int: `budget=true` is not a budget of 1
-    raise ValueError(f"{where}: expected int, got {value!r}")
+  if tp in (int, float) and isinstance(value, bool):  # bool subclasses int: `budget=true` is not a budget of 1
+    raise ValueError(f"{where}: expected {tp.__name__}, got {value!r}")
   if tp in (int, float) and isinstance(value, str):  # YAML 1.1 reads `1e-3` and `1e6` as strings
     try:
       return parse_number(value, tp)

@@ -17,6 +17,7 @@ Probe states (`probe`):
 
 import dataclasses
 import functools
+import math
 import time
 from typing import Callable
 
@@ -29,7 +30,7 @@ from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.distributed import gather_rows, row_range
 from lsc.evaluation import (EvalProtocol, PoolMembers, default_block_size, evaluate, evaluate_members, pool_blocks,
                             regenerate)
-from lsc.novelty import KERNEL_VERSION, most_novel, novelty
+from lsc.novelty import KERNEL_VERSION, kept_count, most_novel, novelty
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
@@ -76,9 +77,9 @@ class CollectConfig:
 
   @property
   def dataset_size(self) -> int:
-    """K, the policies the dataset keeps: round(keep * pool), at least 1 (`most_novel`;
-    a novelty search keeps its archive's size)."""
-    return max(1, int(round(self.keep * self.pool)))
+    """K, the policies the dataset keeps (`lsc.novelty.kept_count`; a novelty search
+    keeps its archive's size)."""
+    return kept_count(self.pool, self.keep)
 
   def training_inputs(self) -> dict:
     """What `TrainConfig.check` can check a training on this dataset against, known
@@ -127,6 +128,14 @@ class CollectConfig:
     if self.mutation_std > MAX_MUTATION_STD:
       raise ValueError(f"mutation_std must be <= {MAX_MUTATION_STD:g} (init stds per parameter; a larger step "
                        f"explodes the parameters), got {self.mutation_std:g}")
+    # a lineage drifts ~ mutation_std * sqrt(generations) init stds, its extremes a few times that:
+    # refused now what would explode past MAX_PARAMETER_SCALE after hours of generations
+    from lsc.autoencoder import MAX_PARAMETER_SCALE
+    drift = self.mutation_std * math.sqrt(check_int("generations", self.generations, low=0))
+    if 5 * drift > MAX_PARAMETER_SCALE:
+      raise ValueError(f"a novelty search of {self.generations:,} generations with mutation_std {self.mutation_std:g} "
+                       f"drifts ~{drift:,.0f} init stds, its extremes past {MAX_PARAMETER_SCALE:,.0f} (exploded); lower "
+                       f"collect.generations or collect.mutation_std")
     check_seed("seed", self.seed)
     check_seed("eval_seed", self.eval_seed)
     if self.pool < 2:

@@ -1,7 +1,7 @@
 """Results files as strict JSON (RFC 8259): what Python's `json` writes for a NaN or an
 infinity (bare `NaN`, `Infinity`) is no JSON, and strict readers (jq, JavaScript,
 most other languages) refuse the whole file.  Here they become `null`, which
-`Outcome.from_json` and NumPy (`np.asarray(x, float)`) read back as NaN."""
+`Outcome.from_json`, NumPy (`np.asarray(x, float)`) and `number` read back as NaN."""
 
 import json
 import math
@@ -23,6 +23,12 @@ def plain(value):
   if isinstance(value, float) and not math.isfinite(value):
     return None
   return value
+
+
+def number(value) -> float:
+  """A number read back from a results file: null (an undefined metric) as NaN, which
+  formats as `nan` where None would raise."""
+  return math.nan if value is None else float(value)
 
 
 def dumps(value, **kwargs) -> str:

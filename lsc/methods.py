@@ -268,15 +268,17 @@ def check_outputs(name: str, directory, *, task: str, budget: int, seeds: int, s
                   overwrite: bool = False) -> None:
   """Refuses, before any work, a `run_method` whose outputs cannot be written: a path
   holding something other than the artifact kind it will write (ForeignPath), or, unless
-  `overwrite`, a finished result of another method, task, budget or seeds (ValueError;
+  `overwrite`, a result in `directory` of another method (wherever that method writes
+  it), task, budget, seeds or seed, or of an lsc that did not record these (ValueError;
   a result of the same run is resumed or recomputed, never relabelled)."""
   from lsc import checkpoint
   directory = pathlib.Path(directory)
   for path, kind in _outputs(name, directory, seed, seeds).items():
     checkpoint.check_output_path(path, kind)
   want = {"method": name, **run_fields(task, budget, seeds, seed)}
-  for path, kind in _outputs(name, directory, seed, seeds).items():
-    if overwrite or kind not in ("search", "baseline") or not checkpoint.is_artifact(path):
+  # every place any method writes its result: one method's run never joins another's
+  for path in (directory / "result", directory / "latent" / "result", directory / "param" / "result"):
+    if overwrite or not checkpoint.is_artifact(path):
       continue
     config = checkpoint.read_record(path).get("config", {})
     have = {"method": config.get("method"), **config.get("run", {})}

@@ -138,11 +138,16 @@ def novelty(descriptors, n_neighbors: int = 10, row_block: int = 512, col_block:
   return distances.mean(axis=1)
 
 
+def kept_count(n: int, keep: float) -> int:
+  """How many of n members a filter keeping fraction `keep` keeps: round(keep * n), at least 1."""
+  return max(1, int(round(keep * n)))
+
+
 def most_novel(novelty_scores, keep: float) -> np.ndarray:
-  """Indices of the round(keep * N) (at least 1) most novel members, most novel first."""
+  """Indices of the `kept_count(N, keep)` most novel members, most novel first."""
   if not 0.0 < keep <= 1.0:
     raise ValueError(f"keep must be a fraction in (0, 1], got {keep}")
-  return top_novel(novelty_scores, max(1, int(round(keep * len(novelty_scores)))))
+  return top_novel(novelty_scores, kept_count(len(novelty_scores), keep))
 
 
 def top_novel(novelty_scores, count: int) -> np.ndarray:

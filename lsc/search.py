@@ -237,7 +237,9 @@ def make_strategy(dim: int, config: PGPEConfig):
 
 def search_init(key: jax.Array, space: SearchSpace, config: PGPEConfig, start=None):
   """The PGPE state of one seed, centred at `start` (k,) in z coordinates (default: the
-  space's centre, or 0 if config.center is "zero")."""
+  space's centre, or 0 if config.center is "zero").  A bad config (a NaN step size,
+  ...) is refused first, in Python: under jit, while tracing."""
+  config.check()
   strategy, params = make_strategy(space.dim, config)
   if start is None:
     start = space.center if config.center == "mean" else jnp.zeros(space.dim, jnp.float32)

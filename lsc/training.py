@@ -45,7 +45,7 @@ import optax
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.distributed import agree, is_multi
-from lsc.autoencoder import (ACTIVATIONS, ENCODER_INPUTS, LOSSES, Autoencoder, check_batch, check_thetas,
+from lsc.autoencoder import (ACTIVATIONS, ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas,
                              make_eval_loss, make_loss_fn)
 from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
@@ -223,9 +223,8 @@ def train_step(state: TrainState, thetas: jax.Array, states: jax.Array, ae: Auto
   (M, O) (the behaviour loss compares actions there): (new state, the loss before the
   step).  Pure: jit it closing over `ae` and `config`
   (`jax.jit(functools.partial(train_step, ae=ae, config=config))`), vmap or scan it.
-  Shapes that do not fit `ae` are refused while tracing (`check_batch`: Python on the
-  static shapes, nothing in the compiled step)."""
-  check_batch(ae, thetas, states)
+  Shapes that do not fit `ae` are refused while tracing (the loss's `check_batch`:
+  Python on the static shapes, nothing in the compiled step)."""
   value, grads = jax.value_and_grad(make_loss_fn(ae, config.loss))(state.params, thetas, states)
   updates, opt_state = optax.adam(config.lr).update(grads, state.opt_state, state.params)
   return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), value
@@ -278,10 +277,10 @@ class Trainer:
   """
 
   def __init__(self, env, policy, dataset: dict, config: TrainConfig):
-    config.check(policy.num_params)
+    # sizes and memory first: check_thetas reads every parameter (a memory-mapped dataset whole)
+    config.check(dataset_size=len(dataset.thetas), policy=policy, n_probe=len(dataset.probe_states))
     self.env, self.policy, self.config = env, policy, config
     self.thetas = check_thetas(dataset.thetas, policy)
-    config.check(dataset_size=len(self.thetas), policy=policy, n_probe=len(dataset.probe_states))
     self.train_idx, self.val_idx = split(len(self.thetas), config.val_fraction, config.seed)
     self.states = state_pool(dataset)
     if config.states == "own":

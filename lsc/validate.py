@@ -31,6 +31,9 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
 _NUMBER = re.compile(r"[-+]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?")
 
 
+NUMBER_EXPONENT_MAX = 300  # float64 ends near 1e308; no setting of lsc is larger
+
+
 def parse_number(text: str, kind: type = float):
   """`text` read as a number of `kind` (float or int), scientific notation included
   ("1e-3", "3E+5", "1_000"), where YAML 1.1 and int() would not: an int must be
@@ -40,6 +43,9 @@ def parse_number(text: str, kind: type = float):
   if not _NUMBER.fullmatch(text):
     raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
   value = decimal.Decimal(text.replace("_", ""))
+  if value and abs(value.adjusted()) > NUMBER_EXPONENT_MAX:  # 1e10000000 as an int: minutes of arithmetic
+    raise ValueError(f"expected {'an integer' if kind is int else 'a number'} within 1e±{NUMBER_EXPONENT_MAX}, "
+                     f"got {text!r}")
   if kind is float:
     return float(value)
   if value != value.to_integral_value():

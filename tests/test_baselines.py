@@ -236,6 +236,14 @@ def test_td3_and_ddpg_learn_a_trivial_task_within_the_budget(td3_runs, left_car,
   np.testing.assert_allclose(np.mean(returns), result.final_return, rtol=1e-5)
 
 
+def test_a_diverged_baseline_is_refused():
+  # a run whose curve or parameters went NaN once exited 0 with null returns
+  for returns, params in ((np.array([1.0, np.nan]), {"w": np.ones(2)}), (np.ones(2), {"w": np.array([np.inf, 0.0])})):
+    with pytest.raises(ValueError, match="td3 diverged on seed 3: .*lower its learning_rate .*TD3Config"):
+      baselines.check_trained("td3", 3, returns, params)
+  baselines.check_trained("td3", 3, np.ones(2), {"w": np.ones(2), "count": np.uint32(5)})
+
+
 def test_td3_killed_between_epochs_resumes_to_the_same_result(td3_runs, left_car, tmp_path):
   reports = []
 

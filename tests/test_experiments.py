@@ -54,6 +54,7 @@ def test_mountain_car_smoke_writes_valid_results(mc_run, monkeypatch):
   key = lambda method: json.loads((mc_run / "search" / f"speed_{method}" / "stage.json").read_text())["key"]
   assert key("latent_then_param")["resolved"]["param_pgpe"]["std_lr"] == 0.1
   assert key("td3")["resolved"]["rl"] == json.loads(json.dumps(dataclasses.asdict(CONFIGS["td3"]())))
+  assert key("ppo")["resolved"]["devices"] == 2 and key("td3")["resolved"]["devices"] == 1  # Brax's pmap: other numbers
   from lsc.novelty import KERNEL_VERSION  # and the kNN kernel's version: a dataset it would now build otherwise too
   assert json.loads((mc_run / "dataset" / "stage.json").read_text())["key"]["novelty_kernel"] == KERNEL_VERSION
   before = tasks.fingerprint("mountain_car")

@@ -253,6 +253,13 @@ def test_a_stage_left_half_removed_without_its_marker_is_recomputed(work, tmp_pa
   with pytest.raises(checkpoint.ForeignPath):
     stages.run("t", {}, compute, lambda directory: None)
   assert (tmp_path / "t" / "model" / "notes.txt").exists()
+  # leftovers beside stages this run never reaches (another task's, method's) are removed too
+  dead = subprocess.Popen(["true"])
+  dead.wait()
+  leftovers = [tmp_path / "search" / f".speed_ppo.old-{dead.pid}-0123abcd", tmp_path / f".dataset.tmp-{dead.pid}-89abcdef"]
+  for leftover in leftovers:
+    (leftover / "x").mkdir(parents=True)
+  assert sorted(stages.clean_leftovers()) == sorted(leftovers) and not any(p.exists() for p in leftovers)
 
 
 def test_stages_recompute_what_is_incomplete_changed_or_damaged(tmp_path):

@@ -117,6 +117,7 @@ PIPELINE_CASES = [
     (["--set", "collect.visited_per_episode=0"], "visited_per_episode must be >= 1"),
     (["--set", "train.val_fraction=0.001"], "holds out 1 of the dataset's 50 policies"),
     (["--set", "collect.generations=1", "collect.mutation_std=1e30"], "mutation_std"),
+    (["--set", "collect.generations=100000", "collect.mutation_std=10"], "drifts ~3,162 init stds"),
     (["--set", "train.batch_states=100000000"], "needs about"),
     (["--set", "train.lr=.nan"], "lr must be a finite number, got nan"),
     (["--set", "recovery_points=0"], "recovery_points must be >= 2 (recovery measures a range of returns"),
@@ -166,6 +167,11 @@ def test_numbers_in_scientific_notation_are_read_wherever_a_number_is_taken(tmp_
   assert (parsed.budget, parsed.lr) == (1_000_000, 1e-3)
   with pytest.raises(SystemExit):  # not a whole number
     cli.build_parser().parse_args([*SEARCH, "--budget", "2.5e0", "--out", "x"])
+  from lsc.validate import integer
+  with pytest.raises(argparse.ArgumentTypeError, match="within 1e±300"):  # not minutes of big-int arithmetic
+    integer("1e10000000")
+  with pytest.raises(ValueError, match="train.lr: expected float, got True"):  # nor is a bool a number
+    override(smoke, ["train.lr=true"])
 
 
 def test_results_files_are_strict_json():
@@ -182,6 +188,12 @@ def test_search_refuses_an_out_holding_another_result_before_work(tmp_path, caps
   checkpoint.save_artifact(out / "result", {"x": np.zeros(2)}, kind="search", identity={},
                            config={"method": "param_pgpe", "run": run_fields("speed", 10**6, 1, 0)})
   _one_line(capsys, cli.main([*SEARCH, "--method", "td3", "--out", str(out)]), "holds a 'search' artifact, not a 'baseline'")
+  # nor does one method's run join another's in the same --out (latent_then_param writes latent/ and param/)
+  other = rundir.claim(tmp_path / "s2", "search")
+  checkpoint.save_artifact(other / "param" / "result", {"x": np.zeros(2)}, kind="search", identity={},
+                           config={"method": "latent_then_param", "run": run_fields("speed", 10**6, 1, 0)})
+  _one_line(capsys, cli.main([*SEARCH, "--method", "param_pgpe", "--out", str(other)]),
+            "holds the result of another run (method 'latent_then_param' there, 'param_pgpe' here)")
   # a result of the same method but another budget is replaced only with --overwrite
   _one_line(capsys, cli.main([*SEARCH, "--method", "param_pgpe", "--budget", "2e6", "--out", str(out)]),
             "holds the result of another run (budget 1000000 there, 2000000 here)")
