@@ -16,8 +16,10 @@ Integrity: the last file written into the staging directory is `checksums.json`,
 size and SHA-256 of every other file (large arrays are hashed while they are written,
 never held twice).  Every load streams the files through the hash and refuses a
 damaged artifact naming the damaged file (`ArtifactDamaged`), and one without
-`checksums.json` (nothing could be verified); `digest(path)`, the hash of the checksum
-list, names an artifact's exact content in provenance records.
+`checksums.json` (nothing could be verified).  `checksums.json` also holds the content
+digest (`content_digest`: kind, identity, config without wall-clock timings, arrays'
+bytes; no file names, times or versions), which `digest(path)` returns and provenance
+records name: an identical recompute has an identical digest.
 
 Nothing lost: `save_artifact` replaces only an lsc artifact of the same kind whose
 every file is one lsc wrote (listed in its checksums); any other existing path is
@@ -126,12 +128,58 @@ def _files(root: pathlib.Path) -> list[str]:
   return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink())
 
 
-def _write_checksums(root: pathlib.Path, known: dict[str, tuple[int, str]]) -> None:
-  """Writes root/checksums.json: {relative path: [size, sha256]} of every file under root."""
+def _write_checksums(root: pathlib.Path, known: dict[str, tuple[int, str]], content: str) -> None:
+  """Writes root/checksums.json: {"sha256": {relative path: [size, sha256]} of every file
+  under root, "content": the artifact's content digest (`content_digest`)}."""
   table = {}
   for rel in _files(root):
     table[rel] = list(known[rel]) if rel in known else [(root / rel).stat().st_size, file_sha256(root / rel)]
-  (root / CHECKSUMS).write_text(json.dumps({"sha256": table}, indent=1, sort_keys=True))
+  (root / CHECKSUMS).write_text(json.dumps({"sha256": table, "content": content}, indent=1, sort_keys=True))
+
+
+VOLATILE = ("timings",)  # record config keys (at any depth) that vary between identical computations
+
+
+def _stable(value):
+  """`value` (a record's config) without its VOLATILE keys, at any depth."""
+  if isinstance(value, dict):
+    return {k: _stable(v) for k, v in value.items() if k not in VOLATILE}
+  if isinstance(value, (list, tuple)):
+    return [_stable(v) for v in value]
+  return value
+
+
+def content_digest(kind: str, identity: dict, config: dict, arrays: dict, large: dict[str, str]) -> str:
+  """The SHA-256 of what an artifact holds, not of how it was written: its kind, identity,
+  config (without VOLATILE keys such as wall-clock timings) and format version, and each
+  array's path in the tree and the hash of its .npy serialisation (dtype, shape, bytes;
+  `large`: {name: sha256} of the large arrays' .npy files, already hashed as written), so
+  an array hashes alike whichever way it was stored.  Unlike the files' hashes
+  it leaves out the record's creation time, the package versions and the names Orbax
+  draws at random, so an identical recompute has an identical digest."""
+  h = hashlib.sha256(json.dumps({"format": FORMAT_VERSION, "kind": kind, "identity": identity,
+                                 "config": _stable(config)}, sort_keys=True, default=str).encode())
+  leaves = jax.tree_util.tree_flatten_with_path(arrays)[0]
+  for path, leaf in leaves:
+    name = jax.tree_util.keystr(path)
+    top = path[0].key if hasattr(path[0], "key") else None
+    h.update(f"{name} {large[top] if top in large else _npy_sha256(leaf)}".encode())
+  return h.hexdigest()
+
+
+class _Discard:
+  """A write-only sink that keeps nothing (for hashing what np.save would write)."""
+
+  def write(self, data) -> int:
+    return len(memoryview(data).cast("B"))
+
+
+def _npy_sha256(value) -> str:
+  """The SHA-256 of the .npy file np.save writes for `value` (dtype, shape and bytes),
+  computed without writing it: what `_save_large` hashes for a large array."""
+  writer = _HashingWriter(_Discard())
+  np.lib.format.write_array(writer, np.ascontiguousarray(np.asarray(value)), allow_pickle=False)
+  return writer.hash.hexdigest()
 
 
 def _checksum_bytes(path: pathlib.Path) -> bytes:
@@ -183,10 +231,19 @@ def verify(path, prefix: str = "") -> None:
 
 
 def digest(path) -> str:
-  """A short hash naming the exact content of the artifact at `path` (the hash of its
-  checksum list).  Does not verify the files; ArtifactDamaged if it has no checksums."""
+  """A short hash naming the exact content of the artifact at `path`: its content digest
+  (`content_digest`, the same for an identical recompute), or for an artifact written
+  before lsc recorded one, the hash of its checksum list.  Does not verify the files;
+  ArtifactDamaged if it has no checksums."""
   path = pathlib.Path(path).absolute()
-  return hashlib.sha256(_checksum_bytes(path)).hexdigest()[:20]
+  data = _checksum_bytes(path)
+  try:
+    content = json.loads(data).get("content")
+  except (ValueError, AttributeError, UnicodeDecodeError):
+    content = None
+  if isinstance(content, str):
+    return content[:20]
+  return hashlib.sha256(data).hexdigest()[:20]
 
 
 # --- replacing what is there ----------------------------------------------------------
@@ -378,7 +435,9 @@ def _write_artifact(path: pathlib.Path, arrays: dict, kind: str, config: dict, i
       (staging / "large").mkdir()
       for name, value in large.items():
         known[f"large/{name}.npy"] = _save_large(staging / "large" / f"{name}.npy", value)
-    _write_checksums(staging, known)
+    content = content_digest(kind, identity, config, arrays,
+                             {name: known[f"large/{name}.npy"][1] for name in large})
+    _write_checksums(staging, known, content)
     faults.point("artifact_staged")
     if path.exists():
       if any(path.iterdir()):

@@ -27,11 +27,21 @@ def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
                       help="physics backend (default: mjx_warp on an NVIDIA GPU with warp-lang installed, "
                            "except for the RL baselines, mjx on other GPUs, spring on CPU)")
   parser.add_argument("--episode-length", type=integer, default=None, help="truncation horizon (default: the env's)")
-  parser.add_argument("--policy", default="medium", help="policy preset: small | medium | large")
+  parser.add_argument("--policy", default=None, help="policy preset: small | medium | large (default: medium; "
+                      "search with --decoder AE: the autoencoder's)")
   parser.add_argument("--hidden", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=None,
                       help="hidden sizes, e.g. 64,64 (overrides --policy; '' = linear)")
-  parser.add_argument("--normalize-obs", action="store_true",
+  parser.add_argument("--normalize-obs", action="store_true", default=None,
                       help="scale observations to [-1, 1] by the env's bounds (mountain_car only)")
+
+
+def _policy_config(args):
+  """The PolicyConfig of the --policy, --hidden and --normalize-obs flags, the
+  dataclass's defaults where they are not given."""
+  from lsc.config import PolicyConfig
+  default = PolicyConfig()
+  return PolicyConfig(args.policy or default.preset, args.hidden,
+                      normalize_obs=default.normalize_obs if args.normalize_obs is None else args.normalize_obs)
 
 
 def _claim_out(args, kind: str) -> pathlib.Path:
@@ -90,7 +100,7 @@ def _plot_returns(returns: np.ndarray, names, path: pathlib.Path, title: str) ->
 
 def cmd_rollout(args) -> int:
   from lsc import checkpoint
-  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.config import EnvConfig
   from lsc.evaluation import EvalProtocol, evaluate_pool
   from lsc.tasks import task_names
 
@@ -102,7 +112,7 @@ def cmd_rollout(args) -> int:
     raise ValueError(f"--block-size must be >= 1, got {args.block_size}")
   check_seed("--seed", args.seed)
   env_cfg = EnvConfig(args.env, args.backend, args.episode_length).resolved()
-  policy_cfg = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).resolved(args.env)
+  policy_cfg = _policy_config(args).resolved(args.env)
   protocol = EvalProtocol(episodes=args.episodes, seed=args.eval_seed)
   per_policy = 4 * (len(task_names(args.env)) + 2 * args.episodes)  # returns, lengths, displacements
   check_memory("rollout", 2 * args.pool * per_policy,  # the blocks' results, then their concatenation
@@ -157,19 +167,24 @@ def cmd_rollout(args) -> int:
 
 
 def cmd_collect(args) -> int:
-  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.config import EnvConfig
   from lsc.dataset import CollectConfig, collect, save_dataset
   from lsc.tasks import task_names
 
   config = CollectConfig(env=EnvConfig(args.env, args.backend, args.episode_length),
-                         policy=PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs), pool=args.pool, keep=args.keep,
+                         policy=_policy_config(args), pool=args.pool, keep=args.keep,
                          n_neighbors=args.n_neighbors, probe=args.probe, n_probe=args.n_probe,
                          seed=args.seed, eval_episodes=args.episodes, generations=args.generations,
                          offspring=args.offspring, mutation_std=args.mutation_std, store=args.store).resolved()
   from lsc import checkpoint, rundir
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   if checkpoint.is_artifact(args.out) and not args.overwrite:
-    raise ValueError(f"--out {args.out} already holds a dataset{_settings_differ(args.out, config)}; "
+    differ = _settings_differ(args.out, config)
+    if not differ:  # the same settings and package versions: the same dataset, bit for bit
+      print(f"{args.out} already holds this dataset (digest {checkpoint.digest(args.out)}); reusing it "
+            "(--overwrite recomputes it)")
+      return 0
+    raise ValueError(f"--out {args.out} already holds a dataset made with other {differ}; "
                      "--overwrite replaces it, or choose another --out")
   args.exit_stack.enter_context(rundir.artifact_lock(args.out))
   bars = args.exit_stack.enter_context(Bars())
@@ -198,20 +213,25 @@ def cmd_collect(args) -> int:
 
 
 def _settings_differ(path, config) -> str:
-  """The tail of the refusal to replace the dataset artifact at `path`: " made with other
-  settings (...)" naming up to three in which it differs from `config`, or " made with
-  these settings"."""
+  """How the dataset artifact at `path` differs from what `config` would collect now:
+  "settings (...)" naming up to three settings, "package versions (...)", or "" if in
+  neither (the same dataset, bit for bit)."""
   from lsc import checkpoint
   from lsc.config import flatten, to_dict
   try:
-    have = flatten(checkpoint.read_record(path)["config"])
+    record = checkpoint.read_record(path)
+    have = flatten(record["config"])
   except (ValueError, KeyError):
-    return ""
+    return "settings (its record is unreadable)"
   differ = [f"{k} {have.get(k)!r} there, {v!r} here" for k, v in flatten(to_dict(config)).items()
             if have.get(k) != (list(v) if isinstance(v, tuple) else v)]
-  if not differ:
-    return " made with these settings"
-  return f" made with other settings ({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''})"
+  if differ:
+    return f"settings ({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''})"
+  try:
+    checkpoint.check_versions(record, path)
+  except checkpoint.ArtifactMismatch as error:
+    return f"package versions ({str(error).split(': ', 1)[-1]})"
+  return ""
 
 
 def cmd_train(args) -> int:
@@ -277,6 +297,28 @@ def _decoder(args, num_params: int):
   return "autoencoder", path
 
 
+def _search_policy_config(args):
+  """The policy a search runs: with --decoder naming an autoencoder (a PGPE method), the
+  one it was trained on, read from its record (ValueError if --policy, --hidden or
+  --normalize-obs say otherwise); else the flags' (`_policy_config`)."""
+  from lsc import checkpoint
+  from lsc.config import PolicyConfig, from_dict
+  from lsc.methods import get_method
+  if get_method(args.method).family != "pgpe" or args.method == "param_pgpe" or args.decoder == "identity" \
+      or args.decoder.startswith("linear:"):
+    return _policy_config(args)
+  kind, path = _decoder(args, 0)
+  stored = from_dict(PolicyConfig, checkpoint.read_record(path)["config"]["policy"])
+  given = {"--policy": (args.policy, stored.preset), "--hidden": (args.hidden, stored.hidden),
+           "--normalize-obs": (args.normalize_obs, stored.normalize_obs)}
+  for flag, (value, theirs) in given.items():
+    if value is not None and (tuple(value) if flag == "--hidden" else value) != (
+        tuple(theirs) if flag == "--hidden" and theirs is not None else theirs):
+      raise ValueError(f"{flag} {value!r}, but the autoencoder {path} was trained on policy {theirs!r}: leave "
+                       f"{flag} out (the autoencoder's policy is used)")
+  return stored
+
+
 def _search_space(args, env, policy):
   """The search space named by --decoder for a PGPE method."""
   from lsc import checkpoint
@@ -322,7 +364,6 @@ def _pgpe_run(args) -> dict:
 
 def _check_search(args, env_cfg) -> None:
   """Every search setting that needs no env: refused before one is built."""
-  from lsc.config import PolicyConfig
   from lsc.methods import check_budget, get_method
   from lsc.validate import check_seed
   check_seed("--seed", args.seed, count=args.seeds)
@@ -330,11 +371,11 @@ def _check_search(args, env_cfg) -> None:
     check_budget(args.method, args.budget, env_cfg.episode_length)
     return
   check_budget(args.method, args.budget, env_cfg.episode_length, **_pgpe_run(args))
-  _decoder(args, PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).num_params(args.env))
+  _decoder(args, _search_policy_config(args).num_params(args.env))
 
 
 def cmd_search(args) -> int:
-  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.config import EnvConfig
   from lsc.evaluation import EvalProtocol
   from lsc.plots import plot_curves
   from lsc.methods import default_backend_for, get_method, run_method
@@ -357,7 +398,7 @@ def cmd_search(args) -> int:
   run = dict(budget=args.budget, seeds=args.seeds, seed=args.seed, protocol=protocol, overwrite=args.overwrite,
              log=print, record={"decoder": args.decoder})
   if method.family == "pgpe":
-    policy = PolicyConfig(args.policy, args.hidden, normalize_obs=args.normalize_obs).resolved(args.env).build(env)
+    policy = _search_policy_config(args).resolved(args.env).build(env)
     run.update(policy=policy, space=_search_space(args, env, policy), **_pgpe_run(args))
   bars, progress = _progress(args, out)
   outcome = run_method(args.method, env, args.task, out, progress_fn=progress, **run)
@@ -419,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "indices (their pool indices; the parameters are regenerated where read)")
   p.add_argument("--seed", type=integer, default=0)
   p.add_argument("--out", required=True, help="artifact directory")
-  p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+  p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out (one of the same "
+                 "settings and package versions is reused without it)")
   p.set_defaults(fn=cmd_collect)
 
   p = sub.add_parser("train", allow_abbrev=False, help="train a behaviour autoencoder on a dataset and measure its recovery")

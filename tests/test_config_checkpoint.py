@@ -188,3 +188,18 @@ def test_one_override_path_for_files_sets_and_flags():
     config.override(smoke, ["search.budget.x=1"])
   with pytest.raises(ValueError, match="setting 'collect' is a config section: set its keys, e.g. collect.env=..."):
     config.override(smoke, {"collect": 3})
+
+
+def test_an_identical_recompute_has_an_identical_digest(tmp_path, identity, monkeypatch):
+  # the digest was the hash of the checksum list, which named Orbax's random file names and
+  # hashed the record's creation time and timings: every recompute looked like other inputs
+  monkeypatch.setattr(checkpoint, "LARGE_BYTES", 64)  # `big` goes to large/, `x` through Orbax
+  arrays = lambda shift: {"x": np.arange(3.0) + shift, "big": np.ones((8, 8), np.float32), "tree": {"y": np.zeros(2)}}
+  save = lambda name, shift, seconds: checkpoint.digest(checkpoint.save_artifact(
+      tmp_path / name, arrays(shift), kind="dataset", config={"pool": 8, "timings": {"total_s": seconds}},
+      identity=identity))
+  first, again = save("a", 0, 1.0), save("b", 0, 2.5)
+  assert first == again and (tmp_path / "a" / "large").is_dir()
+  assert save("c", 1, 1.0) != first  # other numbers
+  monkeypatch.setattr(checkpoint, "LARGE_BYTES", 2**30)  # the same arrays written another way: the same content
+  assert save("d", 0, 1.0) == first

@@ -161,6 +161,24 @@ def test_collect_killed_while_publishing_keeps_or_rebuilds_the_artifact(work, tm
   assert cli.main(argv) == 0
   assert_same_arrays(tmp_path / "d", work / "d0")
   assert sorted(p.name for p in tmp_path.iterdir()) == [".d.lock", "d"]  # staging cleaned
+  # a rebuild of the same settings is the same content: the same digest, so what was
+  # trained on the old one still counts as trained on it
+  assert checkpoint.digest(tmp_path / "d") == checkpoint.digest(work / "d0")
+  # and without --overwrite the same settings reuse it; other settings are refused
+  capsys.readouterr()
+  assert cli.main([a for a in argv if a != "--overwrite"]) == 0
+  assert "already holds this dataset" in capsys.readouterr().out
+  assert "made with other settings (seed 0 there, 1 here)" in cli_error(capsys, *COLLECT, "--seed", "1", "--out",
+                                                                       str(tmp_path / "d"))
+
+
+def test_search_takes_the_policy_from_the_autoencoder(work, tmp_path, capsys):
+  # `lsc search --decoder AE` ignored the autoencoder's policy and needed --policy ... again
+  argv = [a for a in SEARCH if a not in ("--policy", "small")]
+  assert cli.main([*argv, "--decoder", str(work / "a0"), "--out", str(tmp_path / "s")]) == 0
+  assert_same_arrays(tmp_path / "s" / "result", work / "s0" / "result")
+  assert "--policy 'medium', but the autoencoder" in cli_error(capsys, *argv, "--policy", "medium", "--decoder",
+                                                                str(work / "a0"), "--out", str(tmp_path / "s2"))
 
 
 def test_a_path_too_long_for_lsc_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
