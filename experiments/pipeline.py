@@ -26,6 +26,7 @@ import numpy as np
 
 from lsc import jsonfile
 from lsc.dataset import CollectConfig
+from lsc.keys import FINAL_EVAL_SEED, START_SEED
 from lsc.methods import METHODS, NAMES
 from lsc.training import TrainConfig
 from lsc.validate import integer
@@ -38,7 +39,6 @@ from lsc.validate import integer
 # START_SEED): what the search actually starts from, chosen on the task's reward, so
 # those env steps are charged to the search (`run_method(spent=...)`).
 LATENT_STARTS = ("mean", "best", "best_decoded")
-START_SEED = 4_000_037  # no dataset, recovery, search or final-evaluation key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +107,7 @@ class ExperimentConfig:
   tasks: tuple[str, ...] = ()  # empty: every task of the env
   methods: tuple[str, ...] = NAMES
   eval_episodes: int = 5
-  eval_seed: int = 2_000_003
+  eval_seed: int = FINAL_EVAL_SEED
   recovery_points: int = 256  # held-out policies (and latent points) per recovery row
   recovery_episodes: int = 3
 

@@ -25,9 +25,9 @@ import numpy as np
 
 from experiments.sample_efficiency import RESULTS
 from lsc import jsonfile
+from lsc.keys import RECOVERY_EVAL_SEED
 from lsc.validate import integer
 
-SEED = 3_000_017  # the recovery measurement's evaluation seed (lsc.compression.RECOVERY_PROTOCOL)
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -41,7 +41,7 @@ def parse_variant(text: str) -> tuple[str, list[str]]:
 def markdown(reports: dict, command: str, episodes: int) -> str:
   tasks = list(next(iter(reports.values()))["tasks"])
   lines = [f"Reconstruction error against return rank, `{command}`. Errors: |J(θ) − J(g(f(θ)))| / range of J(θ) "
-           f"over the rows (median / 90th percentile), {episodes} episode(s) on fresh keys (seed {SEED}); action "
+           f"over the rows (median / 90th percentile), {episodes} episode(s) on fresh keys (seed {RECOVERY_EVAL_SEED}); action "
            "error: mean ‖π_θ(s) − π_g(f(θ))(s)‖² over the policy's own visited states (median).", "",
            "| model | settings changed | steps run | training (s) | recovery | best recovery | error median | "
            "error p90 |", "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
       trained = compress(run / "dataset" / "artifact", config, out / name, protocol=recovery,
                          n_points=summary["held_out"], progress_fn=bars)
     models[name] = (changes, out / name, trained)
-  protocol = EvalProtocol(args.episodes, SEED)
+  protocol = EvalProtocol(args.episodes, RECOVERY_EVAL_SEED)
   reports = {}
   for name, (changes, directory, trained_summary) in models.items():
     trained = load_autoencoder(directory / "model")
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
                   "steps_run": r["summary"]["steps_run"], "timings": r["summary"]["timings"],
                   "tasks": {t: {b: (np.asarray(m).tolist() if isinstance(m, np.ndarray) else m) for b, m in per.items()}
                             for t, per in r["tasks"].items()}} for name, r in reports.items()}
-  payload = {"command": command, "seed": SEED, "episodes": args.episodes, "reports": plain}
+  payload = {"command": command, "seed": RECOVERY_EVAL_SEED, "episodes": args.episodes, "reports": plain}
   distributed.on_main(stem.with_suffix(".json").write_text, jsonfile.dumps(payload))
   plot(reports, stem.with_suffix(".png"))
   print(text)

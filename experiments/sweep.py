@@ -39,10 +39,9 @@ import numpy as np
 
 from experiments.sample_efficiency import RESULTS
 from lsc import jsonfile
+from lsc.keys import SELECTION_EVAL_SEED, SELECTION_SEED
 from lsc.validate import integer
 
-SELECTION_SEED = 1000  # search seeds 1000, 1001, ...
-SELECTION_EVAL_SEED = 5_000_011  # final evaluation keys of the selection runs
 SHARED = ("dataset", "autoencoder")  # the reward-free stages every cell reuses
 
 

@@ -40,19 +40,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lsc.policy import MLPPolicy
+from lsc.policy import MLPPolicy, check_parameters, descriptors
 
 LOSSES = ("behaviour", "parameter")
 ENCODER_INPUTS = ("parameters", "actions")
 ACTIVATIONS = {"elu": nn.elu, "tanh": jnp.tanh, "relu": nn.relu}
-# The largest |theta_i| / s_i (s: the init std, `MLPPolicy.init_std`) a dataset may hold.  A pool
-# member lies within sqrt(3) (uniform init) or 2.3 (truncated normal) of it; a novelty search's
-# lineage drifts ~ mutation_std * sqrt(generations) further, a few times that at the extremes of
-# K x P draws: ~6,000 for the largest mutation_std collect accepts (10) after 10,000 generations.
-# Beyond 1e4 the parameters have exploded: the policy's tanh units all saturate (the decoder,
-# which emits s * out with out O(1) at init, cannot reach them) and squares overflow float32 at
-# |theta| ~ 1e19.
-MAX_PARAMETER_SCALE = 1e4
 
 
 class MLP(nn.Module):
@@ -147,7 +139,6 @@ class Autoencoder:
     """What the encoder reads of thetas (..., P): (..., input_size)."""
     if self.encoder_input == "parameters":
       return thetas / self.scale
-    from lsc.dataset import descriptors  # the novelty stage's behaviour descriptors
     flat = thetas.reshape(-1, thetas.shape[-1])
     actions = descriptors(self.policy, flat, jnp.asarray(self.probe, jnp.float32))
     return actions.reshape(*thetas.shape[:-1], -1)
@@ -244,42 +235,6 @@ def make_loss_fn(ae: Autoencoder, loss: str) -> Callable:
 def make_eval_loss(ae: Autoencoder, loss: str):
   """A jitted loss(params, thetas, states) (no gradient), for validation."""
   return jax.jit(make_loss_fn(ae, loss))
-
-
-def scan_parameters(thetas, policy: MLPPolicy) -> dict:
-  """What is wrong with thetas (N, P) of `policy`, read in row blocks of ~64 MB (a memory
-  mapped dataset is never copied whole): {"nonfinite": rows holding NaN or inf,
-  "first_nonfinite": the first (-1: none), "scale": the largest |theta_i| / s_i over the
-  finite rows (s: `policy.init_std()`), "scale_row": its row}."""
-  inverse = 1.0 / policy.init_std()
-  block = max(1, 2**24 // max(1, policy.num_params))
-  found = {"nonfinite": 0, "first_nonfinite": -1, "scale": 0.0, "scale_row": -1}
-  for start in range(0, len(thetas), block):
-    rows = np.asarray(thetas[start:start + block], np.float32)
-    finite = np.isfinite(rows).all(axis=1)
-    if not finite.all():
-      if found["first_nonfinite"] < 0:
-        found["first_nonfinite"] = start + int(np.argmax(~finite))
-      found["nonfinite"] += int((~finite).sum())
-    if finite.any():
-      scales = np.abs(np.where(finite[:, None], rows, 0.0) * inverse).max(axis=1)  # bad rows count 0
-      row = int(np.argmax(scales))
-      if scales[row] > found["scale"]:
-        found["scale"], found["scale_row"] = float(scales[row]), start + row
-  return found
-
-
-def check_parameters(thetas, policy: MLPPolicy, what: str, fix: str) -> None:
-  """Refuses thetas (N, P) holding NaN or inf or parameters beyond MAX_PARAMETER_SCALE
-  init stds: ValueError naming `what` they are, the first bad row and `fix`, the
-  setting to change."""
-  found = scan_parameters(thetas, policy)
-  if found["nonfinite"]:
-    raise ValueError(f"{what} hold NaN or inf in {found['nonfinite']} policies (first: row "
-                     f"{found['first_nonfinite']}); {fix}")
-  if found["scale"] > MAX_PARAMETER_SCALE:
-    raise ValueError(f"{what} have exploded: a parameter of row {found['scale_row']} is {found['scale']:.3g} "
-                     f"times its init std, beyond {MAX_PARAMETER_SCALE:,.0f}; {fix}")
 
 
 def check_thetas(thetas, policy: MLPPolicy) -> np.ndarray:

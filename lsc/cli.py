@@ -17,6 +17,7 @@ import numpy as np
 
 from lsc import distributed, jsonfile
 from lsc.distributed import on_main
+from lsc.keys import FINAL_EVAL_SEED, POOL_EVAL_SEED
 from lsc.progress import METRICS, Bars, MetricsLog, tee
 from lsc.validate import integer
 
@@ -435,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--pool", type=integer, default=256, help="number of random policies")
   p.add_argument("--seed", type=integer, default=0, help="pool seed: member i is drawn from (seed, i)")
   p.add_argument("--episodes", type=integer, default=1, help="evaluation episodes per policy")
-  p.add_argument("--eval-seed", type=integer, default=1_000_003, help="seed of the evaluation keys")
+  p.add_argument("--eval-seed", type=integer, default=POOL_EVAL_SEED, help="seed of the evaluation keys")
   p.add_argument("--block-size", type=integer, default=1024, help="policies per device call")
   p.add_argument("--out", default=None, help="directory for summary.json, returns.png and the artifact")
   p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "
@@ -505,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--optimizer", default="adam", help="PGPE centre optimizer: adam | sgd | clipup")
   p.add_argument("--center", default="mean", help="PGPE start: mean (of the codes) | zero")
   p.add_argument("--eval-episodes", type=integer, default=5, help="episodes of the final evaluation")
-  p.add_argument("--eval-seed", type=integer, default=2_000_003, help="seed of the final evaluation keys")
+  p.add_argument("--eval-seed", type=integer, default=FINAL_EVAL_SEED, help="seed of the final evaluation keys")
   p.add_argument("--out", required=True, help="directory for the result artifact, curves.png and summary.json "
                  "(resumes a search of the same settings found there)")
   p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a search of other settings in --out")

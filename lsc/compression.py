@@ -14,6 +14,7 @@ import numpy as np
 from lsc import jsonfile
 from lsc.dataset import load_dataset
 from lsc.evaluation import EvalProtocol
+from lsc.keys import RECOVERY_EVAL_SEED
 from lsc.metrics import check_recovery_points, points_for, recovery_report
 from lsc.plots import plot_landscape, plot_training
 from lsc.progress import ProgressFn, for_stage
@@ -21,7 +22,7 @@ from lsc.tasks import task_names
 from lsc.training import TrainConfig, Trainer, train
 from lsc.distributed import on_main
 
-RECOVERY_PROTOCOL = EvalProtocol(episodes=3, seed=3_000_017)
+RECOVERY_PROTOCOL = EvalProtocol(episodes=3, seed=RECOVERY_EVAL_SEED)
 
 
 def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol = RECOVERY_PROTOCOL,

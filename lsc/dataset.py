@@ -30,8 +30,9 @@ from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.distributed import gather_rows, row_range
 from lsc.evaluation import (EvalProtocol, PoolMembers, default_block_size, evaluate, evaluate_members, pool_blocks,
                             regenerate)
+from lsc.keys import POOL_EVAL_SEED
 from lsc.novelty import KERNEL_VERSION, kept_count, most_novel, novelty
-from lsc.policy import MLPPolicy, member_key
+from lsc.policy import MAX_PARAMETER_SCALE, MLPPolicy, check_parameters, descriptors, member_key
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
 from lsc.envs import ENV_SIZES, valid_backends
@@ -60,7 +61,7 @@ class CollectConfig:
   seed: int = 0
   visited_per_episode: int = 16
   eval_episodes: int = 3
-  eval_seed: int = 1_000_003
+  eval_seed: int = POOL_EVAL_SEED
   n_random: int | None = None  # random members evaluated for comparison; None: as many as kept
   # iterated novelty search after the filter (lsc.novelty_search): 0 generations = the one-shot filter
   generations: int = dataclasses.field(default=0, metadata={"omit_default": True})
@@ -124,13 +125,12 @@ class CollectConfig:
     # pool members differ by ~1.4 (sqrt(2)) init stds: at MAX_MUTATION_STD a child lies 7x farther
     # from its parent than two random pool members lie from each other, a draw from a 10x wider
     # distribution whose tanh units saturate, not a variation of its parent.  Larger steps only grow
-    # the parameters, towards exploding (`lsc.autoencoder.MAX_PARAMETER_SCALE`) and float32 overflow.
+    # the parameters, towards exploding (`lsc.policy.MAX_PARAMETER_SCALE`) and float32 overflow.
     if self.mutation_std > MAX_MUTATION_STD:
       raise ValueError(f"mutation_std must be <= {MAX_MUTATION_STD:g} (init stds per parameter; a larger step "
                        f"explodes the parameters), got {self.mutation_std:g}")
     # a lineage drifts ~ mutation_std * sqrt(generations) init stds, its extremes a few times that:
     # refused now what would explode past MAX_PARAMETER_SCALE after hours of generations
-    from lsc.autoencoder import MAX_PARAMETER_SCALE
     drift = self.mutation_std * math.sqrt(check_int("generations", self.generations, low=0))
     if 5 * drift > MAX_PARAMETER_SCALE:
       raise ValueError(f"a novelty search of {self.generations:,} generations with mutation_std {self.mutation_std:g} "
@@ -231,12 +231,6 @@ def rollout_probe_states(env, policy: MLPPolicy, seed: int, m: int, n_policies: 
                      f"n_probe = {m}; raise probe_policies")
   choice = np.random.default_rng(seed).choice(len(states), m, replace=False)
   return states[np.sort(choice)], visited.env_steps
-
-
-def descriptors(policy: MLPPolicy, thetas: jax.Array, probe: jax.Array) -> jax.Array:
-  """Behaviour descriptors: actions of thetas (N, P) on probe (M, O), flattened: (N, M*A).
-  Jit-safe."""
-  return jax.vmap(lambda theta: policy.apply(theta, probe).reshape(-1))(thetas)
 
 
 @functools.lru_cache(maxsize=16)
@@ -361,11 +355,10 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
 
 def save_dataset(path, dataset: Dataset) -> None:
   """Writes a dataset from `collect` as an artifact (atomically), after checking that
-  its parameters are finite and sane (`lsc.autoencoder.check_parameters`): nothing is
+  its parameters are finite and sane (`lsc.policy.check_parameters`): nothing is
   written otherwise."""
   config = dataset.config
   if not isinstance(dataset.thetas, PoolMembers):  # pool members are sane by construction
-    from lsc.autoencoder import check_parameters
     obs, act = ENV_SIZES[config.env.name]
     policy = MLPPolicy(obs, act, config.policy.resolved(config.env.name).hidden, config.policy.activation,
                        config.policy.init_scheme)

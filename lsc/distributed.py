@@ -24,10 +24,13 @@ function, barriers return at once.
 import argparse
 import dataclasses
 import os
+import sys
 from typing import Callable, TypeVar
 
 import jax
 import numpy as np
+
+from lsc import jax_setup
 
 T = TypeVar("T")
 NUM_PROCESSES_ENV, PROCESS_ID_ENV, COORDINATOR_ENV = "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "JAX_COORDINATOR_ADDRESS"
@@ -99,11 +102,18 @@ def settings_from_args(args: argparse.Namespace) -> DistributedSettings:
 def setup_command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
   """`lsc.setup_command_line` joined to the multi-process run `args` ask for (parsed by
   `parser`, which has `add_arguments`'s flags); a bad setting is the parser's error."""
-  from lsc.jax_setup import setup_command_line as setup
   try:
-    setup(settings_from_args(args))
+    settings = settings_from_args(args)
+    jax_setup.setup_command_line(lambda: _join(settings))
   except ValueError as error:
     parser.error(str(error))
+
+
+def _join(settings: "DistributedSettings") -> None:
+  """Joins the run `settings` ask for; its processes other than 0 print nothing (their
+  stdout goes to /dev/null)."""
+  if initialize(settings) and not is_main():
+    sys.stdout = open(os.devnull, "w")
 
 
 def initialize(settings: DistributedSettings) -> bool:

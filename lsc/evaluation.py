@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lsc.keys import POOL_EVAL_SEED
 from lsc.policy import MLPPolicy, pool_thetas
 from lsc.rollout import RolloutResult, rollout
 from lsc.validate import check_int, check_seed
@@ -23,7 +24,7 @@ from lsc.validate import check_int, check_seed
 class EvalProtocol:
   """`episodes` episodes per policy, from reset keys derived from `seed` alone."""
   episodes: int = 5
-  seed: int = 1_000_003
+  seed: int = POOL_EVAL_SEED
 
   def __post_init__(self):
     check_int("episodes", self.episodes)

@@ -2,7 +2,6 @@
 
 import os
 import pathlib
-import sys
 import warnings
 
 import jax
@@ -92,17 +91,14 @@ def quiet_dependencies() -> None:
   quiet_imports()
 
 
-def setup_command_line(distributed=None) -> None:
+def setup_command_line(join=None) -> None:
   """What every lsc command line does first: one JAX device per CPU core
-  (`use_cpu_cores`), dependency noise filtered (`quiet_dependencies`), the persistent
-  compilation cache on (`enable_compilation_cache`) and, with `distributed` (a
-  `lsc.distributed.DistributedSettings` that asks for it), this process joined to a
-  multi-process run (whose processes other than 0 print nothing: their stdout goes to
-  /dev/null).  Call before anything touches JAX."""
+  (`use_cpu_cores`), then `join()` if given (`lsc.distributed.setup_command_line` joins
+  a multi-process run there, between the device request and JAX's first computation),
+  dependency noise filtered (`quiet_dependencies`) and the persistent compilation cache
+  on (`enable_compilation_cache`).  Call before anything touches JAX."""
   _request_cpu_devices()
-  if distributed is not None:
-    from lsc import distributed as dist
-    if dist.initialize(distributed) and not dist.is_main():
-      sys.stdout = open(os.devnull, "w")
+  if join is not None:
+    join()
   quiet_dependencies()
   enable_compilation_cache()

@@ -6,6 +6,18 @@ import numpy as np
 
 from lsc.validate import check_seed
 
+# The named key streams: the seed each purpose derives its keys from, apart from the
+# stage seeds a user sets (pool, training, search seeds 0, 1, ...), so that no purpose
+# reuses another's keys.  Evaluation seeds give the reset keys of every evaluated policy
+# (`lsc.evaluation.EvalProtocol`).
+POOL_EVAL_SEED = 1_000_003  # task returns of a pool's or dataset's policies (collect, lsc rollout)
+FINAL_EVAL_SEED = 2_000_003  # every method's final policies (lsc search, the pipelines)
+RECOVERY_EVAL_SEED = 3_000_017  # the autoencoder's recovery measurement (lsc.compression)
+START_SEED = 4_000_037  # choosing a latent search's start by decoded return (best_decoded)
+SELECTION_EVAL_SEED = 5_000_011  # the final evaluation of the sweeps' selection runs
+SELECTION_SEED = 1000  # the sweeps' first search seed (1000, 1001, ...): reported runs use 0, 1, ...
+PHASE_TWO = 2**31 - 1  # fold_in tag of a two-phase method's second phase (`lsc.methods`): no split reaches it
+
 
 def as_key(seed, name: str = "seed") -> jax.Array:
   """A typed PRNG key from an int seed (checked: [0, 2**32 - 1]), a typed key, or raw

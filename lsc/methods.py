@@ -31,7 +31,8 @@ import numpy as np
 
 from lsc import jsonfile
 from lsc.distributed import on_main
-from lsc.progress import ProgressFn
+from lsc.keys import PHASE_TWO
+from lsc.progress import ProgressFn, register_unit
 
 if TYPE_CHECKING:
   from lsc.evaluation import EvalProtocol
@@ -70,6 +71,7 @@ METHODS = {m.name: m for m in (
     Method("ddpg", "rl", "env", "DDPG (TD3 with one critic, no smoothing, no delay) on the task's reward"),
 )}
 NAMES = tuple(METHODS)
+register_unit("env step", *NAMES)  # their progress reports count env steps
 
 
 def get_method(name: str) -> Method:
@@ -300,7 +302,6 @@ def _after(outcome: Outcome, steps) -> Outcome:
                              final_env_steps=outcome.final_env_steps + steps)
 
 
-PHASE_TWO = 2**31 - 1  # fold_in tag of a two-phase method's second phase (see _run_phases)
 
 
 def _run_phases(method, env, task, directory, budget, seeds, seed, protocol, policy, space, pgpe, param_pgpe,

@@ -8,7 +8,7 @@ generation
   2. mutates them: Gaussian noise of `mutation_std` times the policy's init std per
      parameter (`MLPPolicy.init_std`), so the step means the same for every size;
   3. describes the children as the pool was described, by their actions on the same
-     probe states (`lsc.dataset.descriptors`);
+     probe states (`lsc.policy.descriptors`);
   4. scores every member of archive + children by its exact kNN novelty among them
      (`lsc.novelty.novelty`, the same `n_neighbors`) and keeps the K most novel.
 
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lsc.novelty import novelty, top_novel
-from lsc.policy import MLPPolicy, member_key
+from lsc.policy import MLPPolicy, check_parameters, descriptors, member_key
 
 # The search's keys: member SEARCH_MEMBER of pool `seed`, which no pool, probe or
 # recovery member uses (pools hold members below 2**30, recovery's start at 2**30, the
@@ -53,7 +53,6 @@ class Archive:
 
 @functools.lru_cache(maxsize=16)
 def _children_fn(policy: MLPPolicy):
-  from lsc.dataset import descriptors
   init_std = jnp.asarray(policy.init_std())
 
   @jax.jit
@@ -92,9 +91,8 @@ def most_novel_of(archive: Archive, children: Archive, n_neighbors: int) -> Arch
 def novelty_generation(policy: MLPPolicy, archive: Archive, probe, key: jax.Array, offspring: int,
                        mutation_std: float, n_neighbors: int) -> Archive:
   """One generation (see the module docstring).  Children whose parameters are NaN, inf
-  or exploded (`lsc.autoencoder.check_parameters`) are refused where they are made:
+  or exploded (`lsc.policy.check_parameters`) are refused where they are made:
   ValueError naming mutation_std."""
-  from lsc.autoencoder import check_parameters
   children = offspring_of(policy, archive, probe, key, offspring, mutation_std)
   check_parameters(children.thetas, policy, "the novelty search's children",
                    f"lower collect.mutation_std / --mutation-std (now {mutation_std:g}) or collect.generations")

@@ -40,6 +40,15 @@ _PRESET_HIDDEN = {
 }
 
 
+# The largest |theta_i| / s_i (s: the init std, `MLPPolicy.init_std`) a dataset may hold.  A pool
+# member lies within sqrt(3) (uniform init) or 2.3 (truncated normal) of it; a novelty search's
+# lineage drifts ~ mutation_std * sqrt(generations) further, a few times that at the extremes of
+# K x P draws: ~6,000 for the largest mutation_std collect accepts (10) after 10,000 generations.
+# Beyond 1e4 the parameters have exploded: the policy's tanh units all saturate (the decoder,
+# which emits s * out with out O(1) at init, cannot reach them) and squares overflow float32 at
+# |theta| ~ 1e19.
+MAX_PARAMETER_SCALE = 1e4
+
 @dataclasses.dataclass(frozen=True)
 class MLPPolicy:
   """Static description of an MLP policy; all arrays live in theta (P,).
@@ -204,3 +213,45 @@ def check_fits(policy, env) -> None:
     raise ValueError(f"the policy maps {policy.obs_size} observations to {policy.action_size} actions, but env "
                      f"{getattr(env, 'name', type(env).__name__)!r} has {want[0]} observations and {want[1]} actions; "
                      f"build the policy for this env (lsc.make_policy(env, ...))")
+
+
+def descriptors(policy: MLPPolicy, thetas: jax.Array, probe: jax.Array) -> jax.Array:
+  """Behaviour descriptors: actions of thetas (N, P) on probe (M, O), flattened: (N, M*A).
+  Jit-safe."""
+  return jax.vmap(lambda theta: policy.apply(theta, probe).reshape(-1))(thetas)
+
+
+def scan_parameters(thetas, policy: MLPPolicy) -> dict:
+  """What is wrong with thetas (N, P) of `policy`, read in row blocks of ~64 MB (a memory
+  mapped dataset is never copied whole): {"nonfinite": rows holding NaN or inf,
+  "first_nonfinite": the first (-1: none), "scale": the largest |theta_i| / s_i over the
+  finite rows (s: `policy.init_std()`), "scale_row": its row}."""
+  inverse = 1.0 / policy.init_std()
+  block = max(1, 2**24 // max(1, policy.num_params))
+  found = {"nonfinite": 0, "first_nonfinite": -1, "scale": 0.0, "scale_row": -1}
+  for start in range(0, len(thetas), block):
+    rows = np.asarray(thetas[start:start + block], np.float32)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():
+      if found["first_nonfinite"] < 0:
+        found["first_nonfinite"] = start + int(np.argmax(~finite))
+      found["nonfinite"] += int((~finite).sum())
+    if finite.any():
+      scales = np.abs(np.where(finite[:, None], rows, 0.0) * inverse).max(axis=1)  # bad rows count 0
+      row = int(np.argmax(scales))
+      if scales[row] > found["scale"]:
+        found["scale"], found["scale_row"] = float(scales[row]), start + row
+  return found
+
+
+def check_parameters(thetas, policy: MLPPolicy, what: str, fix: str) -> None:
+  """Refuses thetas (N, P) holding NaN or inf or parameters beyond MAX_PARAMETER_SCALE
+  init stds: ValueError naming `what` they are, the first bad row and `fix`, the
+  setting to change."""
+  found = scan_parameters(thetas, policy)
+  if found["nonfinite"]:
+    raise ValueError(f"{what} hold NaN or inf in {found['nonfinite']} policies (first: row "
+                     f"{found['first_nonfinite']}); {fix}")
+  if found["scale"] > MAX_PARAMETER_SCALE:
+    raise ValueError(f"{what} have exploded: a parameter of row {found['scale_row']} is {found['scale']:.3g} "
+                     f"times its init std, beyond {MAX_PARAMETER_SCALE:,.0f}; {fix}")

@@ -28,16 +28,19 @@ def for_stage(progress_fn: ProgressFn | None, stage: str) -> Callable[[int, int]
   return lambda done, total: progress_fn(stage, done, total, {})
 
 
-# what a stage counts (a search method's stages count env steps, anything else policies);
-# env steps are shown as 1.2M
+# what a stage counts, by its first word (a search method's stages count env steps, each
+# method registering its name: `register_unit`; anything else policies); env steps show as 1.2M
 UNITS = {"train": "step", "search": "env step"}
+
+
+def register_unit(unit: str, *stages: str) -> None:
+  """Makes `unit_of` answer `unit` for stages whose first word is one of `stages`."""
+  UNITS.update(dict.fromkeys(stages, unit))
 
 
 def unit_of(stage: str) -> str:
   """The unit a stage counts, looked up by its first word."""
-  from lsc.methods import METHODS
-  word = stage.split()[0]
-  return UNITS.get(word, "env step" if word in METHODS else "policy")
+  return UNITS.get(stage.split()[0], "policy")
 
 
 def _short(value) -> str:

@@ -47,7 +47,7 @@ from evosax.core.optimizer import clipup
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.jax_setup import compile_seconds
-from lsc.keys import key_record, seed_keys
+from lsc.keys import FINAL_EVAL_SEED, key_record, seed_keys
 from lsc.policy import MLPPolicy, member_key
 from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, rollout_fn
@@ -313,7 +313,7 @@ class SearchResult:
 
 CHUNK_STEPS = 250_000  # env steps per device call: progress every few seconds on 2 CPU cores
 CHECKPOINT_EVERY_S = 30.0  # run_search rewrites its checkpoint at most this often (and at the end)
-SEARCH_EVAL = EvalProtocol(episodes=5, seed=2_000_003)  # final evaluation: no dataset or search key
+SEARCH_EVAL = EvalProtocol(episodes=5, seed=FINAL_EVAL_SEED)  # final evaluation: no dataset or search key
 
 
 class Search:

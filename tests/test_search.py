@@ -252,7 +252,8 @@ def test_decoder_space_scales_by_the_codes_and_starts_at_the_mean_or_a_given_cod
 
 def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_resumes(mountain_car, small_policy,
                                                                                        tmp_path):
-  from lsc.methods import PHASE_TWO, load_outcome, phase_budgets, run_method
+  from lsc.keys import PHASE_TWO
+  from lsc.methods import load_outcome, phase_budgets, run_method
   from lsc.search import load_state
   space = linear_space(small_policy, 3, seed=5)
   budget = 200_000
