@@ -656,21 +656,13 @@ def main(env_name: str, presets: dict, argv=None) -> int:
 def configure(config: ExperimentConfig, args) -> ExperimentConfig:
   """`config` with the command line's settings applied (`lsc.config.override`, the one
   override path): --config's file, then --set's KEY=VALUE items, then the flags."""
-  import yaml
-  from lsc.config import override
+  from lsc.config import override, read_settings
   if args.config:
-    path = pathlib.Path(args.config)
     try:
-      data = yaml.safe_load(path.read_text())  # JSON is YAML too
-    except yaml.YAMLError as error:
-      raise ValueError(f"--config {path}: malformed YAML ({error})") from None
-    if data is not None and not isinstance(data, dict):
-      raise ValueError(f"--config {path}: expected a mapping of settings (e.g. search.budget: 100000), "
-                       f"got a {type(data).__name__}")
-    try:
-      config = override(config, data or {})
+      config = override(config, read_settings(args.config))
     except ValueError as error:
-      raise ValueError(f"--config {path}: {error}") from None
+      message = str(error)
+      raise ValueError(message if message.startswith("--config") else f"--config {args.config}: {message}") from None
   config = override(config, args.set)
   flags = {"train.latent_dim": args.latent_dim, "search.seeds": args.seeds, "search.budget": args.budget,
            "tasks": args.tasks.split(",") if args.tasks else None,

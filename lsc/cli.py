@@ -172,11 +172,15 @@ def cmd_collect(args) -> int:
   from lsc.dataset import CollectConfig, collect, save_dataset
   from lsc.tasks import task_names
 
-  config = CollectConfig(env=EnvConfig(args.env, args.backend, args.episode_length),
-                         policy=_policy_config(args), pool=args.pool, keep=args.keep,
-                         n_neighbors=args.n_neighbors, probe=args.probe, n_probe=args.n_probe,
-                         seed=args.seed, eval_episodes=args.episodes, generations=args.generations,
-                         offspring=args.offspring, mutation_std=args.mutation_std, store=args.store).resolved()
+  flags = {"env.name": args.env, "env.backend": args.backend, "env.episode_length": args.episode_length,
+           "policy.preset": args.policy, "policy.hidden": args.hidden, "policy.normalize_obs": args.normalize_obs,
+           "pool": args.pool, "keep": args.keep, "n_neighbors": args.n_neighbors, "probe": args.probe,
+           "n_probe": args.n_probe, "seed": args.seed, "eval_episodes": args.episodes,
+           "generations": args.generations, "offspring": args.offspring, "mutation_std": args.mutation_std,
+           "store": args.store}
+  # the CLI's policy is PolicyConfig's default (medium), not CollectConfig's (large)
+  base = CollectConfig(env=EnvConfig(args.env), policy=_policy_config(args))
+  config = _configured(base, "collect", args, flags).resolved()
   from lsc import checkpoint, rundir
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   if checkpoint.is_artifact(args.out) and not args.overwrite:
@@ -213,6 +217,16 @@ def cmd_collect(args) -> int:
   return 0
 
 
+def _configured(config, section: str, args, flags: dict):
+  """`config` (a `section` dataclass: "collect", "train") with, in turn, the `section.*`
+  settings of --config's file, --set's `section.KEY=VALUE` items and the flags given
+  (`flags`: {dotted key: value, None when not given}), through `lsc.config.override`:
+  the pipelines' keys and order."""
+  from lsc.config import override, section_settings
+  config = override(config, section_settings(section, args.config, args.set), section)
+  return override(config, {k: v for k, v in flags.items() if v is not None}, section)
+
+
 def _settings_differ(path, config) -> str:
   """How the dataset artifact at `path` differs from what `config` would collect now:
   "settings (...)" naming up to three settings, "package versions (...)", or "" if in
@@ -239,10 +253,11 @@ def cmd_train(args) -> int:
   from lsc.compression import compress, recovery_table
   from lsc.training import TrainConfig
 
-  config = TrainConfig(latent_dim=args.latent_dim, loss=args.loss, states=args.states,
-                       encoder_input=args.encoder_input, steps=args.steps,
-                       batch_policies=args.batch_policies, batch_states=args.batch_states, lr=args.lr,
-                       encoder_widths=args.widths, decoder_widths=tuple(reversed(args.widths)), seed=args.seed)
+  flags = {"latent_dim": args.latent_dim, "loss": args.loss, "states": args.states,
+           "encoder_input": args.encoder_input, "steps": args.steps, "batch_policies": args.batch_policies,
+           "batch_states": args.batch_states, "lr": args.lr, "encoder_widths": args.widths,
+           "decoder_widths": None if args.widths is None else tuple(reversed(args.widths)), "seed": args.seed}
+  config = _configured(TrainConfig(), "train", args, flags)
   config.check()  # the flags first, then against the dataset (its record alone): sizes, held-out policies, memory
   config.check(**_dataset_inputs(args.dataset))
   out = _claim_out(args, "train")
@@ -425,7 +440,17 @@ def _method_names() -> tuple[str, ...]:
   return NAMES
 
 
+def _add_settings_args(parser: argparse.ArgumentParser, section: str) -> None:
+  """--config and --set over the `section` dataclass, with the pipelines' keys."""
+  parser.add_argument("--config", default=None, help=f"YAML/JSON file of settings; its {section}.* keys apply (a "
+                      "pipeline's file serves)")
+  parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                      help=f"dotted overrides, e.g. {section}.seed=1 (after --config, before the flags)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+  from lsc.dataset import CollectConfig
+  from lsc.training import TrainConfig
   parser = argparse.ArgumentParser(allow_abbrev=False, prog="lsc", description=__doc__.split("\n")[0])
   debug = dict(action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
   parser.add_argument("--debug", **debug)
@@ -445,21 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("collect", allow_abbrev=False, help="build a novelty-filtered dataset of policies")
   _add_env_policy_args(p)
-  p.add_argument("--pool", type=integer, default=10_000, help="random candidates N")
-  p.add_argument("--keep", type=float, default=0.1, help="fraction of the pool kept, in (0, 1]")
-  p.add_argument("--n-neighbors", type=integer, default=10, help="k of the kNN novelty")
-  p.add_argument("--probe", default=None, help="probe states: uniform | rollout (default per env)")
-  p.add_argument("--n-probe", type=integer, default=256, help="number of probe states M")
-  p.add_argument("--episodes", type=integer, default=3, help="evaluation episodes per kept member")
-  p.add_argument("--generations", type=integer, default=0,
-                 help="iterated novelty search after the filter (reward-free, no env steps); 0: the one-shot filter")
-  p.add_argument("--offspring", type=integer, default=None, help="novelty search: children per generation (default: "
-                 "as many as kept)")
-  p.add_argument("--mutation-std", type=float, default=0.1,
-                 help="novelty search: mutation noise in units of the policy's init std")
-  p.add_argument("--store", default="parameters", help="what the artifact keeps of the kept members: parameters | "
-                 "indices (their pool indices; the parameters are regenerated where read)")
-  p.add_argument("--seed", type=integer, default=0)
+  c = CollectConfig()
+  p.add_argument("--pool", type=integer, help=f"random candidates N (default {c.pool:,})")
+  p.add_argument("--keep", type=float, help=f"fraction of the pool kept, in (0, 1] (default {c.keep})")
+  p.add_argument("--n-neighbors", type=integer, help=f"k of the kNN novelty (default {c.n_neighbors})")
+  p.add_argument("--probe", help="probe states: uniform | rollout (default per env)")
+  p.add_argument("--n-probe", type=integer, help=f"number of probe states M (default {c.n_probe})")
+  p.add_argument("--episodes", type=integer, help=f"evaluation episodes per kept member (default {c.eval_episodes})")
+  p.add_argument("--generations", type=integer, help="iterated novelty search after the filter (reward-free, no env "
+                 f"steps); 0: the one-shot filter (default {c.generations})")
+  p.add_argument("--offspring", type=integer, help="novelty search: children per generation (default: as many as kept)")
+  p.add_argument("--mutation-std", type=float,
+                 help=f"novelty search: mutation noise in units of the policy's init std (default {c.mutation_std})")
+  p.add_argument("--store", help="what the artifact keeps of the kept members: parameters | indices (their pool "
+                 f"indices; the parameters are regenerated where read) (default {c.store})")
+  p.add_argument("--seed", type=integer, help=f"pool seed (default {c.seed})")
+  _add_settings_args(p, "collect")
   p.add_argument("--out", required=True, help="artifact directory")
   p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out (one of the same "
                  "settings and package versions is reused without it)")
@@ -467,18 +493,21 @@ def build_parser() -> argparse.ArgumentParser:
 
   p = sub.add_parser("train", allow_abbrev=False, help="train a behaviour autoencoder on a dataset and measure its recovery")
   p.add_argument("--dataset", required=True, help="dataset artifact directory (from `lsc collect`)")
-  p.add_argument("--latent-dim", type=integer, default=2)
-  p.add_argument("--loss", default="behaviour", help="behaviour | parameter")
-  p.add_argument("--states", default="own", help="state source of the behaviour loss: own | dataset | rollout")
-  p.add_argument("--encoder-input", default="actions",
-                 help="what the encoder reads: parameters (theta) | actions (theta's actions on the probe states)")
-  p.add_argument("--steps", type=integer, default=3000)
-  p.add_argument("--batch-policies", type=integer, default=64)
-  p.add_argument("--batch-states", type=integer, default=256)
-  p.add_argument("--lr", type=float, default=1e-3)
-  p.add_argument("--widths", type=lambda s: tuple(int(h) for h in s.split(",") if h), default=(128,),
-                 help="encoder hidden widths, e.g. 256,64 (the decoder mirrors them)")
-  p.add_argument("--seed", type=integer, default=0)
+  t = TrainConfig()
+  p.add_argument("--latent-dim", type=integer, help=f"(default {t.latent_dim})")
+  p.add_argument("--loss", help=f"behaviour | parameter (default {t.loss})")
+  p.add_argument("--states", help=f"state source of the behaviour loss: own | dataset | rollout (default {t.states})")
+  p.add_argument("--encoder-input", help="what the encoder reads: parameters (theta) | actions (theta's actions on the "
+                 f"probe states) (default {t.encoder_input})")
+  p.add_argument("--steps", type=integer, help=f"(default {t.steps:,})")
+  p.add_argument("--batch-policies", type=integer, help=f"(default {t.batch_policies})")
+  p.add_argument("--batch-states", type=integer, help=f"(default {t.batch_states})")
+  p.add_argument("--lr", type=float, help=f"(default {t.lr:g})")
+  p.add_argument("--widths", type=lambda s: tuple(int(h) for h in s.split(",") if h),
+                 help="encoder hidden widths, e.g. 256,64 (the decoder mirrors them; default "
+                 f"{','.join(map(str, t.encoder_widths))})")
+  p.add_argument("--seed", type=integer, help=f"(default {t.seed})")
+  _add_settings_args(p, "train")
   p.add_argument("--out", required=True, help="output directory (resumes a run of the same settings and dataset found there)")
   p.add_argument("--overwrite", action="store_true", help="start afresh, replacing a run of other settings in --out")
   p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "

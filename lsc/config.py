@@ -153,6 +153,34 @@ def load(cls: type[C], path: str | pathlib.Path) -> C:
   return from_dict(cls, data or {}, str(path))
 
 
+def read_settings(path) -> dict:
+  """The settings in the YAML or JSON file at `path` (a `--config`): a mapping of nested
+  sections and/or dotted keys; ValueError naming the file if it is malformed or no mapping."""
+  path = pathlib.Path(path)
+  try:
+    data = yaml.safe_load(path.read_text())  # JSON is YAML too
+  except yaml.YAMLError as error:
+    raise ValueError(f"--config {path}: malformed YAML ({error})") from None
+  if data is not None and not isinstance(data, dict):
+    raise ValueError(f"--config {path}: expected a mapping of settings (e.g. search.budget: 100000), "
+                     f"got a {type(data).__name__}")
+  return data or {}
+
+
+def section_settings(section: str, file=None, items=()) -> dict:
+  """The `section.*` settings of a `--config` file (others are left out: one file serves
+  every command) and of `--set` items (which must all be `section.*`), dotted keys
+  without the section's prefix, the file's first: what `override` applies to a
+  `section` dataclass (`lsc collect`: "collect", `lsc train`: "train")."""
+  prefix = f"{section}."
+  found = {k[len(prefix):]: v for k, v in flatten(read_settings(file)).items() if k.startswith(prefix)} if file else {}
+  for key, value in assignments(list(items)).items():
+    if not key.startswith(prefix):
+      raise ValueError(f"--set {key}: this command takes {prefix}* settings (e.g. {prefix}seed=1)")
+    found[key[len(prefix):]] = value
+  return found
+
+
 def assignments(items: list[str]) -> dict:
   """`dotted.key=value` strings (`--set`) as {dotted key: value parsed as YAML}."""
   updates = {}

@@ -80,6 +80,8 @@ CLI_CASES = [
     ([*SEARCH, "--decoder", "linear:2", "--std-init", "1e30", "--out", "{tmp}/s"],
      "std_init = 1e+30 is in units of the search space's spread"),  # once refused after the whole budget
     (["collect", *MC, "--out", "{data}"], "already holds a dataset made with other settings"),  # once replaced it
+    (["collect", *MC, "--set", "train.lr=1", "--out", "{tmp}/d"], "--set train.lr: this command takes collect.*"),
+    (["train", "--dataset", "{data}", "--set", "train.activation=foo", "--out", "{tmp}/t"], "unknown activation 'foo'"),
     ([*SEARCH, "--decoder", "{tmp}/nowhere", "--out", "{tmp}/s"], "neither identity, linear:K nor an autoencoder"),
     ([*SEARCH, "--decoder", "linear:2", "--eval-seed", "100000000000000000000", "--out", "{tmp}/s"],
      "evaluation seed must be an integer in [0, 4294967295]"),
@@ -197,6 +199,35 @@ def test_search_refuses_an_out_holding_another_result_before_work(tmp_path, caps
   # a result of the same method but another budget is replaced only with --overwrite
   _one_line(capsys, cli.main([*SEARCH, "--method", "param_pgpe", "--budget", "2e6", "--out", str(out)]),
             "holds the result of another run (budget 1000000 there, 2000000 here)")
+
+
+class Captured(Exception):
+  """Raised by a stand-in for the work, carrying the config it was handed."""
+
+
+def test_collect_and_train_take_config_files_and_set_with_the_pipelines_keys(tmp_path, fake_dataset, monkeypatch):
+  # `lsc collect|train` had their own flags only: 4 of 17 CollectConfig and 8 of 19
+  # TrainConfig fields could not be set
+  import lsc.compression
+  import lsc.dataset
+
+  def capture(config, *args, **kwargs):
+    raise Captured(config)
+  monkeypatch.setattr(lsc.dataset, "collect", capture)
+  monkeypatch.setattr(lsc.compression, "compress", lambda path, config, *a, **k: capture(config))
+  (tmp_path / "run.yaml").write_text("collect:\n  n_random: 64\n  pool: 300\ntrain:\n  patience: 7\n"
+                                     "search:\n  budget: 5\n")  # a pipeline's file: other sections are left out
+  with pytest.raises(Captured) as got:
+    cli.main(["collect", *MC, "--config", str(tmp_path / "run.yaml"), "--set", "collect.visited_per_episode=4",
+              "collect.pool=400", "--keep", "0.2", "--out", str(tmp_path / "d")])
+  config = got.value.args[0]
+  assert (config.n_random, config.visited_per_episode, config.pool, config.keep) == (64, 4, 400, 0.2)
+  assert config.policy.hidden == (4,)  # --policy small, a flag: applied last
+  with pytest.raises(Captured) as got:
+    cli.main(["train", "--dataset", str(fake_dataset), "--config", str(tmp_path / "run.yaml"), "--set",
+              "train.patience=3", "train.rollout_every=20", "--latent-dim", "1", "--out", str(tmp_path / "t")])
+  config = got.value.args[0]
+  assert (config.patience, config.rollout_every, config.latent_dim, config.lr) == (3, 20, 1, 1e-3)
 
 
 def test_one_name_is_one_task_and_bools_are_not_ints():
