@@ -378,8 +378,8 @@ def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, cur
 def check_trained(method: str, seed: int, returns: np.ndarray, params) -> None:
   """Raises ValueError if a baseline's evaluation returns (n,) or its final parameters
   hold NaN or inf: the training diverged, and its curve is no result."""
-  finite = np.isfinite(returns).all() and all(
-      np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact))
+  leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
+  finite = np.isfinite(returns).all() and all(np.isfinite(x).all() for x in leaves if np.issubdtype(x.dtype, np.inexact))
   if not finite:
     raise ValueError(f"{method} diverged on seed {seed}: its evaluation returns or parameters hold NaN or inf; "
                      f"lower its learning_rate or reward_scaling ({type(resolve_config(method)).__name__})")

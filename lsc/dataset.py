@@ -82,13 +82,18 @@ class CollectConfig:
     keeps its archive's size)."""
     return kept_count(self.pool, self.keep)
 
+  def policy_shape(self) -> MLPPolicy:
+    """The policy this config collects, known without building the env (ValueError for an
+    unknown activation, init scheme or width)."""
+    obs, act = ENV_SIZES[self.env.name]
+    policy = self.policy.resolved(self.env.name)
+    return MLPPolicy(obs, act, policy.hidden, policy.activation, policy.init_scheme)
+
   def training_inputs(self) -> dict:
     """What `TrainConfig.check` can check a training on this dataset against, known
     before it is collected: {num_params, dataset_size, policy (its shape), n_probe}.
     On a resolved config."""
-    obs, act = ENV_SIZES[self.env.name]
-    policy = MLPPolicy(obs, act, self.policy.resolved(self.env.name).hidden, self.policy.activation,
-                       self.policy.init_scheme)
+    policy = self.policy_shape()
     return {"num_params": policy.num_params, "dataset_size": self.dataset_size, "policy": policy,
             "n_probe": self.n_probe}
 
@@ -100,8 +105,7 @@ class CollectConfig:
     if not isinstance(self.policy, PolicyConfig):
       raise ValueError(f"policy must be a policy config (preset, hidden, ...), got {self.policy!r}")
     policy = self.policy.resolved(env.name)
-    obs, act = ENV_SIZES[env.name]
-    MLPPolicy(obs, act, policy.hidden, policy.activation, policy.init_scheme)  # activation, init, widths
+    self.policy_shape()  # activation, init, widths
     probe = self.probe or default_probe(env.name)
     if probe not in PROBE_MODES:
       raise ValueError(f"unknown probe mode {probe!r}; valid modes: {', '.join(PROBE_MODES)}")
@@ -179,9 +183,8 @@ def collect_memory(config: CollectConfig) -> tuple[int, str]:
   units), the kept and random members' visited states, the kept parameters (K x P) and
   a novelty search's archive + children (parameters and descriptors, twice while
   selecting).  Reasonable, not exact."""
-  obs, act = ENV_SIZES[config.env.name]
-  params = config.policy.num_params(config.env.name)
-  shape = MLPPolicy(obs, act, config.policy.resolved(config.env.name).hidden)
+  shape = config.policy_shape()
+  obs, act, params = shape.obs_size, shape.action_size, shape.num_params
   hidden = sum(shape.hidden) + act
   kept = config.dataset_size
   n_random = kept if config.n_random is None else config.n_random
@@ -359,10 +362,7 @@ def save_dataset(path, dataset: Dataset) -> None:
   written otherwise."""
   config = dataset.config
   if not isinstance(dataset.thetas, PoolMembers):  # pool members are sane by construction
-    obs, act = ENV_SIZES[config.env.name]
-    policy = MLPPolicy(obs, act, config.policy.resolved(config.env.name).hidden, config.policy.activation,
-                       config.policy.init_scheme)
-    check_parameters(dataset.thetas, policy, "the dataset's parameters",
+    check_parameters(dataset.thetas, config.policy_shape(), "the dataset's parameters",
                      "lower collect.mutation_std / --mutation-std or collect.generations")
   extra = {"thetas_checksum": dataset.thetas.checksum()} if isinstance(dataset.thetas, PoolMembers) else {}
   checkpoint.save_artifact(path, dataset.arrays(), kind=KIND,

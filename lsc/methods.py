@@ -302,8 +302,6 @@ def _after(outcome: Outcome, steps) -> Outcome:
                              final_env_steps=outcome.final_env_steps + steps)
 
 
-
-
 def _run_phases(method, env, task, directory, budget, seeds, seed, protocol, policy, space, pgpe, param_pgpe,
                 latent_fraction, spent, progress_fn, overwrite, log, record) -> Outcome:
   """A two-phase method: latent PGPE in `space` for its share of the budget (`spent`

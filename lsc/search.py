@@ -406,8 +406,7 @@ class Search:
     std, the policy its centre decodes to, or a return of its centre is no longer
     finite: the search diverged, and nothing after it would be a result."""
     state = self.host(carry["state"])
-    with np.errstate(over="ignore", invalid="ignore"):
-      thetas = np.asarray(_decode_all(self.space, jnp.asarray(self.centres(state.mean))))
+    thetas = np.asarray(_decode_all(self.space, jnp.asarray(self.centres(state.mean))))
     bad = ~(np.isfinite(thetas).all(axis=1) & np.isfinite(state.std).reshape(self.seeds, -1).all(axis=1)
             & np.isfinite(np.where(metrics["active"], metrics["center_return"], 0.0)).all(axis=0))
     if bad.any():
