@@ -37,20 +37,19 @@ def python_loop(search, generations: int):
   import jax
   import jax.numpy as jnp
 
-  from lsc.rollout import rollout_fn
-  from lsc.search import generation_keys, search_ask, search_center, search_tell
+  from lsc.search import generation_keys, make_fitness, search_ask, search_center, search_tell
 
   config, space, seeds = search.config, search.space, search.seeds
   c = config.population + 1
   keys = jax.jit(lambda key: generation_keys(key, config.episodes))
   ask = jax.jit(jax.vmap(search_ask, in_axes=(0, 0, None, None)), static_argnums=3)
   tell = jax.jit(jax.vmap(search_tell, in_axes=(0, 0, 0, None, None)), static_argnums=4)
-  rollout = rollout_fn(search.env, search.policy, seeds * c, config.episodes, n_samples=0)
+  scores = make_fitness(search.env, search.policy, seeds * c, config.episodes)  # the compiled search's own
 
   @jax.jit
-  def fitness(thetas, episode_keys):  # the centre too, as the compiled search does
+  def fitness(thetas, episode_keys):  # every seed's candidates and centre, on that seed's keys
     reset_keys = jnp.broadcast_to(episode_keys[:, None], (seeds, c, config.episodes)).reshape(seeds * c, -1)
-    returns = rollout(thetas.reshape(seeds * c, -1), reset_keys).returns[:, search.task]
+    returns = scores(thetas.reshape(seeds * c, -1), reset_keys).returns[:, search.task]
     return returns.reshape(seeds, c)[:, :-1]
 
   def generation(carry):
@@ -101,7 +100,8 @@ def main(argv=None) -> int:
   from benchmarks.common import machine, markdown_table, write
   from lsc.envs import make_env
   from lsc.policy import make_policy
-  from lsc.search import PGPEConfig, Search, linear_space
+  from lsc.search import Search, linear_space
+  from lsc.strategies import PGPEConfig
   import jax
 
   rows = []

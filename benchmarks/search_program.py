@@ -24,7 +24,8 @@ def main(argv=None) -> int:
   from benchmarks.common import machine, markdown_table, write
   from lsc.envs import make_env
   from lsc.policy import make_policy
-  from lsc.search import PGPEConfig, Search, decoder_space
+  from lsc.search import Search, decoder_space
+  from lsc.strategies import PGPEConfig
   from lsc.training import TrainConfig
 
   env = make_env("mountain_car")

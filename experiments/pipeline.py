@@ -1,11 +1,17 @@
 """The whole method on one env, as one resumable pipeline: collect -> train the
-autoencoder -> recovery (with controls) -> for each task, every search method.
+autoencoder -> recovery (with controls) -> for each task, every method of
+`search.methods` (any registered method: `lsc.methods`).
 
-Each stage writes into its own directory under --out together with `stage.json`, the
-exact config it ran with.  A rerun reuses a stage whose `stage.json` matches and
+Settings: `collect.*`, `train.*`, `search.*` (which methods run, their budget and seeds)
+and `methods.<name>.*` (each method's own: `methods.latent_pgpe.std_init`,
+`methods.ppo.learning_rate`, ...), from a preset, `--config FILE` and `--set KEY=VALUE`.
+
+Each stage writes into its own directory under --out together with `stage.json`, its
+key: its complete config (every field, defaults included), the content digests of the
+stages it reads and the package versions.  A rerun reuses a stage whose key matches and
 recomputes it (and everything downstream of it) otherwise, so an interrupted run
-continues where it stopped and changing only a search setting recomputes only the
-searches.  Searches checkpoint between chunks, so even a killed search resumes.
+continues where it stopped and changing one method's setting recomputes only the
+searches that read it.  Searches checkpoint between chunks, so even a killed search resumes.
 
 Outputs in --out: results.json (config, versions, device, timings with compile time
 apart, recovery per task with controls, per-method curves of return vs env steps per
@@ -27,9 +33,11 @@ import numpy as np
 from lsc import jsonfile
 from lsc.dataset import CollectConfig
 from lsc.keys import FINAL_EVAL_SEED, START_SEED
-from lsc.methods import METHODS, NAMES
+from lsc.methods import MethodConfigs, check_can_run, default_backend_for, get_method, names
+from lsc.metrics import check_recovery_points
+from lsc.tasks import get_task
 from lsc.training import TrainConfig
-from lsc.validate import integer
+from lsc.validate import check_int, check_seed, integer
 
 
 # Where latent PGPE starts: `mean` the mean code; `best` the code of the dataset policy
@@ -39,168 +47,107 @@ from lsc.validate import integer
 # START_SEED): what the search actually starts from, chosen on the task's reward, so
 # those env steps are charged to the search (`run_method(spent=...)`).
 LATENT_STARTS = ("mean", "best", "best_decoded")
+STAGE_FORMAT = 2  # of a search stage's key: 2, every method's whole settings (`Method.identity`)
+
+
+# the methods a pipeline runs unless told otherwise (every registered method can run)
+DEFAULT_METHODS = ("latent_pgpe", "latent_then_param", "param_pgpe", "ppo", "sac", "td3", "ddpg")
 
 
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
-  """The search stage's settings: budget and seeds are shared by every method; the
-  `latent_*` and `param_*` fields belong to one PGPE variant each (latent_then_param
-  reads both and `latent_fraction`), population and episodes to every PGPE method,
-  n_evals to the RL baselines (see `method_settings`).  The PGPE defaults are the
-  registry's (`lsc.methods.METHODS`)."""
+  """What the search stage runs, and how much: the methods (`methods`, by registered
+  name), their budget and seeds (the same for every method), where latent searches
+  start and the RL baselines' curve points.  Each method's own settings are in the
+  `methods.<name>.*` section (`ExperimentConfig.methods`)."""
+  methods: tuple[str, ...] = DEFAULT_METHODS
   budget: int = 1_000_000  # env steps per seed and method
   seeds: int = 3
   seed: int = 0  # the first seed (seed, seed + 1, ...); tune on seeds the reported runs do not use
-  population: int = 32
-  episodes: int = 1
-  latent_std_init: float = METHODS["latent_pgpe"].std_init
-  latent_lr: float = METHODS["latent_pgpe"].lr
   latent_start: str = "mean"  # mean | best | best_decoded (see LATENT_STARTS)
   start_candidates: int = 8  # best_decoded: the dataset's best policies on the task whose decodings are tried
   start_episodes: int = 3  # best_decoded: episodes per candidate (charged to the latent search)
-  param_std_init: float = METHODS["param_pgpe"].std_init
-  param_lr: float = METHODS["param_pgpe"].lr
-  latent_fraction: float = METHODS["latent_then_param"].latent_fraction  # latent_then_param's latent share
   n_evals: int = 10  # RL baselines' curve points
 
   def check(self) -> None:
-    """Raises ValueError naming any bad field (both PGPE variants' settings included)."""
-    from lsc.validate import check_int
-    for name in ("budget", "seeds", "n_evals"):
+    """Raises ValueError naming any bad field."""
+    for name in ("budget", "seeds", "n_evals", "start_candidates", "start_episodes"):
       check_int(f"search.{name}", getattr(self, name), low=1)
-    from lsc.validate import check_seed
     check_seed("search.seed", self.seed, count=self.seeds)
-    for method in ("latent_pgpe", "param_pgpe"):
-      try:
-        self.pgpe(method)
-      except ValueError as error:
-        raise ValueError(f"search ({method}): {error}") from None
-    from lsc.methods import phase_budgets
-    phase_budgets("latent_then_param", self.budget, self.latent_fraction)  # the fraction is in (0, 1)
     if self.latent_start not in LATENT_STARTS:
       raise ValueError(f"unknown search.latent_start {self.latent_start!r}; valid: {', '.join(LATENT_STARTS)}")
-    for name in ("start_candidates", "start_episodes"):
-      check_int(f"search.{name}", getattr(self, name), low=1)
+    if not isinstance(self.methods, tuple) or not all(isinstance(m, str) for m in self.methods):
+      raise ValueError(f"search.methods must be a list of names, got {self.methods!r}")
+    if not self.methods:
+      raise ValueError(f"search.methods is empty; name at least one of {', '.join(names())}")
+    for name in self.methods:
+      get_method(name)  # ValueError listing the valid names
 
-  def pgpe(self, method: str):
-    """The PGPEConfig of PGPE method `method` ('latent_pgpe' | 'param_pgpe')."""
-    from lsc.methods import pgpe_config
-    prefix = method.split("_")[0]
-    return pgpe_config(method, self.population, self.episodes, getattr(self, f"{prefix}_std_init"),
-                       getattr(self, f"{prefix}_lr"))
-
-  def method_run(self, method: str) -> dict:
-    """What `lsc.methods.run_method` takes besides the space for PGPE method `method`:
-    its PGPEConfig, or both phases' and the latent share for a two-phase method."""
-    phases = METHODS[method].phases
-    if not phases:
-      return {"pgpe": self.pgpe(method)}
-    return {"pgpe": self.pgpe(phases[0]), "param_pgpe": self.pgpe(phases[1]), "latent_fraction": self.latent_fraction}
+  def max_spent(self, episode_length: int) -> int:
+    """The most env steps choosing a latent start can charge a search."""
+    if self.latent_start != "best_decoded":
+      return 0
+    return self.start_candidates * self.start_episodes * episode_length
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-  """One env's whole pipeline."""
+  """One env's whole pipeline.  `methods`: every method's settings, by name
+  (`methods.latent_pgpe.std_init`, `methods.ppo.learning_rate`, ...)."""
   collect: CollectConfig
   train: TrainConfig
   search: SearchSettings = SearchSettings()
+  methods: MethodConfigs = MethodConfigs()
   tasks: tuple[str, ...] = ()  # empty: every task of the env
-  methods: tuple[str, ...] = NAMES
   eval_episodes: int = 5
   eval_seed: int = FINAL_EVAL_SEED
   recovery_points: int = 256  # held-out policies (and latent points) per recovery row
   recovery_episodes: int = 3
 
 
-def method_settings(settings: SearchSettings, method: str) -> dict:
-  """The fields of `settings` that `method`'s runs depend on: a search stage's config
-  holds only these, so changing one method's setting recomputes only that method."""
-  # PGPE stage keys always name the first seed: searches from before per-seed keys (whose
-  # keys lack it) are recomputed; an RL baseline's only when it is not 0 (its runs did
-  # not change)
-  fields = ["budget", "seeds"] + (["seed"] if settings.seed or METHODS[method].family == "pgpe" else [])
-  if METHODS[method].family == "pgpe":
-    fields += ["population", "episodes"]
-    for phase in METHODS[method].phases or (method,):
-      prefix = phase.split("_")[0]
-      fields += [f"{prefix}_std_init", f"{prefix}_lr"]
-    if METHODS[method].phases:
-      fields += ["latent_fraction"]
-    if METHODS[method].reads == "autoencoder":
-      fields += ["latent_start"] + (["start_candidates", "start_episodes"]
-                                    if settings.latent_start == "best_decoded" else [])
-  else:
+def run_settings(settings: SearchSettings, method: str) -> dict:
+  """The `search.*` fields a run of `method` reads: every method its budget and seeds; a
+  method that reads the autoencoder where it starts; one with a curve of `n_evals`
+  points that number.  In its stage key, with the method's own settings."""
+  fields = ["budget", "seeds", "seed"]
+  if get_method(method).reads == "autoencoder":
+    fields += ["latent_start"] + (["start_candidates", "start_episodes"]
+                                  if settings.latent_start == "best_decoded" else [])
+  if get_method(method).uses_n_evals:
     fields += ["n_evals"]
   return {f: getattr(settings, f) for f in fields}
-
-
-def resolved_settings(settings: SearchSettings, method: str, env) -> dict:
-  """Every setting a run of `method` on `env` reads, defaults included (each PGPE phase's
-  whole PGPEConfig; an RL baseline's whole config and the devices Brax spreads its
-  training over, which change its numbers): in a search stage's key, so that a changed
-  default (of a field `method_settings` leaves out) or another device count recomputes
-  the stage instead of reusing a result computed under the old one.  (PGPE's results
-  do not depend on the device count: a 3-seed Mountain Car search on 1 and on 2 CPU
-  devices gave identical curves, final parameters and returns, bit for bit.)"""
-  from lsc.config import to_dict
-  if METHODS[method].family == "pgpe":
-    return {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in settings.method_run(method).items()}
-  from lsc.envs import import_quietly
-  from lsc.rl_configs import resolve_config
-  config = resolve_config(method)
-  return {"rl": to_dict(config), "devices": import_quietly("lsc.baselines").devices_to_use(env, config)}
 
 
 def validate(config: ExperimentConfig):
   """Checks every setting of `config` without building an env or compiling anything;
   ValueError names the bad value and what is allowed.  Returns the resolved collect config."""
-  from lsc.tasks import get_task
-  from lsc.validate import check_int, check_seed
   collect = config.collect.resolved()  # env, policy, pool sizes, seeds, memory
   env_name = collect.env.name
   config.train.check(**collect.training_inputs())  # latent_dim, held-out and training sizes, memory
-  from lsc.metrics import check_recovery_points
   check_recovery_points(config.train.latent_dim, config.recovery_points)
   config.search.check()
   for name in ("eval_episodes", "recovery_points", "recovery_episodes"):
     check_int(name, getattr(config, name), low=1)
   check_seed("eval_seed", config.eval_seed)
-  for name in ("tasks", "methods"):
-    value = getattr(config, name)
-    if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
-      raise ValueError(f"{name} must be a list of names, got {value!r}")
-  from lsc.methods import check_budget
-  if not config.methods:
-    raise ValueError(f"methods is empty; name at least one of {', '.join(NAMES)}")
-  unknown = [m for m in config.methods if m not in METHODS]
-  if unknown:
-    raise ValueError(f"unknown method(s) {', '.join(unknown)}; valid methods: {', '.join(NAMES)}")
+  if not isinstance(config.tasks, tuple) or not all(isinstance(v, str) for v in config.tasks):
+    raise ValueError(f"tasks must be a list of names, got {config.tasks!r}")
   for task in config.tasks:
     get_task(env_name, task)  # ValueError naming the valid tasks
-  if config.collect.env.backend is None:  # one physics for every method of the run
-    from lsc.methods import default_backend_for
-    collect = dataclasses.replace(collect, env=dataclasses.replace(
-        collect.env, backend=default_backend_for(config.methods, env_name)))
   settings = config.search
-  from lsc.methods import check_can_run
-  check_can_run(config.methods, collect.env.backend)
-  for method in config.methods:
-    run = settings.method_run(method) if METHODS[method].family == "pgpe" else {}
-    spent = 0
-    if METHODS[method].reads == "autoencoder" and settings.latent_start == "best_decoded":
-      spent = settings.start_candidates * settings.start_episodes * collect.env.episode_length  # at most
+  if config.collect.env.backend is None:  # one physics for every method of the run
+    collect = dataclasses.replace(collect, env=dataclasses.replace(
+        collect.env, backend=default_backend_for(settings.methods, env_name)))
+  check_can_run(settings.methods, collect.env.backend)
+  episode_length = collect.env.episode_length
+  dims = {"latent": config.train.latent_dim, "parameter": collect.policy.num_params(env_name)}
+  for name in settings.methods:
+    method = get_method(name)
+    spent = settings.max_spent(episode_length) if method.reads == "autoencoder" else 0
     try:
-      if METHODS[method].phases:
-        from lsc.methods import phase_budgets
-        from lsc.search import check_budget as check_pgpe_budget
-        check_budget(method, settings.budget, collect.env.episode_length, **run)
-        check_pgpe_budget(phase_budgets(method, settings.budget, settings.latent_fraction)[0] - spent, run["pgpe"],
-                          collect.env.episode_length)
-      else:
-        check_budget(method, settings.budget - spent, collect.env.episode_length, n_evals=settings.n_evals, **run)
+      method.check(config.methods, settings.budget, episode_length, spent=spent, dims=dims, n_evals=settings.n_evals)
     except ValueError as error:
       extra = " after choosing the best_decoded start" if spent else ""
-      raise ValueError(f"search.budget ({method}{extra}): {error}") from None
+      raise ValueError(f"{name} (methods.{name}.*, search.budget {settings.budget:,}{extra}): {error}") from None
   return collect
 
 
@@ -492,21 +439,24 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   latent_inputs = {**ae_config, "inputs": {**ae_config["inputs"], "model": stages.digest("autoencoder", "model")}}
   curves, finals, starts = {}, {}, {}
   for task in tasks:
-    for method in config.methods:
+    for method in config.search.methods:
       name = f"search/{task}_{method}"
-      # what each method reads: the autoencoder, the policy (parameter PGPE) or only the env (RL)
-      reads = METHODS[method].reads
+      # what each method reads: the autoencoder, the policy (parameter search) or only the env (RL)
+      reads = get_method(method).reads
       inputs = {"autoencoder": latent_inputs, "policy": data_config}.get(reads, {"env": data_config["collect"]["env"]})
-      search_config = {**inputs, "rewards": rewards, "task": task, "method": method,
-                       "search": method_settings(config.search, method),
-                       "resolved": resolved_settings(config.search, method, env),
+      # the key: every setting the method reads, defaults included, and what it runs on
+      search_config = {**inputs, "rewards": rewards, "task": task, "method": method, "format": STAGE_FORMAT,
+                       "run": run_settings(config.search, method),
+                       "settings": get_method(method).identity(config.methods, env),
                        "eval": [config.eval_episodes, config.eval_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
       run = dict(budget=config.search.budget, seeds=config.search.seeds, seed=config.search.seed, protocol=protocol,
-                 n_evals=config.search.n_evals, progress_fn=progress_fn)
-      if METHODS[method].family == "pgpe":
-        space, spent = latent_space(task) if reads == "autoencoder" else (parameter, 0)
-        run.update(policy=policy, space=space, spent=spent, **config.search.method_run(method))
+                 n_evals=config.search.n_evals, progress_fn=progress_fn, configs=config.methods)
+      if reads != "env":
+        run.update(policy=policy, parameter=parameter)
+      if reads == "autoencoder":
+        latent, spent = latent_space(task)
+        run.update(latent=latent, spent=spent)
       outcome = stages.run(name, search_config, lambda d: run_method(method, env, task, d, **run).to_json(),
                            lambda d: load_outcome(d).to_json())
       curves.setdefault(task, {})[method] = outcome
@@ -521,7 +471,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
     if (out / "autoencoder" / name).exists():
       on_main(shutil.copy, out / "autoencoder" / name, out / name)
   results = {"config": {"collect": _plain(collect_config), "train": _plain(config.train),
-                        "search": _plain(config.search), "tasks": list(tasks), "methods": list(config.methods),
+                        "search": _plain(config.search), "tasks": list(tasks), "methods": list(config.search.methods),
+                        "settings": {m: get_method(m).identity(config.methods) for m in config.search.methods},
                         "eval": {"episodes": config.eval_episodes, "seed": config.eval_seed}},
              "versions": checkpoint.versions(), "device": _device(), "backend": env.backend,
              "timings": {"stages_s": stages.timings, "reused": stages.reused, "recorded_s": stages.recorded,
@@ -616,12 +567,12 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   p.add_argument("--out", default=None, help="output directory (default runs/<env>-<preset>)")
   p.add_argument("--config", default=None, help="YAML/JSON file of overrides (same keys as --set)")
   p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                 help="dotted overrides, e.g. search.budget=2000000 train.latent_dim=3")
+                 help="dotted overrides, e.g. search.budget=2000000 train.latent_dim=3 methods.ppo.learning_rate=1e-4")
   p.add_argument("--latent-dim", type=integer, default=None)
   p.add_argument("--seeds", type=integer, default=None)
   p.add_argument("--budget", type=integer, default=None)
   p.add_argument("--tasks", default=None, help="comma-separated tasks (default: the preset's)")
-  p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(NAMES)}")
+  p.add_argument("--methods", default=None, help=f"comma-separated, from {', '.join(names())} (search.methods)")
   p.add_argument("--tensorboard", action="store_true",
                  help="also write TensorBoard event files to OUT/tensorboard (needs the tensorboard extra)")
   p.add_argument("--debug", action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
@@ -666,5 +617,5 @@ def configure(config: ExperimentConfig, args) -> ExperimentConfig:
   config = override(config, args.set)
   flags = {"train.latent_dim": args.latent_dim, "search.seeds": args.seeds, "search.budget": args.budget,
            "tasks": args.tasks.split(",") if args.tasks else None,
-           "methods": args.methods.split(",") if args.methods else None}
+           "search.methods": args.methods.split(",") if args.methods else None}
   return override(config, {k: v for k, v in flags.items() if v is not None})

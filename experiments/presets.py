@@ -16,23 +16,36 @@ scale their observations to [-1, 1] (`PolicyConfig.normalize_obs`) in the smoke 
 presets; the paper preset keeps raw observations (untested at that scale)."""
 
 from experiments.pipeline import ExperimentConfig, SearchSettings
+from lsc.config import EnvConfig, PolicyConfig
+from lsc.dataset import CollectConfig
+from lsc.methods import METHODS, MethodConfigs, SearchMethod
+from lsc.training import TrainConfig
 
 
-def make(env: str, policy: str, pool: int, keep: float, train: dict, search: dict, *, episode_length=None,
-         collect: dict | None = None, normalize_obs: bool = False, **rest) -> ExperimentConfig:
-  """An ExperimentConfig from plain settings (rest: tasks, methods, eval_episodes, ...)."""
-  from lsc.config import EnvConfig, PolicyConfig
-  from lsc.dataset import CollectConfig
-  from lsc.training import TrainConfig
+def make(env: str, policy: str, pool: int, keep: float, train: dict, search: dict, methods: dict, *,
+         episode_length=None, collect: dict | None = None, normalize_obs: bool = False, **rest) -> ExperimentConfig:
+  """An ExperimentConfig from plain settings: `search` of SearchSettings, `methods`
+  {name: {field: value}} (rest: tasks, eval_episodes, ...)."""
   return ExperimentConfig(
       collect=CollectConfig(EnvConfig(env, episode_length=episode_length),
                             PolicyConfig(policy, normalize_obs=normalize_obs), pool=pool,
                             keep=keep, **(collect or {})),
-      train=TrainConfig(**train), search=SearchSettings(**search), **rest)
+      train=TrainConfig(**train), search=SearchSettings(**search), methods=MethodConfigs.from_plain(methods), **rest)
+
+
+def searches(population: int, episodes: int, env: str | None = None, **per_method: dict) -> dict:
+  """methods.* settings: every registered search method's population and episodes per
+  candidate, `env`'s tuned PGPE settings (`tuned`), then `per_method` {name: {field: value}}."""
+  methods = {name: {"population": population, "episodes": episodes}
+             for name, method in METHODS.items() if isinstance(method, SearchMethod)}
+  for name, fields in {**(tuned(env) if env else {}), **per_method}.items():
+    methods[name] = {**methods.get(name, {}), **fields}
+  return methods
 
 
 TINY_TRAIN = dict(encoder_widths=(16,), decoder_widths=(16,), steps=20, eval_every=10, batch_states=32)
-TINY_SEARCH = dict(seeds=2, population=4, episodes=1, n_evals=2, latent_fraction=0.5)  # a generation per phase
+TINY_SEARCH = dict(seeds=2, n_evals=2)
+TINY_METHODS = searches(4, 1, latent_then_param={"fraction": 0.5})  # a generation per phase
 NO_SAC = ("latent_pgpe", "param_pgpe", "ppo")
 CPU_METHODS = ("latent_pgpe", "latent_then_param", "param_pgpe", "ppo")
 
@@ -53,28 +66,27 @@ TUNED["hopper"] = TUNED["halfcheetah"]
 
 
 def tuned(env: str) -> dict:
-  """Env's tuned PGPE settings as SearchSettings fields."""
+  """Env's tuned PGPE settings as methods.* settings."""
   (latent_std, latent_lr), (param_std, param_lr) = TUNED[env]["latent"], TUNED[env]["param"]
-  return dict(latent_std_init=latent_std, latent_lr=latent_lr, param_std_init=param_std, param_lr=param_lr,
-              latent_fraction=TUNED[env]["fraction"])
+  return {"latent_pgpe": {"std_init": latent_std, "lr": latent_lr}, "param_pgpe": {"std_init": param_std, "lr": param_lr},
+          "latent_then_param": {"fraction": TUNED[env]["fraction"]}}
 
 
 def mountain_car() -> dict:
   return {
       "smoke": lambda: make("mountain_car", "small", 200, 0.25, {**TINY_TRAIN, "latent_dim": 1, "batch_policies": 16},
-                            {**TINY_SEARCH, "budget": 12_000}, collect=dict(n_probe=32, eval_episodes=1),
+                            {**TINY_SEARCH, "budget": 12_000}, TINY_METHODS, collect=dict(n_probe=32, eval_episodes=1),
                             tasks=("speed",), eval_episodes=2, normalize_obs=True),
       # Observations scaled to [-1, 1]: raw, the velocity (+-0.07) is all but invisible to a
       # random network, and the dataset then holds no goal-reaching policy (experiments/RESULTS.md).
       # That richer dataset needs 4 latent dimensions (recovery 1.03; 0.41 at 2).
       "cpu": lambda: make("mountain_car", "medium", 50_000, 0.1, {"latent_dim": 4, "steps": 3000},
-                          {"budget": 1_000_000, "seeds": 3, "population": 32, "latent_start": "best",
-                           **tuned("mountain_car")},
-                          methods=CPU_METHODS, normalize_obs=True),
+                          {"budget": 1_000_000, "seeds": 3, "latent_start": "best", "methods": CPU_METHODS},
+                          searches(32, 1, "mountain_car"), normalize_obs=True),
       "paper": lambda: make("mountain_car", "large", 500_000, 0.1,
                             {"latent_dim": 1, "steps": 20_000, "encoder_widths": (256,), "decoder_widths": (256,)},
-                            {"budget": 5_000_000, "seeds": 10, "population": 64, "episodes": 3,
-                             **tuned("mountain_car")},  # swept on medium policies
+                            {"budget": 5_000_000, "seeds": 10},
+                            searches(64, 3, "mountain_car"),  # swept on medium policies
                             collect=dict(store="indices")),  # 5e4 large policies' parameters would be 24 GB
   }
 
@@ -88,20 +100,20 @@ def brax(env: str, cpu_latent: int, paper_latent: int, cpu_tasks: tuple[str, ...
       # 32 kept policies: val_fraction 0.15 holds out 5, a recovery grid of 4 (0.1 left 3, one grid point)
       "smoke": lambda: make(env, "small", 64, 0.5, {**TINY_TRAIN, "latent_dim": 2, "batch_policies": 8,
                                                     "val_fraction": 0.15},
-                            {**TINY_SEARCH, "budget": 6_000, "latent_start": "best"}, episode_length=20,
-                            collect=dict(n_probe=32, probe_policies=8, eval_episodes=1),
-                            tasks=smoke_task, methods=NO_SAC, eval_episodes=2),
+                            {**TINY_SEARCH, "budget": 6_000, "latent_start": "best", "methods": NO_SAC}, TINY_METHODS,
+                            episode_length=20, collect=dict(n_probe=32, probe_policies=8, eval_episodes=1),
+                            tasks=smoke_task, eval_episodes=2),
       "cpu": lambda: make(env, "medium", 20_000, 0.15,
                           {"latent_dim": cpu_latent, "steps": 3000, "lr": 3e-3, "encoder_widths": (256,),
                            "decoder_widths": (256,)},
-                          {"budget": 500_000, "seeds": 2, "population": 16, "latent_start": "best", **tuned(env)},
-                          collect=dict(eval_episodes=1, n_random=256), tasks=cpu_tasks, methods=CPU_METHODS,
+                          {"budget": 500_000, "seeds": 2, "latent_start": "best", "methods": CPU_METHODS},
+                          searches(16, 1, env), collect=dict(eval_episodes=1, n_random=256), tasks=cpu_tasks,
                           eval_episodes=3, recovery_points=64, recovery_episodes=1),
       "paper": lambda: make(env, "large", 200_000, 0.25,
                             {"latent_dim": paper_latent, "steps": 20_000, "encoder_widths": (256,),
                              "decoder_widths": (256,)},
-                            {"budget": 20_000_000, "seeds": 10, "population": 128, "episodes": 2,
-                             **tuned(env)},  # swept on medium policies
+                            {"budget": 20_000_000, "seeds": 10},
+                            searches(128, 2, env),  # swept on medium policies
                             collect=dict(store="indices")),  # 5e4 large policies' parameters: 25 GB
   }
 

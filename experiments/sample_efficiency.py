@@ -156,9 +156,10 @@ def _cell(steps: dict, reached: int, seeds: int) -> str:
 def _method_order(rows: list[dict]) -> list[str]:
   """The methods of the rows in the registry's order (latent methods first), then any
   others by name."""
-  from lsc.methods import NAMES
+  from lsc.methods import names
+  order = names()
   return sorted({m for r in rows for m in r["methods"]},
-                key=lambda m: (not reads_dataset(m), NAMES.index(m) if m in NAMES else len(NAMES), m))
+                key=lambda m: (not reads_dataset(m), order.index(m) if m in order else len(order), m))
 
 
 def markdown(rows: list[dict], command: str) -> str:
@@ -280,13 +281,18 @@ def load(run: str | pathlib.Path) -> dict:
 def merge(results: list[dict], names: list[str]) -> dict:
   """One env's runs `results` (their sources `names`) as one: the first run's record with
   every run's curves, per task.  ValueError where the runs are not comparable (another
-  dataset, autoencoder or search settings, evaluation protocol or package versions) or
-  two ran the same method on a task."""
+  dataset, autoencoder or search settings, evaluation protocol or package versions; which
+  methods ran may differ, but not the settings of a method two runs share) or two ran the
+  same method on a task."""
   base = results[0]
+  search = lambda config: {k: v for k, v in config["search"].items() if k != "methods"}  # the parts' own methods
   merged = {**base, "curves": {task: dict(methods) for task, methods in base["curves"].items()},
             "merged_from": list(names)}
   for other, name in zip(results[1:], names[1:]):
-    for key, a, b in [*[(k, base["config"][k], other["config"][k]) for k in ("collect", "train", "search", "eval")],
+    shared = set(base["config"].get("settings", {})) & set(other["config"].get("settings", {}))
+    for key, a, b in [*[(k, base["config"][k], other["config"][k]) for k in ("collect", "train", "eval")],
+                      ("search", search(base["config"]), search(other["config"])),
+                      *[(f"methods.{m}", base["config"]["settings"][m], other["config"]["settings"][m]) for m in shared],
                       ("versions", base.get("versions"), other.get("versions"))]:
       if a != b:
         hint = ""
@@ -304,6 +310,8 @@ def merge(results: list[dict], names: list[str]) -> dict:
                         "methods": [*merged["config"]["methods"],
                                     *[m for m in other["config"]["methods"] if m not in merged["config"]["methods"]]],
                         "tasks": list(merged["curves"])}
+    if "settings" in other["config"]:
+      merged["config"]["settings"] = {**other["config"]["settings"], **merged["config"].get("settings", {})}
   merged["devices"] = [r.get("device") for r in results]  # one per source, in order
   return merged
 

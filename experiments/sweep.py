@@ -1,9 +1,9 @@
 """Tuning sweeps on selection seeds: every PGPE method tuned the same way.
 
   python -m experiments.sweep halfcheetah --method latent_pgpe \
-      --grid search.latent_std_init=0.1,0.3,1.0 --grid search.latent_lr=0.03,0.1,0.3,1.0 --from runs/halfcheetah-cpu
-  python -m experiments.sweep halfcheetah --method param_pgpe \
-      --grid search.param_std_init=0.1,0.3,1.0 --grid search.param_lr=0.03,0.1,0.3,1.0 --from runs/halfcheetah-cpu
+      --grid methods.latent_pgpe.std_init=0.1,0.3,1.0 --grid methods.latent_pgpe.lr=0.03,0.1,0.3,1.0 \
+      --from runs/halfcheetah-cpu
+  python -m experiments.sweep halfcheetah --method latent_cmaes --grid methods.latent_cmaes.std_init=0.1,0.3,1.0
 
 Each cell of the grid (the product of the `--grid KEY=V1,V2,...` settings) is the env's
 pipeline (`--preset`, default cpu, then `--set`) run for `--method` alone with those
@@ -18,6 +18,10 @@ reuses them.  Resumable: a finished cell is reused.
 Per task, a cell scores the mean final return over seeds; the best cell is the one of
 lowest mean rank over the tasks (a rank does not depend on a task's reward scale).
 Writes experiments/results/sweep_<env>_<method>[_<tag>].{md,json}.
+
+The sweeps committed before methods had their own settings name the PGPE settings by
+their old keys (`search.latent_std_init`, ...: `LEGACY_KEYS`); the commands they record
+still run, and name their cells as they did.
 
 With few seeds the best mean can be one lucky seed.  A second stage reruns the best
 cells of earlier sweeps on fresh selection seeds, so their score does not carry the
@@ -43,6 +47,16 @@ from lsc.keys import SELECTION_EVAL_SEED, SELECTION_SEED
 from lsc.validate import integer
 
 SHARED = ("dataset", "autoencoder")  # the reward-free stages every cell reuses
+# the settings' keys before each method had its own (`methods.<name>.*`), in the commands
+# and cells of the committed sweeps
+LEGACY_KEYS = {"search.latent_std_init": "methods.latent_pgpe.std_init", "search.latent_lr": "methods.latent_pgpe.lr",
+               "search.param_std_init": "methods.param_pgpe.std_init", "search.param_lr": "methods.param_pgpe.lr",
+               "search.latent_fraction": "methods.latent_then_param.fraction"}
+
+
+def setting(key: str) -> str:
+  """The settings key a grid key names (a legacy key's new name)."""
+  return LEGACY_KEYS.get(key, key)
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -52,7 +66,7 @@ def parse_grid(items: list[str]) -> dict[str, list]:
   for item in items:
     key, sep, values = item.partition("=")
     if not sep or not key or not values:
-      raise ValueError(f"--grid: expected KEY=V1,V2,... (e.g. search.latent_lr=0.03,0.1), got {item!r}")
+      raise ValueError(f"--grid: expected KEY=V1,V2,... (e.g. methods.latent_pgpe.lr=0.03,0.1), got {item!r}")
     if key in grid:
       raise ValueError(f"--grid: {key} given twice")
     grid[key] = [yaml.safe_load(v) for v in values.split(",")]
@@ -62,17 +76,21 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 
 
 def cell_name(cell: dict) -> str:
-  return ",".join(f"{key.removeprefix('search.')}={value}" for key, value in cell.items())
+  return ",".join(f"{key.removeprefix('search.').removeprefix('methods.')}={value}" for key, value in cell.items())
 
 
 def check_grid(grid: list[str], config, method: str) -> None:
-  """ValueError for a search.* key that `method`'s runs do not read (its cells would all
-  be the same run)."""
-  from experiments.pipeline import method_settings
-  read = method_settings(config.search, method)
-  unread = [key for key in grid if key.startswith("search.") and key.removeprefix("search.") not in read]
+  """ValueError for a search.* or methods.* key that `method`'s runs do not read (its
+  cells would all be the same run)."""
+  from experiments.pipeline import run_settings
+  from lsc.methods import get_method
+  own = {method, *getattr(get_method(method), "phases", ())}  # a sequence reads its phases' settings
+  read = [f"search.{k}" for k in run_settings(config.search, method)]
+  unread = [key for key in grid if (setting(key).startswith("search.") and setting(key) not in read)
+            or (setting(key).startswith("methods.") and setting(key).split(".")[1] not in own)]
   if unread:
-    raise ValueError(f"--grid {', '.join(unread)}: {method} does not read it; it reads search.{', search.'.join(read)}")
+    raise ValueError(f"--grid {', '.join(unread)}: {method} does not read it; it reads {', '.join(read)} and "
+                     f"methods.{{{', '.join(sorted(own))}}}.*")
 
 
 def seed_from(source: pathlib.Path, target: pathlib.Path) -> None:
@@ -186,8 +204,8 @@ def main(argv=None) -> int:
       cells = top_cells(args.cells_from, 3 if args.top is None else args.top)
     keys = list(dict.fromkeys(key for cell in cells for key in cell))
     base = override(PRESETS[args.env][args.preset](), args.set)
-    base = override(base, {"methods": [args.method], "search.seed": args.seed, "eval_seed": SELECTION_EVAL_SEED})
-    configs = [override(base, cell) for cell in cells]
+    base = override(base, {"search.methods": [args.method], "search.seed": args.seed, "eval_seed": SELECTION_EVAL_SEED})
+    configs = [override(base, {setting(k): v for k, v in cell.items()}) for cell in cells]
     check_grid(keys, configs[0], args.method)
     for config in configs:
       pipeline.validate(config)  # every cell, before any work

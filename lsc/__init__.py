@@ -6,9 +6,11 @@ first use, so `import lsc` is quick); the modules behind it: environments and ta
 (`lsc.envs`, `lsc.tasks`), flat-vector MLP policies (`lsc.policy`), population rollouts
 (`lsc.rollout`), the evaluation protocol (`lsc.evaluation`), kNN novelty and the dataset
 stage (`lsc.novelty`, `lsc.dataset`), the behaviour autoencoder and its training
-(`lsc.autoencoder`, `lsc.training`, `lsc.compression`, `lsc.metrics`), PGPE search
-(`lsc.search`), the PPO / SAC baselines (`lsc.baselines`), progress (`lsc.progress`),
-configs (`lsc.config`), artifacts and run directories (`lsc.checkpoint`, `lsc.rundir`).
+(`lsc.autoencoder`, `lsc.training`, `lsc.compression`, `lsc.metrics`), evolution
+strategies (`lsc.strategies`) and the compiled search (`lsc.search`), the RL baselines
+(`lsc.baselines`), the methods' registry and runner (`lsc.methods`), progress
+(`lsc.progress`), configs (`lsc.config`), artifacts and run directories
+(`lsc.checkpoint`, `lsc.rundir`).
 """
 
 import importlib
@@ -31,11 +33,14 @@ _EXPORTS = {
                      "TrainedAutoencoder"),
     "lsc.compression": ("compress", "RECOVERY_PROTOCOL"),
     "lsc.metrics": ("recovery_report",),
+    "lsc.strategies": ("StrategyConfig", "PGPEConfig", "CMAESConfig", "SepCMAESConfig", "OpenESConfig",
+                       "SNESConfig"),
     "lsc.search": ("SearchSpace", "make_space", "euclidean_space", "identity_space", "linear_space",
-                   "decoder_space", "PGPEConfig", "search_init", "search_ask", "search_tell", "search_step",
-                   "search_center", "Search", "SearchResult", "run_search", "SEARCH_EVAL"),
+                   "decoder_space", "search_init", "search_ask", "search_tell", "search_step", "search_center",
+                   "make_fitness", "Scores", "Search", "SearchResult", "run_search", "SEARCH_EVAL"),
     "lsc.baselines": ("train_baseline", "TaskReward"),
-    "lsc.methods": ("METHODS", "run_method", "Outcome"),
+    "lsc.methods": ("METHODS", "register", "get_method", "SearchMethod", "Sequence", "RLMethod", "MethodConfigs",
+                    "run_method", "Outcome"),
     "lsc.progress": ("Bars",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

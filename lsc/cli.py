@@ -4,11 +4,13 @@
   lsc rollout --env E ...       evaluate a random pool on every task of E
   lsc collect --env E ...       novelty-filtered dataset of policies (stages 1-2)
   lsc train --dataset D ...     behaviour autoencoder + recovery with controls (stage 3)
-  lsc search --env E --task T   PGPE in a latent or the parameter space, or PPO / SAC
+  lsc search --env E --task T   a method of lsc.methods: an evolution strategy in a latent or the
+                                parameter space, a sequence of them, or a deep-RL baseline
 """
 
 import argparse
 import contextlib
+import dataclasses
 import pathlib
 import sys
 import time
@@ -293,19 +295,21 @@ def _dataset_inputs(path) -> dict:
   return training_inputs(record)
 
 
-def _decoder(args, num_params: int):
-  """What --decoder names for the PGPE method args.method: ("identity", None),
-  ("linear", K) or ("autoencoder", its model's path); ValueError for anything else."""
+def _decoder(args, method, num_params: int):
+  """What --decoder names for `method`: ("identity", None) for one that searches the
+  policy's parameters or trains on the env alone, ("linear", K) or ("autoencoder", its
+  model's path) for one that reads an autoencoder; ValueError for anything else."""
   from lsc import checkpoint
   decoder = args.decoder
-  if args.method == "param_pgpe":
+  if method.reads != "autoencoder":
     if decoder != "identity":
-      raise ValueError(f"param_pgpe searches the parameters directly: use --decoder identity, got {decoder!r}")
+      what = "searches the policy's parameters" if method.reads == "policy" else "trains on the env alone"
+      raise ValueError(f"{method.name} {what}: use --decoder identity (the default), got {decoder!r}")
     return "identity", None
   if decoder.startswith("linear:"):
     return "linear", _linear_dim(decoder, num_params)
   if decoder == "identity":
-    raise ValueError(f"{args.method} needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
+    raise ValueError(f"{method.name} needs a decoder: an autoencoder directory (from `lsc train`) or linear:K")
   path = pathlib.Path(decoder)
   path = path / "model" if (path / "model").is_dir() else path
   if not checkpoint.is_artifact(path):
@@ -313,17 +317,15 @@ def _decoder(args, num_params: int):
   return "autoencoder", path
 
 
-def _search_policy_config(args):
-  """The policy a search runs: with --decoder naming an autoencoder (a PGPE method), the
-  one it was trained on, read from its record (ValueError if --policy, --hidden or
-  --normalize-obs say otherwise); else the flags' (`_policy_config`)."""
+def _search_policy_config(args, method):
+  """The policy `method` runs: with --decoder naming an autoencoder (a method reading
+  one), the one it was trained on, read from its record (ValueError if --policy,
+  --hidden or --normalize-obs say otherwise); else the flags' (`_policy_config`)."""
   from lsc import checkpoint
   from lsc.config import PolicyConfig, from_dict
-  from lsc.methods import get_method
-  if get_method(args.method).family != "pgpe" or args.method == "param_pgpe" or args.decoder == "identity" \
-      or args.decoder.startswith("linear:"):
+  if method.reads != "autoencoder" or args.decoder == "identity" or args.decoder.startswith("linear:"):
     return _policy_config(args)
-  kind, path = _decoder(args, 0)
+  kind, path = _decoder(args, method, 0)
   stored = from_dict(PolicyConfig, checkpoint.read_record(path)["config"]["policy"])
   given = {"--policy": (args.policy, stored.preset), "--hidden": (args.hidden, stored.hidden),
            "--normalize-obs": (args.normalize_obs, stored.normalize_obs)}
@@ -335,14 +337,13 @@ def _search_policy_config(args):
   return stored
 
 
-def _search_space(args, env, policy):
-  """The search space named by --decoder for a PGPE method."""
+def _latent_space(args, method, env, policy):
+  """The latent space --decoder names for `method` (one reading an autoencoder): a toy
+  linear one (linear:K) or a trained autoencoder's, checked against the env and policy."""
   from lsc import checkpoint
-  from lsc.search import decoder_space, identity_space, linear_space
+  from lsc.search import decoder_space, linear_space
   from lsc.training import load_autoencoder
-  kind, value = _decoder(args, policy.num_params)
-  if kind == "identity":
-    return identity_space(policy, args.seed)
+  kind, value = _decoder(args, method, policy.num_params)
   if kind == "linear":
     return linear_space(policy, value, args.seed)
   trained = load_autoencoder(value)
@@ -362,62 +363,131 @@ def _linear_dim(decoder: str, num_params: int) -> int:
   return dim
 
 
-def _pgpe_run(args) -> dict:
-  """The PGPE settings `run_method` takes for args.method: its PGPEConfig; for a
-  two-phase method the first phase's (the --std-init / --lr given), the second's (its
-  method's defaults) and --latent-fraction."""
-  from lsc.methods import get_method, pgpe_config
-  phases = get_method(args.method).phases
-  if args.latent_fraction is not None and not phases:
-    raise ValueError(f"--latent-fraction is for two-phase methods (latent_then_param), not {args.method}")
-  pgpe = pgpe_config(phases[0] if phases else args.method, args.population, args.episodes, args.std_init, args.lr,
-                     optimizer=args.optimizer, center=args.center)
-  if not phases:
-    return {"pgpe": pgpe}
-  return {"pgpe": pgpe, "param_pgpe": pgpe_config(phases[1], args.population, args.episodes, optimizer=args.optimizer),
-          "latent_fraction": args.latent_fraction}
+# lsc search's shorthand flags: (the config field each sets, its option strings, which
+# configs of a sequence it sets: "phases" every phase's that has the field, "first" the
+# first phase's, "own" the sequence's own; its type; what it sets).  A method that is no
+# sequence: its config.  Each defaults to the method's own.
+_EVERY, _FIRST = "(default: the method's; a sequence: every phase's)", "(default: the method's; a sequence: its first phase's)"
+SEARCH_FLAGS = (
+    ("population", ("--population",), "phases", integer, f"candidates per generation {_EVERY}"),
+    ("episodes", ("--episodes",), "phases", integer, f"episodes per candidate per generation {_EVERY}"),
+    ("optimizer", ("--optimizer",), "phases", str, f"the centre's optimizer of PGPE, OpenAI-ES: adam | sgd | clipup {_EVERY}"),
+    ("std_init", ("--std-init",), "first", float, f"initial search std, in units of the space's spread {_FIRST}"),
+    ("lr", ("--lr",), "first", float, f"the centre's step size of PGPE, OpenAI-ES, in units of the spread {_FIRST}"),
+    ("center", ("--center",), "first", str, f"where a search starts: mean (the space's centre) | zero {_FIRST}"),
+    ("fraction", ("--latent-fraction", "--fraction"), "own", float,
+     "a sequence (latent_then_param): its first phase's share of the budget (default: the method's)"))
 
 
-def _check_search(args, env_cfg) -> None:
+def _method_configs(args, method):
+  """The methods' settings of a search (a `MethodConfigs`): the `methods.<name>.<field>`
+  settings of --config's file and of --set, then the flags given (SEARCH_FLAGS) on
+  `method`'s config, or its phases'; ValueError naming an unknown method or field, a
+  bad value, or a flag for a setting its target lacks."""
+  from lsc.config import assignments, section_settings
+  from lsc.methods import MethodConfigs, Sequence
+  for key in assignments(list(args.set)):
+    if not key.startswith("methods."):
+      raise ValueError(f"--set {key}: lsc search takes methods.<name>.<field> settings "
+                       "(e.g. methods.latent_pgpe.std_init=0.3)")
+  plain = {}
+  for key, value in section_settings("methods", args.config, args.set).items():
+    name, dot, field = key.partition(".")
+    if dot:
+      plain.setdefault(name, {})[field] = value
+    elif isinstance(value, dict):  # --set 'methods.td3={batch_size: 64}'
+      plain.setdefault(name, {}).update(value)
+    else:
+      raise ValueError(f"methods.{key}: set a method's fields, e.g. methods.{key}.<field>=VALUE")
+  configs = MethodConfigs.from_plain(plain, "methods")
+  for field, options, scope, _, _ in SEARCH_FLAGS:
+    value = getattr(args, field)
+    if value is None:
+      continue
+    flag = "/".join(options)
+    phases = method.methods if isinstance(method, Sequence) and scope != "own" else ()
+    if not phases:
+      targets = [method]
+    elif scope == "first":
+      targets = [phases[0]]
+    else:
+      targets = [m for m in phases if _has_field(configs[m.name], field)]
+    if not targets:
+      raise ValueError(f"{flag} for {method.name}: none of its phases ({', '.join(m.name for m in phases)}) has a "
+                       f"{field} setting")
+    for target in targets:
+      config = configs[target.name]
+      if not _has_field(config, field):
+        where = method.name if target is method else f"{method.name}'s first phase {target.name}"
+        raise ValueError(f"{flag} for {where}: {type(config).__name__} has no {field} setting (its settings, "
+                         f"for --set methods.{target.name}.<field>: {', '.join(_field_names(config))})")
+      configs = configs.replace(target.name, **{field: value})
+  return configs
+
+
+def _field_names(config) -> list[str]:
+  """The fields of dataclass `config`, in order."""
+  return [f.name for f in dataclasses.fields(config)]
+
+
+def _has_field(config, field: str) -> bool:
+  """Whether dataclass `config` has a field `field`."""
+  return field in _field_names(config)
+
+
+def _check_search(args, method, configs, env_cfg) -> None:
   """Every search setting that needs no env: refused before one is built."""
-  from lsc.methods import check_budget, get_method
+  from lsc import checkpoint
   from lsc.validate import check_seed
   check_seed("--seed", args.seed, count=args.seeds)
-  if get_method(args.method).family == "rl":
-    check_budget(args.method, args.budget, env_cfg.episode_length)
-    return
-  check_budget(args.method, args.budget, env_cfg.episode_length, **_pgpe_run(args))
-  _decoder(args, _search_policy_config(args).num_params(args.env))
+  dims = None
+  if method.reads == "env":
+    _decoder(args, method, 0)
+  else:
+    num_params = _search_policy_config(args, method).num_params(args.env)
+    kind, value = _decoder(args, method, num_params)
+    dims = {"parameter": num_params}
+    if kind == "linear":
+      dims["latent"] = value
+    elif kind == "autoencoder":  # its record names its code's size (one of an older lsc may not)
+      latent = checkpoint.read_record(value).get("identity", {}).get("latent_dim")
+      if latent is not None:
+        dims["latent"] = int(latent)
+  method.check(configs, args.budget, env_cfg.episode_length, dims=dims)
 
 
 def cmd_search(args) -> int:
   from lsc.config import EnvConfig
   from lsc.evaluation import EvalProtocol
+  from lsc.methods import check_outputs, default_backend_for, get_method, run_method
   from lsc.plots import plot_curves
-  from lsc.methods import default_backend_for, get_method, run_method
+  from lsc.search import identity_space
   from lsc.tasks import get_task
 
   method = get_method(args.method)
+  configs = _method_configs(args, method)
   env_cfg = EnvConfig(args.env, args.backend or default_backend_for([args.method], args.env),
                       args.episode_length).resolved()
   get_task(args.env, args.task)
   if args.seeds < 1 or args.budget < 1:
     raise ValueError(f"--seeds and --budget must be >= 1, got {args.seeds}, {args.budget}")
   protocol = EvalProtocol(args.eval_episodes, args.eval_seed)
-  _check_search(args, env_cfg)
+  _check_search(args, method, configs, env_cfg)
   out = _claim_out(args, "search")
-  from lsc.methods import check_outputs
   check_outputs(args.method, out, task=args.task, budget=args.budget, seeds=args.seeds, seed=args.seed,
                 overwrite=args.overwrite)  # before the env is built: run_method checks again
   env = env_cfg.build()
   start = time.perf_counter()
-  run = dict(budget=args.budget, seeds=args.seeds, seed=args.seed, protocol=protocol, overwrite=args.overwrite,
-             log=print, record={"decoder": args.decoder})
-  if method.family == "pgpe":
-    policy = _search_policy_config(args).resolved(args.env).build(env)
-    run.update(policy=policy, space=_search_space(args, env, policy), **_pgpe_run(args))
+  spaces = {}
+  if method.reads != "env":
+    policy = _search_policy_config(args, method).resolved(args.env).build(env)
+    spaces = {"policy": policy, "parameter": identity_space(policy, args.seed)}
+    if method.reads == "autoencoder":
+      spaces["latent"] = _latent_space(args, method, env, policy)
   bars, progress = _progress(args, out)
-  outcome = run_method(args.method, env, args.task, out, progress_fn=progress, **run)
+  outcome = run_method(args.method, env, args.task, out, budget=args.budget, seeds=args.seeds, seed=args.seed,
+                       protocol=protocol, configs=configs, progress_fn=progress, overwrite=args.overwrite,
+                       log=print, record={"decoder": args.decoder}, **spaces)
   bars.close()
   curves, finals, timings, env_steps = ((outcome.env_steps, outcome.returns), outcome.final_returns,
                                         outcome.timings, outcome.final_env_steps)
@@ -426,6 +496,7 @@ def cmd_search(args) -> int:
   plot_curves({args.method: curves}, out / "curves.png", title)
   summary = {"env": env.name, "backend": env.backend, "task": args.task, "method": args.method,
              "decoder": args.decoder, "budget": args.budget, "seeds": args.seeds,
+             "settings": method.identity(configs),
              "env_steps": [int(s) for s in env_steps], "final_returns": [float(f) for f in finals],
              "eval": vars(protocol), "timings": {**timings, "total_s": total}}
   on_main((out / "summary.json").write_text, jsonfile.dumps(summary, indent=2))
@@ -435,21 +506,18 @@ def cmd_search(args) -> int:
   return 0
 
 
-def _method_names() -> tuple[str, ...]:
-  from lsc.methods import NAMES
-  return NAMES
-
-
-def _add_settings_args(parser: argparse.ArgumentParser, section: str) -> None:
-  """--config and --set over the `section` dataclass, with the pipelines' keys."""
+def _add_settings_args(parser: argparse.ArgumentParser, section: str, example: str = "seed=1") -> None:
+  """--config and --set over the `section` settings, with the pipelines' keys (`example`:
+  one such setting, without the section's prefix)."""
   parser.add_argument("--config", default=None, help=f"YAML/JSON file of settings; its {section}.* keys apply (a "
                       "pipeline's file serves)")
   parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                      help=f"dotted overrides, e.g. {section}.seed=1 (after --config, before the flags)")
+                      help=f"dotted overrides, e.g. {section}.{example} (after --config, before the flags)")
 
 
 def build_parser() -> argparse.ArgumentParser:
   from lsc.dataset import CollectConfig
+  from lsc.methods import names as method_names
   from lsc.training import TrainConfig
   parser = argparse.ArgumentParser(allow_abbrev=False, prog="lsc", description=__doc__.split("\n")[0])
   debug = dict(action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
@@ -514,26 +582,21 @@ def build_parser() -> argparse.ArgumentParser:
                  "(needs the tensorboard extra)")
   p.set_defaults(fn=cmd_train)
 
-  p = sub.add_parser("search", allow_abbrev=False, help="PGPE in a latent or the parameter space, or a PPO / SAC baseline")
+  p = sub.add_parser("search", allow_abbrev=False, help="an evolution strategy in a latent or the parameter space, "
+                     "a sequence of them, or a deep-RL baseline")
   _add_env_policy_args(p)
   p.add_argument("--task", required=True, help="task of the env (see `lsc envs`)")
-  p.add_argument("--method", default="latent_pgpe", help=" | ".join(_method_names()))
+  p.add_argument("--method", default="latent_pgpe", help=f"{' | '.join(method_names())} (default: latent_pgpe)")
   p.add_argument("--decoder", default="identity",
-                 help="identity (param_pgpe) | linear:K (toy latent space) | autoencoder artifact directory")
+                 help="identity (methods searching the parameters; the RL baselines) | linear:K (a toy latent "
+                 "space) | autoencoder artifact directory (methods searching a latent space)")
   p.add_argument("--budget", type=integer, required=True, help="env steps per seed")
-  p.add_argument("--seeds", type=integer, default=1, help="independent runs (PGPE: all at once)")
+  p.add_argument("--seeds", type=integer, default=1, help="independent runs (searches: all at once)")
   p.add_argument("--seed", type=integer, default=0, help="first seed")
-  p.add_argument("--population", type=integer, default=64, help="PGPE candidates per generation (even)")
-  p.add_argument("--episodes", type=integer, default=3, help="PGPE episodes per candidate")
-  p.add_argument("--std-init", type=float, default=None,
-                 help="PGPE initial std, in units of the space's spread (default: latent 0.5, param 0.1)")
-  p.add_argument("--lr", type=float, default=None,
-                 help="PGPE centre step size (Adam), in units of the spread (default: latent 0.1, param 1.0)")
-  p.add_argument("--latent-fraction", type=float, default=None,
-                 help="latent_then_param: the latent phase's share of the budget (default: the method's); --std-init and "
-                 "--lr set that phase, the parameter phase takes param_pgpe's defaults")
-  p.add_argument("--optimizer", default="adam", help="PGPE centre optimizer: adam | sgd | clipup")
-  p.add_argument("--center", default="mean", help="PGPE start: mean (of the codes) | zero")
+  _add_settings_args(p, "methods", "latent_pgpe.std_init=0.3")
+  # shorthands for settings of the method's config (SEARCH_FLAGS), applied after --config and --set
+  for field, options, _, kind, text in SEARCH_FLAGS:
+    p.add_argument(*options, dest=field, type=kind, help=text)
   p.add_argument("--eval-episodes", type=integer, default=5, help="episodes of the final evaluation")
   p.add_argument("--eval-seed", type=integer, default=FINAL_EVAL_SEED, help="seed of the final evaluation keys")
   p.add_argument("--out", required=True, help="directory for the result artifact, curves.png and summary.json "

@@ -72,6 +72,8 @@ def to_dict(config, omit_defaults: bool = True) -> dict:
   marked `omit_default` (added after artifacts existed) are left out while at their
   default, so records written before them still match (`omit_defaults=False`: all)."""
   def plain(x):
+    if hasattr(x, "to_plain"):  # a mapping of configs (`lsc.methods.MethodConfigs`)
+      return x.to_plain()
     if dataclasses.is_dataclass(x):
       return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)
               if not (omit_defaults and f.metadata.get("omit_default") and getattr(x, f.name) == f.default)}
@@ -100,6 +102,8 @@ def _coerce(tp, value, where: str):
       return None
     inner = [a for a in args if a is not type(None)]
     return _coerce(inner[0], value, where)
+  if hasattr(tp, "from_plain"):  # a mapping of configs (`lsc.methods.MethodConfigs`)
+    return tp.from_plain(value, where)
   if dataclasses.is_dataclass(tp):
     return from_dict(tp, value, where)
   if origin is tuple:

@@ -51,7 +51,7 @@ def default_probe(env_name: str) -> str:
 class CollectConfig:
   """Everything that determines a dataset."""
   env: EnvConfig = EnvConfig("mountain_car")
-  policy: PolicyConfig = PolicyConfig("large")
+  policy: PolicyConfig = PolicyConfig()  # the one default preset, medium, as the command line's
   pool: int = 10_000
   keep: float = 0.1
   n_neighbors: int = 10

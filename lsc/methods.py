@@ -1,193 +1,76 @@
-"""The search methods, in one registry: their names, what they read, their defaults, one
-runner and one set of outputs, used alike by `lsc search` and the pipelines.
+"""The methods, as objects in one registry: what a method reads, its settings, its checks
+and how it runs, used alike by `lsc search`, the pipelines, the sweeps and Python.
 
-Two families:
+A method has a frozen config dataclass (`method.config`: every setting it reads, with its
+defaults, nowhere else), checks its inputs before any work (`check`) and runs S seeds to
+an `Outcome`.  Three kinds:
 
-- "pgpe": PGPE (`lsc.search`) over a search space, all seeds at once.  latent_pgpe
-  searches an autoencoder's latent space (or a toy linear one), param_pgpe the policy's
-  parameters.  Their `std_init` / `lr` defaults are in units of the space's spread.
-  latent_then_param runs both in turn: latent PGPE for `latent_fraction` of the budget,
-  then parameter PGPE started, seed by seed, at the decoded result g(z*) (it leaves the
-  decoder's manifold to reach what parameter search can); each phase keeps its own
-  method's settings.
-- "rl": deep-RL baselines trained on the task's reward (`lsc.baselines`), one seed at a
-  time; their hyper-parameters are that module's `CONFIGS[name]()`.
+- `SearchMethod`: an evolution strategy (`lsc.strategies`: PGPE, CMA-ES, OpenES, ...)
+  in a space, all seeds at once (`lsc.search`).  "latent": an autoencoder's latent space
+  (or a toy linear one); "parameter": the policy's parameters.  `latent_pgpe` is
+  (PGPE, latent), `param_cmaes` (CMA-ES, parameter): a new strategy or space is one
+  `register` call.
+- `Sequence`: one method, then another from where the first ended, with a budget split
+  (`SequenceConfig.fraction`): `latent_then_param` is latent PGPE for a quarter of the
+  budget, then parameter PGPE started, seed by seed, at the decoded result g(z*).  Each
+  phase keeps its own method's settings.
+- `RLMethod`: a deep-RL baseline trained on the task's reward (`lsc.baselines`), one seed
+  at a time; its config is an `lsc.rl_configs` dataclass.
 
-`run_method(name, env, task, directory, ...)` runs one method for S seeds and writes,
-into `directory`: `result` (the method's artifact: kind "search" for PGPE, "baseline"
-for RL), `state` (PGPE's resumable checkpoint; a two-phase method writes both into one
-subdirectory per phase, `latent/` and `param/`) and `outcome.json`
-(`Outcome.to_json()`).  It returns the `Outcome`, the one form every method's result
-takes: curves of return against env steps per seed, final returns on fresh evaluation
-keys and the env steps charged.
+Settings are addressed by method name, `methods.<name>.<field>` (`MethodConfigs`), the
+same in `--set`, a `--config` file and Python.  `run_method(name, env, task, directory,
+...)` runs one method and writes into `directory`: `result` (the method's artifact),
+its checkpoints (`state`, `state_seed*`; a sequence writes each phase into its own
+subdirectory) and `outcome.json` (`Outcome.to_json()`).
 """
 
 import dataclasses
 import json
 import pathlib
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
+import jax
 import numpy as np
 
-from lsc import jsonfile
-from lsc.distributed import on_main
-from lsc.keys import PHASE_TWO
+from lsc import checkpoint, distributed, jsonfile
+from lsc.config import from_dict, to_dict
+from lsc.keys import PHASE_TWO, seed_keys
 from lsc.progress import ProgressFn, register_unit
+from lsc.rl_configs import CONFIGS as RL_CONFIGS, RESUMABLE, check_budget as check_rl_budget
+from lsc.strategies import CMAESConfig, OpenESConfig, PGPEConfig, SepCMAESConfig, SNESConfig, StrategyConfig
+from lsc.validate import check_finite
 
 if TYPE_CHECKING:
   from lsc.evaluation import EvalProtocol
-
-
-@dataclasses.dataclass(frozen=True)
-class Method:
-  """One registered method.  `reads`: what a run depends on besides the env and task
-  ("autoencoder": a trained latent space; "policy": the policy architecture; "env":
-  nothing else).  `std_init` and `lr`: PGPE defaults (one-phase PGPE methods only).
-  `phases`: the PGPE methods a two-phase method runs in turn (their settings are
-  theirs), the first for `latent_fraction` of the budget."""
-  name: str
-  family: str  # "pgpe" | "rl"
-  reads: str
-  help: str
-  std_init: float | None = None
-  lr: float | None = None
-  phases: tuple[str, ...] = ()
-  latent_fraction: float | None = None
-
-
-# (std_init, lr) defaults, in units of the space's spread: latent_pgpe's untuned,
-# param_pgpe's from Mountain Car (large policy, speed); the presets set each env's own
-# from `python -m experiments.sweep` (experiments/RESULTS.md).  latent_then_param's
-# latent_fraction: the best of {0.25, 0.5, 0.75} on every env swept (sweep_<env>_latent_then_param).
-METHODS = {m.name: m for m in (
-    Method("latent_pgpe", "pgpe", "autoencoder", "PGPE in a learned latent space", std_init=0.5, lr=0.1),
-    Method("latent_then_param", "pgpe", "autoencoder",
-           "latent PGPE, then parameter PGPE from each seed's decoded result", phases=("latent_pgpe", "param_pgpe"),
-           latent_fraction=0.25),
-    Method("param_pgpe", "pgpe", "policy", "PGPE in the policy's parameter space", std_init=0.1, lr=1.0),
-    Method("ppo", "rl", "env", "Brax PPO on the task's reward"),
-    Method("sac", "rl", "env", "Brax SAC on the task's reward"),
-    Method("td3", "rl", "env", "TD3 (lsc.td3, from Brax's parts) on the task's reward"),
-    Method("ddpg", "rl", "env", "DDPG (TD3 with one critic, no smoothing, no delay) on the task's reward"),
-)}
-NAMES = tuple(METHODS)
-register_unit("env step", *NAMES)  # their progress reports count env steps
-
-
-def get_method(name: str) -> Method:
-  """The registered method `name`; ValueError listing the valid names otherwise."""
-  if name not in METHODS:
-    raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(NAMES)}")
-  return METHODS[name]
-
-
-def check_can_run(names, backend: str | None = None) -> None:
-  """ValueError if an RL baseline among methods `names` cannot run here: in a
-  multi-process run (`lsc.distributed`; they train in one process), or on physics
-  `backend` 'mjx_warp' (Brax's training wrappers merge batched env states leaf by leaf,
-  which MuJoCo Warp's contact buffer, shared by the batch, does not allow)."""
-  from lsc.distributed import is_multi
-  rl = [name for name in names if get_method(name).family == "rl"]
-  if rl and is_multi():
-    raise ValueError(f"{', '.join(rl)} run in one process; leave them out of a multi-process run (--methods)")
-  if rl and backend == "mjx_warp":
-    raise ValueError(f"{', '.join(rl)} cannot train on backend mjx_warp (Brax's training wrappers cannot "
-                     "merge MuJoCo Warp states); use backend mjx for them, or leave them out (--methods)")
-
-
-def default_backend_for(names, env_name: str) -> str:
-  """The physics backend a run of methods `names` on env `env_name` gets by default:
-  `lsc.envs.default_backend`, except `mjx` where that is `mjx_warp` and an RL baseline
-  is among the methods (they cannot train on MuJoCo Warp: `check_can_run`), so that
-  every method of one run steps the same physics."""
-  from lsc.envs import default_backend
-  backend = default_backend(env_name)
-  if backend == "mjx_warp" and any(get_method(name).family == "rl" for name in names):
-    return "mjx"
-  return backend
-
-
-def pgpe_config(name: str, population: int = 64, episodes: int = 3, std_init: float | None = None,
-                lr: float | None = None, **fields):
-  """The checked PGPEConfig of PGPE method `name`: `std_init` / `lr` default to the
-  method's own; other PGPEConfig fields pass through."""
-  from lsc.search import PGPEConfig
-  method = get_method(name)
-  if method.family != "pgpe":
-    raise ValueError(f"{name} is not a PGPE method")
-  if method.phases:
-    raise ValueError(f"{name} runs {' then '.join(method.phases)}: configure each phase by its method's name")
-  config = PGPEConfig(population=population, episodes=episodes,
-                      std_init=method.std_init if std_init is None else std_init,
-                      lr=method.lr if lr is None else lr, **fields)
-  config.check()
-  return config
-
-
-def phase_budgets(name: str, budget: int, latent_fraction: float | None = None) -> tuple[int, int]:
-  """(latent phase, parameter phase) env steps per seed of two-phase method `name`:
-  `latent_fraction` (default the method's, in (0, 1)) of `budget`, rounded down, and the
-  rest.  Each phase stops before a generation that could overrun its share."""
-  method = get_method(name)
-  if not method.phases:
-    raise ValueError(f"{name} has one phase")
-  fraction = method.latent_fraction if latent_fraction is None else latent_fraction
-  from lsc.validate import check_finite
-  if not 0 < check_finite("latent_fraction", fraction) < 1:
-    raise ValueError(f"latent_fraction must be in (0, 1), got {fraction}")
-  first = int(budget * fraction)
-  return first, budget - first
-
-
-def check_budget(name: str, budget: int, episode_length: int, *, pgpe=None, n_evals: int = 10,
-                 rl_config=None, param_pgpe=None, latent_fraction: float | None = None) -> None:
-  """ValueError if `budget` env steps per seed cannot run method `name`: less than one
-  PGPE generation of `pgpe` (default: the method's, `pgpe_config(name)`) or past the
-  int32 counters (a two-phase method: in either phase's share, the second phase's
-  generations those of `param_pgpe`), or too few steps for an RL baseline's `n_evals`
-  evaluation intervals."""
-  method = get_method(name)
-  if method.phases:
-    from lsc.search import check_budget as check_pgpe_budget
-    shares = phase_budgets(name, budget, latent_fraction)
-    configs = (pgpe or pgpe_config(method.phases[0]), param_pgpe or pgpe_config(method.phases[1]))
-    for phase, share, config in zip(method.phases, shares, configs):
-      try:
-        check_pgpe_budget(share, config, episode_length)
-      except ValueError as error:
-        raise ValueError(f"{name}'s {phase} phase ({share:,} env steps of {budget:,}): {error}") from None
-    return
-  if method.family == "pgpe":
-    from lsc.search import check_budget as check_pgpe_budget
-    check_pgpe_budget(budget, pgpe or pgpe_config(name), episode_length)
-    return
-  from lsc.rl_configs import check_budget as check_rl_budget
-  check_rl_budget(name, budget, rl_config, n_evals)
+  from lsc.policy import MLPPolicy
+  from lsc.search import SearchSpace
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
   """One method's run of S seeds on one task.  Curve point g of seed s is
-  (env_steps[s, g], returns[s, g]); PGPE has a point per generation (the centre it
+  (env_steps[s, g], returns[s, g]); a search has a point per generation (the centre it
   started from, the env steps spent before it; NaN once the seed's budget is spent), RL
-  one per training epoch (after it)."""
+  one per training epoch (after it).  `final_z` / `final_thetas`: a search's final
+  solutions (in memory only; its result artifact stores them)."""
   method: str
   env_steps: np.ndarray  # (S, G) int64
   returns: np.ndarray  # (S, G) float64
   final_returns: np.ndarray  # (S,) of the final policies on fresh evaluation keys
   final_env_steps: np.ndarray  # (S,) int64, env steps charged to each seed
   timings: dict  # seconds: compile and run time, summed over seeds
-  final_distance: np.ndarray | None = None  # (S,) distance moved along x (locomotion envs; PGPE)
+  final_distance: np.ndarray | None = None  # (S,) distance moved along x (locomotion envs; searches)
+  final_z: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)  # (S, k)
+  final_thetas: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)  # (S, P)
 
   def to_json(self) -> dict:
-    """A JSON-able dict (NaN as null); `from_json` inverts it."""
-    def plain(a):
-      return np.where(np.isfinite(a), a, None).tolist() if a.dtype.kind == "f" else a.tolist()
-    data = {"method": self.method, "env_steps": plain(self.env_steps), "returns": plain(self.returns),
-            "final_returns": plain(self.final_returns), "final_env_steps": plain(self.final_env_steps),
-            "timings": self.timings}
+    """A JSON-able dict (NaN as null); `from_json` inverts it (without final_z/thetas)."""
+    data = {"method": self.method, "env_steps": jsonfile.plain(self.env_steps),
+            "returns": jsonfile.plain(self.returns), "final_returns": jsonfile.plain(self.final_returns),
+            "final_env_steps": jsonfile.plain(self.final_env_steps), "timings": self.timings}
     if self.final_distance is not None:
-      data["final_distance"] = plain(self.final_distance)
+      data["final_distance"] = jsonfile.plain(self.final_distance)
     return data
 
   @classmethod
@@ -199,6 +82,12 @@ class Outcome:
                final_env_steps=np.asarray(data["final_env_steps"], np.int64), timings=data["timings"],
                final_distance=None if distance is None else floats(distance))
 
+  def after(self, steps) -> "Outcome":
+    """This outcome moved `steps` (a number or (S,)) env steps later: charged before it ran."""
+    steps = np.asarray(steps, np.int64)
+    return dataclasses.replace(self, env_steps=self.env_steps + steps.reshape(-1, 1),
+                               final_env_steps=self.final_env_steps + steps)
+
 
 OUTCOME = "outcome.json"
 
@@ -208,78 +97,491 @@ def load_outcome(directory) -> Outcome:
   return Outcome.from_json(json.loads((pathlib.Path(directory) / OUTCOME).read_text()))
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What one run of a method gets besides its settings: the env and task, S = `seeds`
+  seeds from `seed` with `budget` env steps each, the final evaluation `protocol`; a
+  search's `policy` and spaces (`latent`; `parameter`, default
+  `lsc.search.identity_space(policy)`); an RL baseline's `n_evals` curve points; the env
+  steps each seed was charged before (`spent`: choosing its start); where each seed
+  starts (`starts` (S, k) in the method's space: a sequence's second phase)."""
+  env: Any
+  task: str
+  budget: int
+  seeds: int
+  seed: Any  # an int or a jax.random key (a sequence's second phase)
+  protocol: "EvalProtocol"
+  policy: "MLPPolicy | None" = None
+  latent: "SearchSpace | None" = None
+  parameter: "SearchSpace | None" = None
+  n_evals: int = 10
+  spent: int = 0
+  starts: np.ndarray | None = None
+  progress_fn: ProgressFn | None = None
+  overwrite: bool = False
+  log: Callable[[str], None] | None = None
+  record: dict = dataclasses.field(default_factory=dict)
+
+
+class Method:
+  """The protocol every method follows.  `name`, `help`; `reads`: what a run depends on
+  besides the env and task ("autoencoder": a trained latent space; "policy": the policy
+  architecture; "env": nothing else); `config`: the default settings (a frozen
+  dataclass); `multi_process`: it can run in a multi-process run; `warp`: it can run on
+  MuJoCo Warp physics; `uses_n_evals`: its curve has a run's `n_evals` points (else
+  one per generation)."""
+  name: str
+  help: str
+  reads: str
+  config: Any
+  multi_process: bool = True
+  warp: bool = True
+  uses_n_evals: bool = False
+
+  def settings(self, configs: "Mapping[str, Any] | None" = None) -> Any:
+    """This method's config in `configs` (a `MethodConfigs` or {name: config}), else its default."""
+    config = (configs or {}).get(self.name, self.config)
+    if type(config) is not type(self.config):
+      raise ValueError(f"{self.name} takes a {type(self.config).__name__}, got a {type(config).__name__}")
+    return config
+
+  def identity(self, configs=None, env=None) -> dict:
+    """Every setting a run reads, defaults included: in a pipeline stage's key, so a
+    changed setting or default recomputes the stage."""
+    return {"config": to_dict(self.settings(configs), omit_defaults=False)}
+
+  def check(self, configs, budget: int, episode_length: int, *, spent: int = 0, dims: Mapping[str, int] | None = None,
+            n_evals: int = 10) -> None:
+    """ValueError, before any work, if a run of `budget` env steps per seed (of which
+    `spent` were charged before it) cannot run with these settings; `dims`: the sizes
+    of the spaces, where known ({"latent": k, "parameter": P})."""
+    raise NotImplementedError
+
+  def outputs(self, directory: pathlib.Path, seed: int, seeds: int) -> dict[pathlib.Path, str]:
+    """{path: artifact kind} of everything a run writes into `directory`."""
+    raise NotImplementedError
+
+  def run(self, run: Run, configs, directory: pathlib.Path) -> Outcome:
+    """Runs S seeds and writes the result into `directory`; the Outcome."""
+    raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchMethod(Method):
+  """Evolution strategy `config` (its type names the strategy) in `space` ("latent" or
+  "parameter")."""
+  name: str
+  space: str
+  config: StrategyConfig
+  help: str = ""
+
+  def __post_init__(self):
+    if self.space not in ("latent", "parameter"):
+      raise ValueError(f"{self.name}: space must be 'latent' or 'parameter', got {self.space!r}")
+
+  @property
+  def reads(self) -> str:
+    return "autoencoder" if self.space == "latent" else "policy"
+
+  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10) -> None:
+    from lsc.search import check_budget as check_search_budget
+    config = self.settings(configs)
+    config.check()
+    if dims and self.space in dims:
+      config.check_dim(dims[self.space], self.space)
+    if not 0 <= spent < budget:
+      raise ValueError(f"{self.name}: spent must be in [0, budget = {budget:,}), got {spent:,}")
+    check_search_budget(budget - spent, config, episode_length)
+
+  def outputs(self, directory, seed, seeds):
+    return {directory / "result": "search", directory / "state": "search_state"}
+
+  def run(self, run: Run, configs, directory) -> Outcome:
+    from lsc.evaluation import LOCOMOTION_ENVS
+    from lsc.search import Search, identity_space, run_search, save_result
+    config = self.settings(configs)
+    if run.policy is None:
+      raise ValueError(f"{self.name} needs a policy")
+    space = run.latent if self.space == "latent" else (run.parameter or identity_space(run.policy))
+    if space is None:
+      raise ValueError(f"{self.name} searches a latent space: give it one (an autoencoder: --decoder)")
+    search = Search(run.env, run.policy, space, run.task, config, budget=run.budget - run.spent, seeds=run.seeds,
+                    seed=run.seed, starts=run.starts)
+    if run.log is not None:
+      run.log(f"{self.name}: {space.name} space of {space.dim} dims -> {run.policy.num_params} params; "
+              f"{config.algorithm}, population {config.population} x {config.episodes} episode(s), {run.seeds} "
+              f"seed(s), {search.generations_per_chunk} generations per device call")
+    result = run_search(search, run.protocol, checkpoint_path=directory / "state", progress_fn=run.progress_fn,
+                        overwrite=run.overwrite)
+    save_result(directory / "result", search, result, {**run.record, "spent": run.spent} if run.spent else run.record)
+    return Outcome(method=self.name, env_steps=result.curves["env_steps"],
+                   returns=result.curves["center_return"].astype(np.float64),
+                   final_returns=result.final_returns.astype(np.float64), final_env_steps=result.env_steps,
+                   timings={"generations": result.generations, **result.timings},
+                   final_distance=result.final_displacement.astype(np.float64)
+                   if run.env.name in LOCOMOTION_ENVS else None,
+                   final_z=result.final_z, final_thetas=result.final_thetas).after(run.spent)
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceConfig:
+  """A sequence's own setting: the first phase's share of the budget, in (0, 1)."""
+  fraction: float = 0.5
+
+  def check(self) -> None:
+    if not 0 < check_finite("fraction", self.fraction) < 1:
+      raise ValueError(f"fraction must be in (0, 1), got {self.fraction}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sequence(Method):
+  """Method `phases[0]` for `fraction` of the budget (rounded down; env steps charged
+  before, `spent`, included), then `phases[1]` started, seed by seed, where the first
+  ended: at its final parameters in the parameter space, at its final code in the
+  latent space (if the first phase searched it too).  Each phase reads its own
+  method's settings and writes into its own subdirectory (`dirs`)."""
+  name: str
+  phases: tuple[str, str]
+  config: SequenceConfig = SequenceConfig()
+  help: str = ""
+  dirs: tuple[str, str] = ("first", "second")
+
+  @property
+  def methods(self) -> tuple[Method, Method]:
+    return get_method(self.phases[0]), get_method(self.phases[1])
+
+  @property
+  def reads(self) -> str:
+    reads = {m.reads for m in self.methods}
+    return next(r for r in ("autoencoder", "policy", "env") if r in reads)
+
+  @property
+  def multi_process(self) -> bool:
+    return all(m.multi_process for m in self.methods)
+
+  @property
+  def warp(self) -> bool:
+    return all(m.warp for m in self.methods)
+
+  @property
+  def uses_n_evals(self) -> bool:
+    return any(m.uses_n_evals for m in self.methods)
+
+  def identity(self, configs=None, env=None) -> dict:
+    return {**super().identity(configs, env),
+            "phases": {m.name: m.identity(configs, env) for m in self.methods}}
+
+  def budgets(self, configs, budget: int) -> tuple[int, int]:
+    """(first phase, second phase) env steps per seed."""
+    config = self.settings(configs)
+    config.check()
+    first = int(budget * config.fraction)
+    return first, budget - first
+
+  def _check_chain(self) -> None:
+    first, second = self.methods
+    if not isinstance(first, SearchMethod):
+      raise ValueError(f"{self.name}: its first phase {first.name} leaves no policy of the search's own to start "
+                       "from; a sequence starts with a search method")
+    if not isinstance(second, SearchMethod):
+      raise ValueError(f"{self.name}: {second.name} cannot start from another method's policy yet (only search "
+                       "methods take a start)")
+    if second.space == "latent" and first.space != "latent":
+      raise ValueError(f"{self.name}: {second.name} searches the latent space but {first.name} ends in the "
+                       "parameter space")
+
+  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10) -> None:
+    self._check_chain()
+    shares = self.budgets(configs, budget)
+    if not 0 <= spent < shares[0]:
+      raise ValueError(f"{self.name}: spent must be in [0, the first phase's {shares[0]:,}), got {spent:,}")
+    for method, share, before in zip(self.methods, shares, (spent, 0)):
+      try:
+        method.check(configs, share, episode_length, spent=before, dims=dims, n_evals=n_evals)
+      except ValueError as error:
+        raise ValueError(f"{self.name}'s {method.name} phase ({share:,} env steps of {budget:,}): {error}") from None
+
+  def outputs(self, directory, seed, seeds):
+    return {path: kind for method, sub in zip(self.methods, self.dirs)
+            for path, kind in method.outputs(directory / sub, seed, seeds).items()}
+
+  def run(self, run: Run, configs, directory) -> Outcome:
+    """Seed s's second phase draws from fold_in(its first phase's key, PHASE_TWO) alone (a
+    tag no split reaches, so no key of either phase repeats, and seeds still run apart).
+    One curve: the second phase's points follow the first's, shifted by the env steps
+    each seed spent in it."""
+    first, second = self.methods
+    shares = self.budgets(configs, run.budget)
+    record = {**run.record, "phases": dict(zip(self.phases, shares))}
+    progress = lambda phase: None if run.progress_fn is None else (
+        lambda stage, done, total, info: run.progress_fn(f"{stage} ({phase})", done, total, info))
+    one = first.run(dataclasses.replace(run, budget=shares[0], record=record, progress_fn=progress(first.name)),
+                    configs, directory / self.dirs[0])
+    keys = jax.vmap(lambda k: jax.random.fold_in(k, PHASE_TWO))(seed_keys(run.seed, run.seeds))
+    starts = one.final_z if second.space == "latent" else one.final_thetas
+    two = second.run(dataclasses.replace(run, budget=shares[1], seed=keys, spent=0, starts=starts, record=record,
+                                         progress_fn=progress(second.name)),
+                     configs, directory / self.dirs[1]).after(one.final_env_steps)
+    # both phases' seconds and generations summed (the final evaluation's: the second
+    # phase's, the first's is only recorded in its result), and the first's generations
+    timings = {k: v + (one.timings[k] if k != "final_eval_s" else 0) for k, v in two.timings.items()}
+    timings[f"{first.name}_generations"] = one.timings["generations"]
+    return dataclasses.replace(two, method=self.name, env_steps=np.concatenate([one.env_steps, two.env_steps], 1),
+                               returns=np.concatenate([one.returns, two.returns], 1), timings=timings,
+                               final_z=two.final_z, final_thetas=two.final_thetas)
+
+
+@dataclasses.dataclass(frozen=True)
+class RLMethod(Method):
+  """Deep-RL baseline `name` of `lsc.baselines` ('ppo' | 'sac' | 'td3' | 'ddpg'), trained
+  on the task's reward one seed at a time (in one process, not on MuJoCo Warp: Brax's
+  training wrappers merge batched env states leaf by leaf, which Warp's contact buffer,
+  shared by the batch, does not allow)."""
+  name: str
+  config: Any
+  help: str = ""
+  reads: str = "env"
+  multi_process: bool = False
+  warp: bool = False
+  uses_n_evals: bool = True
+
+  def identity(self, configs=None, env=None) -> dict:
+    identity = super().identity(configs, env)
+    if env is not None:  # the devices Brax spreads training over change its numbers
+      from lsc.envs import import_quietly
+      identity["devices"] = import_quietly("lsc.baselines").devices_to_use(env, self.settings(configs))
+    return identity
+
+  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10) -> None:
+    if spent:
+      raise ValueError(f"{self.name} starts from nothing chosen on the task: spent must be 0, got {spent:,}")
+    check_rl_budget(self.name, budget, self.settings(configs), n_evals)
+
+  def outputs(self, directory, seed, seeds):
+    states = ({directory / f"state_seed{s}": "td3_state" for s in range(seed, seed + seeds)}
+              if self.name in RESUMABLE else {})
+    return {directory / "result": "baseline", **states}
+
+  def run(self, run: Run, configs, directory) -> Outcome:
+    from lsc.envs import import_quietly
+    train_baseline = import_quietly("lsc.baselines").train_baseline  # Brax's agents, first loaded here
+    config = self.settings(configs)
+    if run.starts is not None:
+      raise ValueError(f"{self.name} cannot start from another method's policy yet")
+    if run.log is not None:
+      run.log(f"{self.name}: {run.seeds} seed(s) of {run.budget:,} env steps, {run.n_evals} evaluations each")
+    runs = []
+    for s in range(run.seed, run.seed + run.seeds):
+      report = None if run.progress_fn is None else (
+          lambda stage, done, total, info, s=s: run.progress_fn(f"{stage} seed {s}", done, total, info))
+      runs.append(train_baseline(run.env, run.task, self.name, run.budget, s, run.protocol, config=config,
+                                 n_evals=run.n_evals, progress_fn=report, overwrite=run.overwrite,
+                                 checkpoint_path=directory / f"state_seed{s}" if self.name in RESUMABLE else None))
+      # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
+      # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
+      # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
+      jax.clear_caches()
+    outcome = Outcome(method=self.name, env_steps=np.stack([r.env_steps for r in runs]),
+                      returns=np.stack([r.returns for r in runs]),
+                      final_returns=np.asarray([r.final_return for r in runs], np.float64),
+                      # a baseline's curve points come after each epoch: the last is what the run spent
+                      final_env_steps=np.asarray([r.env_steps[-1] for r in runs], np.int64),
+                      timings={k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings})
+    checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps,
+                                                    "curve_return": outcome.returns,
+                                                    "final_returns": outcome.final_returns},
+                             kind="baseline",
+                             config={**run.record, "task": run.task, "budget": run.budget, "seeds": run.seeds,
+                                     "seed": run.seed, "n_evals": run.n_evals,
+                                     "config": [dataclasses.asdict(r.config) for r in runs]},
+                             identity={"env": run.env.name, "backend": run.env.backend,
+                                       "episode_length": run.env.episode_length})
+    return outcome
+
+
+# --- the registry --------------------------------------------------------------------
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method, *, replace: bool = False) -> Method:
+  """Adds `method` to the registry under its name (ValueError if taken, unless
+  `replace`); its progress reports count env steps.  Returns it."""
+  if not isinstance(method, Method):
+    raise TypeError(f"register takes a Method (SearchMethod, Sequence, RLMethod), got {type(method).__name__}")
+  if method.name in METHODS and not replace:
+    raise ValueError(f"a method named {method.name!r} is registered already; pass replace=True to replace it")
+  METHODS[method.name] = method
+  register_unit("env step", method.name)
+  return method
+
+
+def get_method(name: str) -> Method:
+  """The registered method `name`; ValueError listing the valid names otherwise."""
+  if name not in METHODS:
+    raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
+  return METHODS[name]
+
+
+def names() -> tuple[str, ...]:
+  """Every registered method's name, in registration order."""
+  return tuple(METHODS)
+
+
+# std_init (and lr) defaults are in units of the space's spread: latent_pgpe's untuned,
+# param_pgpe's from Mountain Car (large policy, speed); the presets set each env's own
+# from `python -m experiments.sweep` (experiments/RESULTS.md).  The other strategies'
+# std_init is PGPE's (untuned).  latent_then_param's fraction: the best of {0.25, 0.5,
+# 0.75} on every env swept (sweep_<env>_latent_then_param).
+register(SearchMethod("latent_pgpe", "latent", PGPEConfig(std_init=0.5, lr=0.1), "PGPE in a learned latent space"))
+register(Sequence("latent_then_param", ("latent_pgpe", "param_pgpe"), SequenceConfig(fraction=0.25),
+                  "latent PGPE, then parameter PGPE from each seed's decoded result", dirs=("latent", "param")))
+register(SearchMethod("param_pgpe", "parameter", PGPEConfig(std_init=0.1, lr=1.0), "PGPE in the policy's parameters"))
+for _name, _help in (("ppo", "Brax PPO on the task's reward"), ("sac", "Brax SAC on the task's reward"),
+                     ("td3", "TD3 (lsc.td3, from Brax's parts) on the task's reward"),
+                     ("ddpg", "DDPG (TD3 with one critic, no smoothing, no delay) on the task's reward")):
+  register(RLMethod(_name, RL_CONFIGS[_name](), _help))
+for _short, _label, _latent, _param in (
+    ("cmaes", "CMA-ES", CMAESConfig(std_init=0.5), CMAESConfig(std_init=0.1)),
+    ("sep_cmaes", "Sep-CMA-ES", SepCMAESConfig(std_init=0.5), SepCMAESConfig(std_init=0.1)),
+    ("openes", "OpenAI-ES", OpenESConfig(std_init=0.5, lr=0.1), OpenESConfig(std_init=0.1, lr=1.0)),
+    ("snes", "SNES", SNESConfig(std_init=0.5), SNESConfig(std_init=0.1))):
+  register(SearchMethod(f"latent_{_short}", "latent", _latent, f"{_label} in a learned latent space"))
+  register(SearchMethod(f"param_{_short}", "parameter", _param, f"{_label} in the policy's parameters"))
+
+
+class MethodConfigs(Mapping):
+  """Every registered method's settings by name (`methods.<name>.<field>` in `--set` and
+  config files): the given configs, the registry's defaults for the rest.  Immutable."""
+
+  def __init__(self, given: Mapping[str, Any] | None = None):
+    given = dict(given or {})
+    for name, config in given.items():
+      get_method(name).settings({name: config})  # a registered name and a config of its type
+    self._given = given
+
+  def __getitem__(self, name: str) -> Any:
+    return self._given[name] if name in self._given else get_method(name).config
+
+  def __iter__(self) -> Iterator[str]:
+    return iter(METHODS)
+
+  def __len__(self) -> int:
+    return len(METHODS)
+
+  def __eq__(self, other) -> bool:
+    return isinstance(other, MethodConfigs) and dict(self) == dict(other)
+
+  def __hash__(self) -> int:  # equal mappings differ at most in given defaults: hash the rest
+    return hash(tuple(sorted((name, config) for name, config in self._given.items()
+                             if name not in METHODS or config != METHODS[name].config)))
+
+  def __repr__(self) -> str:
+    return f"MethodConfigs({self._given!r})"
+
+  def replace(self, name: str, **fields) -> "MethodConfigs":
+    """These configs with fields of method `name`'s replaced."""
+    return MethodConfigs({**self._given, name: dataclasses.replace(self[name], **fields)})
+
+  def to_plain(self) -> dict:
+    """{name: its config as plain data} for every registered method (`lsc.config.to_dict`)."""
+    return {name: to_dict(self[name], omit_defaults=False) for name in self}
+
+  @classmethod
+  def from_plain(cls, data, where: str = "methods") -> "MethodConfigs":
+    """From {name: {field: value}} (any subset of names and fields; the rest are the
+    defaults); ValueError naming an unknown method or field, or a bad value."""
+    if not isinstance(data, Mapping):
+      raise ValueError(f"{where}: expected a mapping of method names to settings, got {data!r}")
+    given = {}
+    for name, fields in data.items():
+      if name not in METHODS:
+        raise ValueError(f"{where}: unknown method {name!r}; valid methods: {', '.join(METHODS)}")
+      default = get_method(name).config
+      if isinstance(fields, type(default)):
+        given[name] = fields
+        continue
+      given[name] = from_dict(type(default), {**to_dict(default, omit_defaults=False), **(fields or {})},
+                              f"{where}.{name}")
+    return cls(given)
+
+
+def check_can_run(method_names, backend: str | None = None) -> None:
+  """ValueError if a method among `method_names` cannot run here: in a multi-process run
+  (`lsc.distributed`), or on physics `backend` 'mjx_warp'."""
+  methods = [get_method(name) for name in method_names]
+  single = [m.name for m in methods if not m.multi_process]
+  if single and distributed.is_multi():
+    raise ValueError(f"{', '.join(single)} run in one process; leave them out of a multi-process run (--methods)")
+  no_warp = [m.name for m in methods if not m.warp]
+  if no_warp and backend == "mjx_warp":
+    raise ValueError(f"{', '.join(no_warp)} cannot train on backend mjx_warp (Brax's training wrappers cannot "
+                     "merge MuJoCo Warp states); use backend mjx for them, or leave them out (--methods)")
+
+
+def default_backend_for(method_names, env_name: str) -> str:
+  """The physics backend a run of methods `method_names` on env `env_name` gets by
+  default: `lsc.envs.default_backend`, except `mjx` where that is `mjx_warp` and a
+  method that cannot run on MuJoCo Warp is among them, so that every method of one run
+  steps the same physics."""
+  from lsc.envs import default_backend
+  backend = default_backend(env_name)
+  if backend == "mjx_warp" and not all(get_method(name).warp for name in method_names):
+    return "mjx"
+  return backend
+
+
 def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int = 1, seed: int = 0,
-               protocol: "EvalProtocol | None" = None, policy=None, space=None, pgpe=None, rl_config=None,
-               n_evals: int = 10, progress_fn: ProgressFn | None = None, overwrite: bool = False,
-               log: Callable[[str], None] | None = None, record: dict | None = None, spent: int = 0,
-               param_pgpe=None, latent_fraction: float | None = None) -> Outcome:
+               protocol: "EvalProtocol | None" = None, configs: Mapping[str, Any] | None = None, policy=None,
+               latent=None, parameter=None, n_evals: int = 10, spent: int = 0,
+               progress_fn: ProgressFn | None = None, overwrite: bool = False,
+               log: Callable[[str], None] | None = None, record: dict | None = None) -> Outcome:
   """Runs method `name` on `task` for `seeds` seeds (seed, seed + 1, ...) with `budget`
-  env steps each, evaluates the final policies under `protocol` (default
-  `lsc.search.SEARCH_EVAL`) and writes `result`, `state` (PGPE) and `outcome.json`
-  into `directory`.  PGPE methods need `policy`, `space` (an `lsc.search.SearchSpace`)
-  and `pgpe` (default `pgpe_config(name)`), resume from `directory/state` and refuse
-  another search's state unless `overwrite`; RL methods take `rl_config` (default: the
-  method's own) and `n_evals` curve points.  `progress_fn`: see `lsc.progress`; `log`
-  gets a line describing the run; `record` is stored in the result's config.  `spent`
-  (PGPE): env steps each seed was already charged before the search (e.g. choosing its
-  start); the search gets `budget - spent` and its curve and totals include them.
-  Two-phase methods (latent_then_param): `space` and `pgpe` (default latent_pgpe's) are
-  the first phase's, `param_pgpe` (default param_pgpe's) the second's, `latent_fraction`
-  (default the method's) the first phase's share of the budget, `spent` included."""
+  env steps each, with its settings from `configs` ({name: config} or `MethodConfigs`;
+  the registry's defaults for any method not in it), evaluates the final policies
+  under `protocol` (default `lsc.search.SEARCH_EVAL`) and writes `result`, its
+  checkpoints and `outcome.json` into `directory`.  Search methods need `policy` and,
+  in the latent space, `latent` (an `lsc.search.SearchSpace`); the parameter space is
+  `parameter` (default `identity_space(policy)`).  A search resumes from its checkpoint
+  in `directory` and refuses another's unless `overwrite`; RL baselines take `n_evals`
+  curve points.  `progress_fn`: see `lsc.progress`; `log` gets a line describing the
+  run; `record` is stored in the result's config.  `spent` (searches): env steps each
+  seed was already charged (e.g. choosing its start); the search gets `budget - spent`
+  and its curve and totals include them.  Every setting and output is checked before
+  any work."""
   from lsc.search import SEARCH_EVAL
   method = get_method(name)
   check_can_run([name], env.backend)
   directory = pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
+  dims = {k: space.dim for k, space in (("latent", latent), ("parameter", parameter)) if space is not None}
+  if policy is not None and "parameter" not in dims:
+    dims["parameter"] = policy.num_params
+  method.check(configs, budget, env.episode_length, spent=spent, dims=dims, n_evals=n_evals)
   check_outputs(name, directory, task=task, budget=budget, seeds=seeds, seed=seed, overwrite=overwrite)
   record = {"method": name, "eval": dataclasses.asdict(protocol), "run": run_fields(task, budget, seeds, seed),
             **(record or {})}
-  if method.phases:
-    outcome = _run_phases(method, env, task, directory, budget, seeds, seed, protocol, policy, space, pgpe,
-                          param_pgpe, latent_fraction, spent, progress_fn, overwrite, log, record)
-  elif method.family == "pgpe":
-    if not 0 <= spent < budget:
-      raise ValueError(f"{name}: spent must be in [0, budget = {budget:,}), got {spent:,}")
-    outcome, _ = _run_pgpe(name, env, task, directory, budget - spent, seeds, seed, protocol, policy, space,
-                           pgpe or pgpe_config(name), progress_fn, overwrite, log,
-                           {**record, "spent": spent} if spent else record)
-    outcome = _after(outcome, spent)
-  elif spent:
-    raise ValueError(f"spent is for PGPE methods, not {name}")
-  else:
-    outcome = _run_rl(name, env, task, directory, budget, seeds, seed, protocol, rl_config, n_evals,
-                      progress_fn, overwrite, log, record)
-  on_main((directory / OUTCOME).write_text, jsonfile.dumps(outcome.to_json()))
+  run = Run(env, task, int(budget), int(seeds), seed, protocol, policy, latent, parameter, int(n_evals), int(spent),
+            progress_fn=progress_fn, overwrite=overwrite, log=log, record=record)
+  outcome = method.run(run, configs, directory)
+  distributed.on_main((directory / OUTCOME).write_text, jsonfile.dumps(outcome.to_json()))
   return outcome
-
-
-def _outputs(name: str, directory: pathlib.Path, seed: int, seeds: int) -> dict[pathlib.Path, str]:
-  """{path: artifact kind} of everything `run_method(name, ..., directory)` writes."""
-  method = get_method(name)
-  if method.phases:
-    return {path: kind for phase, sub in zip(method.phases, ("latent", "param"))
-            for path, kind in _outputs(phase, directory / sub, seed, seeds).items()}
-  if method.family == "pgpe":
-    return {directory / "result": "search", directory / "state": "search_state"}
-  from lsc.rl_configs import RESUMABLE
-  states = {directory / f"state_seed{s}": "td3_state" for s in range(seed, seed + seeds)} if name in RESUMABLE else {}
-  return {directory / "result": "baseline", **states}
 
 
 def check_outputs(name: str, directory, *, task: str, budget: int, seeds: int, seed: int,
                   overwrite: bool = False) -> None:
   """Refuses, before any work, a `run_method` whose outputs cannot be written: a path
   holding something other than the artifact kind it will write (ForeignPath), or, unless
-  `overwrite`, a result in `directory` of another method (wherever that method writes
+  `overwrite`, a result in `directory` of another method (wherever any method writes
   it), task, budget, seeds or seed, or of an lsc that did not record these (ValueError;
   a result of the same run is resumed or recomputed, never relabelled)."""
-  from lsc import checkpoint
   directory = pathlib.Path(directory)
-  for path, kind in _outputs(name, directory, seed, seeds).items():
+  for path, kind in get_method(name).outputs(directory, seed, seeds).items():
     checkpoint.check_output_path(path, kind)
   want = {"method": name, **run_fields(task, budget, seeds, seed)}
   # every place any method writes its result: one method's run never joins another's
-  for path in (directory / "result", directory / "latent" / "result", directory / "param" / "result"):
+  places = {directory / "result"} | {directory / sub / "result" for m in METHODS.values()
+                                     for sub in getattr(m, "dirs", ())}
+  for path in sorted(places):
     if overwrite or not checkpoint.is_artifact(path):
       continue
     config = checkpoint.read_record(path).get("config", {})
@@ -293,111 +595,3 @@ def check_outputs(name: str, directory, *, task: str, budget: int, seeds: int, s
 def run_fields(task: str, budget: int, seeds: int, seed: int) -> dict:
   """What a `run_method` result records of its run (and `check_outputs` compares)."""
   return {"task": task, "budget": int(budget), "seeds": int(seeds), "seed": int(seed)}
-
-
-def _after(outcome: Outcome, steps) -> Outcome:
-  """`outcome` moved `steps` (a number or (S,)) env steps later: charged before it ran."""
-  steps = np.asarray(steps, np.int64)
-  return dataclasses.replace(outcome, env_steps=outcome.env_steps + steps.reshape(-1, 1),
-                             final_env_steps=outcome.final_env_steps + steps)
-
-
-def _run_phases(method, env, task, directory, budget, seeds, seed, protocol, policy, space, pgpe, param_pgpe,
-                latent_fraction, spent, progress_fn, overwrite, log, record) -> Outcome:
-  """A two-phase method: latent PGPE in `space` for its share of the budget (`spent`
-  included), then parameter PGPE started at each seed's final decoded policy.  Seed s's
-  second phase draws from fold_in(its first phase's key, PHASE_TWO) alone (a tag no
-  split reaches, so no key of either phase repeats, and seeds still run apart).  Both
-  phases are checked before either runs.  One curve: the second phase's points follow
-  the first's, shifted by the env steps each seed spent in it."""
-  import jax
-  from lsc.keys import seed_keys
-  from lsc.search import check_budget as check_pgpe_budget, identity_space
-  first, second = method.phases
-  latent_budget, param_budget = phase_budgets(method.name, budget, latent_fraction)
-  if not 0 <= spent < latent_budget:
-    raise ValueError(f"{method.name}: spent must be in [0, the latent phase's {latent_budget:,}), got {spent:,}")
-  configs = (pgpe or pgpe_config(first), param_pgpe or pgpe_config(second))
-  for phase, share, config in zip(method.phases, (latent_budget - spent, param_budget), configs):
-    config.check()
-    try:
-      check_pgpe_budget(share, config, env.episode_length)
-    except ValueError as error:
-      raise ValueError(f"{method.name}'s {phase} phase ({share:,} env steps of {budget:,}): {error}") from None
-  record = {**record, "phases": {first: latent_budget, second: param_budget}}
-  phase_progress = lambda phase: None if progress_fn is None else (
-      lambda stage, done, total, info: progress_fn(f"{stage} ({phase})", done, total, info))
-  latent, result = _run_pgpe(first, env, task, directory / "latent", latent_budget - spent, seeds, seed, protocol,
-                             policy, space, configs[0], phase_progress(first), overwrite, log,
-                             {**record, "spent": spent} if spent else record)
-  latent = _after(latent, spent)
-  keys = jax.vmap(lambda k: jax.random.fold_in(k, PHASE_TWO))(seed_keys(seed, seeds))
-  param, _ = _run_pgpe(second, env, task, directory / "param", param_budget, seeds, keys, protocol, policy,
-                       identity_space(policy), configs[1], phase_progress(second), overwrite, log, record,
-                       starts=result.final_thetas)
-  param = _after(param, latent.final_env_steps)
-  # both phases' seconds and generations summed (the final evaluation's: the second
-  # phase's, the first's is only recorded in its result), and the first's generations
-  timings = {k: v + (latent.timings[k] if k != "final_eval_s" else 0) for k, v in param.timings.items()}
-  timings[f"{first}_generations"] = latent.timings["generations"]
-  return dataclasses.replace(param, method=method.name, env_steps=np.concatenate([latent.env_steps, param.env_steps], 1),
-                             returns=np.concatenate([latent.returns, param.returns], 1), timings=timings)
-
-
-def _run_pgpe(name, env, task, directory, budget, seeds, seed, protocol, policy, space, config, progress_fn,
-              overwrite, log, record, starts=None):
-  """(Outcome, SearchResult) of PGPE method `name`'s search in `space`."""
-  from lsc.evaluation import LOCOMOTION_ENVS
-  from lsc.search import Search, run_search, save_result
-  if policy is None or space is None:
-    raise ValueError(f"{name} needs a policy and a search space")
-  search = Search(env, policy, space, task, config, budget=budget, seeds=seeds, seed=seed, starts=starts)
-  if log is not None:
-    log(f"{name}: {space.name} space of {space.dim} dims -> {policy.num_params} params; population "
-        f"{config.population} x {config.episodes} episode(s), {seeds} seed(s), "
-        f"{search.generations_per_chunk} generations per device call")
-  result = run_search(search, protocol, checkpoint_path=directory / "state", progress_fn=progress_fn,
-                      overwrite=overwrite)
-  save_result(directory / "result", search, result, record)
-  return Outcome(method=name, env_steps=result.curves["env_steps"],
-                 returns=result.curves["center_return"].astype(np.float64),
-                 final_returns=result.final_returns.astype(np.float64), final_env_steps=result.env_steps,
-                 timings={"generations": result.generations, **result.timings},
-                 final_distance=result.final_displacement.astype(np.float64) if env.name in LOCOMOTION_ENVS
-                 else None), result
-
-
-def _run_rl(name, env, task, directory, budget, seeds, seed, protocol, config, n_evals, progress_fn, overwrite, log,
-            record) -> Outcome:
-  import jax
-  from lsc import checkpoint
-  from lsc.envs import import_quietly
-  from lsc.rl_configs import RESUMABLE
-  train_baseline = import_quietly("lsc.baselines").train_baseline  # Brax's agents, first loaded here
-  if log is not None:
-    log(f"{name}: {seeds} seed(s) of {budget:,} env steps, {n_evals} evaluations each")
-  runs = []
-  for s in range(seed, seed + seeds):
-    report = None if progress_fn is None else (
-        lambda stage, done, total, info, s=s: progress_fn(f"{stage} seed {s}", done, total, info))
-    runs.append(train_baseline(env, task, name, budget, s, protocol, config=config, n_evals=n_evals,
-                               progress_fn=report, overwrite=overwrite,
-                               checkpoint_path=directory / f"state_seed{s}" if name in RESUMABLE else None))
-    # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
-    # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
-    # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
-    jax.clear_caches()
-  outcome = Outcome(method=name, env_steps=np.stack([r.env_steps for r in runs]),
-                    returns=np.stack([r.returns for r in runs]),
-                    final_returns=np.asarray([r.final_return for r in runs], np.float64),
-                    # a baseline's curve points come after each epoch: the last is what the run spent
-                    final_env_steps=np.asarray([r.env_steps[-1] for r in runs], np.int64),
-                    timings={k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings})
-  checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps,
-                                                  "curve_return": outcome.returns,
-                                                  "final_returns": outcome.final_returns},
-                           kind="baseline",
-                           config={**record, "task": task, "budget": budget, "seeds": seeds, "seed": seed,
-                                   "n_evals": n_evals, "config": [dataclasses.asdict(r.config) for r in runs]},
-                           identity={"env": env.name, "backend": env.backend, "episode_length": env.episode_length})
-  return outcome

@@ -1,10 +1,11 @@
-"""Stage 4: PGPE over a search space z -> theta = g(z), fully compiled.
+"""Stage 4: an evolution strategy over a search space z -> theta = g(z), fully compiled.
 
 A `SearchSpace` is a frozen decoder g: R^k -> R^P with the point a search starts from
-(`center`, (k,)) and the natural spread of each coordinate (`scale`, (k,)).  PGPE
-(`evosax.algorithms.PGPE`) runs in normalised coordinates u with z = center + scale * u,
-so `std_init` and the learning rates are in units of that spread and mean the same in a
-3-D latent space and in a 10^5-D parameter space:
+(`center`, (k,)) and the natural spread of each coordinate (`scale`, (k,)).  The strategy
+(an `lsc.strategies` config: PGPE, CMA-ES, OpenES, ... of `evosax.algorithms`) runs in
+normalised coordinates u with z = center + scale * u, so `std_init` and the learning
+rates are in units of that spread and mean the same in a 3-D latent space and in a
+10^5-D parameter space:
   latent space     g = the autoencoder's decoder, center = mean of the dataset's codes
                    (or 0), scale = their standard deviation per dimension;
   parameter space  g = identity, center = a random member of the init distribution,
@@ -35,14 +36,11 @@ import dataclasses
 import functools
 import hashlib
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
-import evosax.algorithms
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from evosax.core.optimizer import clipup
 
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
@@ -53,11 +51,10 @@ from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, rollout_fn
 from lsc.distributed import agree
 from lsc.sharding import gather, spans_processes
+from lsc.strategies import PGPEConfig, StrategyConfig
 from lsc.tasks import task_index, task_names
-from lsc.validate import check_finite, check_int
+from lsc.validate import check_int
 
-OPTIMIZERS = ("adam", "sgd", "clipup")
-CENTERS = ("mean", "zero")
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["weights", "center", "scale"],
@@ -163,108 +160,48 @@ def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
   return make_space(_linear, weights, np.zeros(dim), np.ones(dim), policy.num_params, "linear")
 
 
-# std_init and lr are in units of the space's spread (the dataset's or the init
-# distribution's); a thousand spreads is far past any policy a space describes (the
-# sweeps use at most 1), and at 1e30 the candidates' activations overflow float32
-SPREAD_MAX = 1e3
-
-
-@dataclasses.dataclass(frozen=True)
-class PGPEConfig:
-  """PGPE's settings; `std_init` and `lr` are in units of the space's scale."""
-  population: int = 64  # candidates per generation (even: antithetic pairs)
-  episodes: int = 3  # episodes per candidate per generation
-  std_init: float = 0.5
-  lr: float = 0.1  # step size of the centre's optimizer
-  optimizer: str = "adam"  # adam | sgd | clipup (evosax's default; lr then caps the speed)
-  std_lr: float = 0.1
-  std_max_change: float = 0.2  # per generation, relative
-  center: str = "mean"  # mean: start at the space's centre; zero: at z = 0
-
-  def check(self) -> None:
-    """Raises ValueError naming any bad field."""
-    check_int("population", self.population)
-    check_int("episodes", self.episodes)
-    for name in ("std_init", "lr", "std_lr", "std_max_change"):
-      check_finite(name, getattr(self, name))
-    if self.population < 2 or self.population % 2:
-      raise ValueError(f"population must be even and >= 2, got {self.population}")
-    if self.episodes < 1:
-      raise ValueError(f"episodes must be >= 1, got {self.episodes}")
-    if self.std_init <= 0 or self.lr <= 0 or self.std_lr < 0 or not 0 <= self.std_max_change < 1:
-      raise ValueError(f"need std_init > 0, lr > 0, std_lr >= 0, 0 <= std_max_change < 1; got "
-                       f"{self.std_init}, {self.lr}, {self.std_lr}, {self.std_max_change}")
-    for name in ("std_init", "lr"):
-      if getattr(self, name) > SPREAD_MAX:
-        raise ValueError(f"{name} = {getattr(self, name):g} is in units of the search space's spread: above "
-                         f"{SPREAD_MAX:g} the candidates leave every policy the space was built from; make it smaller")
-    if self.optimizer not in OPTIMIZERS:
-      raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-    if self.center not in CENTERS:
-      raise ValueError(f"unknown center {self.center!r}; valid: {', '.join(CENTERS)}")
-
-
-def make_optimizer(config: PGPEConfig) -> optax.GradientTransformation:
-  if config.optimizer == "adam":
-    return optax.adam(config.lr)
-  if config.optimizer == "sgd":
-    return optax.sgd(config.lr, momentum=0.9)
-  return clipup(learning_rate=config.lr / 2, max_velocity=config.lr)
-
-
-def _slim_metrics(key, population, fitness, state, params) -> dict:
-  return {}  # evosax's default copies the best solution and mean every generation
-
-
 def evosax_fitness(values: jax.Array, maximize: bool) -> jax.Array:
   """What evosax, which minimises, must be told for `values` to be maximised or minimised."""
   return -values if maximize else values
 
 
-def make_strategy(dim: int, config: PGPEConfig):
-  """(evosax PGPE over R^dim, its params)."""
-  strategy = evosax.algorithms.PGPE(config.population, jnp.zeros(dim), optimizer=make_optimizer(config),
-                                    metrics_fn=_slim_metrics)
-  params = strategy.default_params.replace(std_init=config.std_init, std_lr=config.std_lr,
-                                           std_max_change=config.std_max_change)
-  return strategy, params
+# --- the pure pieces: one generation of one seed --------------------------------------
+# A strategy (`lsc.strategies`) runs in normalised coordinates u, z = center + scale * u.
+# The state is the evosax strategy's (its `mean` is the centre u); every function here is
+# pure and jit-safe, and vmaps over seeds (keys and states) or anything else.
 
-
-# --- the pure pieces: one PGPE generation of one seed --------------------------------
-# PGPE runs in normalised coordinates u, z = center + scale * u.  The state is evosax's
-# PGPE state (its `mean` is the centre u); every function here is pure and jit-safe, and
-# vmaps over seeds (keys and states) or anything else.
-
-def search_init(key: jax.Array, space: SearchSpace, config: PGPEConfig, start=None):
-  """The PGPE state of one seed, centred at `start` (k,) in z coordinates (default: the
-  space's centre, or 0 if config.center is "zero").  A bad config (a NaN step size,
-  ...) is refused first, in Python: under jit, while tracing."""
+def search_init(key: jax.Array, space: SearchSpace, config: StrategyConfig, start=None):
+  """The strategy state of one seed, centred at `start` (k,) in z coordinates (default:
+  the space's centre, or 0 if config.center is "zero").  A bad config (a NaN step size,
+  a space too large for the strategy, ...) is refused first, in Python: under jit,
+  while tracing."""
   config.check()
-  strategy, params = make_strategy(space.dim, config)
+  config.check_dim(space.dim, space.name)
+  strategy, params = config.build(space.dim)
   if start is None:
     start = space.center if config.center == "mean" else jnp.zeros(space.dim, jnp.float32)
   return strategy.init(key, (jnp.asarray(start, jnp.float32) - space.center) / space.scale, params)
 
 
-def search_ask(key: jax.Array, state, space: SearchSpace, config: PGPEConfig):
+def search_ask(key: jax.Array, state, space: SearchSpace, config: StrategyConfig):
   """(thetas (C + 1, P): the C candidates then the centre, the asked state)."""
-  strategy, params = make_strategy(space.dim, config)
+  strategy, params = config.build(space.dim)
   population, asked = strategy.ask(key, state, params)
   u = jnp.concatenate([population, state.mean[None]], axis=0)
   thetas = jax.vmap(lambda x: space.decode(space.center + space.scale * x))(u)
   return thetas, (population, asked)
 
 
-def search_tell(key: jax.Array, asked, values: jax.Array, space: SearchSpace, config: PGPEConfig,
+def search_tell(key: jax.Array, asked, values: jax.Array, space: SearchSpace, config: StrategyConfig,
                 maximize: bool = True):
   """The state after the candidates scored `values` (C,) (higher is better if `maximize`)."""
-  strategy, params = make_strategy(space.dim, config)
+  strategy, params = config.build(space.dim)
   population, state = asked
   state, _ = strategy.tell(key, population, evosax_fitness(values, maximize), state, params)
   return state
 
 
-def search_step(key: jax.Array, state, space: SearchSpace, config: PGPEConfig, fitness_fn, maximize: bool = True):
+def search_step(key: jax.Array, state, space: SearchSpace, config: StrategyConfig, fitness_fn, maximize: bool = True):
   """One generation: ask, score with fitness_fn(thetas (C + 1, P), key) -> (C + 1,)
   (candidates then the centre), tell.  Returns (state, the centre's value).  To jit or
   vmap it, close over `config` and `fitness_fn` (functools.partial)."""
@@ -275,13 +212,13 @@ def search_step(key: jax.Array, state, space: SearchSpace, config: PGPEConfig, f
 
 
 def search_center(state, space: SearchSpace) -> jax.Array:
-  """The centre of a PGPE state in z coordinates (k,)."""
+  """The centre of a strategy's state in z coordinates (k,)."""
   return space.center + space.scale * state.mean
 
 
 # --- the driver: an env task, several seeds, a budget, chunks ---------------------------
 
-def check_budget(budget: int, config: PGPEConfig, episode_length: int) -> int:
+def check_budget(budget: int, config: StrategyConfig, episode_length: int) -> int:
   """Raises ValueError unless `budget` (env steps per seed) holds at least one generation
   and fits the int32 counters; returns the most steps a generation can cost."""
   check_int("budget", budget)
@@ -299,7 +236,7 @@ def check_budget(budget: int, config: PGPEConfig, episode_length: int) -> int:
 class SearchResult:
   """A finished search of S seeds over G generations."""
   # (S, G) per generation: env_steps spent before it (int64), center_return (the centre it
-  # started from, on its episodes), pop_mean, pop_max, std (mean PGPE std, in scale units);
+  # started from, on its episodes), pop_mean, pop_max, std (the strategy's mean std, in scale units);
   # NaN once a seed's budget is spent
   curves: dict
   final_z: np.ndarray  # (S, k) final centres
@@ -317,7 +254,8 @@ SEARCH_EVAL = EvalProtocol(episodes=5, seed=FINAL_EVAL_SEED)  # final evaluation
 
 
 class Search:
-  """PGPE on one env, task and search space, for `seeds` independent seeds at once.
+  """A strategy (`config`: PGPE by default) on one env, task and search space, for
+  `seeds` independent seeds at once.
 
   `run()` does the whole search; `init`, `chunk` and `finish` expose its pieces (the
   carry is a pytree of arrays: checkpoint it, resume from it).  A generation of every
@@ -332,11 +270,12 @@ class Search:
   centre, or 0 if config.center is "zero"), e.g. each seed's result of an earlier search.
   """
 
-  def __init__(self, env, policy: MLPPolicy, space: SearchSpace, task: str, config: PGPEConfig = PGPEConfig(),
+  def __init__(self, env, policy: MLPPolicy, space: SearchSpace, task: str, config: StrategyConfig = PGPEConfig(),
                *, budget: int, seeds: int = 1, seed: int | jax.Array = 0, maximize: bool = True,
                generations_per_chunk: int | None = None, mesh=None, starts=None):
     config.check()
     space.check(policy)
+    config.check_dim(space.dim, space.name)
     self.task = task_index(env.name, task)  # ValueError for an unknown task
     if check_int("seeds", seeds) < 1:
       raise ValueError(f"seeds must be >= 1, got {seeds}")
@@ -368,7 +307,7 @@ class Search:
     return jax.device_put(jax.tree.map(lambda x: jnp.array(x, dtype=x.dtype), carry), sharding)
 
   def init(self) -> dict:
-    """The initial carry: PGPE states, key data (S, ...) (both per seed), env steps (S,),
+    """The initial carry: strategy states, key data (S, ...) (both per seed), env steps (S,),
     the generation count."""
     init_keys, keys = jax.vmap(jax.random.split, out_axes=1)(self.keys)
     if self.starts is None:
@@ -402,7 +341,7 @@ class Search:
     return int(left.max())
 
   def check_finite(self, carry: dict, metrics: dict) -> None:
-    """Raises ValueError, naming the settings to change, once a seed's PGPE centre or
+    """Raises ValueError, naming the settings to change, once a seed's centre or
     std, the policy its centre decodes to, or a return of its centre is no longer
     finite: the search diverged, and nothing after it would be a result."""
     state = self.host(carry["state"])
@@ -412,11 +351,11 @@ class Search:
     if bad.any():
       raise ValueError(f"the search diverged by generation {int(self.host(carry['generation']))}: seed(s) "
                        f"{', '.join(str(s) for s in np.flatnonzero(bad)[:5])} have a non-finite centre, std or return; "
-                       f"lower std_init ({self.config.std_init:g}) or lr ({self.config.lr:g}), or check the space's "
-                       "scale")
+                       f"lower {' or '.join(f'{k} ({v:g})' for k, v in self.config.step_sizes().items())}, or check the "
+                       "space's scale")
 
   def centres(self, mean: np.ndarray) -> np.ndarray:
-    """The space's coordinates (S, k) of PGPE's centres `mean` (S, k), which are in
+    """The space's coordinates (S, k) of the strategy's centres `mean` (S, k), which are in
     units of the space's scale."""
     with np.errstate(over="ignore", invalid="ignore"):
       return np.asarray(self.space.center) + np.asarray(self.space.scale) * mean
@@ -464,13 +403,37 @@ class Search:
     return self.finish(carry, metrics, protocol, timings)
 
 
+class Scores(NamedTuple):
+  """What a population evaluation gives: returns (C, T), each candidate's mean return
+  over its episodes on every task of the env; env_steps (C,), the env steps its
+  episodes took (until termination: what a search is charged)."""
+  returns: jax.Array
+  env_steps: jax.Array
+
+
+def make_fitness(env, policy: MLPPolicy, candidates: int, episodes: int, mesh=None) -> Callable:
+  """The one population evaluation of every search: a jit-compatible
+  `fitness(thetas (C, P), keys) -> Scores` for C = `candidates` policies of `policy`,
+  each over E = `episodes` episodes reset from `keys`, (C, E) or (E,) shared by all
+  (common random numbers).  For candidates z (C, k) of a space, pass
+  `jax.vmap(space.decode)(z)`.  Sharded over `mesh` (default: every local device); every
+  task is scored by the one rollout."""
+  rollout = rollout_fn(env, policy, candidates, episodes, n_samples=0, mesh=mesh, nested=True)
+
+  def fitness(thetas: jax.Array, keys: jax.Array) -> Scores:
+    keys = jnp.broadcast_to(keys, (candidates, episodes)) if keys.ndim == 1 else keys
+    result = rollout(thetas, keys)
+    return Scores(result.returns, result.lengths.sum(axis=1))
+  return fitness
+
+
 @jax.jit
 def _decode_all(space: SearchSpace, z: jax.Array) -> jax.Array:
   return jax.vmap(space.decode)(z)
 
 
 def generation_keys(keys: jax.Array, episodes: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """(next carry keys (S,), PGPE keys (S,), episode keys (S, E)) of the coming generation,
+  """(next carry keys (S,), strategy keys (S,), episode keys (S, E)) of the coming generation,
   seed s's from its own carry key keys[s] (S,) only."""
   def one(key):
     key, gen_key = jax.random.split(key)
@@ -479,23 +442,22 @@ def generation_keys(keys: jax.Array, episodes: int) -> tuple[jax.Array, jax.Arra
 
 
 @functools.lru_cache(maxsize=32)
-def _chunk_program(env, policy: MLPPolicy, task: int, config: PGPEConfig, seeds: int, maximize: bool, mesh):
+def _chunk_program(env, policy: MLPPolicy, task: int, config: StrategyConfig, seeds: int, maximize: bool, mesh):
   """The compiled chunk of a Search: chunk(carry, space, last_start, length) runs
   `length` (static) generations of every seed (a seed with env_steps > last_start stays
   put); returns (carry, metrics (length, S)).
   Cached per env (by identity), policy, task, config, seeds and mesh: the space and the
   budget are arguments."""
-  rollout = rollout_fn(env, policy, seeds * (config.population + 1), config.episodes, n_samples=0, mesh=mesh,
-                       nested=True)
+  fitness = make_fitness(env, policy, seeds * (config.population + 1), config.episodes, mesh)
 
   def generation(carry, space, last_start):
     key, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), config.episodes)
     thetas, asked = jax.vmap(search_ask, in_axes=(0, 0, None, None))(ask_keys, carry["state"], space, config)
     c = config.population + 1
     reset_keys = jnp.broadcast_to(episode_keys[:, None], (seeds, c, config.episodes)).reshape(seeds * c, -1)
-    result = rollout(thetas.reshape(seeds * c, -1), reset_keys)
-    returns = result.returns[:, task].reshape(seeds, c)
-    steps = result.lengths.sum(axis=1).reshape(seeds, c)[:, :-1].sum(axis=1)  # candidates only
+    scores = fitness(thetas.reshape(seeds * c, -1), reset_keys)
+    returns = scores.returns[:, task].reshape(seeds, c)
+    steps = scores.env_steps.reshape(seeds, c)[:, :-1].sum(axis=1)  # candidates only
     told = jax.vmap(search_tell, in_axes=(0, 0, 0, None, None, None))(
         ask_keys, asked, returns[:, :-1], space, config, maximize)
     active = carry["env_steps"] <= last_start  # (S,): a seed without budget for a generation stays put
@@ -503,7 +465,7 @@ def _chunk_program(env, policy: MLPPolicy, task: int, config: PGPEConfig, seeds:
                          told, carry["state"])
     metrics = {"env_steps": carry["env_steps"], "center_return": returns[:, -1],
                "pop_mean": returns[:, :-1].mean(axis=1), "pop_max": returns[:, :-1].max(axis=1),
-               "std": state.std.mean(axis=1), "active": active}
+               "std": state.std.reshape(seeds, -1).mean(axis=1), "active": active}
     carry = {"state": state, "key": jax.random.key_data(key), "env_steps": carry["env_steps"] + jnp.where(active, steps, 0),
              "generation": carry["generation"] + 1}
     return carry, metrics
@@ -525,7 +487,7 @@ def describe(search: Search) -> dict:
   return {**checkpoint.policy_identity(search.env, search.policy),
           "task": task_names(search.env.name)[search.task],
           "space": {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()},
-          "pgpe": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
+          "strategy": search.config.algorithm, "settings": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
           "seed": search.seed, "keys": "per_seed",  # `seed_keys`; earlier checkpoints split one key over the seeds
           "maximize": search.maximize,  # not the chunking: it changes no generation that runs
           **({} if search.starts is None else

@@ -22,6 +22,7 @@ def test_envs_lists_tasks_and_presets():
 
 
 def test_bad_input_gives_one_line_errors():
+  from lsc.methods import names
   for args, fragment in [(("rollout", "--env", "cartpole"), "valid envs: mountain_car"),
                          (("rollout", "--env", "hopper", "--policy", "huge"), "valid presets"),
                          (("rollout", "--env", "hopper", "--backend", "x"), "valid backends"),
@@ -30,16 +31,16 @@ def test_bad_input_gives_one_line_errors():
                          (("search", "--env", "mountain_car", "--task", "fly", "--budget", "9", "--out", "x"),
                           "valid tasks: goal, left"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "cma", "--budget", "9",
-                           "--out", "x"), "valid methods: latent_pgpe, latent_then_param, param_pgpe, ppo, sac, td3, ddpg"),
+                           "--out", "x"), f"valid methods: {', '.join(names())}"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "latent_then_param",
                            "--decoder", "linear:2", "--latent-fraction", "1.5", "--budget", "9000000", "--out", "x"),
-                          "latent_fraction must be in (0, 1), got 1.5"),
+                          "fraction must be in (0, 1), got 1.5"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "latent_then_param",
-                           "--decoder", "linear:2", "--budget", "200000", "--latent-fraction", "0.1", "--out", "x"),
+                           "--decoder", "linear:2", "--budget", "200000", "--fraction", "0.1", "--out", "x"),
                           "latent_then_param's latent_pgpe phase (20,000 env steps of 200,000)"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "param_pgpe",
                            "--latent-fraction", "0.5", "--budget", "9000000", "--out", "x"),
-                          "--latent-fraction is for two-phase methods"),
+                          "--latent-fraction/--fraction for param_pgpe: PGPEConfig has no fraction setting"),
                          (("search", "--env", "mountain_car", "--task", "goal", "--method", "param_pgpe",
                            "--budget", "9", "--out", "x"), "less than one generation")]:
     done = run_cli(*args)
@@ -85,6 +86,20 @@ def test_search_writes_curves_summary_and_result(tmp_path, capsys):
   assert cli.main(args) == 0
   again, _ = checkpoint.load_artifact(out / "result", kind="search")
   np.testing.assert_array_equal(again["final_thetas"], arrays["final_thetas"])
+
+
+def test_search_runs_any_registered_method_with_its_settings(tmp_path):
+  # `lsc search` ran PGPE and the RL baselines only, with PGPE's flags
+  out = tmp_path / "cmaes"
+  assert cli.main(["search", "--env", "mountain_car", "--task", "speed", "--method", "latent_cmaes", "--decoder",
+                   "linear:2", "--policy", "small", "--population", "8", "--episodes", "1", "--budget", "16000",
+                   "--seeds", "2", "--set", "methods.latent_cmaes.std_init=0.3", "--out", str(out)]) == 0
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["method"] == "latent_cmaes" and len(summary["final_returns"]) == 2
+  assert summary["settings"]["config"] == {"population": 8, "episodes": 1, "std_init": 0.3, "center": "mean"}
+  assert all(16_000 - 8 * 999 < steps <= 16_000 for steps in summary["env_steps"])
+  arrays, record = checkpoint.load_artifact(out / "result", kind="search")
+  assert arrays["final_z"].shape == (2, 2) and record["config"]["method"] == "latent_cmaes"
 
 
 def test_abbreviated_flags_are_refused(capsys):

@@ -35,9 +35,9 @@ search = lsc.Search(env, policy, lsc.linear_space(policy, 2), "speed", lsc.PGPEC
                     budget=200)
 result = search.run(lsc.EvalProtocol(1))
 assert result.generations == 1, result.generations
-from lsc.methods import NAMES, check_budget  # validating every method's budget loads no training code
-for name in NAMES:
-  check_budget(name, 10**6, 50)
+from lsc.methods import METHODS  # checking every method's settings and budget loads no training code
+for method in METHODS.values():
+  method.check(lsc.MethodConfigs(), 10**6, 50, dims={"latent": 2, "parameter": policy.num_params})
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("brax", "mujoco"))
 assert not heavy, heavy
 """

@@ -52,9 +52,9 @@ def test_mountain_car_smoke_writes_valid_results(mc_run, monkeypatch):
   # PGPE's std_lr or any RL hyper-parameter changed (they were not in its key)
   from lsc.rl_configs import CONFIGS
   key = lambda method: json.loads((mc_run / "search" / f"speed_{method}" / "stage.json").read_text())["key"]
-  assert key("latent_then_param")["resolved"]["param_pgpe"]["std_lr"] == 0.1
-  assert key("td3")["resolved"]["rl"] == json.loads(json.dumps(dataclasses.asdict(CONFIGS["td3"]())))
-  assert key("ppo")["resolved"]["devices"] == 2 and key("td3")["resolved"]["devices"] == 1  # Brax's pmap: other numbers
+  assert key("latent_then_param")["settings"]["phases"]["param_pgpe"]["config"]["std_lr"] == 0.1
+  assert key("td3")["settings"]["config"] == json.loads(json.dumps(dataclasses.asdict(CONFIGS["td3"]())))
+  assert key("ppo")["settings"]["devices"] == 2 and key("td3")["settings"]["devices"] == 1  # Brax's pmap: other numbers
   from lsc.novelty import KERNEL_VERSION  # and the kNN kernel's version: a dataset it would now build otherwise too
   assert json.loads((mc_run / "dataset" / "stage.json").read_text())["key"]["novelty_kernel"] == KERNEL_VERSION
   before = tasks.fingerprint("mountain_car")
@@ -129,27 +129,62 @@ def test_a_pipeline_logs_its_metrics_as_jsonl_and_tensorboard_events(mc_run):
   assert events and events[0].stat().st_size > 100
 
 
-def test_rerun_reuses_every_stage_and_a_search_change_recomputes_only_the_searches_using_it(mc_run):
+def test_rerun_reuses_every_stage_and_a_changed_setting_recomputes_exactly_the_stages_reading_it(mc_run):
   before = json.loads((mc_run / "results.json").read_text())
   again = pipeline.run(PRESETS["mountain_car"]["smoke"](), mc_run, log=lambda *a: None)
   assert again["timings"]["stages_s"] == {}
   assert sorted(again["timings"]["reused"]) == sorted(["dataset", "autoencoder"] + [
-      f"search/speed_{m}" for m in pipeline.NAMES])
+      f"search/speed_{m}" for m in pipeline.DEFAULT_METHODS])
   assert again["curves"] == before["curves"]
-  changed = override(PRESETS["mountain_car"]["smoke"](), ["search.population=2"])
-  third = pipeline.run(changed, mc_run, log=lambda *a: None)
-  rl = sorted(f"search/speed_{m}" for m in ("ppo", "sac", "td3", "ddpg"))
-  assert sorted(third["timings"]["reused"]) == ["autoencoder", "dataset", *rl]
-  pgpe = {"search/speed_latent_pgpe", "search/speed_latent_then_param", "search/speed_param_pgpe"}
-  assert set(third["timings"]["stages_s"]) == pgpe
-  changed = override(changed, ["search.param_lr=0.5"])  # one phase's setting: the methods that run it
-  fourth = pipeline.run(changed, mc_run, log=lambda *a: None)
-  assert set(fourth["timings"]["stages_s"]) == {"search/speed_param_pgpe", "search/speed_latent_then_param"}
-  fifth = pipeline.run(override(changed, ["search.latent_fraction=0.6"]), mc_run, log=lambda *a: None)
-  assert set(fifth["timings"]["stages_s"]) == {"search/speed_latent_then_param"}
-  changed = override(changed, ["search.latent_fraction=0.6"])
-  sixth = pipeline.run(override(changed, ["collect.keep=0.3"]), mc_run, log=lambda *a: None)
-  assert sorted(sixth["timings"]["reused"]) == rl  # the RL baselines read only the env
+  changed = PRESETS["mountain_car"]["smoke"]()
+  stages = lambda *methods: {f"search/speed_{m}" for m in methods}
+  # one at a time, through --set's path (`override`): each recomputes exactly the stages reading it
+  for setting, recomputed in (("methods.param_pgpe.std_lr=0.2", stages("param_pgpe", "latent_then_param")),
+                              ("methods.ppo.learning_rate=1e-4", stages("ppo")),
+                              ("methods.latent_then_param.fraction=0.6", stages("latent_then_param")),
+                              ("train.lr=3e-3", {"autoencoder"} | stages("latent_pgpe", "latent_then_param"))):
+    changed = override(changed, [setting])
+    run = pipeline.run(changed, mc_run, log=lambda *a: None)
+    assert set(run["timings"]["stages_s"]) == recomputed, setting
+    assert set(run["timings"]["reused"]) == {"dataset", "autoencoder", *stages(*pipeline.DEFAULT_METHODS)} - recomputed
+
+
+def test_latent_cmaes_and_a_strategy_registered_here_run_in_a_pipeline(mc_run, tmp_path, capsys):
+  """`python -m experiments.mountain_car --methods ...` runs CMA-ES and an evosax
+  strategy registered by one call, reusing mc_run's dataset and autoencoder."""
+  import shutil
+  from typing import ClassVar
+
+  from experiments.pipeline import main as pipeline_main
+
+  def main(argv):
+    return pipeline_main("mountain_car", PRESETS["mountain_car"], argv)
+  from lsc import methods
+  from lsc.strategies import StrategyConfig
+
+  @dataclasses.dataclass(frozen=True)
+  class SimpleESConfig(StrategyConfig):
+    algorithm: ClassVar[str] = "SimpleES"
+
+  out = tmp_path / "run"
+  shutil.copytree(mc_run, out)
+  methods.register(methods.SearchMethod("latent_simple_es", "latent", SimpleESConfig(population=4, episodes=1)))
+  try:
+    assert main(["--preset", "smoke", "--methods", "latent_cmaes,latent_simple_es", "--out", str(out),
+                 "--set", "methods.latent_simple_es.std_init=0.3"]) == 0, capsys.readouterr().err
+  finally:
+    del methods.METHODS["latent_simple_es"]
+  results = json.loads((out / "results.json").read_text())
+  assert "dataset" in results["timings"]["reused"]  # (and the autoencoder, unless a test above retrained it)
+  assert set(results["timings"]["stages_s"]) >= {"search/speed_latent_cmaes", "search/speed_latent_simple_es"}
+  assert results["config"]["settings"]["latent_simple_es"]["config"]["std_init"] == 0.3
+  for method in ("latent_cmaes", "latent_simple_es"):
+    outcome = results["curves"]["speed"][method]
+    assert all(0 < steps <= 12_000 for steps in outcome["final_env_steps"]) and len(outcome["final_returns"]) == 2
+    assert np.isfinite(outcome["final_returns"]).all()
+  from lsc import checkpoint
+  record = checkpoint.read_record(out / "search" / "speed_latent_simple_es" / "result")
+  assert record["identity"]["strategy"] == "SimpleES" and record["identity"]["settings"]["std_init"] == 0.3
 
 
 def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
@@ -171,10 +206,14 @@ def test_bad_settings_are_refused(tmp_path):
   with pytest.raises(ValueError, match="valid tasks"):
     bad = override(PRESETS["mountain_car"]["smoke"](), ["tasks=[fly]"])
     pipeline.run(bad, tmp_path / "out", log=print)
-  with pytest.raises(ValueError, match=r"latent_fraction must be in \(0, 1\), got 1.0"):
-    pipeline.validate(override(PRESETS["mountain_car"]["smoke"](), ["search.latent_fraction=1.0"]))
+  with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\), got 1.0"):
+    pipeline.validate(override(PRESETS["mountain_car"]["smoke"](), ["methods.latent_then_param.fraction=1.0"]))
   with pytest.raises(ValueError, match="latent_then_param's latent_pgpe phase .* less than one generation"):
-    pipeline.validate(override(PRESETS["mountain_car"]["smoke"](), ["search.latent_fraction=0.05"]))
+    pipeline.validate(override(PRESETS["mountain_car"]["smoke"](), ["methods.latent_then_param.fraction=0.05"]))
+  with pytest.raises(ValueError, match="'methods.nosuch' is not a config section; valid keys of methods: latent_pgpe"):
+    override(PRESETS["mountain_car"]["smoke"](), ["methods.nosuch.lr=1"])
+  with pytest.raises(ValueError, match="CMAESConfig keeps state quadratic .* 129,306"):
+    pipeline.validate(override(PRESETS["halfcheetah"]["paper"](), ["search.methods=[param_cmaes]"]))
   with pytest.raises(ValueError, match="unknown search.latent_start 'worst'"):
     pipeline.run(override(PRESETS["mountain_car"]["smoke"](), ["search.latent_start=worst"]),
                  tmp_path / "out", log=print)
@@ -251,7 +290,7 @@ def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
   assert "| mountain_car | speed |" in text and "reaches the threshold first on" in text
   rows = json.loads((tmp_path / "sample_efficiency_smoke.json").read_text())["rows"]
   assert {m for r in rows for a in ("none", "shared", "full") for m in r["fastest"][a].split(" = ")} \
-      <= set(pipeline.NAMES)
+      <= set(pipeline.DEFAULT_METHODS)
   assert (tmp_path / "sample_efficiency_smoke.png").stat().st_size > 5_000
   copied = sorted(p.name for p in (tmp_path / "sample_efficiency_smoke").iterdir())
   assert copied == ["mountain_car_curves_speed.png", "notes.txt", "results_mountain_car.json", "summary_mountain_car.md"]
@@ -261,7 +300,6 @@ def test_sample_efficiency_table_of_a_pipeline_run(mc_run, tmp_path):
 def test_reconstruction_by_rank_of_a_pipeline_run(mc_run, tmp_path):
   import types
 
-  import jax.numpy as jnp
   import numpy as np
 
   from experiments import reconstruction
@@ -300,7 +338,7 @@ def test_best_decoded_start_charges_its_episodes_to_the_latent_search(mc_run, tm
   import shutil
   out = tmp_path / "run"
   shutil.copytree(mc_run, out)
-  config = override(PRESETS["mountain_car"]["smoke"](), ["methods=[latent_pgpe]", "search.latent_start=best_decoded",
+  config = override(PRESETS["mountain_car"]["smoke"](), ["search.methods=[latent_pgpe]", "search.latent_start=best_decoded",
                                                          "search.start_candidates=3", "search.start_episodes=2"])
   results = pipeline.run(config, out, log=lambda *a: None)
   assert "search/speed_latent_pgpe" not in results["timings"]["reused"]  # its start changed

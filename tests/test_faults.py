@@ -221,7 +221,7 @@ def untimed(tree):
 def test_a_pipeline_killed_between_a_result_and_its_marker_never_reuses_a_stale_stage(tmp_path):
   # finding 3: killed after the model was final but before stage.json, then rerun with
   # another collect.seed, the pipeline reused the seed-0 model
-  sets = ["methods=[latent_pgpe]"]
+  sets = ["search.methods=[latent_pgpe]"]
   config = override(PRESETS["mountain_car"]["smoke"](), sets)
   out = tmp_path / "p"
   assert killed_at("stage_result:autoencoder", "-m", "experiments.mountain_car", "--preset", "smoke",

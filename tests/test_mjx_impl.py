@@ -35,8 +35,9 @@ def test_mjx_warp_is_chosen_on_cuda_with_warp_and_refused_without_warp(monkeypat
   monkeypatch.setattr(mjx_impl, "warp_installed", lambda: True)
   assert default_backend("hopper") == "mjx_warp" and default_backend("mountain_car") == "jax"
   smoke = PRESETS["hopper"]["smoke"]()  # its methods include ppo: the whole run gets mjx
-  assert "ppo" in smoke.methods and validate(smoke).env.backend == "mjx"
-  assert validate(dataclasses.replace(smoke, methods=("latent_pgpe",))).env.backend == "mjx_warp"
+  assert "ppo" in smoke.search.methods and validate(smoke).env.backend == "mjx"
+  only_latent = dataclasses.replace(smoke, search=dataclasses.replace(smoke.search, methods=("latent_pgpe",)))
+  assert validate(only_latent).env.backend == "mjx_warp"
   monkeypatch.setattr(mjx_impl, "warp_installed", lambda: False)
   assert default_backend("halfcheetah") == "mjx"
   monkeypatch.setattr(mjx_impl, "cuda_available", lambda: False)  # e.g. a ROCm GPU

@@ -1,7 +1,11 @@
-"""PGPE: sign convention, latent/parameter search on mountain_car, env-step accounting,
-resume from a checkpoint, bad input."""
+"""The compiled search: sign convention, latent/parameter search on mountain_car, env-step
+accounting, resume from a checkpoint, bad input; other strategies (CMA-ES, one registered
+here) through `run_method`; the shared fitness; method settings by name."""
 
+import contextlib
+import dataclasses
 import functools
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +14,13 @@ import pytest
 
 from lsc import checkpoint
 from lsc.evaluation import EvalProtocol, evaluate
-from lsc.policy import MLPPolicy, make_policy
-from lsc.search import (PGPEConfig, Search, describe, euclidean_space, generation_keys, identity_space,
-                        linear_space, make_space, run_search, search_ask, search_center, search_init,
-                        search_step)
+from lsc.methods import (METHODS, MethodConfigs, SearchMethod, Sequence, SequenceConfig, get_method, load_outcome,
+                         register, run_method)
+from lsc.policy import MLPPolicy, make_policy, member_key
+from lsc.search import (Search, describe, euclidean_space, generation_keys, identity_space, linear_space,
+                        make_fitness, make_space, run_search, search_ask, search_center, search_init, search_step)
+from lsc.strategies import CMAESConfig, PGPEConfig, SepCMAESConfig, StrategyConfig
+from lsc.tasks import task_index, task_names
 
 TARGET = jnp.array([1.0, -2.0, 0.5])
 FRESH = EvalProtocol(episodes=5, seed=424_242)  # evaluation keys no search saw
@@ -253,15 +260,15 @@ def test_decoder_space_scales_by_the_codes_and_starts_at_the_mean_or_a_given_cod
 def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_resumes(mountain_car, small_policy,
                                                                                        tmp_path):
   from lsc.keys import PHASE_TWO
-  from lsc.methods import load_outcome, phase_budgets, run_method
   from lsc.search import load_state
   space = linear_space(small_policy, 3, seed=5)
   budget = 200_000
+  configs = MethodConfigs({"latent_pgpe": SMALL, "param_pgpe": SMALL, "latent_then_param": SequenceConfig(0.4)})
   run = lambda out, progress_fn=None: run_method(
       "latent_then_param", mountain_car, "goal", out, budget=budget, seeds=2, seed=3, protocol=FRESH,
-      policy=small_policy, space=space, pgpe=SMALL, param_pgpe=SMALL, latent_fraction=0.4, progress_fn=progress_fn)
+      policy=small_policy, latent=space, configs=configs, progress_fn=progress_fn)
   whole = run(tmp_path / "whole")
-  latent_share, param_share = phase_budgets("latent_then_param", budget, 0.4)
+  latent_share, param_share = get_method("latent_then_param").budgets(configs, budget)
   assert (latent_share, param_share) == (80_000, 120_000)
   latent = checkpoint.load_artifact(tmp_path / "whole" / "latent" / "result", kind="search")[0]
   # each phase within its share; the second phase's curve starts where the first ended
@@ -288,8 +295,8 @@ def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_re
   # both phases are checked before either runs
   with pytest.raises(ValueError, match="param_pgpe phase .* less than one generation"):
     run_method("latent_then_param", mountain_car, "goal", tmp_path / "refused", budget=budget, seeds=2,
-               policy=small_policy, space=space, pgpe=SMALL, param_pgpe=PGPEConfig(population=64, episodes=2),
-               latent_fraction=0.4)  # 120,000 env steps < 64 x 2 x 999
+               policy=small_policy, latent=space,
+               configs=configs.replace("param_pgpe", population=64))  # 120,000 env steps < 64 x 2 x 999
   assert not (tmp_path / "refused").exists()
 
   def killed(stage, done, total, info):
@@ -302,3 +309,129 @@ def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_re
   for field in ("env_steps", "returns", "final_returns", "final_env_steps"):
     np.testing.assert_array_equal(getattr(resumed, field), getattr(whole, field))
   assert load_outcome(tmp_path / "killed").method == "latent_then_param"
+
+
+# --- other strategies, the shared fitness and method settings -------------------------
+TINY = 3 * 4 * 999  # env steps per seed: three generations of 4 candidates x 1 full-length episode
+
+
+@contextlib.contextmanager
+def registered(method):
+  """`method` in the registry (`lsc.methods.register`) for the block's duration only."""
+  register(method)
+  try:
+    yield method
+  finally:
+    METHODS.pop(method.name)
+
+
+def assert_searched(outcome, directory, env, policy, task: str, *, seeds: int, dim: int, config, algorithm: str):
+  """What every search method's run of `seeds` seeds in a `dim`-D space must give: curves
+  (S, G) from 0 env steps, final solutions z (S, dim) and theta (S, P) whose returns on
+  fresh keys are the outcome's, each seed within its budget TINY and short of it by less
+  than one generation, and the strategy and its settings recorded in the result."""
+  assert outcome.env_steps.shape == outcome.returns.shape and outcome.env_steps.shape[0] == seeds
+  assert np.all(outcome.env_steps[:, 0] == 0) and np.isfinite(outcome.returns[:, 0]).all()
+  assert outcome.final_z.shape == (seeds, dim) and outcome.final_thetas.shape == (seeds, policy.num_params)
+  assert outcome.final_returns.shape == (seeds,) and np.isfinite(outcome.final_returns).all()
+  task_returns = evaluate(env, policy, outcome.final_thetas, FRESH).returns[:, task_index(env.name, task)]
+  np.testing.assert_allclose(outcome.final_returns, task_returns, rtol=1e-5)
+  per_generation = config.population * config.episodes * env.episode_length
+  assert np.all(outcome.final_env_steps <= TINY) and np.all(outcome.final_env_steps > TINY - per_generation)
+  record = checkpoint.read_record(directory / "result")
+  assert record["config"]["method"] == outcome.method and record["identity"]["strategy"] == algorithm
+  assert record["identity"]["settings"] == dataclasses.asdict(config)
+  assert load_outcome(directory).method == outcome.method
+
+
+def test_a_strategy_defined_here_runs_through_run_method(mountain_car, small_policy, tmp_path):
+  @dataclasses.dataclass(frozen=True)
+  class XNESConfig(StrategyConfig):
+    """xNES (Glasmachers et al., 2010) as evosax has it: std_init is all it takes."""
+    algorithm: ClassVar[str] = "xNES"
+
+  config = XNESConfig(population=4, episodes=1, std_init=0.5)
+  space = linear_space(small_policy, 2)
+  with registered(SearchMethod("latent_xnes_test", "latent", XNESConfig(), "xNES in a latent space")):
+    outcome = run_method("latent_xnes_test", mountain_car, "speed", tmp_path, budget=TINY, seeds=2, protocol=FRESH,
+                         policy=small_policy, latent=space, configs={"latent_xnes_test": config})
+  assert "latent_xnes_test" not in METHODS
+  assert_searched(outcome, tmp_path, mountain_car, small_policy, "speed", seeds=2, dim=2, config=config,
+                  algorithm="xNES")
+  np.testing.assert_allclose(outcome.final_thetas, jax.vmap(space.decode)(jnp.asarray(outcome.final_z)), atol=1e-5)
+  # each seed moved from the space's centre (0), and not along the other's path
+  assert np.all(np.linalg.norm(outcome.final_z, axis=1) > 1e-3)
+  assert not np.allclose(outcome.final_z[0], outcome.final_z[1])
+
+
+def test_cmaes_searches_both_spaces_and_refuses_one_past_its_max_dim(mountain_car, small_policy, tmp_path):
+  config = CMAESConfig(population=4, episodes=1, std_init=0.5)
+  configs = MethodConfigs({"latent_cmaes": config, "param_cmaes": config})
+  space = linear_space(small_policy, 2)
+  for name, dim in (("latent_cmaes", space.dim), ("param_cmaes", small_policy.num_params)):
+    outcome = run_method(name, mountain_car, "speed", tmp_path / name, budget=TINY, seeds=2, protocol=FRESH,
+                         policy=small_policy, latent=space, configs=configs)
+    assert_searched(outcome, tmp_path / name, mountain_car, small_policy, "speed", seeds=2, dim=dim, config=config,
+                    algorithm="CMA_ES")
+  np.testing.assert_array_equal(outcome.final_thetas, outcome.final_z)  # the parameter space: theta = z
+  # a full covariance past max_dim is refused, naming the diagonal strategies
+  with pytest.raises(ValueError, match="at most 4,096 dims, but the parameter space has 121,801; use a diagonal "
+                                       "strategy \\(Sep-CMA-ES, SNES, PGPE\\)"):
+    CMAESConfig().check_dim(121_801, "parameter")
+  SepCMAESConfig().check_dim(121_801, "parameter")
+  large = make_policy(mountain_car, "large")
+  assert large.num_params == 121_801
+  with pytest.raises(ValueError, match="the parameter space has 121,801"):  # before any work
+    run_method("param_cmaes", mountain_car, "speed", tmp_path / "large", budget=10**6, policy=large)
+  assert not (tmp_path / "large").exists()
+
+
+def test_make_fitness_scores_as_the_evaluation_protocol(mountain_car, small_policy):
+  # 2 candidates x FRESH's 5 episodes: the program the searches' final evaluations ran
+  thetas = jax.vmap(lambda i: small_policy.init(member_key(9, i)))(jnp.arange(2, dtype=jnp.uint32))
+  fitness = make_fitness(mountain_car, small_policy, 2, FRESH.episodes)
+  expected = evaluate(mountain_car, small_policy, thetas, FRESH)
+  scores = fitness(thetas, FRESH.reset_keys(2))  # (C, E) keys
+  assert scores.returns.shape == (2, len(task_names("mountain_car"))) and scores.env_steps.shape == (2,)
+  np.testing.assert_array_equal(scores.returns, expected.returns)
+  np.testing.assert_array_equal(scores.env_steps, expected.lengths.sum(axis=1))
+  assert not np.allclose(scores.returns[0], scores.returns[1])  # two policies: the test is not vacuous
+  shared = fitness(thetas, FRESH.episode_keys())  # one (E,) row for every candidate
+  np.testing.assert_array_equal(shared.returns, scores.returns)
+  np.testing.assert_array_equal(shared.env_steps, scores.env_steps)
+  jitted = jax.jit(fitness)(thetas, FRESH.episode_keys())  # inside a program of one's own
+  np.testing.assert_allclose(jitted.returns, scores.returns, rtol=1e-5)
+  np.testing.assert_array_equal(jitted.env_steps, scores.env_steps)
+
+
+def test_method_settings_by_name_and_a_sequence_refused_before_any_work(mountain_car, small_policy, tmp_path):
+  with pytest.raises(ValueError, match="methods: unknown method 'latent_pgpo'; valid methods: ") as refused:
+    MethodConfigs.from_plain({"latent_pgpo": {"lr": 0.2}})
+  assert str(refused.value).split("valid methods: ")[1].split(", ") == list(METHODS)
+  with pytest.raises(ValueError, match="methods.latent_pgpe: unknown key\\(s\\) learning_rate; valid keys: "
+                                       "population, episodes, std_init, center, lr, optimizer"):
+    MethodConfigs.from_plain({"latent_pgpe": {"learning_rate": 0.2}})
+  with pytest.raises(ValueError, match="latent_pgpe takes a PGPEConfig, got a CMAESConfig"):
+    MethodConfigs({"latent_pgpe": CMAESConfig()})
+  configs = MethodConfigs.from_plain({"latent_pgpe": {"lr": 0.2}, "latent_then_param": {"fraction": 0.4}})
+  assert configs["latent_pgpe"] == dataclasses.replace(get_method("latent_pgpe").config, lr=0.2)
+  assert configs["latent_then_param"] == SequenceConfig(0.4)
+  assert configs["param_pgpe"] is get_method("param_pgpe").config  # the registry's default for the rest
+  assert set(configs) == set(METHODS) and configs.to_plain()["latent_pgpe"]["lr"] == 0.2
+  # immutable values: equal (and equally hashed) when every method's settings are
+  again = MethodConfigs.from_plain(configs.to_plain())
+  assert again == configs and hash(again) == hash(configs) and len({again, configs}) == 1
+  assert MethodConfigs() == MethodConfigs({"param_pgpe": get_method("param_pgpe").config}) != configs
+  replaced = configs.replace("param_pgpe", population=8)
+  assert replaced["param_pgpe"].population == 8 and replaced["latent_pgpe"].lr == 0.2
+  assert configs["param_pgpe"].population == get_method("param_pgpe").config.population != 8
+  assert replaced != configs
+  # a second phase that cannot start where the first ended: refused by check, and by
+  # run_method before it writes anything
+  with registered(Sequence("latent_then_td3_test", ("latent_pgpe", "td3"))) as sequence:
+    with pytest.raises(ValueError, match="latent_then_td3_test: td3 cannot start from another method's policy yet"):
+      sequence.check(MethodConfigs(), 10**6, mountain_car.episode_length)
+    with pytest.raises(ValueError, match="td3 cannot start from another method's policy"):
+      run_method("latent_then_td3_test", mountain_car, "goal", tmp_path / "refused", budget=10**6,
+                 policy=small_policy, latent=linear_space(small_policy, 2))
+  assert not (tmp_path / "refused").exists() and "latent_then_td3_test" not in METHODS

@@ -88,6 +88,21 @@ CLI_CASES = [
     ([*SEARCH, "--method", "param_pgpe", "--seed", "-1", "--out", "{tmp}/s"], "--seed must be an integer"),
     ([*SEARCH, "--method", "ppo", "--seed", str(2**32 - 1), "--seeds", "2", "--out", "{tmp}/s"],
      "--seed must be an integer in [0, 4294967294] (it and the 1 seed(s) after it)"),
+    # every method's every setting through --set methods.<name>.<field>; a flag its config lacks is refused
+    ([*SEARCH, "--method", "td3", "--budget", "100", "--set", "methods.td3.min_replay_size=100",
+      "methods.td3.num_envs=4", "--out", "{tmp}/s"], "needs at least 140 (100 prefill steps + 4 env steps per actor"),
+    ([*SEARCH, "--method", "td3", "--set", "methods.td3.batch_size=0", "--out", "{tmp}/s"],
+     "TD3Config.batch_size must be > 0, got 0"),
+    ([*SEARCH, "--method", "latent_cmaes", "--decoder", "linear:2", "--lr", "0.1", "--out", "{tmp}/s"],
+     "--lr for latent_cmaes: CMAESConfig has no lr setting"),
+    ([*SEARCH, "--method", "latent_then_param", "--decoder", "linear:2", "--set", "methods.param_pgpe.std_init=0",
+      "--out", "{tmp}/s"], "latent_then_param's param_pgpe phase (750,000 env steps of 1,000,000): std_init must be > 0"),
+    ([*SEARCH, "--set", "methods.nosuch.x=1", "--out", "{tmp}/s"], "methods: unknown method 'nosuch'; valid methods: "
+     "latent_pgpe,"),
+    ([*SEARCH, "--set", "methods.latent_pgpe.nope=1", "--out", "{tmp}/s"], "methods.latent_pgpe: unknown key(s) nope"),
+    ([*SEARCH, "--set", "search.budget=5", "--out", "{tmp}/s"], "--set search.budget: lsc search takes methods.<name>"),
+    ([*SEARCH, "--method", "param_cmaes", "--decoder", "linear:2", "--out", "{tmp}/s"],
+     "param_cmaes searches the policy's parameters: use --decoder identity"),
 ]
 
 
@@ -106,13 +121,15 @@ PIPELINE_CASES = [
     (["--seeds", "0"], "search.seeds must be >= 1, got 0"),
     (["--latent-dim", "0"], "latent_dim must be >= 1, got 0"),
     (["--latent-dim", "1000000"], "latent_dim must be <= the policy's 17 parameters"),
-    (["--set", "search.population=3"], "population must be even and >= 2, got 3"),
-    (["--set", "search.episodes=0"], "episodes must be >= 1, got 0"),
+    (["--set", "methods.latent_pgpe.population=3"], "population must be even and >= 2 (antithetic pairs), got 3"),
+    (["--set", "methods.param_cmaes.episodes=0", "--methods", "param_cmaes"], "episodes must be >= 1, got 0"),
     (["--set", "search.budget=true"], "search.budget: expected int, got True"),
-    (["--set", "search.budget=100"], "search.budget (latent_pgpe): budget 100 env steps is less than one generation"),
-    (["--set", "search.latent_lr=.nan"], "lr must be a finite number, got nan"),
-    (["--set", "search.param_std_init=.inf"], "std_init must be a finite number, got inf"),
-    (["--set", "search.latent_std_init=1e30"], "std_init = 1e+30 is in units of the search space's spread"),
+    (["--set", "search.budget=100"], "latent_pgpe (methods.latent_pgpe.*, search.budget 100): budget 100 env steps is "
+     "less than one generation"),
+    (["--set", "methods.latent_pgpe.lr=.nan"], "lr must be a finite number, got nan"),
+    (["--set", "methods.param_pgpe.std_init=.inf"], "std_init must be a finite number, got inf"),
+    (["--set", "methods.latent_pgpe.std_init=1e30"], "std_init = 1e+30 is in units of the search space's spread"),
+    (["--set", "methods.ppo.num_envs=0"], "PPOConfig.num_envs must be > 0, got 0"),
     (["--set", "search.budget=1.5e0"], "search.budget: expected int, got '1.5e0'"),
     # each once failed only after the dataset stage, or wrote NaN recovery with exit 0
     (["--set", "train.activation=foo"], "unknown activation 'foo'"),
@@ -131,8 +148,8 @@ PIPELINE_CASES = [
     (["--set", "collect.env.episode_length=0"], "episode_length must be >= 1, got 0"),
     (["--set", "collect.keep=.nan"], "keep must be a finite number, got nan"),
     (["--set", f"collect.pool={BIG}"], "collect needs about"),
-    (["--set", "methods=[]"], "methods is empty"),
-    (["--set", "methods=cma"], "unknown method(s) cma"),
+    (["--set", "search.methods=[]"], "search.methods is empty"),
+    (["--methods", "cma"], "unknown method 'cma'; valid methods: latent_pgpe"),
     (["--set", "tasks=fly"], "unknown task 'fly'"),
     (["--set", "search.latent_start=worst"], "unknown search.latent_start 'worst'"),
     (["--config", "{tmp}/missing.yaml"], "No such file or directory: {tmp}/missing.yaml"),
@@ -201,6 +218,22 @@ def test_search_refuses_an_out_holding_another_result_before_work(tmp_path, caps
             "holds the result of another run (budget 1000000 there, 2000000 here)")
 
 
+def test_search_takes_method_settings_from_config_then_set_then_flags(tmp_path):
+  # `lsc search` had PGPE's flags only: no other strategy's or RL baseline's setting was reachable
+  from lsc.methods import get_method
+  (tmp_path / "run.yaml").write_text("methods:\n  latent_pgpe: {std_init: 0.3, lr: 0.2, std_lr: 0.05}\n"
+                                     "  param_pgpe:\n    std_init: 0.05\nsearch:\n  budget: 5\n")  # a pipeline's
+  args = cli.build_parser().parse_args([*SEARCH, "--method", "latent_then_param", "--config", str(tmp_path / "run.yaml"),
+                                        "--set", "methods.latent_pgpe.lr=0.4", "methods.td3.batch_size=64",
+                                        "--population", "16", "--std-init", "0.6", "--fraction", "0.5", "--out", "x"])
+  configs = cli._method_configs(args, get_method("latent_then_param"))
+  latent, param = configs["latent_pgpe"], configs["param_pgpe"]
+  assert (latent.std_lr, latent.lr, latent.std_init) == (0.05, 0.4, 0.6)  # the file, --set over it, a flag over both
+  assert (latent.population, param.population, param.std_init, param.lr) == (16, 16, 0.05, 1.0)  # --std-init: phase 1
+  assert configs["latent_then_param"].fraction == 0.5 and configs["td3"].batch_size == 64
+  assert configs["param_cmaes"] == get_method("param_cmaes").config  # the rest: the registry's defaults
+
+
 class Captured(Exception):
   """Raised by a stand-in for the work, carrying the config it was handed."""
 
@@ -232,8 +265,8 @@ def test_collect_and_train_take_config_files_and_set_with_the_pipelines_keys(tmp
 
 def test_one_name_is_one_task_and_bools_are_not_ints():
   smoke = PRESETS["mountain_car"]["smoke"]()
-  assert override(smoke, ["tasks=speed", "methods=ppo"]).tasks == ("speed",)
-  assert override(smoke, ["methods=ppo"]).methods == ("ppo",)
+  assert override(smoke, ["tasks=speed", "search.methods=ppo"]).tasks == ("speed",)
+  assert override(smoke, ["search.methods=ppo"]).search.methods == ("ppo",)
   with pytest.raises(ValueError, match="expected int, got True"):
     _coerce(int | None, True, "x")
   with pytest.raises(ValueError, match="expected bool, got 1"):
