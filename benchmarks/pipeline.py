@@ -52,7 +52,7 @@ def table(runs: dict, machine: dict, preset: str) -> str:
 def main(argv=None) -> int:
   args = parse_args(argv)
   from benchmarks.common import machine, write
-  from experiments import pipeline
+  from lsc import pipeline
   from experiments.presets import PRESETS
 
   runs = {}

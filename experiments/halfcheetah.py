@@ -1,9 +1,9 @@
 """`python -m experiments.halfcheetah [--preset smoke|cpu|paper] [overrides]`: the whole method
-on halfcheetah (experiments/pipeline.py); presets in experiments/presets.py."""
+on halfcheetah (lsc/pipeline.py); presets in experiments/presets.py."""
 
 import sys
 
-from experiments.pipeline import main
+from lsc.pipeline import main
 from experiments.presets import PRESETS
 
 if __name__ == "__main__":

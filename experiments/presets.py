@@ -15,7 +15,7 @@ seeds the reported runs never use (`TUNED`).  Mountain Car's policies
 scale their observations to [-1, 1] (`PolicyConfig.normalize_obs`) in the smoke and cpu
 presets; the paper preset keeps raw observations (untested at that scale)."""
 
-from experiments.pipeline import ExperimentConfig, SearchSettings
+from lsc.pipeline import ExperimentConfig, SearchSettings
 from lsc.config import EnvConfig, PolicyConfig
 from lsc.dataset import CollectConfig
 from lsc.methods import METHODS, MethodConfigs, SearchMethod

@@ -1,9 +1,9 @@
 """`python -m experiments.reacher [--preset smoke|cpu|paper] [overrides]`: the whole method
-on reacher (experiments/pipeline.py); presets in experiments/presets.py."""
+on reacher (lsc/pipeline.py); presets in experiments/presets.py."""
 
 import sys
 
-from experiments.pipeline import main
+from lsc.pipeline import main
 from experiments.presets import PRESETS
 
 if __name__ == "__main__":

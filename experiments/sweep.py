@@ -82,7 +82,7 @@ def cell_name(cell: dict) -> str:
 def check_grid(grid: list[str], config, method: str) -> None:
   """ValueError for a search.* or methods.* key that `method`'s runs do not read (its
   cells would all be the same run)."""
-  from experiments.pipeline import run_settings
+  from lsc.pipeline import run_settings
   from lsc.methods import get_method
   own = {method, *getattr(get_method(method), "phases", ())}  # a sequence reads its phases' settings
   read = [f"search.{k}" for k in run_settings(config.search, method)]
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
 
   from lsc.validate import error_line, user_errors
   distributed.setup_command_line(p, args)
-  from experiments import pipeline
+  from lsc import pipeline
   from experiments.presets import PRESETS
   from lsc.config import override
   from lsc.progress import Bars

@@ -39,8 +39,9 @@ _EXPORTS = {
                    "decoder_space", "search_init", "search_ask", "search_tell", "search_step", "search_center",
                    "make_fitness", "Scores", "Search", "SearchResult", "run_search", "SEARCH_EVAL"),
     "lsc.baselines": ("train_baseline", "TaskReward"),
-    "lsc.methods": ("METHODS", "register", "get_method", "SearchMethod", "Sequence", "RLMethod", "MethodConfigs",
-                    "run_method", "Outcome"),
+    "lsc.methods": ("METHODS", "register", "get_method", "SearchMethod", "Sequence", "SequenceConfig", "RLMethod",
+                    "MethodConfigs", "run_method", "Outcome"),
+    "lsc.pipeline": ("ExperimentConfig", "SearchSettings"),  # lsc.pipeline.run(config, out): the whole method
     "lsc.progress": ("Bars",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lsc.evaluation import PoolMembers
 from lsc.policy import MLPPolicy, check_parameters, descriptors
 
 LOSSES = ("behaviour", "parameter")
@@ -241,7 +242,6 @@ def check_thetas(thetas, policy: MLPPolicy) -> np.ndarray:
   """thetas as a float32 array (N, P) after checking shape, size, finiteness and
   magnitude (`check_parameters`; pool members regenerated where they are read,
   `lsc.evaluation.PoolMembers`, are returned as they are: sane by construction)."""
-  from lsc.evaluation import PoolMembers
   thetas = thetas if isinstance(thetas, PoolMembers) else np.asarray(thetas)
   if thetas.ndim != 2 or thetas.shape[1] != policy.num_params:
     raise ValueError(f"dataset parameters must have shape (N, {policy.num_params}), got {thetas.shape}")

@@ -47,6 +47,7 @@ import orbax.checkpoint as ocp
 
 from lsc import faults
 from lsc.config import flatten
+from lsc.distributed import barrier, on_main
 
 LARGE_BYTES = 64 * 2**20
 PACKAGES = ("lsc", "jax", "jaxlib", "flax", "optax", "chex", "brax", "mujoco", "mujoco-mjx",
@@ -404,7 +405,6 @@ def save_artifact(path, arrays: dict, *, kind: str, config: dict, identity: dict
   directory `path`, replacing an artifact of the same kind already there (ForeignPath
   for anything else, see `check_output_path`).  Returns the path.  In a multi-process
   run process 0 writes it and every process returns once it is written."""
-  from lsc.distributed import barrier, on_main
   path = pathlib.Path(path).absolute()
   check_output_path(path, kind)
   barrier("save_artifact checked")  # no process checks while process 0 replaces it

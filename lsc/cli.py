@@ -17,11 +17,24 @@ import time
 
 import numpy as np
 
-from lsc import distributed, jsonfile
+from lsc import checkpoint, compression, dataset, distributed, jsonfile, rundir
+from lsc.compression import recovery_table
+from lsc.config import EnvConfig, PolicyConfig, assignments, flatten, from_dict, override, section_settings, to_dict
+from lsc.dataset import KIND, CollectConfig, save_dataset, training_inputs
 from lsc.distributed import on_main
+from lsc.envs import DEFAULT_EPISODE_LENGTH, ENV_NAMES, ENV_SIZES, default_backend, valid_backends
+from lsc.evaluation import EvalProtocol, evaluate_pool
+from lsc.jax_setup import setup_command_line
 from lsc.keys import FINAL_EVAL_SEED, POOL_EVAL_SEED
+from lsc.methods import (MethodConfigs, Sequence, check_outputs, default_backend_for, get_method, names as method_names,
+                         run_method)
+from lsc.plots import plot_curves
+from lsc.policy import PRESETS, MLPPolicy, preset_hidden
 from lsc.progress import METRICS, Bars, MetricsLog, tee
-from lsc.validate import integer
+from lsc.search import decoder_space, identity_space, linear_space
+from lsc.tasks import TASKS, get_task, task_names
+from lsc.training import TrainConfig, load_autoencoder
+from lsc.validate import check_memory, check_seed, debug_wanted, error_line, integer, user_errors
 
 
 def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +54,6 @@ def _add_env_policy_args(parser: argparse.ArgumentParser) -> None:
 def _policy_config(args):
   """The PolicyConfig of the --policy, --hidden and --normalize-obs flags, the
   dataclass's defaults where they are not given."""
-  from lsc.config import PolicyConfig
   default = PolicyConfig()
   return PolicyConfig(args.policy or default.preset, args.hidden,
                       normalize_obs=default.normalize_obs if args.normalize_obs is None else args.normalize_obs)
@@ -50,7 +62,6 @@ def _policy_config(args):
 def _claim_out(args, kind: str) -> pathlib.Path:
   """Claims --out as a run directory of `kind` (refusing a foreign one, see lsc.rundir)
   and holds its lock until the command returns."""
-  from lsc import rundir
   out = rundir.claim(args.out, kind)
   args.exit_stack.enter_context(rundir.lock(out))
   return out
@@ -69,9 +80,6 @@ def _progress(args, out: pathlib.Path | None):
 
 
 def cmd_envs(args) -> int:
-  from lsc.envs import DEFAULT_EPISODE_LENGTH, ENV_NAMES, ENV_SIZES, default_backend, valid_backends
-  from lsc.policy import PRESETS, MLPPolicy, preset_hidden
-  from lsc.tasks import TASKS
   for name in ENV_NAMES:
     obs, act = ENV_SIZES[name]
     print(f"{name}: obs {obs}, action {act}, episode_length {DEFAULT_EPISODE_LENGTH[name]}, "
@@ -86,9 +94,10 @@ def cmd_envs(args) -> int:
 
 
 def _plot_returns(returns: np.ndarray, names, path: pathlib.Path, title: str) -> None:
+  # matplotlib: loaded only when a plot is drawn (slow to import)
   import matplotlib
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # after choosing the Agg backend
   fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
   for ax, name, column in zip(axes[0], names, returns.T):
     ax.hist(column, bins=40, color="tab:blue")
@@ -102,13 +111,6 @@ def _plot_returns(returns: np.ndarray, names, path: pathlib.Path, title: str) ->
 
 
 def cmd_rollout(args) -> int:
-  from lsc import checkpoint
-  from lsc.config import EnvConfig
-  from lsc.evaluation import EvalProtocol, evaluate_pool
-  from lsc.tasks import task_names
-
-  from lsc.validate import check_memory, check_seed
-
   if args.pool < 1:
     raise ValueError(f"--pool must be >= 1, got {args.pool}")
   if args.block_size < 1:
@@ -170,10 +172,6 @@ def cmd_rollout(args) -> int:
 
 
 def cmd_collect(args) -> int:
-  from lsc.config import EnvConfig
-  from lsc.dataset import CollectConfig, collect, save_dataset
-  from lsc.tasks import task_names
-
   flags = {"env.name": args.env, "env.backend": args.backend, "env.episode_length": args.episode_length,
            "policy.preset": args.policy, "policy.hidden": args.hidden, "policy.normalize_obs": args.normalize_obs,
            "pool": args.pool, "keep": args.keep, "n_neighbors": args.n_neighbors, "probe": args.probe,
@@ -183,7 +181,6 @@ def cmd_collect(args) -> int:
   # the CLI's policy is PolicyConfig's default (medium), not CollectConfig's (large)
   base = CollectConfig(env=EnvConfig(args.env), policy=_policy_config(args))
   config = _configured(base, "collect", args, flags).resolved()
-  from lsc import checkpoint, rundir
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   if checkpoint.is_artifact(args.out) and not args.overwrite:
     differ = _settings_differ(args.out, config)
@@ -201,21 +198,21 @@ def cmd_collect(args) -> int:
         f"k = {config.n_neighbors}, {config.n_probe} {config.probe} probe states"
         + (f", then {config.generations} generations of novelty search" if config.generations else ""))
   start = time.perf_counter()
-  dataset = collect(config, bars)
+  collected = dataset.collect(config, bars)  # via the module, so that a test's stand-in runs
   bars.close()
-  save_dataset(args.out, dataset)
+  save_dataset(args.out, collected)
   total = time.perf_counter() - start
 
-  pool_nov, kept_nov = dataset.pool_novelty, dataset.novelty
-  print(f"\nkept {len(dataset.indices)} of {config.pool} members "
-        f"({dataset.thetas.shape[1]} params each; descriptors of {dataset.descriptors.shape[1]} numbers)")
+  pool_nov, kept_nov = collected.pool_novelty, collected.novelty
+  print(f"\nkept {len(collected.indices)} of {config.pool} members "
+        f"({collected.thetas.shape[1]} params each; descriptors of {collected.descriptors.shape[1]} numbers)")
   q = lambda x: " ".join(f"{v:.3g}" for v in np.quantile(x, [0, 0.5, 0.9, 1]))
   print(f"novelty quantiles (min, median, 90%, max): pool {q(pool_nov)} | kept {q(kept_nov)}")
   print(f"{'task':<10} {'kept min':>10} {'kept max':>10} {'random min':>11} {'random max':>11}")
-  for name, kept, rand in zip(task_names(config.env.name), dataset.returns.T, dataset.random_returns.T):
+  for name, kept, rand in zip(task_names(config.env.name), collected.returns.T, collected.random_returns.T):
     print(f"{name:<10} {kept.min():>10.2f} {kept.max():>10.2f} {rand.min():>11.2f} {rand.max():>11.2f}")
-  timing = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in dataset.timings.items())
-  print(f"env steps: {dataset.env_steps:,}; time {total:.1f} s ({timing}); wrote {args.out}")
+  timing = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in collected.timings.items())
+  print(f"env steps: {collected.env_steps:,}; time {total:.1f} s ({timing}); wrote {args.out}")
   return 0
 
 
@@ -224,7 +221,6 @@ def _configured(config, section: str, args, flags: dict):
   settings of --config's file, --set's `section.KEY=VALUE` items and the flags given
   (`flags`: {dotted key: value, None when not given}), through `lsc.config.override`:
   the pipelines' keys and order."""
-  from lsc.config import override, section_settings
   config = override(config, section_settings(section, args.config, args.set), section)
   return override(config, {k: v for k, v in flags.items() if v is not None}, section)
 
@@ -233,8 +229,6 @@ def _settings_differ(path, config) -> str:
   """How the dataset artifact at `path` differs from what `config` would collect now:
   "settings (...)" naming up to three settings, "package versions (...)", or "" if in
   neither (the same dataset, bit for bit)."""
-  from lsc import checkpoint
-  from lsc.config import flatten, to_dict
   try:
     record = checkpoint.read_record(path)
     have = flatten(record["config"])
@@ -252,9 +246,6 @@ def _settings_differ(path, config) -> str:
 
 
 def cmd_train(args) -> int:
-  from lsc.compression import compress, recovery_table
-  from lsc.training import TrainConfig
-
   flags = {"latent_dim": args.latent_dim, "loss": args.loss, "states": args.states,
            "encoder_input": args.encoder_input, "steps": args.steps, "batch_policies": args.batch_policies,
            "batch_states": args.batch_states, "lr": args.lr, "encoder_widths": args.widths,
@@ -264,9 +255,9 @@ def cmd_train(args) -> int:
   config.check(**_dataset_inputs(args.dataset))
   out = _claim_out(args, "train")
   bars, progress = _progress(args, out)
-  summary = compress(args.dataset, config, out, progress_fn=progress, overwrite=args.overwrite)
+  summary = compression.compress(args.dataset, config, out, progress_fn=progress,
+                                 overwrite=args.overwrite)  # via the module, as dataset.collect
   bars.close()
-  from lsc.tasks import task_names
   print(f"\n{summary['env']} {summary['policy']} policy ({summary['num_params']:,} params), dataset "
         f"{summary['dataset_size']}, latent {config.latent_dim}, {config.loss} loss on {config.states} states: "
         f"{summary['steps_run']} steps in {summary['timings']['train_s']:.1f} s")
@@ -280,8 +271,6 @@ def _dataset_inputs(path) -> dict:
   """What `TrainConfig.check` checks against the dataset artifact at --dataset `path`
   (`lsc.dataset.training_inputs`; its record alone is read); ValueError naming the path
   if it is missing, a file or holds no dataset."""
-  from lsc import checkpoint
-  from lsc.dataset import KIND, training_inputs
   path = pathlib.Path(path)
   if not path.exists():
     raise ValueError(f"--dataset {path}: no such directory (a dataset from `lsc collect`)")
@@ -299,7 +288,6 @@ def _decoder(args, method, num_params: int):
   """What --decoder names for `method`: ("identity", None) for one that searches the
   policy's parameters or trains on the env alone, ("linear", K) or ("autoencoder", its
   model's path) for one that reads an autoencoder; ValueError for anything else."""
-  from lsc import checkpoint
   decoder = args.decoder
   if method.reads != "autoencoder":
     if decoder != "identity":
@@ -321,8 +309,6 @@ def _search_policy_config(args, method):
   """The policy `method` runs: with --decoder naming an autoencoder (a method reading
   one), the one it was trained on, read from its record (ValueError if --policy,
   --hidden or --normalize-obs say otherwise); else the flags' (`_policy_config`)."""
-  from lsc import checkpoint
-  from lsc.config import PolicyConfig, from_dict
   if method.reads != "autoencoder" or args.decoder == "identity" or args.decoder.startswith("linear:"):
     return _policy_config(args)
   kind, path = _decoder(args, method, 0)
@@ -340,9 +326,6 @@ def _search_policy_config(args, method):
 def _latent_space(args, method, env, policy):
   """The latent space --decoder names for `method` (one reading an autoencoder): a toy
   linear one (linear:K) or a trained autoencoder's, checked against the env and policy."""
-  from lsc import checkpoint
-  from lsc.search import decoder_space, linear_space
-  from lsc.training import load_autoencoder
   kind, value = _decoder(args, method, policy.num_params)
   if kind == "linear":
     return linear_space(policy, value, args.seed)
@@ -384,8 +367,6 @@ def _method_configs(args, method):
   settings of --config's file and of --set, then the flags given (SEARCH_FLAGS) on
   `method`'s config, or its phases'; ValueError naming an unknown method or field, a
   bad value, or a flag for a setting its target lacks."""
-  from lsc.config import assignments, section_settings
-  from lsc.methods import MethodConfigs, Sequence
   for key in assignments(list(args.set)):
     if not key.startswith("methods."):
       raise ValueError(f"--set {key}: lsc search takes methods.<name>.<field> settings "
@@ -437,8 +418,6 @@ def _has_field(config, field: str) -> bool:
 
 def _check_search(args, method, configs, env_cfg) -> None:
   """Every search setting that needs no env: refused before one is built."""
-  from lsc import checkpoint
-  from lsc.validate import check_seed
   check_seed("--seed", args.seed, count=args.seeds)
   dims = None
   if method.reads == "env":
@@ -457,13 +436,6 @@ def _check_search(args, method, configs, env_cfg) -> None:
 
 
 def cmd_search(args) -> int:
-  from lsc.config import EnvConfig
-  from lsc.evaluation import EvalProtocol
-  from lsc.methods import check_outputs, default_backend_for, get_method, run_method
-  from lsc.plots import plot_curves
-  from lsc.search import identity_space
-  from lsc.tasks import get_task
-
   method = get_method(args.method)
   configs = _method_configs(args, method)
   env_cfg = EnvConfig(args.env, args.backend or default_backend_for([args.method], args.env),
@@ -516,9 +488,6 @@ def _add_settings_args(parser: argparse.ArgumentParser, section: str, example: s
 
 
 def build_parser() -> argparse.ArgumentParser:
-  from lsc.dataset import CollectConfig
-  from lsc.methods import names as method_names
-  from lsc.training import TrainConfig
   parser = argparse.ArgumentParser(allow_abbrev=False, prog="lsc", description=__doc__.split("\n")[0])
   debug = dict(action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
   parser.add_argument("--debug", **debug)
@@ -615,11 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
   parser = build_parser()
   args = parser.parse_args(argv)
-  from lsc.validate import debug_wanted, error_line, user_errors
   if hasattr(args, "process_id"):
     distributed.setup_command_line(parser, args)
   else:  # `lsc envs`
-    from lsc import setup_command_line
     setup_command_line()
   try:
     with contextlib.ExitStack() as args.exit_stack:  # output locks, held until the command returns

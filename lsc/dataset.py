@@ -32,6 +32,7 @@ from lsc.evaluation import (EvalProtocol, PoolMembers, default_block_size, evalu
                             regenerate)
 from lsc.keys import POOL_EVAL_SEED
 from lsc.novelty import KERNEL_VERSION, kept_count, most_novel, novelty
+from lsc.novelty_search import Archive, novelty_search
 from lsc.policy import MAX_PARAMETER_SCALE, MLPPolicy, check_parameters, descriptors, member_key
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
@@ -320,7 +321,6 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
 
   thetas, indices, kept_descs, kept_scores = None, kept.astype(np.int64), descs[kept], scores[kept]
   if config.generations:
-    from lsc.novelty_search import Archive, novelty_search
     start = time.perf_counter()
     archive = novelty_search(policy, Archive(regenerate(policy, config.seed, kept), kept_descs, kept_scores, indices),
                              probe, config.seed, config.generations,

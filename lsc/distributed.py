@@ -29,6 +29,7 @@ from typing import Callable, TypeVar
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 from lsc import jax_setup
 
@@ -141,7 +142,6 @@ def barrier(name: str) -> None:
   """Every process waits here until all have arrived (one process: returns at once).
   Every process must pass the same barriers in the same order."""
   if is_multi():
-    from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices(name)
 
 
@@ -161,7 +161,6 @@ def agree(flag: bool) -> bool:
   take the same branch and pass the same barriers."""
   if not is_multi():
     return flag
-  from jax.experimental import multihost_utils
   return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
 
 
@@ -183,7 +182,6 @@ def gather_rows(local: np.ndarray, n: int, block: int = 1) -> np.ndarray:
   process order, on every process: (n, ...).  One process: `local` itself."""
   if not is_multi():
     return local
-  from jax.experimental import multihost_utils
   count = jax.process_count()
   ranges = [_rows(n, block, p, count) for p in range(count)]
   padded = np.zeros((max(map(len, ranges)), *local.shape[1:]), local.dtype)

@@ -8,6 +8,7 @@ different policies, methods and stages are then compared on identical start stat
 
 import dataclasses
 import functools
+import hashlib
 from typing import Callable
 
 import jax
@@ -118,7 +119,6 @@ class PoolMembers:
     """SHA-256 (20 hex digits) of the regenerated parameters of the first `rows` members:
     recorded when a dataset is collected, checked when it is loaded, so a change in how
     members are generated (JAX's RNG, the policy's initialisation) cannot go unnoticed."""
-    import hashlib
     first = np.ascontiguousarray(np.asarray(self[:rows], np.float32))
     return hashlib.sha256(first.tobytes()).hexdigest()[:20]
 

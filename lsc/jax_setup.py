@@ -83,9 +83,7 @@ DEPENDENCY_NOISE = (
 def quiet_dependencies() -> None:
   """Filters DEPENDENCY_NOISE and the physics libraries' import-time prints
   (`lsc.envs.quiet_imports`).  For command lines only: tests keep every warning."""
-  import warnings
-
-  from lsc.envs import quiet_imports
+  from lsc.envs import quiet_imports  # lsc.envs (jax.numpy, flax) stays out of `import lsc`, which loads this module
   for message, category in DEPENDENCY_NOISE:
     warnings.filterwarnings("ignore", message=message, category=category)
   quiet_imports()

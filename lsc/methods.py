@@ -28,23 +28,23 @@ import dataclasses
 import json
 import pathlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import jax
 import numpy as np
 
 from lsc import checkpoint, distributed, jsonfile
 from lsc.config import from_dict, to_dict
+from lsc.envs import default_backend, import_quietly
+from lsc.evaluation import LOCOMOTION_ENVS, EvalProtocol
 from lsc.keys import PHASE_TWO, seed_keys
+from lsc.policy import MLPPolicy
 from lsc.progress import ProgressFn, register_unit
 from lsc.rl_configs import CONFIGS as RL_CONFIGS, RESUMABLE, check_budget as check_rl_budget
+from lsc.search import (SEARCH_EVAL, Search, SearchSpace, check_budget as check_search_budget, identity_space,
+                        run_search, save_result)
 from lsc.strategies import CMAESConfig, OpenESConfig, PGPEConfig, SepCMAESConfig, SNESConfig, StrategyConfig
 from lsc.validate import check_finite
-
-if TYPE_CHECKING:
-  from lsc.evaluation import EvalProtocol
-  from lsc.policy import MLPPolicy
-  from lsc.search import SearchSpace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,8 +161,9 @@ class Method:
     """{path: artifact kind} of everything a run writes into `directory`."""
     raise NotImplementedError
 
-  def run(self, run: Run, configs, directory: pathlib.Path) -> Outcome:
-    """Runs S seeds and writes the result into `directory`; the Outcome."""
+  def run(self, run: Run, configs, directory: pathlib.Path | None) -> Outcome:
+    """Runs S seeds and writes the result and checkpoints into `directory` (None: in
+    memory, nothing written); the Outcome."""
     raise NotImplementedError
 
 
@@ -184,7 +185,6 @@ class SearchMethod(Method):
     return "autoencoder" if self.space == "latent" else "policy"
 
   def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10) -> None:
-    from lsc.search import check_budget as check_search_budget
     config = self.settings(configs)
     config.check()
     if dims and self.space in dims:
@@ -197,8 +197,6 @@ class SearchMethod(Method):
     return {directory / "result": "search", directory / "state": "search_state"}
 
   def run(self, run: Run, configs, directory) -> Outcome:
-    from lsc.evaluation import LOCOMOTION_ENVS
-    from lsc.search import Search, identity_space, run_search, save_result
     config = self.settings(configs)
     if run.policy is None:
       raise ValueError(f"{self.name} needs a policy")
@@ -211,9 +209,11 @@ class SearchMethod(Method):
       run.log(f"{self.name}: {space.name} space of {space.dim} dims -> {run.policy.num_params} params; "
               f"{config.algorithm}, population {config.population} x {config.episodes} episode(s), {run.seeds} "
               f"seed(s), {search.generations_per_chunk} generations per device call")
-    result = run_search(search, run.protocol, checkpoint_path=directory / "state", progress_fn=run.progress_fn,
-                        overwrite=run.overwrite)
-    save_result(directory / "result", search, result, {**run.record, "spent": run.spent} if run.spent else run.record)
+    result = run_search(search, run.protocol, checkpoint_path=None if directory is None else directory / "state",
+                        progress_fn=run.progress_fn, overwrite=run.overwrite)
+    if directory is not None:
+      save_result(directory / "result", search, result,
+                  {**run.record, "spent": run.spent} if run.spent else run.record)
     return Outcome(method=self.name, env_steps=result.curves["env_steps"],
                    returns=result.curves["center_return"].astype(np.float64),
                    final_returns=result.final_returns.astype(np.float64), final_env_steps=result.env_steps,
@@ -315,13 +315,14 @@ class Sequence(Method):
     record = {**run.record, "phases": dict(zip(self.phases, shares))}
     progress = lambda phase: None if run.progress_fn is None else (
         lambda stage, done, total, info: run.progress_fn(f"{stage} ({phase})", done, total, info))
+    sub = lambda i: None if directory is None else directory / self.dirs[i]
     one = first.run(dataclasses.replace(run, budget=shares[0], record=record, progress_fn=progress(first.name)),
-                    configs, directory / self.dirs[0])
+                    configs, sub(0))
     keys = jax.vmap(lambda k: jax.random.fold_in(k, PHASE_TWO))(seed_keys(run.seed, run.seeds))
     starts = one.final_z if second.space == "latent" else one.final_thetas
     two = second.run(dataclasses.replace(run, budget=shares[1], seed=keys, spent=0, starts=starts, record=record,
                                          progress_fn=progress(second.name)),
-                     configs, directory / self.dirs[1]).after(one.final_env_steps)
+                     configs, sub(1)).after(one.final_env_steps)
     # both phases' seconds and generations summed (the final evaluation's: the second
     # phase's, the first's is only recorded in its result), and the first's generations
     timings = {k: v + (one.timings[k] if k != "final_eval_s" else 0) for k, v in two.timings.items()}
@@ -347,8 +348,7 @@ class RLMethod(Method):
 
   def identity(self, configs=None, env=None) -> dict:
     identity = super().identity(configs, env)
-    if env is not None:  # the devices Brax spreads training over change its numbers
-      from lsc.envs import import_quietly
+    if env is not None:  # the devices Brax spreads training over change its numbers (Brax: loaded here, lazily)
       identity["devices"] = import_quietly("lsc.baselines").devices_to_use(env, self.settings(configs))
     return identity
 
@@ -363,7 +363,6 @@ class RLMethod(Method):
     return {directory / "result": "baseline", **states}
 
   def run(self, run: Run, configs, directory) -> Outcome:
-    from lsc.envs import import_quietly
     train_baseline = import_quietly("lsc.baselines").train_baseline  # Brax's agents, first loaded here
     config = self.settings(configs)
     if run.starts is not None:
@@ -376,7 +375,8 @@ class RLMethod(Method):
           lambda stage, done, total, info, s=s: run.progress_fn(f"{stage} seed {s}", done, total, info))
       runs.append(train_baseline(run.env, run.task, self.name, run.budget, s, run.protocol, config=config,
                                  n_evals=run.n_evals, progress_fn=report, overwrite=run.overwrite,
-                                 checkpoint_path=directory / f"state_seed{s}" if self.name in RESUMABLE else None))
+                                 checkpoint_path=directory / f"state_seed{s}"
+                                 if self.name in RESUMABLE and directory is not None else None))
       # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
       # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
       # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
@@ -387,6 +387,8 @@ class RLMethod(Method):
                       # a baseline's curve points come after each epoch: the last is what the run spent
                       final_env_steps=np.asarray([r.env_steps[-1] for r in runs], np.int64),
                       timings={k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings})
+    if directory is None:
+      return outcome
     checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps,
                                                     "curve_return": outcome.returns,
                                                     "final_returns": outcome.final_returns},
@@ -523,14 +525,13 @@ def default_backend_for(method_names, env_name: str) -> str:
   default: `lsc.envs.default_backend`, except `mjx` where that is `mjx_warp` and a
   method that cannot run on MuJoCo Warp is among them, so that every method of one run
   steps the same physics."""
-  from lsc.envs import default_backend
   backend = default_backend(env_name)
   if backend == "mjx_warp" and not all(get_method(name).warp for name in method_names):
     return "mjx"
   return backend
 
 
-def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int = 1, seed: int = 0,
+def run_method(name: str, env, task: str, directory=None, *, budget: int, seeds: int = 1, seed: int = 0,
                protocol: "EvalProtocol | None" = None, configs: Mapping[str, Any] | None = None, policy=None,
                latent=None, parameter=None, n_evals: int = 10, spent: int = 0,
                progress_fn: ProgressFn | None = None, overwrite: bool = False,
@@ -539,7 +540,8 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   env steps each, with its settings from `configs` ({name: config} or `MethodConfigs`;
   the registry's defaults for any method not in it), evaluates the final policies
   under `protocol` (default `lsc.search.SEARCH_EVAL`) and writes `result`, its
-  checkpoints and `outcome.json` into `directory`.  Search methods need `policy` and,
+  checkpoints and `outcome.json` into `directory` (None: runs in memory and writes
+  nothing; the Outcome holds a search's final solutions, `final_z` / `final_thetas`).  Search methods need `policy` and,
   in the latent space, `latent` (an `lsc.search.SearchSpace`); the parameter space is
   `parameter` (default `identity_space(policy)`).  A search resumes from its checkpoint
   in `directory` and refuses another's unless `overwrite`; RL baselines take `n_evals`
@@ -548,22 +550,23 @@ def run_method(name: str, env, task: str, directory, *, budget: int, seeds: int 
   seed was already charged (e.g. choosing its start); the search gets `budget - spent`
   and its curve and totals include them.  Every setting and output is checked before
   any work."""
-  from lsc.search import SEARCH_EVAL
   method = get_method(name)
   check_can_run([name], env.backend)
-  directory = pathlib.Path(directory)
+  directory = None if directory is None else pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
   dims = {k: space.dim for k, space in (("latent", latent), ("parameter", parameter)) if space is not None}
   if policy is not None and "parameter" not in dims:
     dims["parameter"] = policy.num_params
   method.check(configs, budget, env.episode_length, spent=spent, dims=dims, n_evals=n_evals)
-  check_outputs(name, directory, task=task, budget=budget, seeds=seeds, seed=seed, overwrite=overwrite)
+  if directory is not None:
+    check_outputs(name, directory, task=task, budget=budget, seeds=seeds, seed=seed, overwrite=overwrite)
   record = {"method": name, "eval": dataclasses.asdict(protocol), "run": run_fields(task, budget, seeds, seed),
             **(record or {})}
   run = Run(env, task, int(budget), int(seeds), seed, protocol, policy, latent, parameter, int(n_evals), int(spent),
             progress_fn=progress_fn, overwrite=overwrite, log=log, record=record)
   outcome = method.run(run, configs, directory)
-  distributed.on_main((directory / OUTCOME).write_text, jsonfile.dumps(outcome.to_json()))
+  if directory is not None:
+    distributed.on_main((directory / OUTCOME).write_text, jsonfile.dumps(outcome.to_json()))
   return outcome
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from lsc.evaluation import EvalProtocol, evaluate, regenerate
 from lsc.tasks import task_names
+from lsc.validate import check_int
 
 METRICS = ("recovery", "best_recovery", "error_median", "error_p90", "wasserstein")
 
@@ -86,7 +87,6 @@ def min_held_out(latent_dim: int) -> int:
 def check_recovery_points(latent_dim: int, n_points: int, name: str = "recovery_points") -> int:
   """`n_points` (setting `name`: how many held-out policies each recovery row
   evaluates, at most) if it is at least `min_held_out(latent_dim)`."""
-  from lsc.validate import check_int
   need = min_held_out(latent_dim)
   check_int(name, n_points)
   if n_points < need:

@@ -5,17 +5,19 @@ import warnings
 
 import numpy as np
 
+from lsc.distributed import on_main
+
 
 def _pyplot():
+  # matplotlib: loaded only when a plot is drawn (slow to import)
   import matplotlib
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  import matplotlib.pyplot as plt  # after choosing the Agg backend
   return plt
 
 
 def _write(fig, path) -> pathlib.Path:
   """Writes `fig` to `path` (process 0 of a multi-process run) and closes it."""
-  from lsc.distributed import on_main
   path = pathlib.Path(path)
   on_main(fig.savefig, path, dpi=110)
   _pyplot().close(fig)

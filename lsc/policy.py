@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lsc.envs import obs_normalization
+
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 INITS = ("uniform", "lecun_normal")
 PRESETS = ("small", "medium", "large")
@@ -171,7 +173,6 @@ def make_policy(env, preset: str | None = "medium", hidden: tuple[int, ...] | No
   observation bounds (`lsc.envs.OBS_BOUNDS`) onto [-1, 1] before the first layer; an env
   without known bounds raises ValueError.  Extra kwargs go to MLPPolicy.
   """
-  from lsc.envs import obs_normalization
   if hidden is None:
     hidden = preset_hidden(env.name, preset)
   if normalize_obs:

@@ -14,7 +14,10 @@ import pathlib
 import time
 from typing import Callable
 
+from tqdm import tqdm
+
 from lsc import jsonfile
+from lsc.distributed import is_main
 
 ProgressFn = Callable[[str, int, int, dict], None]
 METRICS = "metrics.jsonl"  # a run directory's MetricsLog
@@ -59,9 +62,6 @@ class Bars:
     self.stage, self.bar = None, None
 
   def __call__(self, stage: str, done: int, total: int, info: dict | None = None) -> None:
-    from tqdm import tqdm
-
-    from lsc.distributed import is_main
     if not is_main():  # process 0 of a multi-process run draws the bars
       return
     if stage != self.stage:
@@ -108,7 +108,6 @@ class MetricsLog:
   tensorboardX) every number is also a scalar `scope/stage/key` at step `done`."""
 
   def __init__(self, path, tensorboard=None, scope: str = ""):
-    from lsc.distributed import is_main
     self.path, self.scope = pathlib.Path(path), scope
     self.started: dict[tuple[str, str], tuple[float, int]] = {}
     self.file = self.writer = None
@@ -118,7 +117,7 @@ class MetricsLog:
     self.file = self.path.open("a")
     if tensorboard is not None:
       try:
-        from tensorboardX import SummaryWriter
+        from tensorboardX import SummaryWriter  # the optional `tensorboard` extra, for --tensorboard only
       except ImportError:
         raise ValueError("--tensorboard needs tensorboardX: pip install 'lsc[tensorboard]'") from None
       self.writer = SummaryWriter(str(tensorboard))

@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lsc import checkpoint
+from lsc.autoencoder import Decoder
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.jax_setup import compile_seconds
 from lsc.keys import FINAL_EVAL_SEED, key_record, seed_keys
@@ -142,7 +143,6 @@ def decoder_space(ae, params, codes: np.ndarray, name: str = "latent", start: np
   weights as the space's arrays; the scale is the standard deviation of the dataset's
   codes (N, k), the centre their mean, or `start` (k,) (e.g. the code of the dataset's
   best policy on the task)."""
-  from lsc.autoencoder import Decoder
   codes = np.asarray(codes, np.float32)
   scale = np.maximum(codes.std(axis=0), 1e-6)
   center = codes.mean(axis=0) if start is None else np.asarray(start, np.float32).reshape(ae.latent_dim)

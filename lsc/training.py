@@ -41,12 +41,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig, from_dict, to_dict
 from lsc.distributed import agree, is_multi
 from lsc.autoencoder import (ACTIVATIONS, ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas,
                              make_eval_loss, make_loss_fn)
+from lsc.metrics import min_held_out
 from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
 from lsc.validate import check_finite, check_int, check_memory, check_seed
@@ -136,7 +138,6 @@ class TrainConfig:
 
   def _check_dataset_size(self, n: int) -> None:
     """Refuses a dataset of n policies too small for these settings."""
-    from lsc.metrics import min_held_out
     if n < 2:
       raise ValueError(f"the dataset holds {n} policies; training needs at least 2: raise its size "
                        f"(collect.pool / --pool, collect.keep / --keep)")
@@ -497,7 +498,6 @@ def train(trainer: Trainer, out=None, record_config: dict | None = None,
                      f"{state['best_val']:.4g} is not below the initial {initial_val:.4g}; lower train.lr / --lr "
                      f"(now {config.lr:g}) or raise train.steps / --steps (now {config.steps})")
   if is_multi():  # every process goes on with process 0's parameters (bit-equal where ops are deterministic)
-    from jax.experimental import multihost_utils
     state["best_params"] = multihost_utils.broadcast_one_to_all(state["best_params"])
   timings = elapsed()
   codes = trainer.codes(state["best_params"])

@@ -14,6 +14,8 @@ import os
 import pathlib
 import re
 
+import yaml
+
 SEED_MAX = 2**32 - 1  # JAX keys take 32-bit seeds: larger ones wrap (2**32 is seed 0) or overflow
 
 
@@ -136,7 +138,6 @@ def error_line(error: BaseException) -> str:
 
 def user_errors() -> tuple[type[BaseException], ...]:
   """The exception classes a user's input can cause: one line each, exit code 2."""
-  import yaml
   return (ValueError, OSError, yaml.YAMLError, OverflowError, MemoryError, KeyError)
 
 

@@ -107,7 +107,7 @@ def test_abbreviated_flags_are_refused(capsys):
   with pytest.raises(SystemExit) as exit:
     cli.main(["collect", "--env", "mountain_car", "--k", "10", "--out", "x"])
   assert exit.value.code == 2 and "unrecognized arguments: --k 10" in capsys.readouterr().err
-  from experiments import pipeline
+  from lsc import pipeline
   from experiments.presets import PRESETS
   with pytest.raises(SystemExit) as exit:
     pipeline.main("mountain_car", PRESETS["mountain_car"], ["--preset", "smoke", "--lat", "3"])

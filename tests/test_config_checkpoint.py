@@ -168,7 +168,7 @@ def test_a_field_left_out_of_records_can_still_be_overridden():
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_every_preset_round_trips_as_equal_dataclasses(tmp_path, suffix):
-  from experiments.pipeline import ExperimentConfig
+  from lsc.pipeline import ExperimentConfig
   from experiments.presets import PRESETS
   for env, presets in PRESETS.items():
     for name, make in presets.items():

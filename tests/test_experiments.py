@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import pipeline
+from lsc import pipeline
 from experiments.presets import PRESETS
 from lsc.config import override
 
@@ -155,7 +155,7 @@ def test_latent_cmaes_and_a_strategy_registered_here_run_in_a_pipeline(mc_run, t
   import shutil
   from typing import ClassVar
 
-  from experiments.pipeline import main as pipeline_main
+  from lsc.pipeline import main as pipeline_main
 
   def main(argv):
     return pipeline_main("mountain_car", PRESETS["mountain_car"], argv)

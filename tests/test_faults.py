@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import pipeline
+from lsc import pipeline
 from experiments.presets import PRESETS
 from lsc.config import override
 from lsc import checkpoint, cli, rundir

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import keys
-from experiments.pipeline import validate
+from lsc.pipeline import validate
 from experiments.presets import PRESETS
 from lsc import envs
 from lsc.envs import default_backend, for_worlds, make_env, mjx_impl

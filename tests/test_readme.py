@@ -31,5 +31,7 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
   # what the script says it shows
   np.testing.assert_allclose(scope["centres"], np.tile([1.0, -2.0], (3, 1)), atol=0.2)
   assert scope["found"].final_returns.shape == (2,) and (tmp_path / "runs" / "py" / "ae" / "recovery.json").exists()
-  assert scope["outcome"].method == "latent_cmaes" and (scope["outcome"].final_env_steps <= 50_000).all()
+  outcome = scope["outcome"]  # run in memory: the solutions are in the Outcome, not on disk
+  assert outcome.method == "latent_cmaes" and (outcome.final_env_steps <= 50_000).all()
+  assert outcome.final_thetas.shape == (2, scope["ae"].policy.num_params) and not (tmp_path / "runs" / "py" / "cmaes").exists()
   assert scope["result"].returns.shape == (256, 3) and scope["result"].obs_samples.shape == (256, 32, 11)

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 import pytest
 
-from experiments import pipeline
+from lsc import pipeline
 from experiments.presets import PRESETS
 from lsc import checkpoint, cli
 from lsc.config import EnvConfig, _coerce, override

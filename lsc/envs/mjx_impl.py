@@ -23,6 +23,7 @@ MuJoCo Warp prints a line whenever its solver stops at the model's iteration lim
 pipeline: that warning is switched off; the others stay on.
 """
 
+import copy
 import importlib.util
 from typing import Any
 
@@ -30,6 +31,7 @@ import jax
 import jax.numpy as jnp
 from brax.base import Motion, Transform
 from brax.mjx.base import State
+from mujoco import mjx
 
 WARP_REQUIREMENT = "warp-lang==1.18.0"  # what mujoco-mjx 3.17's `warp` extra pins
 CONTACTS_PER_WORLD = 16  # the MJCFs allow at most 5 colliding geom pairs (halfcheetah) x 2 contacts
@@ -55,7 +57,7 @@ def cuda_available() -> bool:
 
 def check_warp() -> None:
   """Raises RuntimeError with the install command when warp-lang is missing."""
-  from lsc.envs import BRAX_BACKENDS
+  from lsc.envs import BRAX_BACKENDS  # the package above, which loads this module on demand
   if not warp_installed():
     raise RuntimeError(
         "backend 'mjx_warp' runs MuJoCo Warp, which needs warp-lang: pip install -e '.[warp]' "
@@ -66,7 +68,6 @@ def check_warp() -> None:
 
 def _plain_data(state: State):
   """The `mujoco.mjx.Data` inside a Brax MJX state (its fields without Brax's q/qd/x/xd)."""
-  from mujoco import mjx
   return mjx.Data(**{f.name: getattr(state, f.name) for f in mjx.Data.fields()})
 
 
@@ -81,7 +82,6 @@ class MjxPipeline:
   """
 
   def __init__(self, mj_model, impl: str, worlds: int = 1):
-    from mujoco import mjx
     if impl not in ("warp", "jax"):
       raise ValueError(f"impl must be 'warp' or 'jax', got {impl!r}")
     if worlds < 1:
@@ -93,8 +93,8 @@ class MjxPipeline:
     self.model = mjx.put_model(mj_model, impl=impl)
     sizes = {}
     if impl == "warp":
-      import warp
-      from lsc.envs import _QUIET
+      import warp  # warp-lang: the optional `warp` extra, needed on this backend only
+      from lsc.envs import _QUIET  # the package above (see check_warp)
       if _QUIET[0]:  # lsc's commands: no Warp banner and "Module ... load" lines
         warp.config.log_level = max(warp.config.log_level, 30)
       warn = self.model.opt._impl.warn_overflow & ~_ITERATION_CAPS
@@ -119,12 +119,10 @@ class MjxPipeline:
     return data.replace(qpos=jnp.where(dropped, jnp.nan, data.qpos))
 
   def init(self, q: jax.Array, qd: jax.Array) -> State:
-    from mujoco import mjx
     data = mjx.forward(self.model, self.data.replace(qpos=q, qvel=qd))
     return self._brax_state(self._guard(data))
 
   def step(self, state: State, ctrl: jax.Array) -> State:
-    from mujoco import mjx
     data = mjx.step(self.model, _plain_data(state).replace(ctrl=ctrl))
     return self._brax_state(self._guard(data))
 
@@ -153,7 +151,6 @@ class MjxImplEnv:
     already holds as many, or on a backend without a shared contact buffer."""
     if self._mjx_pipeline is None or worlds <= self.worlds:
       return self
-    import copy
     sized = copy.copy(self)
     sized._mjx_pipeline = MjxPipeline(self.sys.mj_model, self._mjx_pipeline.impl, worlds)
     return sized

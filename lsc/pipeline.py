@@ -1,4 +1,5 @@
-"""The whole method on one env, as one resumable pipeline: collect -> train the
+"""The whole method on one env, as one resumable pipeline (`run(config, out)`; the
+command line of `python -m experiments.<env>` is `main`): collect -> train the
 autoencoder -> recovery (with controls) -> for each task, every method of
 `search.methods` (any registered method: `lsc.methods`).
 
@@ -21,6 +22,7 @@ autoencoder's training.png and landscape.png, and summary.md (printed at the end
 
 import argparse
 import dataclasses
+import fnmatch
 import json
 import os
 import pathlib
@@ -28,16 +30,27 @@ import shutil
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from lsc import jsonfile
-from lsc.dataset import CollectConfig
+from lsc import checkpoint, distributed, faults, jsonfile, rundir
+from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
+from lsc.config import override, read_settings, to_dict
+from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
+from lsc.distributed import barrier, on_main
+from lsc.envs import default_backend
+from lsc.evaluation import LOCOMOTION_ENVS, EvalProtocol, evaluate
 from lsc.keys import FINAL_EVAL_SEED, START_SEED
-from lsc.methods import MethodConfigs, check_can_run, default_backend_for, get_method, names
+from lsc.methods import MethodConfigs, check_can_run, default_backend_for, get_method, load_outcome, names, run_method
 from lsc.metrics import check_recovery_points
-from lsc.tasks import get_task
-from lsc.training import TrainConfig
-from lsc.validate import check_int, check_seed, integer
+from lsc.novelty import KERNEL_VERSION
+from lsc.plots import plot_curves
+from lsc.progress import METRICS, Bars, MetricsLog, tee
+from lsc.search import decoder_space, identity_space
+from lsc.tasks import fingerprint, get_task, task_index, task_names
+from lsc.training import TrainConfig, load_autoencoder
+from lsc.validate import check_int, check_seed, debug_wanted, error_line, integer, user_errors
 
 
 # Where latent PGPE starts: `mean` the mean code; `best` the code of the dataset policy
@@ -152,7 +165,6 @@ def validate(config: ExperimentConfig):
 
 
 def _plain(config) -> dict:
-  from lsc.config import to_dict
   return to_dict(config)
 
 
@@ -194,7 +206,6 @@ class Stages:
 
   @staticmethod
   def _write_marker(directory: pathlib.Path, marker: dict) -> None:
-    from lsc.distributed import on_main
 
     def write():
       tmp = directory / f".stage.json.tmp-{os.getpid()}"
@@ -206,14 +217,12 @@ class Stages:
     """Removes what killed removals and writes left beside any stage of `out` (`.<stage>.old-*`,
     `.<stage>.tmp-*`; a dead process's only), not only beside the stages this run reaches:
     a later run with other tasks or methods would never clean them.  Returns them."""
-    from lsc import checkpoint
-    from lsc.distributed import on_main
 
     def clean():  # on process 0 alone: one barrier, whatever each process sees
       removed = []
       for parent in (self.out, self.out / "search"):
-        names = {checkpoint.is_staging(e.name) for e in parent.iterdir()} - {None} if parent.is_dir() else set()
-        for name in sorted(names):
+        staged = {checkpoint.is_staging(e.name) for e in parent.iterdir()} - {None} if parent.is_dir() else set()
+        for name in sorted(staged):
           removed += checkpoint.clean_staging(parent / name)
       return removed
     return on_main(clean) or []
@@ -222,8 +231,6 @@ class Stages:
     """Removes a stage's directory, crash-safe: one rename moves it aside, to the hidden
     `.<name>.old-<pid>-<hex8>`, then that is deleted; a kill leaves the whole stage or
     that leftover, which the next run deletes (`lsc.checkpoint.clean_staging`)."""
-    from lsc import faults
-    from lsc.distributed import barrier, on_main
     barrier("stage remove")  # every process has read what is removed
 
     def remove():
@@ -238,9 +245,6 @@ class Stages:
     """True if `directory` holds nothing but what a stage writes, whole, damaged or
     partly deleted: its files, artifacts holding only the names lsc writes at the top
     of one, its phases' directories holding the same, and lsc's temporaries."""
-    import fnmatch
-
-    from lsc import checkpoint
     for entry in directory.iterdir():
       name = entry.name
       if entry.is_symlink():
@@ -259,7 +263,6 @@ class Stages:
   @staticmethod
   def _files(directory: pathlib.Path) -> dict[str, str]:
     """{entry: checksum} of what a stage wrote: an artifact's digest, a file's SHA-256."""
-    from lsc import checkpoint
     found = {}
     for entry in sorted(directory.iterdir()):
       if entry.name == "stage.json" or entry.name.startswith("."):
@@ -275,7 +278,6 @@ class Stages:
   @staticmethod
   def _check(directory: pathlib.Path, files: dict[str, str]) -> str | None:
     """What is wrong with a complete stage's files, or None."""
-    from lsc import checkpoint
     for name, want in files.items():
       entry = directory / name
       if not entry.exists():
@@ -293,7 +295,6 @@ class Stages:
 
   def _start(self, directory: pathlib.Path, key: dict) -> None:
     """Creates the stage's directory with an incomplete marker holding `key`."""
-    from lsc.distributed import barrier
     barrier("stage start")  # every process has read the old marker
     directory.mkdir(parents=True, exist_ok=True)
     self._write_marker(directory, {"key": key, "complete": False})
@@ -307,12 +308,10 @@ class Stages:
     """compute(directory) runs (or resumes) the stage into `directory`; load(directory)
     reads a finished one.  The stage is reused when its marker holds `key` and says it
     is complete and its files pass their checksums."""
-    from lsc import checkpoint, faults
     directory = self.out / name
     if self.metrics is not None:
       self.metrics.scope = name
     key = json.loads(json.dumps({**key, "versions": checkpoint.versions()}))
-    from lsc.distributed import barrier, on_main
     barrier(f"stage {name}")  # every process reads the same marker
     on_main(checkpoint.clean_staging, directory)  # what a removal killed midway left
     marker = self._read_marker(directory)
@@ -361,11 +360,8 @@ def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard:
   `progress_fn` (see `lsc.progress`) the progress inside each stage, which also goes to
   out/metrics.jsonl (scope: the stage's name) and, with `tensorboard`, to TensorBoard
   event files in out/tensorboard."""
-  from lsc import rundir
-  from lsc.tasks import task_names
 
   collect_config = validate(config)  # every setting, before any env is built
-  from lsc.envs import default_backend
   usual = default_backend(collect_config.env.name)
   if config.collect.env.backend is None and collect_config.env.backend != usual:
     log(f"note: backend {collect_config.env.backend}, not {usual}: the RL baselines cannot train on "
@@ -375,7 +371,6 @@ def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard:
   policy = collect_config.policy.build(env)
   tasks = config.tasks or task_names(env.name)
   out = rundir.claim(out, "pipeline")
-  from lsc.progress import METRICS, MetricsLog, tee
   with rundir.lock(out), MetricsLog(out / METRICS, out / "tensorboard" if tensorboard else None) as metrics:
     return _run_stages(config, collect_config, env, policy, tasks, out, log, tee(progress_fn, metrics), metrics)
 
@@ -383,22 +378,11 @@ def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard:
 def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, out: pathlib.Path, log,
                 progress_fn, metrics) -> dict:
   """The stages of `run`, inside its lock on `out`."""
-  from lsc import checkpoint
-  from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
-  from lsc.dataset import collect, load_dataset, save_dataset
-  from lsc.evaluation import EvalProtocol
-  from lsc.methods import load_outcome, run_method
-  from lsc.plots import plot_curves
-  from lsc.search import decoder_space, identity_space
-  from lsc.tasks import task_names
-  from lsc.training import load_autoencoder
   stages = Stages(out, log, metrics)
   stages.clean_leftovers()
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
 
   # stage 1-2: the dataset
-  from lsc.novelty import KERNEL_VERSION
-  from lsc.tasks import fingerprint
   rewards = fingerprint(env.name)  # the task formulas: a stage computed under other rewards is not reused
   data_config = {"collect": _plain(collect_config), "rewards": rewards, "novelty_kernel": KERNEL_VERSION}
   log(f"[1/3] dataset: pool {collect_config.pool}, keep {collect_config.keep}")
@@ -466,7 +450,6 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
     plot_curves({m: (np.asarray(o["env_steps"], float), np.asarray(o["returns"], float))
                  for m, o in curves[task].items()}, out / f"curves_{task}.png", f"{env.name} {task}")
 
-  from lsc.distributed import on_main
   for name in ("training.png", "landscape.png"):
     if (out / "autoencoder" / name).exists():
       on_main(shutil.copy, out / "autoencoder" / name, out / name)
@@ -491,10 +474,7 @@ def best_decoded_start(env, policy, ae, params, codes, dataset, task: str, setti
   the best collected return on `task`, decoded from their codes and evaluated over
   `settings.start_episodes` episodes (seed START_SEED); returns {"row": the winner's
   dataset row, "return", "rows", "returns": every candidate's, "spent": env steps}."""
-  import jax.numpy as jnp
 
-  from lsc.evaluation import EvalProtocol, evaluate
-  from lsc.tasks import task_index
   column = task_index(env.name, task)
   rows = np.argsort(-np.asarray(dataset.returns)[:, column])[:settings.start_candidates]
   decoded = ae.decode(params, jnp.asarray(codes[rows]))
@@ -509,8 +489,6 @@ def best_dataset_policies(env, policy, dataset, tasks, protocol) -> dict:
   """Per task, the `Dataset` policy with the best collected return, re-evaluated under
   `protocol` (fresh keys: the collection's own returns are a maximum over noisy
   estimates): {task: {"index", "collected", "return"[, "distance"]}}."""
-  from lsc.evaluation import LOCOMOTION_ENVS, evaluate
-  from lsc.tasks import task_index
   columns = [task_index(env.name, t) for t in tasks]
   rows = [int(np.argmax(dataset.returns[:, c])) for c in columns]
   thetas = np.asarray(dataset.thetas[rows], np.float32)
@@ -525,7 +503,6 @@ def best_dataset_policies(env, policy, dataset, tasks, protocol) -> dict:
 
 
 def _device() -> str:
-  import jax
   return f"{jax.default_backend()}: {jax.devices()[0].device_kind} x{jax.device_count()}"
 
 
@@ -576,12 +553,9 @@ def main(env_name: str, presets: dict, argv=None) -> int:
   p.add_argument("--tensorboard", action="store_true",
                  help="also write TensorBoard event files to OUT/tensorboard (needs the tensorboard extra)")
   p.add_argument("--debug", action="store_true", help="show the traceback of an error (or set LSC_DEBUG=1)")
-  from lsc import distributed
   distributed.add_arguments(p)
   args = p.parse_args(argv)
 
-  from lsc.progress import Bars
-  from lsc.validate import debug_wanted, error_line, user_errors
   distributed.setup_command_line(p, args)
 
   try:
@@ -607,7 +581,6 @@ def main(env_name: str, presets: dict, argv=None) -> int:
 def configure(config: ExperimentConfig, args) -> ExperimentConfig:
   """`config` with the command line's settings applied (`lsc.config.override`, the one
   override path): --config's file, then --set's KEY=VALUE items, then the flags."""
-  from lsc.config import override, read_settings
   if args.config:
     try:
       config = override(config, read_settings(args.config))
