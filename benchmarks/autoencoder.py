@@ -77,13 +77,13 @@ def parse_args(argv):
 
 
 def parse_cases(text: str) -> list[tuple[str, str]]:
-  from lsc.envs import ENV_SIZES
+  from lsc.envs import env_names
   from lsc.policy import PRESETS
   cases = []
   for item in text.split(","):
     env_name, _, preset = item.strip().partition(":")
-    if env_name not in ENV_SIZES or preset not in PRESETS:
-      raise SystemExit(f"bad case {item!r}: want env:preset with env in {', '.join(ENV_SIZES)} "
+    if env_name not in env_names() or preset not in PRESETS:
+      raise SystemExit(f"bad case {item!r}: want env:preset with env in {', '.join(env_names())} "
                        f"and preset in {', '.join(PRESETS)}")
     cases.append((env_name, preset))
   return cases
@@ -193,13 +193,14 @@ def main(argv=None) -> int:
   import jax
   from benchmarks.common import machine, write
   from lsc.autoencoder import Autoencoder
-  from lsc.envs import ENV_SIZES
+  from lsc.envs import get_env_spec
   from lsc.policy import MLPPolicy, preset_hidden
 
   rows = []
   torch_info = None
   for env_name, preset in cases:
-    obs_size, action_size = ENV_SIZES[env_name]
+    spec = get_env_spec(env_name)
+    obs_size, action_size = spec.observation_size, spec.action_size
     policy = MLPPolicy(obs_size, action_size, preset_hidden(env_name, preset))
     ae = Autoencoder(policy, args.latent_dim, (args.width,), (args.width,))
     thetas, states = make_data(policy, args, args.seed)

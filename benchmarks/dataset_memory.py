@@ -72,11 +72,13 @@ def datasets(args, size: int) -> dict:
   from lsc import checkpoint
   from lsc.config import EnvConfig, PolicyConfig
   from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
+  from lsc.envs import get_env_spec
   from lsc.evaluation import PoolMembers
   root = pathlib.Path(args.out) / f"{args.env}-{args.policy}-{size}"
   paths = {"parameters": root / "parameters", "indices": root / "indices"}
   if not checkpoint.is_artifact(paths["parameters"]):
-    config = CollectConfig(EnvConfig(args.env), PolicyConfig(args.policy, normalize_obs=args.env == "mountain_car"),
+    bounded = get_env_spec(args.env).obs_bounds is not None
+    config = CollectConfig(EnvConfig(args.env), PolicyConfig(args.policy, normalize_obs=bounded),
                            pool=2 * size, keep=0.5, eval_episodes=1, n_random=1)
     start = time.perf_counter()
     save_dataset(paths["parameters"], collect(config))

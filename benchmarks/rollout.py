@@ -78,7 +78,7 @@ def main(argv=None):
   import jax.numpy as jnp
 
   from benchmarks.common import best_time, machine, write
-  from lsc.envs import default_backend, make_env
+  from lsc.envs import BRAX_BACKENDS, default_backend, get_env_spec, make_env
   from lsc.policy import make_policy, pool_thetas
   from lsc.rollout import rollout_fn
 
@@ -112,11 +112,11 @@ def main(argv=None):
 
   gym_rates = {}
   for name in args.envs.split(","):
-    presets = ("small", "medium", "large") if name == "mountain_car" else ("medium",)
-    backends = args.backends.split(",") if (args.backends and name != "mountain_car") else [default_backend(name)]
+    brax = get_env_spec(name).backends == BRAX_BACKENDS  # --backends, --brax-steps: theirs; every preset otherwise
+    presets = ("medium",) if brax else ("small", "medium", "large")
+    backends = args.backends.split(",") if (args.backends and brax) else [default_backend(name)]
     for backend in backends:
-      env = make_env(name, backend=backend,
-                     episode_length=None if name == "mountain_car" else args.brax_steps)
+      env = make_env(name, backend=backend, episode_length=args.brax_steps if brax else None)
       for n in sizes:
         if backend.startswith("mjx") and info["jax_platform"] == "cpu" and n > args.mjx_max_n:
           continue

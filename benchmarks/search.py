@@ -98,22 +98,24 @@ def main(argv=None) -> int:
   use_cpu_cores(args.host_devices or None)
   enable_compilation_cache()
   from benchmarks.common import machine, markdown_table, write
-  from lsc.envs import make_env
+  from lsc.envs import BRAX_BACKENDS, get_env_spec, make_env
   from lsc.policy import make_policy
   from lsc.search import Search, linear_space
   from lsc.strategies import PGPEConfig
+  from lsc.tasks import task_names
   import jax
 
   rows = []
   for env_name in args.envs.split(","):
-    length = args.episode_length or (999 if env_name == "mountain_car" else 200)
+    spec = get_env_spec(env_name)
+    length = args.episode_length or (200 if spec.backends == BRAX_BACKENDS else spec.episode_length)
     env = make_env(env_name, episode_length=length)
     policy = make_policy(env, args.policy)
     space = linear_space(policy, args.latent_dim)
     for pop in (int(p) for p in args.pops.split(",")):
       config = PGPEConfig(population=pop, episodes=args.episodes)
       budget = pop * args.episodes * length * (args.generations + 1)
-      search = Search(env, policy, space, env.name == "mountain_car" and "goal" or "forward", config,
+      search = Search(env, policy, space, task_names(env_name)[0], config,  # goal, forward
                       budget=budget, generations_per_chunk=args.generations)
       c_compile, c_run, steps = compiled_scan(search, args.generations)
       l_compile, l_run, _ = python_loop(search, args.generations)

@@ -48,7 +48,6 @@ from lsc import jsonfile
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 FRACTION = 0.9
-FINE_TUNING_ENVS = ("mountain_car", "reacher")  # the paper's 8 fine-tuning tasks; the rest: locomotion
 ACCOUNTINGS = ("none", "shared", "full")  # collection steps charged to a latent method: see the docstring
 
 
@@ -153,6 +152,13 @@ def _cell(steps: dict, reached: int, seeds: int) -> str:
   return f"{steps['mean'] / 1e3:,.0f}k{ci_text} ({reached}/{seeds})"
 
 
+def locomotion(env_name: str) -> bool:
+  """Whether `env_name` is a locomotion env (its spec's `locomotion`: hopper, halfcheetah);
+  the others hold the paper's 8 fine-tuning tasks (mountain_car, reacher)."""
+  from lsc.envs import get_env_spec
+  return get_env_spec(env_name).locomotion
+
+
 def _method_order(rows: list[dict]) -> list[str]:
   """The methods of the rows in the registry's order (latent methods first), then any
   others by name."""
@@ -179,8 +185,10 @@ def markdown(rows: list[dict], command: str) -> str:
     lines.append(f"| {r['env']} | {r['task']} | {r['threshold']:.2f} | " + " | ".join(cells) + " | "
                  + " | ".join(r["fastest"][a] or "-" for a in ACCOUNTINGS) + " |")
   lines.append("")
-  for group, members in (("fine-tuning (mountain_car, reacher)", [r for r in rows if r["env"] in FINE_TUNING_ENVS]),
-                         ("locomotion", [r for r in rows if r["env"] not in FINE_TUNING_ENVS])):
+  from lsc.envs import env_names
+  fine_tuning = ", ".join(e for e in env_names() if not locomotion(e))
+  for group, members in ((f"fine-tuning ({fine_tuning})", [r for r in rows if not locomotion(r["env"])]),
+                         ("locomotion", [r for r in rows if locomotion(r["env"])])):
     if members:
       lines.append(f"- {group} tasks: " + first_counts(members))
   lines += ["", "Collection steps charged per task (`shared`: once per env, divided by its tasks; `full`: "

@@ -2,8 +2,9 @@
 
 Stages (see the README): random pool -> novelty-filtered dataset -> behaviour
 autoencoder -> latent search.  The public API is importable from `lsc` itself (loaded on
-first use, so `import lsc` is quick); the modules behind it: environments and tasks
-(`lsc.envs`, `lsc.tasks`), flat-vector MLP policies (`lsc.policy`), population rollouts
+first use, so `import lsc` is quick); the modules behind it: environments, their
+registry (`lsc.envs`, `lsc.envs.registry`: `register_env(EnvSpec(...))` adds one) and
+tasks (`lsc.tasks`), flat-vector MLP policies (`lsc.policy`), population rollouts
 (`lsc.rollout`), the evaluation protocol (`lsc.evaluation`), kNN novelty and the dataset
 stage (`lsc.novelty`, `lsc.dataset`), the behaviour autoencoder and its training
 (`lsc.autoencoder`, `lsc.training`, `lsc.compression`, `lsc.metrics`), evolution
@@ -21,7 +22,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "lsc.envs": ("make_env", "ENV_NAMES"),
+    "lsc.envs": ("make_env", "register_env", "EnvSpec", "get_env_spec", "env_names"),
     "lsc.tasks": ("task_names",),
     "lsc.policy": ("make_policy", "MLPPolicy"),
     "lsc.config": ("EnvConfig", "PolicyConfig"),

@@ -70,7 +70,7 @@ from brax.training.agents.sac import train as sac
 
 from lsc import checkpoint, td3
 from lsc.compat import ensure_device_put_replicated
-from lsc.envs import ENV_SIZES
+from lsc.envs import get_env_spec
 from lsc.evaluation import EvalProtocol
 from lsc.methods import check_can_run
 from lsc.progress import ProgressFn
@@ -200,9 +200,9 @@ def make_inference(method: str, env, config: PPOConfig | SACConfig) -> Callable:
   train()); `make_policy(result.params, deterministic=True)` is the final policy,
   `policy(obs (..., O), key) -> (action (..., A), extras)`."""
   normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
-  obs_size, action_size = ENV_SIZES[env.name]
+  spec = get_env_spec(env.name)
   networks = _network_factory(check_method(method), config)(
-      observation_size=obs_size, action_size=action_size, preprocess_observations_fn=normalize)
+      observation_size=spec.observation_size, action_size=spec.action_size, preprocess_observations_fn=normalize)
   if method == "ppo":
     return ppo_networks.make_inference_fn(networks)
   if method == "sac":
@@ -234,7 +234,7 @@ def make_evaluator(env, task: str, make_policy: Callable) -> Callable:
   (pass `protocol.episode_keys()`).  vmap over episodes of `lsc.rollout.make_episode_fn`
   (a lax.scan over `env.episode_length` steps with a done-mask)."""
   column = task_index(env.name, task)
-  episode = make_episode_fn(env, _BraxPolicy(ENV_SIZES[env.name][0], make_policy), n_samples=0)
+  episode = make_episode_fn(env, _BraxPolicy(get_env_spec(env.name).observation_size, make_policy), n_samples=0)
 
   @jax.jit
   def evaluate(params, keys):
@@ -407,8 +407,9 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   n_devices = devices_to_use(env, config)
   report = None if progress_fn is None else (lambda steps, value: progress_fn(method, steps, budget, {"return": value}))
   curve = _Curve(env, task, protocol, report)
+  spec = get_env_spec(env.name)
   common = dict(episode_length=env.episode_length, action_repeat=1,
-                eval_env=_NullEnv(*ENV_SIZES[env.name]), num_eval_envs=1)
+                eval_env=_NullEnv(spec.observation_size, spec.action_size), num_eval_envs=1)
   start = time.perf_counter()
   if method in RESUMABLE:
     params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), curve, method, task,

@@ -22,7 +22,7 @@ from lsc.compression import recovery_table
 from lsc.config import EnvConfig, PolicyConfig, assignments, flatten, from_dict, override, section_settings, to_dict
 from lsc.dataset import KIND, CollectConfig, save_dataset, training_inputs
 from lsc.distributed import on_main
-from lsc.envs import DEFAULT_EPISODE_LENGTH, ENV_NAMES, ENV_SIZES, default_backend, valid_backends
+from lsc.envs import default_backend, env_names, get_env_spec
 from lsc.evaluation import EvalProtocol, evaluate_pool
 from lsc.jax_setup import setup_command_line
 from lsc.keys import FINAL_EVAL_SEED, POOL_EVAL_SEED
@@ -32,7 +32,7 @@ from lsc.plots import plot_curves
 from lsc.policy import PRESETS, MLPPolicy, preset_hidden
 from lsc.progress import METRICS, Bars, MetricsLog, tee
 from lsc.search import decoder_space, identity_space, linear_space
-from lsc.tasks import TASKS, get_task, task_names
+from lsc.tasks import get_task, task_names
 from lsc.training import TrainConfig, load_autoencoder
 from lsc.validate import check_memory, check_seed, debug_wanted, error_line, integer, user_errors
 
@@ -80,15 +80,16 @@ def _progress(args, out: pathlib.Path | None):
 
 
 def cmd_envs(args) -> int:
-  for name in ENV_NAMES:
-    obs, act = ENV_SIZES[name]
-    print(f"{name}: obs {obs}, action {act}, episode_length {DEFAULT_EPISODE_LENGTH[name]}, "
-          f"backends {'/'.join(valid_backends(name))} (default here: {default_backend(name)})")
+  for name in env_names():
+    spec = get_env_spec(name)
+    obs, act = spec.observation_size, spec.action_size
+    print(f"{name}: obs {obs}, action {act}, episode_length {spec.episode_length}, "
+          f"backends {'/'.join(spec.backends)} (default here: {default_backend(name)})")
     for preset in PRESETS:
       hidden = preset_hidden(name, preset)
       print(f"  policy {preset:<6} hidden {list(hidden)!s:<11} "
             f"{MLPPolicy(obs, act, hidden).num_params:>7} params")
-    for task in TASKS[name]:
+    for task in spec.tasks:
       print(f"  task {task.name:<9} {' '.join(task.doc.split())}")
   return 0
 

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from lsc.envs import DEFAULT_EPISODE_LENGTH, ENV_SIZES, check_env_name, default_backend, make_env, obs_normalization
+from lsc.envs import default_backend, get_env_spec, make_env, obs_normalization
 from lsc.policy import MLPPolicy, make_policy, preset_hidden
 from lsc.validate import check_int, parse_number
 
@@ -31,11 +31,11 @@ class EnvConfig:
 
   def resolved(self) -> "EnvConfig":
     """The same config with defaults filled in (what artifacts record)."""
-    check_env_name(self.name)
+    spec = get_env_spec(self.name)
     if self.episode_length is not None:  # 0 is refused, not read as "the default"
       check_int("episode_length", self.episode_length, low=1)
     return EnvConfig(self.name, self.backend or default_backend(self.name),
-                     DEFAULT_EPISODE_LENGTH[self.name] if self.episode_length is None else self.episode_length)
+                     spec.episode_length if self.episode_length is None else self.episode_length)
 
   def build(self):
     return make_env(self.name, backend=self.backend, episode_length=self.episode_length)
@@ -59,8 +59,8 @@ class PolicyConfig:
 
   def num_params(self, env_name: str) -> int:
     """Parameters of this policy on env `env_name`, known without building the env."""
-    obs, act = ENV_SIZES[check_env_name(env_name)]
-    return MLPPolicy(obs, act, self.resolved(env_name).hidden).num_params
+    spec = get_env_spec(env_name)
+    return MLPPolicy(spec.observation_size, spec.action_size, self.resolved(env_name).hidden).num_params
 
   def build(self, env) -> MLPPolicy:
     return make_policy(env, self.preset, self.hidden, activation=self.activation,

@@ -9,10 +9,12 @@ iterated novelty search (`lsc.novelty_search`, reward-free, no env steps) goes o
 those members before the evaluation; the dataset's record says which source made it.
 
 Probe states (`probe`):
-  `uniform`  uniform inside the env's observation bounds (mountain_car's default;
-             the Brax envs have unbounded state spaces, so they cannot use it)
+  `uniform`  uniform inside the env's observation bounds (`EnvSpec.obs_bounds`;
+             mountain_car's default; the Brax envs have unbounded state spaces, so
+             they cannot use it)
   `rollout`  states visited by rollouts of `probe_policies` random policies of a
              separate pool (the Brax envs' default)
+An env's spec names its default (`EnvSpec.probe`).
 """
 
 import dataclasses
@@ -36,16 +38,11 @@ from lsc.novelty_search import Archive, novelty_search
 from lsc.policy import MAX_PARAMETER_SCALE, MLPPolicy, check_parameters, descriptors, member_key
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
-from lsc.envs import ENV_SIZES, valid_backends
+from lsc.envs import PROBE_MODES, get_env_spec
 from lsc.validate import check_finite, check_int, check_memory, check_seed
 
-PROBE_MODES = ("uniform", "rollout")
 STORES = ("parameters", "indices")
 KIND = "dataset"
-
-
-def default_probe(env_name: str) -> str:
-  return "uniform" if env_name == "mountain_car" else "rollout"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +53,7 @@ class CollectConfig:
   pool: int = 10_000
   keep: float = 0.1
   n_neighbors: int = 10
-  probe: str | None = None  # None: default_probe(env)
+  probe: str | None = None  # PROBE_MODES; None: the env's (`EnvSpec.probe`)
   n_probe: int = 256
   probe_policies: int = 64
   seed: int = 0
@@ -86,9 +83,9 @@ class CollectConfig:
   def policy_shape(self) -> MLPPolicy:
     """The policy this config collects, known without building the env (ValueError for an
     unknown activation, init scheme or width)."""
-    obs, act = ENV_SIZES[self.env.name]
+    spec = get_env_spec(self.env.name)
     policy = self.policy.resolved(self.env.name)
-    return MLPPolicy(obs, act, policy.hidden, policy.activation, policy.init_scheme)
+    return MLPPolicy(spec.observation_size, spec.action_size, policy.hidden, policy.activation, policy.init_scheme)
 
   def training_inputs(self) -> dict:
     """What `TrainConfig.check` can check a training on this dataset against, known
@@ -101,16 +98,17 @@ class CollectConfig:
   def resolved(self) -> "CollectConfig":
     """Defaults filled in and every field checked; ValueError names the bad value."""
     env = self.env.resolved()
-    if env.backend not in valid_backends(env.name):
-      raise ValueError(f"unknown backend {env.backend!r} for {env.name}; valid: {', '.join(valid_backends(env.name))}")
+    spec = get_env_spec(env.name)
+    if env.backend not in spec.backends:
+      raise ValueError(f"unknown backend {env.backend!r} for {env.name}; valid: {', '.join(spec.backends)}")
     if not isinstance(self.policy, PolicyConfig):
       raise ValueError(f"policy must be a policy config (preset, hidden, ...), got {self.policy!r}")
     policy = self.policy.resolved(env.name)
     self.policy_shape()  # activation, init, widths
-    probe = self.probe or default_probe(env.name)
+    probe = self.probe or spec.probe
     if probe not in PROBE_MODES:
       raise ValueError(f"unknown probe mode {probe!r}; valid modes: {', '.join(PROBE_MODES)}")
-    if probe == "uniform" and env.name != "mountain_car":
+    if probe == "uniform" and spec.obs_bounds is None:
       raise ValueError(f"probe mode 'uniform' needs observation bounds, which {env.name} lacks; use 'rollout'")
     for name in ("pool", "n_neighbors", "n_probe", "probe_policies", "visited_per_episode", "eval_episodes"):
       check_int(name, getattr(self, name))
@@ -206,8 +204,8 @@ def collect_memory(config: CollectConfig) -> tuple[int, str]:
 
 
 def uniform_probe_states(env, m: int, key: jax.Array) -> np.ndarray:
-  """m states uniform inside the env's observation bounds (env.obs_low/obs_high): (m, O)."""
-  low, high = np.asarray(env.obs_low), np.asarray(env.obs_high)
+  """m states uniform inside the env's observation bounds (`EnvSpec.obs_bounds`): (m, O)."""
+  low, high = (np.asarray(b, np.float32) for b in get_env_spec(env.name).obs_bounds)
   return np.asarray(jax.random.uniform(key, (m, len(low)), jnp.float32, low, high))
 
 

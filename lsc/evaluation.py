@@ -150,5 +150,3 @@ def evaluate_pool(env, policy: MLPPolicy, seed: int, size: int,
     raise ValueError(f"pool size must be >= 1, got {size}")
   return evaluate_members(env, policy, seed, np.arange(size), protocol, **kwargs)
 
-
-LOCOMOTION_ENVS = ("hopper", "halfcheetah")  # Brax envs whose torso (body 0) moves along x: distances are reported

@@ -35,8 +35,8 @@ import numpy as np
 
 from lsc import checkpoint, distributed, jsonfile
 from lsc.config import from_dict, to_dict
-from lsc.envs import default_backend, import_quietly
-from lsc.evaluation import LOCOMOTION_ENVS, EvalProtocol
+from lsc.envs import default_backend, get_env_spec, import_quietly
+from lsc.evaluation import EvalProtocol
 from lsc.keys import PHASE_TWO, seed_keys
 from lsc.policy import MLPPolicy
 from lsc.progress import ProgressFn, register_unit
@@ -219,7 +219,7 @@ class SearchMethod(Method):
                    final_returns=result.final_returns.astype(np.float64), final_env_steps=result.env_steps,
                    timings={"generations": result.generations, **result.timings},
                    final_distance=result.final_displacement.astype(np.float64)
-                   if run.env.name in LOCOMOTION_ENVS else None,
+                   if get_env_spec(run.env.name).locomotion else None,
                    final_z=result.final_z, final_thetas=result.final_thetas).after(run.spent)
 
 

@@ -39,8 +39,8 @@ from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
 from lsc.config import override, read_settings, to_dict
 from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
 from lsc.distributed import barrier, on_main
-from lsc.envs import default_backend
-from lsc.evaluation import LOCOMOTION_ENVS, EvalProtocol, evaluate
+from lsc.envs import default_backend, get_env_spec
+from lsc.evaluation import EvalProtocol, evaluate
 from lsc.keys import FINAL_EVAL_SEED, START_SEED
 from lsc.methods import MethodConfigs, check_can_run, default_backend_for, get_method, load_outcome, names, run_method
 from lsc.metrics import check_recovery_points
@@ -496,7 +496,7 @@ def best_dataset_policies(env, policy, dataset, tasks, protocol) -> dict:
   returns, moved = np.asarray(result.returns), np.asarray(result.displacement).mean(axis=1)
   best = {t: {"index": r, "collected": float(dataset.returns[r, c]), "return": float(returns[i, c])}
           for i, (t, r, c) in enumerate(zip(tasks, rows, columns))}
-  if env.name in LOCOMOTION_ENVS:
+  if get_env_spec(env.name).locomotion:
     for t, distance in zip(tasks, moved):
       best[t]["distance"] = float(distance)
   return best

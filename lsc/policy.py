@@ -15,7 +15,7 @@ Observation normalisation (`obs_shift`, `obs_scale`, optional): the network sees
 (obs - shift) / scale.  On Mountain Car the velocity spans +-0.07 against the position's
 [-1.2, 0.6], so a randomly initialised network all but ignores it, and without
 velocity feedback a policy cannot pump energy: none of 20,000 random medium policies
-reached the goal, 16 did once both inputs were scaled to [-1, 1] (`lsc.envs.OBS_BOUNDS`).
+reached the goal, 16 did once both inputs were scaled to [-1, 1] (its `EnvSpec.obs_bounds`).
 
 Pool member i of seed s is `init(fold_in(key(s), i))`: any member of a pool of 10^6
 can be regenerated from (s, i) without storing the pool (`pool_thetas`).
@@ -28,18 +28,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lsc.envs import obs_normalization
+from lsc.envs import get_env_spec, obs_normalization
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 INITS = ("uniform", "lecun_normal")
-PRESETS = ("small", "medium", "large")
-# Hidden sizes per preset; `small` is the smallest sensible network: one hidden
-# layer of 4 on mountain_car (17 parameters), linear on the Brax envs.
-_PRESET_HIDDEN = {
-    "small": {"mountain_car": (4,), "default": ()},
-    "medium": {"default": (32, 32)},
-    "large": {"default": (400, 300)},
-}
+# Hidden sizes per preset, where an env's spec does not set its own (`EnvSpec.hidden`:
+# mountain_car's small is one hidden layer of 4, 17 parameters); `small` is the smallest
+# sensible network, linear on the Brax envs.
+PRESET_HIDDEN = {"small": (), "medium": (32, 32), "large": (400, 300)}
+PRESETS = tuple(PRESET_HIDDEN)
 
 
 # The largest |theta_i| / s_i (s: the init std, `MLPPolicy.init_std`) a dataset may hold.  A pool
@@ -158,11 +155,15 @@ class MLPPolicy:
 
 
 def preset_hidden(env_name: str, preset: str) -> tuple[int, ...]:
-  """Hidden sizes of `preset` ('small' | 'medium' | 'large') for `env_name`."""
-  if preset not in _PRESET_HIDDEN:
+  """Hidden sizes of `preset` ('small' | 'medium' | 'large') for `env_name`: its spec's
+  own (`EnvSpec.hidden`) where it sets them, else `PRESET_HIDDEN`'s."""
+  if preset not in PRESET_HIDDEN:
     raise ValueError(f"unknown policy preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-  table = _PRESET_HIDDEN[preset]
-  return table.get(env_name, table["default"])
+  own = get_env_spec(env_name).hidden
+  if set(own) - set(PRESETS):
+    raise ValueError(f"env {env_name!r} sets hidden sizes of unknown presets {sorted(set(own) - set(PRESETS))}; "
+                     f"valid presets: {', '.join(PRESETS)}")
+  return tuple(own.get(preset, PRESET_HIDDEN[preset]))
 
 
 def make_policy(env, preset: str | None = "medium", hidden: tuple[int, ...] | None = None,
@@ -170,7 +171,7 @@ def make_policy(env, preset: str | None = "medium", hidden: tuple[int, ...] | No
   """The policy for `env` (any Brax-protocol env with `.name`), from a preset or hidden sizes.
 
   `hidden`, if given, overrides the preset.  `normalize_obs` maps the env's known
-  observation bounds (`lsc.envs.OBS_BOUNDS`) onto [-1, 1] before the first layer; an env
+  observation bounds (`EnvSpec.obs_bounds`) onto [-1, 1] before the first layer; an env
   without known bounds raises ValueError.  Extra kwargs go to MLPPolicy.
   """
   if hidden is None:

@@ -6,8 +6,9 @@ returns, without ever materialising a trajectory:
   lengths      (N, E) int32  steps until termination (episode_length if none)
   obs_samples  (N, E*K, O)   per episode a uniform sample (reservoir) of K observations
                              the policy acted on; short episodes repeat their states
-  displacement (N, E)        how far the agent moved along x until termination
-                             (`lsc.envs.x_position`: the torso on hopper/halfcheetah)
+  displacement (N, E)        how far the agent moved along x until termination (its
+                             spec's `x_position`: the torso on hopper/halfcheetah; 0
+                             on an env without one)
 On device: `vmap` over episodes and policies, `lax.scan` over time with a done-mask (a
 terminated episode is frozen and earns nothing more), `lax.map` over chunks of
 policies (memory O(chunk), not O(N); see `default_chunk_size`), and the population
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lsc.envs import for_worlds, select_state, x_position
+from lsc.envs import for_worlds, get_env_spec, select_state
 from lsc.policy import MLPPolicy, check_finite, check_fits
 from lsc.sharding import chunk_layout, gather, population_mesh, shard_population, spans_processes
 from lsc.tasks import Transition, task_names, task_rewards
@@ -66,17 +67,22 @@ def _xorshift32(x: jax.Array) -> jax.Array:
   return x ^ (x << 5)
 
 
+def _no_position(state) -> jax.Array:
+  return jnp.zeros((), jnp.float32)
+
+
 def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
   """A jit-safe function (theta (P,), key) -> (returns (n_tasks,), length (), samples (K, O),
   displacement ()) for one episode of `env.episode_length` steps."""
   rewards_fn = task_rewards(env.name)
   n_tasks = len(task_names(env.name))
   horizon = env.episode_length
+  x_position = get_env_spec(env.name).x_position or _no_position
 
   def episode(theta, key):
     reset_key, sample_key = jax.random.split(key)
     state = env.reset(reset_key)
-    start = x_position(env, state)
+    start = x_position(state)
     rng = jax.random.bits(sample_key, (), jnp.uint32) | jnp.uint32(1)
     buffer = jnp.zeros((n_samples, policy.obs_size), jnp.float32)
     layers = policy.unflatten(theta)
@@ -105,7 +111,7 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
       slots = jnp.arange(n_samples)
       filled = jnp.minimum(length, n_samples)
       buffer = buffer[jnp.where(slots < filled, slots, slots % filled)]
-    return returns, length, buffer, x_position(env, state) - start  # the state froze at termination
+    return returns, length, buffer, x_position(state) - start  # the state froze at termination
 
   return episode
 

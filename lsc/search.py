@@ -242,7 +242,7 @@ class SearchResult:
   final_z: np.ndarray  # (S, k) final centres
   final_thetas: np.ndarray  # (S, P) their parameters
   final_returns: np.ndarray  # (S,) on fresh evaluation keys (the protocol's seed)
-  final_displacement: np.ndarray  # (S,) how far they moved along x (lsc.envs.x_position), mean over those episodes
+  final_displacement: np.ndarray  # (S,) how far they moved along x (the EnvSpec's x_position), mean over those episodes
   env_steps: np.ndarray  # (S,) charged to each seed
   generations: int  # generations run (every one had a seed with budget left)
   timings: dict

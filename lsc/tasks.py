@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from lsc.envs import check_env_name
+from lsc.envs import get_env_spec
 from lsc.envs import mountain_car as mc
 
 
@@ -46,8 +46,7 @@ RewardFn = Callable[[Transition], jax.Array]
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-  """A named reward function of one environment."""
-  env: str
+  """A named reward function; an env's `EnvSpec.tasks` lists its own."""
   name: str
   reward: RewardFn
 
@@ -143,38 +142,32 @@ def halfcheetah_backflip(t: Transition) -> jax.Array:
   return -t.metrics["pitch_rate"] - t.metrics["ctrl_cost"]
 
 
-TASKS: dict[str, tuple[Task, ...]] = {
-    "mountain_car": (Task("mountain_car", "goal", mountain_car_goal),
-                     Task("mountain_car", "left", mountain_car_left),
-                     Task("mountain_car", "height", mountain_car_height),
-                     Task("mountain_car", "speed", mountain_car_speed)),
-    "reacher": tuple(Task("reacher", f"reach_{q}", _reach(p)) for q, p in REACH_POINTS.items()),
-    "hopper": (Task("hopper", "forward", hopper_forward),
-               Task("hopper", "backward", hopper_backward),
-               Task("hopper", "jump", hopper_jump)),
-    "halfcheetah": (Task("halfcheetah", "forward", halfcheetah_forward),
-                    Task("halfcheetah", "backward", halfcheetah_backward),
-                    Task("halfcheetah", "frontflip", halfcheetah_frontflip),
-                    Task("halfcheetah", "backflip", halfcheetah_backflip)),
-}
+# Each env's tasks, in the order of the columns of its rollout returns; its `EnvSpec`
+# (`lsc.envs.builtin`) holds them.
+MOUNTAIN_CAR_TASKS = (Task("goal", mountain_car_goal), Task("left", mountain_car_left),
+                      Task("height", mountain_car_height), Task("speed", mountain_car_speed))
+REACHER_TASKS = tuple(Task(f"reach_{q}", _reach(p)) for q, p in REACH_POINTS.items())
+HOPPER_TASKS = (Task("forward", hopper_forward), Task("backward", hopper_backward), Task("jump", hopper_jump))
+HALFCHEETAH_TASKS = (Task("forward", halfcheetah_forward), Task("backward", halfcheetah_backward),
+                     Task("frontflip", halfcheetah_frontflip), Task("backflip", halfcheetah_backflip))
 
 
 def fingerprint(env_name: str) -> str:
   """A short hash of env `env_name`'s task names and formulas (their docstrings, which
   state them): part of every pipeline stage's key, so that results computed under
   other rewards are recomputed, never reused."""
-  text = "\n".join(f"{t.name}: {t.doc}" for t in TASKS[check_env_name(env_name)])
+  text = "\n".join(f"{t.name}: {t.doc}" for t in get_env_spec(env_name).tasks)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def task_names(env_name: str) -> tuple[str, ...]:
   """Names of the tasks of `env_name`, in the order of the columns of rollout returns."""
-  return tuple(t.name for t in TASKS[check_env_name(env_name)])
+  return tuple(t.name for t in get_env_spec(env_name).tasks)
 
 
 def get_task(env_name: str, task_name: str) -> Task:
   """The task `task_name` of `env_name`; ValueError listing the valid names otherwise."""
-  for task in TASKS[check_env_name(env_name)]:
+  for task in get_env_spec(env_name).tasks:
     if task.name == task_name:
       return task
   raise ValueError(f"unknown task {task_name!r} for env {env_name!r}; valid tasks: "
@@ -189,7 +182,7 @@ def task_index(env_name: str, task_name: str) -> int:
 
 def task_rewards(env_name: str) -> Callable[[Transition], jax.Array]:
   """A jit-safe function: Transition -> rewards of every task of `env_name`, (n_tasks,)."""
-  tasks = TASKS[check_env_name(env_name)]
+  tasks = get_env_spec(env_name).tasks
 
   def rewards(t: Transition) -> jax.Array:
     return jnp.stack([jnp.asarray(task.reward(t), jnp.float32) for task in tasks])

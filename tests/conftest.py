@@ -13,6 +13,15 @@ use_cpu_cores(2)
 enable_compilation_cache()
 
 
+@pytest.fixture
+def env_registry(monkeypatch):
+  """The env registry (`lsc.envs.registry`) with lsc's envs in it; what a test registers
+  is gone after it."""
+  from lsc.envs import registry
+  monkeypatch.setattr(registry, "_SPECS", dict(registry._specs()))
+  return registry
+
+
 @pytest.fixture(scope="session")
 def mountain_car():
   return make_env("mountain_car")

@@ -14,6 +14,7 @@ import pytest
 
 from lsc import checkpoint
 from lsc.autoencoder import Autoencoder, behaviour_loss, parameter_loss
+from lsc.envs import get_env_spec
 from lsc.evaluation import EvalProtocol
 from lsc.metrics import latent_points, recovery_metrics, recovery_report, wasserstein_1d
 from lsc.policy import MLPPolicy, make_policy, pool_thetas
@@ -73,11 +74,11 @@ def test_encode_decode_shapes_and_scale(mc_policy):
 
 
 @pytest.fixture(scope="module")
-def small_dataset(mountain_car, mc_policy):
+def small_dataset(mc_policy):
   """120 random medium policies with uniform probe states and visited-like states: the
   fields of an `lsc.dataset.Dataset` that training reads."""
   key = jax.random.key(3)
-  low, high = np.asarray(mountain_car.obs_low), np.asarray(mountain_car.obs_high)
+  low, high = (np.asarray(b, np.float32) for b in get_env_spec("mountain_car").obs_bounds)
   probe = np.asarray(jax.random.uniform(key, (64, 2), minval=low, maxval=high))
   visited = np.asarray(jax.random.uniform(jax.random.fold_in(key, 1), (120, 8, 2), minval=low, maxval=high))
   return types.SimpleNamespace(thetas=np.asarray(pool_thetas(mc_policy, 0, jnp.arange(120))), probe_states=probe,

@@ -1,5 +1,6 @@
-"""Env construction, names and sizes, and the quantities tasks read."""
+"""Env construction, the registry of env specs, names and sizes, and the quantities tasks read."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -9,7 +10,10 @@ import numpy as np
 import pytest
 from brax import base
 
-from lsc.envs import ENV_NAMES, ENV_SIZES, default_backend, make_env
+import lsc
+from lsc.config import EnvConfig, PolicyConfig
+from lsc.envs import EnvSpec, default_backend, env_names, get_env_spec, make_env
+from lsc.tasks import task_names
 
 
 def test_unknown_names_raise_listing_the_valid_ones():
@@ -64,11 +68,56 @@ def test_defaults_on_this_machine():
   assert env.backend == expected and env.episode_length == 50
 
 
-@pytest.mark.parametrize("name", ENV_NAMES)
+@pytest.mark.parametrize("name", env_names())
 def test_sizes_and_attributes(name):
   env = make_env(name)
-  assert (env.observation_size, env.action_size) == ENV_SIZES[name]
-  assert env.name == name and env.unwrapped is env
+  spec = get_env_spec(name)
+  assert (env.observation_size, env.action_size) == (spec.observation_size, spec.action_size)
+  assert env.name == name and env.unwrapped is env and env.episode_length == spec.episode_length
+
+
+def test_a_registered_env_is_known_everywhere(env_registry):
+  spec = dataclasses.replace(get_env_spec("mountain_car"), name="car_copy", episode_length=40)
+  assert lsc.register_env(spec) is spec and env_names()[-1] == "car_copy"
+  env = make_env("car_copy")
+  assert env.name == "car_copy" and env.episode_length == 40 and env.backend == "jax"
+  assert env != make_env("mountain_car", episode_length=40)  # its own programs: the name picks the tasks
+  assert task_names("car_copy") == task_names("mountain_car")
+  assert EnvConfig("car_copy").resolved() == EnvConfig("car_copy", "jax", 40)
+  assert PolicyConfig("small").num_params("car_copy") == 17  # mountain_car's own small preset
+  with pytest.raises(ValueError, match="'car_copy' is registered already; pass replace=True"):
+    lsc.register_env(spec)
+  lsc.register_env(dataclasses.replace(spec, episode_length=30), replace=True)
+  assert make_env("car_copy").episode_length == 30
+
+
+def test_unknown_env_lists_the_registered_ones(env_registry):
+  lsc.register_env(dataclasses.replace(get_env_spec("mountain_car"), name="car_copy"))
+  with pytest.raises(ValueError, match="unknown env 'ant'; valid envs: mountain_car, reacher, hopper, halfcheetah, "
+                                       "car_copy"):
+    get_env_spec("ant")
+  with pytest.raises(ValueError, match="valid envs: .*car_copy"):
+    EnvConfig("ant").resolved()
+
+
+def test_env_specs_refuse_what_cannot_be_right():
+  car = get_env_spec("mountain_car")
+  for change, message in [({"name": ""}, "name must be a non-empty string"),
+                          ({"make": "no_colon"}, "make must be 'module:attr' or a callable"),
+                          ({"action_size": 0}, "action_size must be an int >= 1"),
+                          ({"tasks": ()}, "tasks must be a non-empty tuple"),
+                          ({"tasks": car.tasks[:1] * 2}, "task names must be distinct"),
+                          ({"probe": "grid"}, "unknown probe mode 'grid'; valid modes: uniform, rollout"),
+                          ({"obs_bounds": None}, "probe 'uniform' needs obs_bounds"),
+                          ({"obs_bounds": ((0.0,), (1.0,))}, "obs_bounds must be .low, high. of 2 values"),
+                          ({"locomotion": True, "x_position": None}, "a locomotion env needs x_position"),
+                          ({"backends": ("jax", "mjx_warp")}, "contacts_per_world .mjx_warp's contact buffer. must be"),
+                          ({"hidden": {"small": (0,)}}, "hidden sizes of preset 'small' must be ints >= 1")]:
+    with pytest.raises(ValueError, match=message):
+      dataclasses.replace(car, **change)
+  with pytest.raises(TypeError, match="register_env takes an EnvSpec"):
+    lsc.register_env("mountain_car")
+  assert isinstance(car, EnvSpec) and car.locomotion is False and get_env_spec("hopper").locomotion
 
 
 def test_reacher_target_is_fixed_and_hidden_in_plain_sight():

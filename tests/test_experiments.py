@@ -30,7 +30,7 @@ def strict_json(text: str):
   return json.loads(text, parse_constant=refuse)
 
 
-def test_mountain_car_smoke_writes_valid_results(mc_run, monkeypatch):
+def test_mountain_car_smoke_writes_valid_results(mc_run, env_registry):
   results = strict_json((mc_run / "results.json").read_text())
   for name in ("autoencoder/recovery.json", "search/speed_latent_pgpe/outcome.json"):
     strict_json((mc_run / name).read_text())
@@ -60,8 +60,9 @@ def test_mountain_car_smoke_writes_valid_results(mc_run, monkeypatch):
   before = tasks.fingerprint("mountain_car")
   other = lambda t: t.obs[0]
   other.__doc__ = "r = x (another formula)"
-  monkeypatch.setitem(tasks.TASKS, "mountain_car",
-                      (dataclasses.replace(tasks.TASKS["mountain_car"][0], reward=other), *tasks.TASKS["mountain_car"][1:]))
+  spec = env_registry.get_env_spec("mountain_car")
+  env_registry.register_env(dataclasses.replace(spec, tasks=(dataclasses.replace(spec.tasks[0], reward=other),
+                                                             *spec.tasks[1:])), replace=True)
   assert tasks.fingerprint("mountain_car") != before
 
 

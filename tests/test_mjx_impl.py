@@ -48,7 +48,9 @@ def test_mjx_warp_is_chosen_on_cuda_with_warp_and_refused_without_warp(monkeypat
     make_env("hopper", backend="mjx_warp")
   with pytest.raises(ValueError, match="valid backends: jax"):
     make_env("mountain_car", backend="mjx_warp")
-  assert "mjx_warp" in envs.valid_backends("hopper")
+  assert "mjx_warp" in envs.get_env_spec("hopper").backends and envs.get_env_spec("hopper").contacts_per_world == 16
+  with pytest.raises(ValueError, match="impl 'warp' needs contacts_per_world >= 1"):
+    mjx_impl.MjxPipeline(None, "warp")  # its contact buffer's size comes from the env's spec
   spring = make_env("hopper", backend="spring")
   assert for_worlds(spring, 64) is spring and spring.worlds == 1
 

@@ -5,20 +5,21 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lsc.envs import ENV_SIZES
+from lsc.envs import env_names, get_env_spec
 from lsc.policy import MLPPolicy, check_finite, pool_thetas, preset_hidden
 
 
 def preset(env, name, **kw):
-  obs, act = ENV_SIZES[env]
-  return MLPPolicy(obs, act, preset_hidden(env, name), **kw)
+  spec = get_env_spec(env)
+  return MLPPolicy(spec.observation_size, spec.action_size, preset_hidden(env, name), **kw)
 
 
 def test_preset_parameter_counts():
   assert preset("mountain_car", "small").num_params == 17
   assert preset("mountain_car", "medium").num_params == 1185
   assert preset("mountain_car", "large").num_params == 121_801  # the paper's policy
-  for env, (obs, act) in ENV_SIZES.items():
+  for env in env_names():
+    obs, act = get_env_spec(env).observation_size, get_env_spec(env).action_size
     if env != "mountain_car":
       assert preset(env, "small").num_params == obs * act + act  # linear
       assert 10**3 <= preset(env, "medium").num_params < 10**4

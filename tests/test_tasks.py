@@ -9,7 +9,7 @@ import pytest
 
 from lsc import tasks
 from lsc.baselines import TaskReward
-from lsc.envs import ENV_NAMES
+from lsc.envs import env_names
 from lsc.tasks import Transition, get_task, task_names, task_rewards
 
 EXPECTED_TASKS = {
@@ -32,7 +32,7 @@ def reward(env, task, t):
 
 
 def test_registry_lists_every_task_of_the_design():
-  assert set(ENV_NAMES) == set(EXPECTED_TASKS)
+  assert set(env_names()) == set(EXPECTED_TASKS)
   for env, names in EXPECTED_TASKS.items():
     assert task_names(env) == names
     assert all(get_task(env, n).doc for n in names)  # every task states its formula

@@ -1,7 +1,9 @@
 """Environments: `make_env(name, backend=..., episode_length=...)`.
 
-All four follow Brax's `Env` protocol (reset/step on a `State` with Brax's fields), so
-Brax's wrappers and training agents run on them unchanged.  Mountain Car is pure JAX
+An env is one `EnvSpec` in the registry (`lsc.envs.registry`: `register_env`,
+`get_env_spec`, `env_names`), which everything else reads; lsc's four are registered in
+`lsc.envs.builtin`.  All four follow Brax's `Env` protocol (reset/step on a `State`
+with Brax's fields), so Brax's wrappers and training agents run on them unchanged.  Mountain Car is pure JAX
 (`lsc.envs.base`): building it imports neither Brax nor MuJoCo; the Brax envs
 (`lsc.envs.mujoco`) are imported when first built.  Termination belongs to the env;
 the time limit does not: `env.episode_length` is the truncation horizon that rollouts
@@ -26,20 +28,10 @@ import jax
 import jax.numpy as jnp
 
 from lsc.envs.base import Env
+from lsc.envs.registry import PROBE_MODES, EnvSpec, env_names, get_env_spec, register_env
 
-# env name -> (module, class), imported when the env is first built
-_CLASSES = {"mountain_car": ("lsc.envs.mountain_car", "MountainCar"), "reacher": ("lsc.envs.mujoco", "Reacher"),
-            "hopper": ("lsc.envs.mujoco", "Hopper"), "halfcheetah": ("lsc.envs.mujoco", "HalfCheetah")}
-ENV_NAMES = tuple(_CLASSES)
 # mjx_warp: MJX with MuJoCo Warp's kernels (`lsc.envs.mjx_impl`; pip install -e '.[warp]')
 BRAX_BACKENDS = ("mjx", "mjx_warp", "spring", "positional", "generalized")
-# (observation size, action size) of each env, known without building it.
-ENV_SIZES = {"mountain_car": (2, 1), "reacher": (11, 2), "hopper": (11, 3), "halfcheetah": (17, 6)}
-DEFAULT_EPISODE_LENGTH = {"mountain_car": 999, "reacher": 50, "hopper": 1000, "halfcheetah": 1000}
-# (low, high) per observation, where the env bounds them (Gymnasium's MountainCarContinuous
-# observation space); the Brax envs' observations are unbounded.
-OBS_BOUNDS = {"mountain_car": ((-1.2, -0.07), (0.6, 0.07))}
-
 
 _QUIET = [False]  # set by quiet_imports(): entry points only, so tests still see everything
 
@@ -69,78 +61,66 @@ def import_quietly(module: str):
   return importlib.import_module(module)
 
 
-def _env_class(name: str):
-  module, cls = _CLASSES[name]
-  return getattr(import_quietly(module), cls)
+def _constructor(spec: EnvSpec):
+  """`spec.make` as a callable: its "module:attr" imported (quietly) on first use."""
+  if callable(spec.make):
+    return spec.make
+  module, _, attr = spec.make.partition(":")
+  return getattr(import_quietly(module), attr)
 
 
-def check_env_name(name: str) -> str:
-  """Returns `name` if it is a known env, else raises ValueError listing the valid ones."""
-  if name not in _CLASSES:
-    raise ValueError(f"unknown env {name!r}; valid envs: {', '.join(ENV_NAMES)}")
-  return name
-
-
-def valid_backends(name: str) -> tuple[str, ...]:
-  """The physics backends `name` can run on: ('jax',) for mountain_car, Brax's otherwise."""
-  return ("jax",) if check_env_name(name) == "mountain_car" else BRAX_BACKENDS
-
-
-def default_backend(name: str) -> str:
-  """`jax` for mountain_car; for Brax envs `mjx_warp` on an NVIDIA GPU with warp-lang
+def brax_backend() -> str:
+  """The default backend of a Brax env here: `mjx_warp` on an NVIDIA GPU with warp-lang
   installed, `mjx` on other GPUs and TPUs, and `spring` on CPU."""
-  if check_env_name(name) == "mountain_car":
-    return "jax"
   if jax.default_backend() not in ("gpu", "cuda", "rocm", "tpu"):
     return "spring"
   mjx_impl = import_quietly("lsc.envs.mjx_impl")
   return "mjx_warp" if mjx_impl.cuda_available() and mjx_impl.warp_installed() else "mjx"
 
 
+def default_backend(name: str) -> str:
+  """The backend env `name` runs on unless told otherwise: its spec's `choose_backend()`
+  (`brax_backend` for lsc's Brax envs), else its first backend (`jax` for mountain_car)."""
+  spec = get_env_spec(name)
+  return spec.choose_backend() if spec.choose_backend is not None else spec.backends[0]
+
+
 def obs_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
   """(shift, scale) mapping env `name`'s observation bounds onto [-1, 1]: the midpoint
-  and half-width of each coordinate.  ValueError for an env without known bounds."""
-  if check_env_name(name) not in OBS_BOUNDS:
+  and half-width of each coordinate, (O,) each.  ValueError for an env without bounds."""
+  bounds = get_env_spec(name).obs_bounds
+  if bounds is None:
+    bounded = [n for n in env_names() if get_env_spec(n).obs_bounds is not None]
     raise ValueError(f"observation normalisation needs known observation bounds; "
-                     f"envs that have them: {', '.join(OBS_BOUNDS)}")
-  low, high = OBS_BOUNDS[name]
+                     f"envs that have them: {', '.join(bounded)}")
+  low, high = bounds
   return (tuple((h + l) / 2 for l, h in zip(low, high)), tuple((h - l) / 2 for l, h in zip(low, high)))
-
-
-def x_position(env, state) -> jax.Array:
-  """Where the agent is along x, a scalar: the car's position on mountain_car, body 0
-  (the torso of hopper and halfcheetah, the first link of reacher) on the Brax envs."""
-  if env.name == "mountain_car":
-    return state.obs[0]
-  return state.pipeline_state.x.pos[0, 0]
 
 
 def make_env(name: str, backend: str | None = None, episode_length: int | None = None) -> Env:
   """Builds env `name` on `backend` (None: `default_backend(name)`).
 
-  The returned env has `.name`, `.backend` and `.episode_length` (None: the env's
-  default, 999 / 50 / 1000 / 1000).  Raises ValueError for unknown names, backends
-  or a non-positive episode length, before anything is compiled.
+  The returned env has `.name`, `.backend` and `.episode_length` (None: the spec's
+  default, 999 / 50 / 1000 / 1000 for lsc's four).  Raises ValueError for unknown names,
+  backends or a non-positive episode length, before anything is compiled.  On
+  `mjx_warp` the env is built on `mjx` (the MJCF's own parameters) and stepped by
+  MuJoCo Warp, its contact buffer sized by the spec's `contacts_per_world`.
   """
-  check_env_name(name)
+  spec = get_env_spec(name)
   backend = backend or default_backend(name)
-  if backend not in valid_backends(name):
-    raise ValueError(f"unknown backend {backend!r} for env {name!r}; valid backends: "
-                     f"{', '.join(valid_backends(name))}")
-  episode_length = DEFAULT_EPISODE_LENGTH[name] if episode_length is None else int(episode_length)
+  if backend not in spec.backends:
+    raise ValueError(f"unknown backend {backend!r} for env {name!r}; valid backends: {', '.join(spec.backends)}")
+  episode_length = spec.episode_length if episode_length is None else int(episode_length)
   if episode_length < 1:
     raise ValueError(f"episode_length must be >= 1, got {episode_length}")
   if backend == "mjx_warp":
     import_quietly("lsc.envs.mjx_impl").check_warp()  # before anything is built
-  env_class = _env_class(name)
-  if name == "mountain_car":
-    return env_class(episode_length=episode_length)
-  if backend != "mjx_warp":
-    env = env_class(backend=backend)
-  else:  # Brax's mjx system (the MJCF's own parameters), stepped by MuJoCo Warp
-    env = env_class(backend="mjx")
-    env.use_mjx_pipeline(import_quietly("lsc.envs.mjx_impl").MjxPipeline(env.sys.mj_model, "warp"), "mjx_warp")
-  env.episode_length = episode_length
+  env = _constructor(spec)(backend="mjx" if backend == "mjx_warp" else backend, episode_length=episode_length)
+  env.name = spec.name
+  if backend == "mjx_warp":
+    pipeline = import_quietly("lsc.envs.mjx_impl").MjxPipeline(env.sys.mj_model, "warp",
+                                                                contacts_per_world=spec.contacts_per_world)
+    env.use_mjx_pipeline(pipeline, "mjx_warp")
   return env
 
 
@@ -165,6 +145,5 @@ def for_worlds(env, worlds: int):
   return env.for_worlds(worlds) if hasattr(type(env), "for_worlds") else env
 
 
-__all__ = ["ENV_NAMES", "BRAX_BACKENDS", "ENV_SIZES", "DEFAULT_EPISODE_LENGTH", "make_env", "for_worlds", "select_state",
-           "default_backend", "valid_backends", "check_env_name", "x_position", "OBS_BOUNDS",
-           "obs_normalization"]
+__all__ = ["EnvSpec", "register_env", "get_env_spec", "env_names", "PROBE_MODES", "BRAX_BACKENDS", "make_env",
+           "for_worlds", "select_state", "default_backend", "brax_backend", "obs_normalization"]

@@ -23,12 +23,14 @@ class State:
 
 
 class KeyedByConfig:
-  """Equality and hash by what determines an env's compiled programs (its class,
-  backend and episode length), not by object identity: two `make_env` calls with the
-  same settings share every cached rollout and search program."""
+  """Equality and hash by what determines an env's compiled programs (its class, the
+  name it was built under (which picks its tasks), its backend and episode length), not
+  by object identity: two `make_env` calls with the same settings share every cached
+  rollout and search program."""
 
   def config_key(self) -> tuple:
-    return (type(self).__module__, type(self).__qualname__, self.backend, self.episode_length)
+    return (type(self).__module__, type(self).__qualname__, getattr(self, "name", None), self.backend,
+            self.episode_length)
 
   def __eq__(self, other) -> bool:
     return type(other) is type(self) and other.config_key() == self.config_key()

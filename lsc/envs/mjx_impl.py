@@ -9,8 +9,9 @@ is bit-identical to Brax's pipeline (tested), which is how its glue is tested on
 machine without Warp.
 
 Warp keeps one contact buffer for every world of a batched call (its `naconmax`), so a
-pipeline is sized for a number of worlds: `worlds * CONTACTS_PER_WORLD` contacts, where
-`worlds` is the most episodes one vmapped call steps at once (`lsc.rollout` sizes it:
+pipeline is sized for a number of worlds: `worlds * contacts_per_world` contacts (the
+env's `EnvSpec.contacts_per_world`, 16 on lsc's envs), where `worlds` is the most
+episodes one vmapped call steps at once (`lsc.rollout` sizes it:
 `lsc.envs.for_worlds`).  Constraint rows are per world (`njmax`).  Where a buffer
 overflows, MuJoCo Warp drops contacts or constraints and the physics is wrong; here the
 world's positions become NaN instead (for good), so a rollout cannot return such a
@@ -34,7 +35,6 @@ from brax.mjx.base import State
 from mujoco import mjx
 
 WARP_REQUIREMENT = "warp-lang==1.18.0"  # what mujoco-mjx 3.17's `warp` extra pins
-CONTACTS_PER_WORLD = 16  # the MJCFs allow at most 5 colliding geom pairs (halfcheetah) x 2 contacts
 CONSTRAINTS_PER_WORLD = 64  # MuJoCo Warp's default njmax for these models
 # MuJoCo Warp's OverflowType bits: NEFC, NJMAX_NNZ, BROADPHASE, NARROWPHASE, CCD (dropped
 # constraints or contacts), and ITERATIONS, LS_ITERATIONS (the solver's iteration caps).
@@ -73,7 +73,8 @@ def _plain_data(state: State):
 
 class MjxPipeline:
   """Init and step of one MuJoCo model through `mujoco.mjx` with implementation `impl`
-  ('warp' or 'jax'), for batched calls over at most `worlds` worlds.
+  ('warp' or 'jax'), for batched calls over at most `worlds` worlds; on 'warp' their
+  shared buffer holds `worlds * contacts_per_world` contacts.
 
   `init(q (nq,), qd (nv,)) -> State` and `step(state, ctrl (nu,)) -> State` (one physics
   step), each for one world and vmappable, are the functions of Brax's
@@ -81,14 +82,16 @@ class MjxPipeline:
   model's arrays enter a traced program as constants, as a Brax env's `sys` does.
   """
 
-  def __init__(self, mj_model, impl: str, worlds: int = 1):
+  def __init__(self, mj_model, impl: str, worlds: int = 1, contacts_per_world: int | None = None):
     if impl not in ("warp", "jax"):
       raise ValueError(f"impl must be 'warp' or 'jax', got {impl!r}")
     if worlds < 1:
       raise ValueError(f"worlds must be >= 1, got {worlds}")
+    if impl == "warp" and (contacts_per_world is None or contacts_per_world < 1):
+      raise ValueError(f"impl 'warp' needs contacts_per_world >= 1 (its contact buffer), got {contacts_per_world}")
     if impl == "warp":
       check_warp()
-    self.impl, self.worlds = impl, int(worlds)
+    self.impl, self.worlds, self.contacts_per_world = impl, int(worlds), contacts_per_world
     self.body_rootid = mj_model.body_rootid[1:]
     self.model = mjx.put_model(mj_model, impl=impl)
     sizes = {}
@@ -99,7 +102,7 @@ class MjxPipeline:
         warp.config.log_level = max(warp.config.log_level, 30)
       warn = self.model.opt._impl.warn_overflow & ~_ITERATION_CAPS
       self.model = self.model.tree_replace({"opt._impl.warn_overflow": warn})
-      sizes = dict(naconmax=self.worlds * CONTACTS_PER_WORLD, njmax=CONSTRAINTS_PER_WORLD)
+      sizes = dict(naconmax=self.worlds * self.contacts_per_world, njmax=CONSTRAINTS_PER_WORLD)
     self.data = mjx.make_data(mj_model, impl=impl, **sizes)
 
   def _brax_state(self, data) -> State:
@@ -115,7 +118,7 @@ class MjxPipeline:
     overflow flags (which stay set), or more contacts in the batch than its buffer holds."""
     if self.impl != "warp":
       return data
-    dropped = ((data._impl.overflow & _DROPPED) != 0) | (data._impl.nacon > self.worlds * CONTACTS_PER_WORLD)
+    dropped = ((data._impl.overflow & _DROPPED) != 0) | (data._impl.nacon > self.worlds * self.contacts_per_world)
     return data.replace(qpos=jnp.where(dropped, jnp.nan, data.qpos))
 
   def init(self, q: jax.Array, qd: jax.Array) -> State:
@@ -152,7 +155,8 @@ class MjxImplEnv:
     if self._mjx_pipeline is None or worlds <= self.worlds:
       return self
     sized = copy.copy(self)
-    sized._mjx_pipeline = MjxPipeline(self.sys.mj_model, self._mjx_pipeline.impl, worlds)
+    pipeline = self._mjx_pipeline
+    sized._mjx_pipeline = MjxPipeline(self.sys.mj_model, pipeline.impl, worlds, pipeline.contacts_per_world)
     return sized
 
   def config_key(self) -> tuple:

@@ -10,7 +10,6 @@ sets `info['truncation'] = 1`.
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lsc.envs.base import Env, State
 
@@ -29,11 +28,8 @@ class MountainCar(Env):
   step hold `position` and `velocity` of the next state, which `lsc.tasks` reads.
   """
 
-  name = "mountain_car"
-  obs_low = np.array([MIN_POSITION, -MAX_SPEED], np.float32)
-  obs_high = np.array([MAX_POSITION, MAX_SPEED], np.float32)
-
-  def __init__(self, episode_length: int = 999):
+  def __init__(self, backend: str, episode_length: int):
+    """`backend` is "jax", the only one (`lsc.envs.make_env` checks it)."""
     self.episode_length = episode_length
 
   def reset(self, rng: jax.Array) -> State:

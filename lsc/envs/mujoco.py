@@ -17,7 +17,17 @@ from lsc.envs.mjx_impl import MjxImplEnv
 FINGERTIP_OFFSET = 0.11  # fingertip position along the second link (reacher.xml)
 
 
-class Reacher(MjxImplEnv, KeyedByConfig, reacher.Reacher):
+class BraxEnv(MjxImplEnv, KeyedByConfig):
+  """What lsc's Brax envs share: built as `cls(backend=..., episode_length=...)` (the call
+  `lsc.envs.make_env` makes of an `EnvSpec.make`; other keywords go to Brax's env), equal
+  by settings, and steppable through MuJoCo Warp (`MjxImplEnv`)."""
+
+  def __init__(self, backend: str, episode_length: int, **kwargs):
+    super().__init__(backend=backend, **kwargs)
+    self.episode_length = episode_length
+
+
+class Reacher(BraxEnv, reacher.Reacher):
   """Reacher with the target pinned at the origin: obs (11,), action (2,).
 
   Gymnasium's Reacher draws a target and shows it to the policy, which would make
@@ -26,8 +36,6 @@ class Reacher(MjxImplEnv, KeyedByConfig, reacher.Reacher):
   tasks then score the same rollout against four fixed points.
   metrics: `tip_x`, `tip_y` (fingertip, after the step), `ctrl_cost` = |a|^2.
   """
-
-  name = "reacher"
 
   def reset(self, rng: jax.Array) -> State:
     key_q, key_qd = jax.random.split(rng)
@@ -51,15 +59,13 @@ class Reacher(MjxImplEnv, KeyedByConfig, reacher.Reacher):
     return {"tip_x": tip[0], "tip_y": tip[1], "ctrl_cost": jnp.sum(action**2)}
 
 
-class Hopper(MjxImplEnv, KeyedByConfig, hopper.Hopper):
+class Hopper(BraxEnv, hopper.Hopper):
   """Brax's Hopper (Gymnasium Hopper-v5 rewards and termination): obs (11,), action (3,).
 
   metrics added: `z` torso height and `z_velocity` its rate of change (after the
   step), `healthy_reward` (1 while alive; the episode ends when unhealthy),
   `ctrl_cost` = 1e-3 |a|^2.  Brax's `x_velocity` is kept.
   """
-
-  name = "hopper"
 
   def reset(self, rng: jax.Array) -> State:
     state = super().reset(rng)
@@ -79,15 +85,13 @@ class Hopper(MjxImplEnv, KeyedByConfig, hopper.Hopper):
     return state
 
 
-class HalfCheetah(MjxImplEnv, KeyedByConfig, half_cheetah.Halfcheetah):
+class HalfCheetah(BraxEnv, half_cheetah.Halfcheetah):
   """Brax's HalfCheetah (Gymnasium HalfCheetah-v5 rewards): obs (17,), action (6,).
 
   metrics added: `pitch_rate`, the torso's angular velocity about the world y axis
   (positive = nose down, i.e. a front flip for a cheetah facing +x), and
   `ctrl_cost` = 0.1 |a|^2.  Brax's `x_velocity` is kept.  No termination.
   """
-
-  name = "halfcheetah"
 
   def reset(self, rng: jax.Array) -> State:
     state = super().reset(rng)
