@@ -218,7 +218,11 @@ def override(config: C, updates, where: str = "") -> C:
                          f"valid keys{_of(parents[:depth])}: {', '.join(node)}")
       node = node[part]
     if isinstance(node.get(leaf), dict):
-      raise ValueError(f"setting {key!r} is a config section: set its keys, e.g. {key}.{next(iter(node[leaf]))}=...")
+      example, section = key, node[leaf]
+      while isinstance(section, dict) and section:  # down to a leaf: a key that can be set
+        first = next(iter(section))
+        example, section = f"{example}.{first}", section[first]
+      raise ValueError(f"setting {key!r} is a config section: set its keys, e.g. {example}=...")
     if leaf not in node:
       raise ValueError(f"unknown setting {key!r}; valid keys{_of(parents)}: {', '.join(node)}")
     node[leaf] = value

@@ -148,7 +148,7 @@ class Method:
   def identity(self, configs=None, env=None) -> dict:
     """Every setting a run reads, defaults included: in a pipeline stage's key, so a
     changed setting or default recomputes the stage."""
-    return {"config": to_dict(self.settings(configs), omit_defaults=False)}
+    return {"kind": type(self).__name__, "config": to_dict(self.settings(configs), omit_defaults=False)}
 
   def check(self, configs, budget: int, episode_length: int, *, spent: int = 0, dims: Mapping[str, int] | None = None,
             n_evals: int = 10) -> None:
@@ -183,6 +183,9 @@ class SearchMethod(Method):
   @property
   def reads(self) -> str:
     return "autoencoder" if self.space == "latent" else "policy"
+
+  def identity(self, configs=None, env=None) -> dict:  # two strategies may have the same fields
+    return {**super().identity(configs, env), "strategy": self.settings(configs).algorithm, "space": self.space}
 
   def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10) -> None:
     config = self.settings(configs)
@@ -299,7 +302,8 @@ class Sequence(Method):
       try:
         method.check(configs, share, episode_length, spent=before, dims=dims, n_evals=n_evals)
       except ValueError as error:
-        raise ValueError(f"{self.name}'s {method.name} phase ({share:,} env steps of {budget:,}): {error}") from None
+        raise ValueError(f"{self.name}'s {method.name} phase ({share:,} env steps of {budget:,}): {error} "
+                         f"(its settings: methods.{method.name}.*)") from None
 
   def outputs(self, directory, seed, seeds):
     return {path: kind for method, sub in zip(self.methods, self.dirs)
@@ -496,6 +500,8 @@ class MethodConfigs(Mapping):
       raise ValueError(f"{where}: expected a mapping of method names to settings, got {data!r}")
     given = {}
     for name, fields in data.items():
+      if fields is not None and not isinstance(fields, Mapping) and not dataclasses.is_dataclass(fields):
+        raise ValueError(f"{where}.{name}: expected a mapping of its settings, got {fields!r}")
       if name not in METHODS:
         raise ValueError(f"{where}: unknown method {name!r}; valid methods: {', '.join(METHODS)}")
       default = get_method(name).config

@@ -42,7 +42,8 @@ from lsc.distributed import barrier, on_main
 from lsc.envs import default_backend, get_env_spec
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.keys import FINAL_EVAL_SEED, START_SEED
-from lsc.methods import MethodConfigs, check_can_run, default_backend_for, get_method, load_outcome, names, run_method
+from lsc.methods import (METHODS, MethodConfigs, Sequence, check_can_run, default_backend_for, get_method, load_outcome,
+                         names, run_method)
 from lsc.metrics import check_recovery_points
 from lsc.novelty import KERNEL_VERSION
 from lsc.plots import plot_curves
@@ -118,6 +119,11 @@ class ExperimentConfig:
   recovery_episodes: int = 3
 
 
+def phase_dirs() -> set[str]:
+  """The subdirectories the registered sequences write their phases into."""
+  return {sub for method in METHODS.values() if isinstance(method, Sequence) for sub in method.dirs}
+
+
 def run_settings(settings: SearchSettings, method: str) -> dict:
   """The `search.*` fields a run of `method` reads: every method its budget and seeds; a
   method that reads the autoencoder where it starts; one with a curve of `n_evals`
@@ -158,9 +164,10 @@ def validate(config: ExperimentConfig):
     spent = settings.max_spent(episode_length) if method.reads == "autoencoder" else 0
     try:
       method.check(config.methods, settings.budget, episode_length, spent=spent, dims=dims, n_evals=settings.n_evals)
-    except ValueError as error:
+    except ValueError as error:  # a sequence's message names the phase whose settings to change
       extra = " after choosing the best_decoded start" if spent else ""
-      raise ValueError(f"{name} (methods.{name}.*, search.budget {settings.budget:,}{extra}): {error}") from None
+      where = "" if isinstance(method, Sequence) else f"methods.{name}.*, "
+      raise ValueError(f"{name} ({where}search.budget {settings.budget:,}{extra}): {error}") from None
   return collect
 
 
@@ -188,7 +195,6 @@ class Stages:
   # directories of a two-phase method's phases, which hold the same
   FILES = ("stage.json", "recovery.json", "training.png", "landscape.png", "outcome.json")
   ARTIFACTS = ("artifact", "model", "result", "state", "state_seed*")
-  PHASES = ("latent", "param")
 
   def __init__(self, out: pathlib.Path, log=print, metrics=None):
     self.out, self.log, self.metrics = out, log, metrics  # metrics: a MetricsLog scoped to the running stage
@@ -255,7 +261,7 @@ class Stages:
         continue
       if any(fnmatch.fnmatch(name, p) for p in cls.ARTIFACTS) and checkpoint.holds_only_artifact_names(entry):
         continue
-      if name in cls.PHASES and entry.is_dir() and cls._only_stage_files(entry):
+      if name in phase_dirs() and entry.is_dir() and cls._only_stage_files(entry):
         continue
       return False
     return True
@@ -328,8 +334,10 @@ class Stages:
           return result
       self.log(f"      {name}: {problem}; recomputing it")
       self._remove(directory)
-    elif marker is not None and marker["key"] != key:
-      self._remove(directory)  # another config ran (or was running) here: start afresh
+    elif marker is not None and marker["key"] != key:  # another config ran (or was running) here: start afresh
+      changed = sorted(k for k in {*key, *marker["key"]} if key.get(k) != marker["key"].get(k))
+      self.log(f"      {name}: its settings changed ({', '.join(changed)}); recomputing it")
+      self._remove(directory)
     elif marker is None and directory.exists() and any(directory.iterdir()):
       if (directory / "stage.json").exists():
         self._remove(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)

@@ -1,6 +1,8 @@
 """Shared fixtures.  Compiled programs are shared across tests through session-scoped
 envs and policies (a program is cached per env object) and JAX's persistent cache."""
 
+import os
+
 import jax
 import pytest
 
@@ -8,6 +10,8 @@ from lsc import enable_compilation_cache, use_cpu_cores
 from lsc.envs import make_env
 from lsc.policy import make_policy
 
+# the suite runs in two processes (pyproject.toml): on a GPU host neither may take 75 % of its memory
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # Two CPU devices, as on the CI machine: every rollout in the suite takes the sharded path.
 use_cpu_cores(2)
 enable_compilation_cache()

@@ -186,7 +186,7 @@ def test_one_override_path_for_files_sets_and_flags():
   assert config.override(smoke, {"tasks": "goal"}).tasks == ("goal",)
   with pytest.raises(ValueError, match="unknown setting 'search.budget.x': 'search.budget' is not a config section"):
     config.override(smoke, ["search.budget.x=1"])
-  with pytest.raises(ValueError, match="setting 'collect' is a config section: set its keys, e.g. collect.env=..."):
+  with pytest.raises(ValueError, match="setting 'collect' is a config section: set its keys, e.g. collect.env.name=..."):
     config.override(smoke, {"collect": 3})
 
 

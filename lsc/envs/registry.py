@@ -15,8 +15,9 @@ A new env:
       "pendulum", "mypackage.envs:Pendulum", observation_size=3, action_size=1,
       episode_length=200, tasks=(lsc.tasks.Task("swing_up", swing_up_reward),)))
 
-after which `make_env("pendulum")`, `EnvConfig("pendulum")`, `lsc.tasks.task_names`,
-the pipelines and the command lines all know it.
+after which `make_env("pendulum")`, `EnvConfig("pendulum")`, `lsc.tasks.task_names` and
+the pipelines in this process know it (the command lines: register it in a module of
+yours and call their `main` from there).
 """
 
 import dataclasses
