@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import os
-import pathlib
 import subprocess
 
 import jax.numpy as jnp

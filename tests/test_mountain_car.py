@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from brax.envs.wrappers.training import EpisodeWrapper
 
-from lsc.policy import make_policy, pool_thetas
+from lsc.policy import pool_thetas
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lsc import tasks
 from lsc.baselines import TaskReward
 from lsc.envs import env_names
 from lsc.tasks import Transition, get_task, task_names, task_rewards
