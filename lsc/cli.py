@@ -19,7 +19,7 @@ import numpy as np
 
 from lsc import checkpoint, compression, dataset, distributed, jsonfile, rundir
 from lsc.compression import recovery_table
-from lsc.config import EnvConfig, PolicyConfig, assignments, flatten, from_dict, override, section_settings, to_dict
+from lsc.config import EnvConfig, PolicyConfig, flatten, from_dict, override, section_settings, to_dict
 from lsc.dataset import KIND, CollectConfig, save_dataset, training_inputs
 from lsc.distributed import on_main
 from lsc.envs import default_backend, env_names, get_env_spec
@@ -179,9 +179,7 @@ def cmd_collect(args) -> int:
            "n_probe": args.n_probe, "seed": args.seed, "eval_episodes": args.episodes,
            "generations": args.generations, "offspring": args.offspring, "mutation_std": args.mutation_std,
            "store": args.store}
-  # the CLI's policy is PolicyConfig's default (medium), not CollectConfig's (large)
-  base = CollectConfig(env=EnvConfig(args.env), policy=_policy_config(args))
-  config = _configured(base, "collect", args, flags).resolved()
+  config = _configured(CollectConfig(), "collect", args, flags).resolved()
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   if checkpoint.is_artifact(args.out) and not args.overwrite:
     differ = _settings_differ(args.out, config)
@@ -351,6 +349,7 @@ def _linear_dim(decoder: str, num_params: int) -> int:
 # configs of a sequence it sets: "phases" every phase's that has the field, "first" the
 # first phase's, "own" the sequence's own; its type; what it sets).  A method that is no
 # sequence: its config.  Each defaults to the method's own.
+SEARCH_SET_EXAMPLE = "latent_pgpe.std_init=0.3"  # a methods.* setting, in lsc search's help and errors
 _EVERY, _FIRST = "(default: the method's; a sequence: every phase's)", "(default: the method's; a sequence: its first phase's)"
 SEARCH_FLAGS = (
     ("population", ("--population",), "phases", integer, f"candidates per generation {_EVERY}"),
@@ -368,12 +367,8 @@ def _method_configs(args, method):
   settings of --config's file and of --set, then the flags given (SEARCH_FLAGS) on
   `method`'s config, or its phases'; ValueError naming an unknown method or field, a
   bad value, or a flag for a setting its target lacks."""
-  for key in assignments(list(args.set)):
-    if not key.startswith("methods."):
-      raise ValueError(f"--set {key}: lsc search takes methods.<name>.<field> settings "
-                       "(e.g. methods.latent_pgpe.std_init=0.3)")
   plain = {}
-  for key, value in section_settings("methods", args.config, args.set).items():
+  for key, value in section_settings("methods", args.config, args.set, SEARCH_SET_EXAMPLE).items():
     name, dot, field = key.partition(".")
     if dot:
       plain.setdefault(name, {})[field] = value
@@ -563,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--budget", type=integer, required=True, help="env steps per seed")
   p.add_argument("--seeds", type=integer, default=1, help="independent runs (searches: all at once)")
   p.add_argument("--seed", type=integer, default=0, help="first seed")
-  _add_settings_args(p, "methods", "latent_pgpe.std_init=0.3")
+  _add_settings_args(p, "methods", SEARCH_SET_EXAMPLE)
   # shorthands for settings of the method's config (SEARCH_FLAGS), applied after --config and --set
   for field, options, _, kind, text in SEARCH_FLAGS:
     p.add_argument(*options, dest=field, type=kind, help=text)

@@ -171,16 +171,17 @@ def read_settings(path) -> dict:
   return data or {}
 
 
-def section_settings(section: str, file=None, items=()) -> dict:
+def section_settings(section: str, file=None, items=(), example: str = "seed=1") -> dict:
   """The `section.*` settings of a `--config` file (others are left out: one file serves
   every command) and of `--set` items (which must all be `section.*`), dotted keys
   without the section's prefix, the file's first: what `override` applies to a
-  `section` dataclass (`lsc collect`: "collect", `lsc train`: "train")."""
+  `section` dataclass (`lsc collect`: "collect", `lsc train`: "train").  `example`: a
+  setting of the section, without its prefix, that the refusal of another key shows."""
   prefix = f"{section}."
   found = {k[len(prefix):]: v for k, v in flatten(read_settings(file)).items() if k.startswith(prefix)} if file else {}
   for key, value in assignments(list(items)).items():
     if not key.startswith(prefix):
-      raise ValueError(f"--set {key}: this command takes {prefix}* settings (e.g. {prefix}seed=1)")
+      raise ValueError(f"--set {key}: this command takes {prefix}* settings (e.g. {prefix}{example})")
     found[key[len(prefix):]] = value
   return found
 

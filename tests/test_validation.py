@@ -100,7 +100,7 @@ CLI_CASES = [
     ([*SEARCH, "--set", "methods.nosuch.x=1", "--out", "{tmp}/s"], "methods: unknown method 'nosuch'; valid methods: "
      "latent_pgpe,"),
     ([*SEARCH, "--set", "methods.latent_pgpe.nope=1", "--out", "{tmp}/s"], "methods.latent_pgpe: unknown key(s) nope"),
-    ([*SEARCH, "--set", "search.budget=5", "--out", "{tmp}/s"], "--set search.budget: lsc search takes methods.<name>"),
+    ([*SEARCH, "--set", "search.budget=5", "--out", "{tmp}/s"], "--set search.budget: this command takes methods.* settings (e.g. methods.latent_pgpe.std_init=0.3)"),
     ([*SEARCH, "--method", "param_cmaes", "--decoder", "linear:2", "--out", "{tmp}/s"],
      "param_cmaes searches the policy's parameters: use --decoder identity"),
 ]
