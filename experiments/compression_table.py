@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         name = (f"{args.env}_{preset}_{checkpoint.digest(data)[:12]}" if args.dataset else data.name)
         summary = compress(data, config, out / f"{name}_{loss}_{encoder_input}_k{latent}", protocol=protocol,
-                           n_points=args.recovery_points)
+                           n_points=args.recovery_points).summary
         report = summary["recovery"]
         row = {"preset": preset, "encoder_input": encoder_input, "loss": loss, "latent_dim": latent,
                "dataset": summary["dataset_size"],

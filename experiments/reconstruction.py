@@ -128,16 +128,15 @@ def main(argv=None) -> int:
   env = dataset.config.env.build()
   policy = dataset.config.policy.build(env)
   recovery = EvalProtocol(**summary["recovery_protocol"])
-  models = {"pipeline": ([], run / "autoencoder", summary)}
+  models = {"pipeline": ([], load_autoencoder(run / "autoencoder" / "model"), summary)}
   for name, (changes, config) in variants.items():
     with Bars() as bars:
-      trained = compress(run / "dataset" / "artifact", config, out / name, protocol=recovery,
-                         n_points=summary["held_out"], progress_fn=bars)
-    models[name] = (changes, out / name, trained)
+      compressed = compress(run / "dataset" / "artifact", config, out / name, protocol=recovery,
+                            n_points=summary["held_out"], progress_fn=bars)
+    models[name] = (changes, compressed.autoencoder, compressed.summary)
   protocol = EvalProtocol(args.episodes, RECOVERY_EVAL_SEED)
   reports = {}
-  for name, (changes, directory, trained_summary) in models.items():
-    trained = load_autoencoder(directory / "model")
+  for name, (changes, trained, trained_summary) in models.items():
     reports[name] = {**reconstruction_by_rank(env, policy, trained.ae, trained.params, dataset, protocol,
                                               top=args.top, sample=args.sample),
                      "changes": changes, "summary": trained_summary}

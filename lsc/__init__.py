@@ -3,8 +3,9 @@
 Stages (see the README): random pool -> novelty-filtered dataset -> behaviour
 autoencoder -> latent search.  The public API is importable from `lsc` itself (loaded on
 first use, so `import lsc` is quick); the modules behind it: environments, their
-registry (`lsc.envs`, `lsc.envs.registry`: `register_env(EnvSpec(...))` adds one) and
-tasks (`lsc.tasks`), flat-vector MLP policies (`lsc.policy`), population rollouts
+registry (`lsc.envs`, `lsc.envs.registry`: `register_env(EnvSpec(...))` adds one;
+`as_env(obj)` adopts any Brax-protocol env object) and tasks (`lsc.tasks`: reward
+functions of a `Transition`; `with_tasks` adds your own), flat-vector MLP policies (`lsc.policy`), population rollouts
 (`lsc.rollout`), the evaluation protocol (`lsc.evaluation`), kNN novelty and the dataset
 stage (`lsc.novelty`, `lsc.dataset`), the behaviour autoencoder and its training
 (`lsc.autoencoder`, `lsc.training`, `lsc.compression`, `lsc.metrics`), evolution
@@ -22,8 +23,8 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "lsc.envs": ("make_env", "register_env", "EnvSpec", "get_env_spec", "env_names"),
-    "lsc.tasks": ("task_names",),
+    "lsc.envs": ("make_env", "register_env", "EnvSpec", "get_env_spec", "env_names", "env_spec", "as_env", "State"),
+    "lsc.tasks": ("task_names", "Task", "Transition", "with_tasks"),
     "lsc.policy": ("make_policy", "MLPPolicy"),
     "lsc.config": ("EnvConfig", "PolicyConfig"),
     "lsc.evaluation": ("EvalProtocol", "evaluate", "evaluate_pool", "evaluate_members"),
@@ -32,7 +33,7 @@ _EXPORTS = {
     "lsc.autoencoder": ("Autoencoder", "Decoder"),
     "lsc.training": ("TrainConfig", "TrainState", "train_init", "train_step", "Trainer", "train", "load_autoencoder",
                      "TrainedAutoencoder"),
-    "lsc.compression": ("compress", "RECOVERY_PROTOCOL"),
+    "lsc.compression": ("compress", "Compressed", "RECOVERY_PROTOCOL"),
     "lsc.metrics": ("recovery_report",),
     "lsc.strategies": ("StrategyConfig", "PGPEConfig", "CMAESConfig", "SepCMAESConfig", "OpenESConfig",
                        "SNESConfig"),

@@ -70,26 +70,27 @@ from brax.training.agents.sac import train as sac
 
 from lsc import checkpoint, td3
 from lsc.compat import ensure_device_put_replicated
-from lsc.envs import get_env_spec
+from lsc.envs import env_spec
 from lsc.evaluation import EvalProtocol
 from lsc.methods import check_can_run
 from lsc.progress import ProgressFn
 from lsc.rl_configs import (CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig, TD3Config,  # noqa: F401 (re-exported)
                             check_budget, check_method, min_budget, resolve_config)
 from lsc.rollout import default_mesh, make_episode_fn
-from lsc.tasks import Transition, get_task, task_index
+from lsc.tasks import Transition, check_rewards, get_task, resolve_task, task_index
 
 class TaskReward(Wrapper):
   """Makes `task` the env's reward (dynamics and termination unchanged), for Brax agents."""
 
   def __init__(self, env, task: str):
     super().__init__(env)
-    self.task = get_task(env.unwrapped.name, task)
+    self.task = get_task(env.unwrapped, task)
+    check_rewards(env.unwrapped)
 
   def step(self, state: State, action: jax.Array) -> State:
     next_state = self.env.step(state, action)
-    reward = self.task.reward(Transition(state.obs, action, next_state.obs,
-                                         next_state.metrics, next_state.done))
+    reward = self.task.reward(Transition(state.obs, action, next_state.obs, next_state.metrics,
+                                         next_state.done, next_state.reward))
     return next_state.replace(reward=reward)
 
 
@@ -133,7 +134,7 @@ def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int
   resolved config."""
   check_method(method)
   check_can_run([method], env.backend)
-  get_task(env.name, task)
+  get_task(env, task)
   config = resolve_config(method, config)
   if n_evals < 1:
     raise ValueError(f"n_evals must be >= 1, got {n_evals}")
@@ -200,7 +201,7 @@ def make_inference(method: str, env, config: PPOConfig | SACConfig) -> Callable:
   train()); `make_policy(result.params, deterministic=True)` is the final policy,
   `policy(obs (..., O), key) -> (action (..., A), extras)`."""
   normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
-  spec = get_env_spec(env.name)
+  spec = env_spec(env)
   networks = _network_factory(check_method(method), config)(
       observation_size=spec.observation_size, action_size=spec.action_size, preprocess_observations_fn=normalize)
   if method == "ppo":
@@ -233,8 +234,8 @@ def make_evaluator(env, task: str, make_policy: Callable) -> Callable:
   `make_policy(params, deterministic=True)` in each of the E episodes from `keys`
   (pass `protocol.episode_keys()`).  vmap over episodes of `lsc.rollout.make_episode_fn`
   (a lax.scan over `env.episode_length` steps with a done-mask)."""
-  column = task_index(env.name, task)
-  episode = make_episode_fn(env, _BraxPolicy(get_env_spec(env.name).observation_size, make_policy), n_samples=0)
+  column = task_index(env, task)
+  episode = make_episode_fn(env, _BraxPolicy(env_spec(env).observation_size, make_policy), n_samples=0)
 
   @jax.jit
   def evaluate(params, keys):
@@ -402,12 +403,13 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   checkpoint every epoch at `checkpoint_path` and resume from a checkpoint of the same
   run (ArtifactMismatch for another; `overwrite=True` starts afresh).
   """
+  env, task = resolve_task(env, task)  # any env; a task given as a reward function is scored too
   config = _check_run(env, task, method, budget, seed, n_evals, config, checkpoint_path)
   ensure_device_put_replicated()
   n_devices = devices_to_use(env, config)
   report = None if progress_fn is None else (lambda steps, value: progress_fn(method, steps, budget, {"return": value}))
   curve = _Curve(env, task, protocol, report)
-  spec = get_env_spec(env.name)
+  spec = env_spec(env)
   common = dict(episode_length=env.episode_length, action_repeat=1,
                 eval_env=_NullEnv(spec.observation_size, spec.action_size), num_eval_envs=1)
   start = time.perf_counter()

@@ -255,7 +255,7 @@ def cmd_train(args) -> int:
   out = _claim_out(args, "train")
   bars, progress = _progress(args, out)
   summary = compression.compress(args.dataset, config, out, progress_fn=progress,
-                                 overwrite=args.overwrite)  # via the module, as dataset.collect
+                                 overwrite=args.overwrite).summary  # via the module, as dataset.collect
   bars.close()
   print(f"\n{summary['env']} {summary['policy']} policy ({summary['num_params']:,} params), dataset "
         f"{summary['dataset_size']}, latent {config.latent_dim}, {config.loss} loss on {config.states} states: "

@@ -1,51 +1,87 @@
-"""Stage 3 end to end: train an autoencoder on a dataset artifact, then measure its
-performance recovery (with the untrained-decoder and random-policy controls) and draw
-its training curves and latent landscape.  What `lsc train` and the experiments run.
+"""Stage 3 end to end: train an autoencoder on a dataset (in memory, or the artifact at a
+path), then measure its performance recovery (with the untrained-decoder and
+random-policy controls).  What `lsc train` and the experiments run.
 
-Output directory layout: `model/` (the autoencoder artifact, checkpoints included),
-`recovery.json` (strict JSON: an undefined metric is null), `training.png` and, for
-latent_dim <= 2, `landscape.png`.
+`compress` returns a `Compressed` in memory: the trained autoencoder (what
+`load_autoencoder` reads back from an artifact), the recovery report and the summary.
+Saving is separate: only given an output directory does it write there `model/` (the
+autoencoder artifact, checkpoints included, which a later call resumes from),
+`recovery.json` (the summary, strict JSON: an undefined metric is null),
+`training.png` and, for latent_dim <= 2, `landscape.png`.
 """
 
+import dataclasses
+import os
 import pathlib
 
 import numpy as np
 
-from lsc import jsonfile
-from lsc.dataset import load_dataset
+from lsc import checkpoint, jsonfile
+from lsc.config import to_dict
+from lsc.dataset import Dataset, dataset_digest, load_dataset
 from lsc.evaluation import EvalProtocol
 from lsc.keys import RECOVERY_EVAL_SEED
 from lsc.metrics import check_recovery_points, points_for, recovery_report
 from lsc.plots import plot_landscape, plot_training
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
-from lsc.training import TrainConfig, Trainer, train
+from lsc.training import (KIND as AUTOENCODER_KIND, TrainConfig, TrainedAutoencoder, Trainer,
+                          identity as autoencoder_identity, train)
 from lsc.distributed import on_main
 
 RECOVERY_PROTOCOL = EvalProtocol(episodes=3, seed=RECOVERY_EVAL_SEED)
 
 
-def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol = RECOVERY_PROTOCOL,
-             n_points: int = 256, progress_fn: ProgressFn | None = None,
-             overwrite: bool = False) -> dict:
-  """Trains on the dataset at `dataset_path` (resuming from `out`/model when it holds a
-  run of the same settings on the same dataset; `overwrite` starts afresh), evaluates
-  recovery on up to `n_points` held-out policies and writes the outputs listed in the
-  module docstring.  Returns the summary written to recovery.json."""
+@dataclasses.dataclass(frozen=True)
+class Compressed:
+  """What `compress` returns: the same numbers whether or not it wrote anything."""
+  autoencoder: TrainedAutoencoder  # ae, params (the best), codes of every dataset policy, record (see `compress`)
+  recovery: dict  # {row: {task or "mean": metrics}}, rows trained, untrained, random (NaN: undefined)
+  summary: dict  # what recovery.json holds: the dataset, settings, steps, timings, recovery (undefined: None)
+  landscape: dict  # the trained model's latent points: "z" (n, k) and their "returns" (n, tasks)
+  history: dict  # the training curves: lists under step, train, val_behaviour, val_parameter
+
+
+def compress(dataset, config: TrainConfig, out=None, *, protocol: EvalProtocol = RECOVERY_PROTOCOL,
+             n_points: int = 256, progress_fn: ProgressFn | None = None, overwrite: bool = False) -> Compressed:
+  """Trains `config`'s autoencoder on `dataset` (an `lsc.Dataset`, as `collect` returns
+  it, or the path of a saved one) and evaluates its recovery on up to `n_points`
+  held-out policies under `protocol`.
+
+  With `out` None nothing is written.  With a directory `out`, training resumes from
+  `out`/model when it holds a run of the same settings on the same dataset (by content
+  digest; `overwrite` starts afresh), checkpoints there, and the outputs listed in the
+  module docstring are written; the numbers are the same either way.
+
+  The returned autoencoder's record holds the dataset's path (None for one given in
+  memory) and content digest (computed as `save_dataset` would record it, `dataset_digest`),
+  the training settings and outcome; with `out`, it is the artifact's own record (as
+  `load_autoencoder(out / "model")` reads it: versions and digest included), without,
+  what that record's kind, identity and config would be, plus the package versions."""
   config.check()  # bad settings fail before the dataset is read
   check_recovery_points(config.latent_dim, n_points, "n_points (recovery_points)")
-  out = pathlib.Path(out)
-  out.mkdir(parents=True, exist_ok=True)
-  dataset, record = load_dataset(dataset_path)
+  if out is not None:
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+  if isinstance(dataset, Dataset):
+    source, saved, digest = None, to_dict(dataset.config), dataset_digest(dataset)
+  elif isinstance(dataset, (str, os.PathLike)):
+    source = str(pathlib.Path(dataset).absolute())
+    dataset, record = load_dataset(dataset)
+    saved, digest = record["config"], record["digest"]
+  else:
+    raise TypeError(f"dataset must be an lsc.Dataset (from lsc.collect) or the path of a saved one, "
+                    f"got {type(dataset).__name__}")
   if len(dataset.thetas) < 2:
-    raise ValueError(f"the dataset at {dataset_path} holds {len(dataset.thetas)} policies; training needs >= 2")
+    where = "" if source is None else f" at {source}"
+    raise ValueError(f"the dataset{where} holds {len(dataset.thetas)} policies; training needs >= 2")
   env_config, policy_config = dataset.config.env, dataset.config.policy
   env = env_config.build()
   policy = policy_config.build(env)
   trainer = Trainer(env, policy, dataset, config)
-  record_config = {"dataset": str(pathlib.Path(dataset_path).absolute()), "env": record["config"]["env"],
-                   "policy": record["config"]["policy"], "inputs": {"dataset": record["digest"]}}
-  state, codes, timings = train(trainer, out / "model", record_config, progress_fn, overwrite=overwrite)
+  record_config = {"dataset": source, "env": saved["env"], "policy": saved["policy"], "inputs": {"dataset": digest}}
+  model = None if out is None else out / "model"
+  state, codes, timings = train(trainer, model, record_config, progress_fn, overwrite=overwrite)
 
   held_out = trainer.val_idx[:points_for(config.latent_dim, len(trainer.val_idx), n_points)]
   held_out = np.asarray(trainer.thetas[held_out], np.float32)  # only those rows: a PoolMembers regenerates them
@@ -53,18 +89,25 @@ def compress(dataset_path, config: TrainConfig, out, *, protocol: EvalProtocol =
                            pool_seed=dataset.config.seed, seed=config.seed,
                            progress_fn=for_stage(progress_fn, "recovery"))
   landscape = report.pop("landscape")
-  names = task_names(env.name)
-  title = f"{env.name} {policy_config.preset} policy, latent {config.latent_dim}, {config.loss} loss"
-  plot_training(state["history"], out / "training.png", title)
-  plot_landscape(landscape["z"], landscape["returns"], names, out / "landscape.png", title)
-  summary = {"dataset": record_config["dataset"], "dataset_size": len(trainer.thetas),
+  summary = {"dataset": source, "dataset_size": len(trainer.thetas),
              "held_out": len(held_out), "env": env.name, "backend": env.backend, "policy": policy_config.preset,
              "num_params": policy.num_params, "train": {k: getattr(config, k) for k in config.__dataclass_fields__},
              "steps_run": state["step"], "best_val": state["best_val"], "timings": timings,
              "recovery_protocol": {"episodes": protocol.episodes, "seed": protocol.seed}, "recovery": report}
   summary = jsonfile.plain(summary)  # strict JSON: an undefined metric (NaN) is null, here as when read back
-  on_main((out / "recovery.json").write_text, jsonfile.dumps(summary, indent=2))
-  return summary
+  if out is None:
+    record = {"kind": AUTOENCODER_KIND, "identity": autoencoder_identity(trainer),
+              "config": {**record_config, "timings": timings, "train": to_dict(config), "step": state["step"],
+                         "best_val": state["best_val"], "bad_evals": state["bad_evals"], "final": True},
+              "versions": checkpoint.versions()}
+  else:
+    title = f"{env.name} {policy_config.preset} policy, latent {config.latent_dim}, {config.loss} loss"
+    plot_training(state["history"], out / "training.png", title)
+    plot_landscape(landscape["z"], landscape["returns"], task_names(env.name), out / "landscape.png", title)
+    on_main((out / "recovery.json").write_text, jsonfile.dumps(summary, indent=2))
+    record = {**checkpoint.read_record(model), "digest": checkpoint.digest(model)}
+  return Compressed(TrainedAutoencoder(trainer.ae, state["best_params"], codes, record), report, summary, landscape,
+                    state["history"])
 
 
 def recovery_table(report: dict, names) -> str:

@@ -38,7 +38,7 @@ from lsc.novelty_search import Archive, novelty_search
 from lsc.policy import MAX_PARAMETER_SCALE, MLPPolicy, check_parameters, descriptors, member_key
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
-from lsc.envs import PROBE_MODES, get_env_spec
+from lsc.envs import PROBE_MODES, as_env, env_spec, get_env_spec
 from lsc.validate import check_finite, check_int, check_memory, check_seed
 
 STORES = ("parameters", "indices")
@@ -47,7 +47,8 @@ KIND = "dataset"
 
 @dataclasses.dataclass(frozen=True)
 class CollectConfig:
-  """Everything that determines a dataset."""
+  """Everything that determines a dataset.  `env` may also be given as a registered
+  env's name or as an env object (`lsc.envs.as_env` adopts it; its `EnvConfig` is kept)."""
   env: EnvConfig = EnvConfig("mountain_car")
   policy: PolicyConfig = PolicyConfig()  # the one default preset, medium, as the command line's
   pool: int = 10_000
@@ -68,6 +69,13 @@ class CollectConfig:
   # what the artifact keeps of the kept members: "parameters" (K x P floats) or "indices" (K pool indices:
   # the parameters are regenerated from (seed, index) where they are read, `lsc.evaluation.PoolMembers`)
   store: str = dataclasses.field(default="parameters", metadata={"omit_default": True})
+
+  def __post_init__(self):
+    if isinstance(self.env, str):
+      object.__setattr__(self, "env", EnvConfig(self.env))
+    elif not isinstance(self.env, EnvConfig) and hasattr(self.env, "reset"):
+      env = as_env(self.env)
+      object.__setattr__(self, "env", EnvConfig(env.name, env.backend, env.episode_length))
 
   @property
   def source(self) -> str:
@@ -205,7 +213,7 @@ def collect_memory(config: CollectConfig) -> tuple[int, str]:
 
 def uniform_probe_states(env, m: int, key: jax.Array) -> np.ndarray:
   """m states uniform inside the env's observation bounds (`EnvSpec.obs_bounds`): (m, O)."""
-  low, high = (np.asarray(b, np.float32) for b in get_env_spec(env.name).obs_bounds)
+  low, high = (np.asarray(b, np.float32) for b in env_spec(env).obs_bounds)
   return np.asarray(jax.random.uniform(key, (m, len(low)), jnp.float32, low, high))
 
 
@@ -362,13 +370,23 @@ def save_dataset(path, dataset: Dataset) -> None:
   if not isinstance(dataset.thetas, PoolMembers):  # pool members are sane by construction
     check_parameters(dataset.thetas, config.policy_shape(), "the dataset's parameters",
                      "lower collect.mutation_std / --mutation-std or collect.generations")
+  checkpoint.save_artifact(path, dataset.arrays(), kind=KIND, config=_record_config(dataset), identity=dataset.identity)
+
+
+def _record_config(dataset: Dataset) -> dict:
+  """The config a dataset's artifact records: its collect config, costs, tasks and kernel."""
   extra = {"thetas_checksum": dataset.thetas.checksum()} if isinstance(dataset.thetas, PoolMembers) else {}
-  checkpoint.save_artifact(path, dataset.arrays(), kind=KIND,
-                           config={**to_dict(config), "timings": dataset.timings, "env_steps": dataset.env_steps,
-                                   "env_steps_by_stage": dataset.env_steps_by_stage,
-                                   "tasks": list(task_names(config.env.name)), "novelty_kernel": KERNEL_VERSION,
-                                   **extra},
-                           identity=dataset.identity)
+  return {**to_dict(dataset.config), "timings": dataset.timings, "env_steps": dataset.env_steps,
+          "env_steps_by_stage": dataset.env_steps_by_stage, "tasks": list(task_names(dataset.config.env.name)),
+          "novelty_kernel": KERNEL_VERSION, **extra}
+
+
+def dataset_digest(dataset: Dataset) -> str:
+  """The content digest `save_dataset` would record for `dataset` (what
+  `checkpoint.digest` of its artifact says, and what the records of stages trained on it
+  name), computed without writing anything: one SHA-256 pass over its arrays."""
+  content = checkpoint.content_digest(KIND, dataset.identity, _record_config(dataset), dataset.arrays(), {})
+  return content[:20]  # as `checkpoint.digest` names an artifact
 
 
 def training_inputs(record: dict) -> dict:

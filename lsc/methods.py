@@ -35,7 +35,7 @@ import numpy as np
 
 from lsc import checkpoint, distributed, jsonfile
 from lsc.config import from_dict, to_dict
-from lsc.envs import default_backend, get_env_spec, import_quietly
+from lsc.envs import default_backend, env_spec, import_quietly
 from lsc.evaluation import EvalProtocol
 from lsc.keys import PHASE_TWO, seed_keys
 from lsc.policy import MLPPolicy
@@ -44,6 +44,7 @@ from lsc.rl_configs import CONFIGS as RL_CONFIGS, RESUMABLE, check_budget as che
 from lsc.search import (SEARCH_EVAL, Search, SearchSpace, check_budget as check_search_budget, identity_space,
                         run_search, save_result)
 from lsc.strategies import CMAESConfig, OpenESConfig, PGPEConfig, SepCMAESConfig, SNESConfig, StrategyConfig
+from lsc.tasks import resolve_task
 from lsc.validate import check_finite
 
 
@@ -222,7 +223,7 @@ class SearchMethod(Method):
                    final_returns=result.final_returns.astype(np.float64), final_env_steps=result.env_steps,
                    timings={"generations": result.generations, **result.timings},
                    final_distance=result.final_displacement.astype(np.float64)
-                   if get_env_spec(run.env.name).locomotion else None,
+                   if env_spec(run.env).locomotion else None,
                    final_z=result.final_z, final_thetas=result.final_thetas).after(run.spent)
 
 
@@ -537,7 +538,7 @@ def default_backend_for(method_names, env_name: str) -> str:
   return backend
 
 
-def run_method(name: str, env, task: str, directory=None, *, budget: int, seeds: int = 1, seed: int = 0,
+def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int = 1, seed: int = 0,
                protocol: "EvalProtocol | None" = None, configs: Mapping[str, Any] | None = None, policy=None,
                latent=None, parameter=None, n_evals: int = 10, spent: int = 0,
                progress_fn: ProgressFn | None = None, overwrite: bool = False,
@@ -555,8 +556,11 @@ def run_method(name: str, env, task: str, directory=None, *, budget: int, seeds:
   run; `record` is stored in the result's config.  `spent` (searches): env steps each
   seed was already charged (e.g. choosing its start); the search gets `budget - spent`
   and its curve and totals include them.  Every setting and output is checked before
-  any work."""
+  any work.  `env`: any env (`lsc.envs.as_env`); `task`: the name of one of its tasks,
+  or a reward function of a `lsc.tasks.Transition` (or `Task`), then scored too
+  (`lsc.tasks.with_tasks`)."""
   method = get_method(name)
+  env, task = resolve_task(env, task)
   check_can_run([name], env.backend)
   directory = None if directory is None else pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol

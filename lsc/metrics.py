@@ -152,7 +152,7 @@ def recovery_report(env, policy, ae, params, held_out: np.ndarray, protocol: Eva
   random_returns = np.asarray(evaluate(env, policy, fresh, protocol).returns)
   progress(2 * n)
   returns["random"] = {"a": returns["trained"]["a"], "b": random_returns[:n], "c": random_returns[n:]}
-  names = task_names(env.name)
+  names = task_names(env)
   report = {"landscape": {"z": returns["trained"]["z"], "returns": returns["trained"]["c"]}}
   for row, r in returns.items():
     per_task = {name: recovery_metrics(r["a"][:, t], r["b"][:, t], r["c"][:, t]) for t, name in enumerate(names)}
@@ -207,7 +207,7 @@ def reconstruction_by_rank(env, policy, ae, params, dataset, protocol: EvalProto
   own = action_errors(policy, thetas, decoded, jnp.asarray(np.asarray(dataset.visited_states[rows], np.float32)))
   k = len(dataset.returns)
   report = {"rows": rows, "returns": a, "reconstructed": b, "own_error": own, "tasks": {}}
-  for t, name in enumerate(task_names(env.name)):
+  for t, name in enumerate(task_names(env)):
     rank = np.argsort(np.argsort(-np.asarray(dataset.returns)[:, t]))[rows] / k  # 0 = the dataset's best
     span = a[:, t].max() - a[:, t].min()
     error = np.abs(a[:, t] - b[:, t]) / (span if span > 0 else np.nan)

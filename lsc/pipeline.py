@@ -39,7 +39,7 @@ from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
 from lsc.config import override, read_settings, to_dict
 from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
 from lsc.distributed import barrier, on_main
-from lsc.envs import default_backend, get_env_spec
+from lsc.envs import default_backend, env_spec
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.keys import FINAL_EVAL_SEED, START_SEED
 from lsc.methods import (METHODS, MethodConfigs, Sequence, check_can_run, default_backend_for, get_method, load_outcome,
@@ -377,7 +377,7 @@ def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard:
   rundir.check(out, "pipeline")  # a foreign --out is refused before any work
   env = collect_config.env.build()
   policy = collect_config.policy.build(env)
-  tasks = config.tasks or task_names(env.name)
+  tasks = config.tasks or task_names(env)
   out = rundir.claim(out, "pipeline")
   with rundir.lock(out), MetricsLog(out / METRICS, out / "tensorboard" if tensorboard else None) as metrics:
     return _run_stages(config, collect_config, env, policy, tasks, out, log, tee(progress_fn, metrics), metrics)
@@ -391,7 +391,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
 
   # stage 1-2: the dataset
-  rewards = fingerprint(env.name)  # the task formulas: a stage computed under other rewards is not reused
+  rewards = fingerprint(env)  # the task formulas: a stage computed under other rewards is not reused
   data_config = {"collect": _plain(collect_config), "rewards": rewards, "novelty_kernel": KERNEL_VERSION}
   log(f"[1/3] dataset: pool {collect_config.pool}, keep {collect_config.keep}")
   stages.run("dataset", data_config, lambda d: save_dataset(d / "artifact", collect(collect_config, progress_fn)),
@@ -404,12 +404,17 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
                "inputs": {"dataset": stages.digest("dataset", "artifact")}}
   log(f"[2/3] autoencoder: latent {config.train.latent_dim}, {config.train.loss} loss, {config.train.steps} steps")
   recovery_protocol = dataclasses.replace(RECOVERY_PROTOCOL, episodes=config.recovery_episodes)
-  summary = stages.run("autoencoder", ae_config,
-                       lambda d: compress(dataset_path, config.train, d, protocol=recovery_protocol,
-                                          n_points=config.recovery_points, progress_fn=progress_fn),
-                       lambda d: json.loads((d / "recovery.json").read_text()))
-  log(recovery_table(summary["recovery"], task_names(env.name)))
-  trained = load_autoencoder(out / "autoencoder" / "model")
+
+  def compute_autoencoder(directory):
+    compressed = compress(dataset_path, config.train, directory, protocol=recovery_protocol,
+                          n_points=config.recovery_points, progress_fn=progress_fn)
+    return compressed.summary, compressed.autoencoder
+
+  def load_autoencoder_stage(directory):
+    return json.loads((directory / "recovery.json").read_text()), load_autoencoder(directory / "model")
+
+  summary, trained = stages.run("autoencoder", ae_config, compute_autoencoder, load_autoencoder_stage)
+  log(recovery_table(summary["recovery"], task_names(env)))
   ae, params, codes = trained.ae, trained.params, trained.codes
   parameter = identity_space(policy, collect_config.seed)
   dataset, dataset_record = load_dataset(dataset_path)
@@ -483,7 +488,7 @@ def best_decoded_start(env, policy, ae, params, codes, dataset, task: str, setti
   `settings.start_episodes` episodes (seed START_SEED); returns {"row": the winner's
   dataset row, "return", "rows", "returns": every candidate's, "spent": env steps}."""
 
-  column = task_index(env.name, task)
+  column = task_index(env, task)
   rows = np.argsort(-np.asarray(dataset.returns)[:, column])[:settings.start_candidates]
   decoded = ae.decode(params, jnp.asarray(codes[rows]))
   result = evaluate(env, policy, decoded, EvalProtocol(settings.start_episodes, START_SEED))
@@ -497,14 +502,14 @@ def best_dataset_policies(env, policy, dataset, tasks, protocol) -> dict:
   """Per task, the `Dataset` policy with the best collected return, re-evaluated under
   `protocol` (fresh keys: the collection's own returns are a maximum over noisy
   estimates): {task: {"index", "collected", "return"[, "distance"]}}."""
-  columns = [task_index(env.name, t) for t in tasks]
+  columns = [task_index(env, t) for t in tasks]
   rows = [int(np.argmax(dataset.returns[:, c])) for c in columns]
   thetas = np.asarray(dataset.thetas[rows], np.float32)
   result = evaluate(env, policy, thetas, protocol)
   returns, moved = np.asarray(result.returns), np.asarray(result.displacement).mean(axis=1)
   best = {t: {"index": r, "collected": float(dataset.returns[r, c]), "return": float(returns[i, c])}
           for i, (t, r, c) in enumerate(zip(tasks, rows, columns))}
-  if get_env_spec(env.name).locomotion:
+  if env_spec(env).locomotion:
     for t, distance in zip(tasks, moved):
       best[t]["distance"] = float(distance)
   return best

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lsc.envs import get_env_spec, obs_normalization
+from lsc.envs import as_env, env_spec, obs_normalization
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 INITS = ("uniform", "lecun_normal")
@@ -154,30 +154,33 @@ class MLPPolicy:
     return jnp.concatenate(parts)
 
 
-def preset_hidden(env_name: str, preset: str) -> tuple[int, ...]:
-  """Hidden sizes of `preset` ('small' | 'medium' | 'large') for `env_name`: its spec's
-  own (`EnvSpec.hidden`) where it sets them, else `PRESET_HIDDEN`'s."""
+def preset_hidden(env, preset: str) -> tuple[int, ...]:
+  """Hidden sizes of `preset` ('small' | 'medium' | 'large') for `env` (an env or a
+  registered name): its spec's own (`EnvSpec.hidden`) where it sets them, else
+  `PRESET_HIDDEN`'s."""
   if preset not in PRESET_HIDDEN:
     raise ValueError(f"unknown policy preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-  own = get_env_spec(env_name).hidden
+  spec = env_spec(env)
+  own = spec.hidden
   if set(own) - set(PRESETS):
-    raise ValueError(f"env {env_name!r} sets hidden sizes of unknown presets {sorted(set(own) - set(PRESETS))}; "
+    raise ValueError(f"env {spec.name!r} sets hidden sizes of unknown presets {sorted(set(own) - set(PRESETS))}; "
                      f"valid presets: {', '.join(PRESETS)}")
   return tuple(own.get(preset, PRESET_HIDDEN[preset]))
 
 
 def make_policy(env, preset: str | None = "medium", hidden: tuple[int, ...] | None = None,
                 normalize_obs: bool = False, **kwargs) -> MLPPolicy:
-  """The policy for `env` (any Brax-protocol env with `.name`), from a preset or hidden sizes.
+  """The policy for `env` (any env, `lsc.envs.as_env`), from a preset or hidden sizes.
 
   `hidden`, if given, overrides the preset.  `normalize_obs` maps the env's known
   observation bounds (`EnvSpec.obs_bounds`) onto [-1, 1] before the first layer; an env
   without known bounds raises ValueError.  Extra kwargs go to MLPPolicy.
   """
+  env = as_env(env)
   if hidden is None:
-    hidden = preset_hidden(env.name, preset)
+    hidden = preset_hidden(env, preset)
   if normalize_obs:
-    kwargs["obs_shift"], kwargs["obs_scale"] = obs_normalization(env.name)
+    kwargs["obs_shift"], kwargs["obs_scale"] = obs_normalization(env)
   return MLPPolicy(obs_size=int(env.observation_size), action_size=int(env.action_size),
                    hidden=tuple(hidden), **kwargs)
 

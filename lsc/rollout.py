@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from lsc.envs import for_worlds, get_env_spec, select_state
+from lsc.envs import as_env, env_spec, for_worlds, select_state
 from lsc.policy import MLPPolicy, check_finite, check_fits
 from lsc.sharding import chunk_layout, gather, population_mesh, shard_population, spans_processes
-from lsc.tasks import Transition, task_names, task_rewards
+from lsc.tasks import Transition, check_rewards, task_names, task_rewards
 
 CPU_CHUNK_BYTES = 4 * 2**20  # parameters of one chunk: a few MB stay in cache (CPU)
 GPU_CHUNK_BYTES = 2 * 2**30  # ... and a few GB on an accelerator
@@ -73,11 +73,14 @@ def _no_position(state) -> jax.Array:
 
 def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
   """A jit-safe function (theta (P,), key) -> (returns (n_tasks,), length (), samples (K, O),
-  displacement ()) for one episode of `env.episode_length` steps."""
-  rewards_fn = task_rewards(env.name)
-  n_tasks = len(task_names(env.name))
+  displacement ()) for one episode of `env.episode_length` steps.  `env`: any env
+  (`lsc.envs.as_env`); its tasks are checked on an abstract transition first."""
+  env = as_env(env)
+  check_rewards(env)
+  rewards_fn = task_rewards(env)
+  n_tasks = len(task_names(env))
   horizon = env.episode_length
-  x_position = get_env_spec(env.name).x_position or _no_position
+  x_position = env_spec(env).x_position or _no_position
 
   def episode(theta, key):
     reset_key, sample_key = jax.random.split(key)
@@ -91,7 +94,7 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
       state, alive, returns, length, buffer, rng = carry
       action = policy.apply_layers(layers, state.obs)
       nxt = env.step(state, action)
-      reward = rewards_fn(Transition(state.obs, action, nxt.obs, nxt.metrics, nxt.done))
+      reward = rewards_fn(Transition(state.obs, action, nxt.obs, nxt.metrics, nxt.done, nxt.reward))
       returns = returns + jnp.where(alive, reward, 0.0)
       if n_samples:  # reservoir sampling (Algorithm R) of the observations acted on
         rng = _xorshift32(rng)
@@ -137,6 +140,7 @@ def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int
   except with `nested`: for a program that calls it inside its own and gathers its own
   outputs.
   """
+  env = as_env(env)
   check_fits(policy, env)
   mesh = default_mesh(env) if mesh is None else mesh
   if _mjx_on_cpu(env) and mesh.devices.size > 1:
@@ -188,6 +192,7 @@ def rollout(env, policy: MLPPolicy, thetas, reset_keys, *, n_samples: int = 16,
   Not itself jitted (it validates its input on the host first); the program it runs is.
   `check=False` skips the host-side NaN check, for callers that already did it.
   """
+  env = as_env(env)
   thetas = jnp.asarray(thetas)
   if thetas.ndim != 2 or thetas.shape[1] != policy.num_params:
     raise ValueError(f"thetas must have shape (N, {policy.num_params}) for this policy, "

@@ -53,7 +53,7 @@ from lsc.rollout import default_mesh, rollout_fn
 from lsc.distributed import agree
 from lsc.sharding import gather, spans_processes
 from lsc.strategies import PGPEConfig, StrategyConfig
-from lsc.tasks import task_index, task_names
+from lsc.tasks import resolve_task, task_index, task_names
 from lsc.validate import check_int
 
 
@@ -268,15 +268,19 @@ class Search:
   batches of other sizes may round differently).  `starts` (S, k): where
   each seed's search starts, in z coordinates (default: every seed at the space's
   centre, or 0 if config.center is "zero"), e.g. each seed's result of an earlier search.
+  `env`: any env (`lsc.envs.as_env`); `task`: the name of one of its tasks, or a reward
+  function of a `lsc.tasks.Transition` (or `Task`), which the env then scores too
+  (`lsc.tasks.with_tasks`; `self.env` is that env).
   """
 
-  def __init__(self, env, policy: MLPPolicy, space: SearchSpace, task: str, config: StrategyConfig = PGPEConfig(),
+  def __init__(self, env, policy: MLPPolicy, space: SearchSpace, task, config: StrategyConfig = PGPEConfig(),
                *, budget: int, seeds: int = 1, seed: int | jax.Array = 0, maximize: bool = True,
                generations_per_chunk: int | None = None, mesh=None, starts=None):
     config.check()
     space.check(policy)
     config.check_dim(space.dim, space.name)
-    self.task = task_index(env.name, task)  # ValueError for an unknown task
+    env, task = resolve_task(env, task)
+    self.task = task_index(env, task)  # ValueError for an unknown task
     if check_int("seeds", seeds) < 1:
       raise ValueError(f"seeds must be >= 1, got {seeds}")
     self.keys = seed_keys(seed, seeds)  # (S,): an int seed or a jax.random key, checked
@@ -417,7 +421,7 @@ def make_fitness(env, policy: MLPPolicy, candidates: int, episodes: int, mesh=No
   each over E = `episodes` episodes reset from `keys`, (C, E) or (E,) shared by all
   (common random numbers).  For candidates z (C, k) of a space, pass
   `jax.vmap(space.decode)(z)`.  Sharded over `mesh` (default: every local device); every
-  task is scored by the one rollout."""
+  task is scored by the one rollout.  `env`: any env (`lsc.envs.as_env`)."""
   rollout = rollout_fn(env, policy, candidates, episodes, n_samples=0, mesh=mesh, nested=True)
 
   def fitness(thetas: jax.Array, keys: jax.Array) -> Scores:
@@ -485,7 +489,7 @@ def describe(search: Search) -> dict:
   """What a search's checkpoint is only valid for (its artifact identity)."""
   space = search.space
   return {**checkpoint.policy_identity(search.env, search.policy),
-          "task": task_names(search.env.name)[search.task],
+          "task": task_names(search.env)[search.task],
           "space": {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()},
           "strategy": search.config.algorithm, "settings": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
           "seed": search.seed, "keys": "per_seed",  # `seed_keys`; earlier checkpoints split one key over the seeds

@@ -198,6 +198,45 @@ def test_checkpoint_resume_continues_at_the_same_step_with_the_same_loss(mountai
     load_state(path, other)
 
 
+def test_compress_in_memory_writes_nothing_and_gives_the_numbers_and_digest_of_a_saved_run(
+    mountain_car, mc_policy, small_dataset, tmp_path, monkeypatch):
+  from lsc.compression import compress
+  from lsc.config import EnvConfig, PolicyConfig
+  from lsc.dataset import CollectConfig, Dataset, save_dataset
+  n = len(small_dataset.thetas)  # members 0..119 of pool 0, as a 1200-member pool keeping 10 % would hold them
+  config = CollectConfig(EnvConfig("mountain_car"), PolicyConfig("medium"), pool=1200, keep=0.1, n_probe=64).resolved()
+  dataset = Dataset(thetas=small_dataset.thetas, indices=np.arange(n), descriptors=np.zeros((n, 64), np.float32),
+                    novelty=np.zeros(n, np.float32), probe_states=small_dataset.probe_states,
+                    visited_states=small_dataset.visited_states, returns=np.zeros((n, 4), np.float32),
+                    random_indices=np.arange(n), random_returns=np.zeros((n, 4), np.float32),
+                    pool_novelty=np.zeros(1200, np.float32), config=config,
+                    identity={**checkpoint.policy_identity(mountain_car, mc_policy), "source": "filter"},
+                    env_steps=0, env_steps_by_stage={}, timings={"probe_s": 1.0})
+  save_dataset(tmp_path / "data", dataset)
+  monkeypatch.chdir(tmp_path)
+  memory = compress(dataset, TINY, protocol=EvalProtocol(1, 9))
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no out: nothing written
+  saved = compress(tmp_path / "data", TINY, tmp_path / "ae", protocol=EvalProtocol(1, 9))
+  assert json.loads((tmp_path / "ae" / "recovery.json").read_text()) == saved.summary
+  assert memory.summary["dataset"] is None and saved.summary["dataset"] == str(tmp_path / "data")
+  same = lambda summary: {k: v for k, v in summary.items() if k not in ("dataset", "timings")}
+  assert same(memory.summary) == same(saved.summary) and memory.history == saved.history
+  assert memory.summary["recovery"] == saved.summary["recovery"] and set(memory.recovery) == {"trained", "untrained",
+                                                                                              "random"}
+  np.testing.assert_array_equal(memory.landscape["returns"], saved.landscape["returns"])
+  loaded = load_autoencoder(tmp_path / "ae" / "model")  # what compress(...).autoencoder replaces
+  assert saved.autoencoder.record == loaded.record
+  for trained in (saved.autoencoder, loaded):
+    assert trained.ae == memory.autoencoder.ae
+    np.testing.assert_array_equal(trained.codes, memory.autoencoder.codes)
+    for a, b in zip(jax.tree.leaves(trained.params), jax.tree.leaves(memory.autoencoder.params), strict=True):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # the in-memory dataset's digest is the one its artifact records: either resumes a run trained on the other
+  assert memory.autoencoder.record["config"]["inputs"] == {"dataset": checkpoint.digest(tmp_path / "data")}
+  assert loaded.record["config"]["inputs"] == memory.autoencoder.record["config"]["inputs"]
+  assert memory.autoencoder.record["config"]["step"] == loaded.record["config"]["step"] == TINY.steps
+
+
 def test_bad_datasets_are_refused(mountain_car, mc_policy, small_dataset):
   for thetas, fragment in [(small_dataset.thetas[:, :10], "must have shape \\(N, 1185\\)"),
                            (small_dataset.thetas[:0], "holds 0 policies"),

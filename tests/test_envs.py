@@ -17,8 +17,8 @@ from lsc.tasks import task_names
 
 
 def test_unknown_names_raise_listing_the_valid_ones():
-  with pytest.raises(ValueError, match="valid envs: mountain_car, reacher, hopper, halfcheetah"):
-    make_env("ant")
+  with pytest.raises(ValueError, match="valid envs: mountain_car, reacher, hopper, halfcheetah, walker2d, ant"):
+    make_env("humanoid")
   with pytest.raises(ValueError, match="valid backends: mjx, mjx_warp, spring, positional, generalized"):
     make_env("hopper", backend="physx")
   with pytest.raises(ValueError, match="valid backends: jax"):
@@ -93,11 +93,11 @@ def test_a_registered_env_is_known_everywhere(env_registry):
 
 def test_unknown_env_lists_the_registered_ones(env_registry):
   lsc.register_env(dataclasses.replace(get_env_spec("mountain_car"), name="car_copy"))
-  with pytest.raises(ValueError, match="unknown env 'ant'; valid envs: mountain_car, reacher, hopper, halfcheetah, "
-                                       "car_copy"):
-    get_env_spec("ant")
+  with pytest.raises(ValueError, match="unknown env 'humanoid'; valid envs: mountain_car, reacher, hopper, "
+                                       "halfcheetah, walker2d, ant, car_copy"):
+    get_env_spec("humanoid")
   with pytest.raises(ValueError, match="valid envs: .*car_copy"):
-    EnvConfig("ant").resolved()
+    EnvConfig("humanoid").resolved()
 
 
 def test_env_specs_refuse_what_cannot_be_right():
@@ -141,3 +141,12 @@ def test_halfcheetah_pitch_rate_positive_means_nose_down():
   nose = base.Transform(pos=jnp.zeros(3), rot=nxt.pipeline_state.x.rot[0]).do(
       base.Transform.create(pos=jnp.array([1.0, 0.0, 0.0]))).pos
   assert float(nose[2]) < 0  # the torso's forward axis now points down
+
+
+def test_mujoco_warp_gets_the_solver_brax_chose_for_mjx():
+  """mjx_warp builds its model from `sys.mj_model`; Brax's Ant retunes its MJX solver
+  (1 iteration, 4 line-search steps), which must reach that model too."""
+  env = make_env("ant", backend="mjx", episode_length=10)
+  options = env.sys.mj_model.opt
+  assert (options.iterations, options.ls_iterations) == (1, 4)
+  assert (options.solver, options.disableflags) == (int(env.sys.opt.solver), int(env.sys.opt.disableflags))

@@ -12,6 +12,7 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_python_blocks_run(tmp_path, monkeypatch):
   blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+  blocks = [b for b in blocks if not b.startswith("# bring your own env")]  # tests/test_byo_env.py runs it
   assert blocks, "the README has no python block"
   monkeypatch.chdir(tmp_path)
   from lsc.methods import METHODS
@@ -31,6 +32,8 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
   # what the script says it shows
   np.testing.assert_allclose(scope["centres"], np.tile([1.0, -2.0], (3, 1)), atol=0.2)
   assert scope["found"].final_returns.shape == (2,) and (tmp_path / "runs" / "py" / "ae" / "recovery.json").exists()
+  record = scope["compressed"].autoencoder.record  # the in-memory dataset is named by its saved artifact's digest
+  assert record["config"]["inputs"] == {"dataset": digests[1][0]} and record["digest"] == digests[1][1]
   outcome = scope["outcome"]  # run in memory: the solutions are in the Outcome, not on disk
   assert outcome.method == "latent_cmaes" and (outcome.final_env_steps <= 50_000).all()
   assert outcome.final_thetas.shape == (2, scope["ae"].policy.num_params) and not (tmp_path / "runs" / "py" / "cmaes").exists()

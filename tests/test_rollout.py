@@ -30,7 +30,7 @@ def reference_episode(env, policy, theta, key):
   for t in range(env.episode_length):
     action = apply(theta, state.obs)
     nxt = step(state, action)
-    total = total + np.asarray(rewards(Transition(state.obs, action, nxt.obs, nxt.metrics, nxt.done)))
+    total = total + np.asarray(rewards(Transition(state.obs, action, nxt.obs, nxt.metrics, nxt.done, nxt.reward)))
     visited.append(np.asarray(state.obs))
     state = nxt
     if float(state.done):

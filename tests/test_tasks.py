@@ -16,6 +16,8 @@ EXPECTED_TASKS = {
     "reacher": ("reach_ne", "reach_nw", "reach_sw", "reach_se"),
     "hopper": ("forward", "backward", "jump"),
     "halfcheetah": ("forward", "backward", "frontflip", "backflip"),
+    "walker2d": ("forward", "backward", "jump"),
+    "ant": ("forward", "backward", "left", "right"),
 }
 
 
@@ -23,7 +25,7 @@ def transition(done=0.0, action=(0.0,), **metrics):
   metrics = {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
   a = jnp.asarray(action, jnp.float32)
   return Transition(obs=jnp.zeros(2), action=a, next_obs=jnp.zeros(2), metrics=metrics,
-                    done=jnp.asarray(done, jnp.float32))
+                    done=jnp.asarray(done, jnp.float32), reward=jnp.zeros(()))
 
 
 def reward(env, task, t):
@@ -90,6 +92,18 @@ def test_halfcheetah_rewards():
   t = transition(x_velocity=3.0, pitch_rate=-2.0, ctrl_cost=0.6)
   r = dict(zip(task_names("halfcheetah"), np.asarray(task_rewards("halfcheetah")(t))))
   assert r == pytest.approx({"forward": 2.4, "backward": -3.6, "frontflip": -2.6, "backflip": 1.4})
+
+
+def test_walker2d_and_ant_rewards_keep_standing_above_ending():
+  t = transition(x_velocity=2.0, z_velocity=-0.5, healthy_reward=1.0, ctrl_cost=0.006)
+  r = dict(zip(task_names("walker2d"), np.asarray(task_rewards("walker2d")(t))))
+  assert r == pytest.approx({"forward": 2.094, "backward": -1.906, "jump": 0.094})
+  # ant: 0.01 |a|^2 of the env's 0.5 |a|^2; at full torque (|a|^2 = 8) standing still still earns
+  ant = transition(x_velocity=1.0, y_velocity=-2.0, healthy_reward=1.0, ctrl_cost=4.0)
+  r = dict(zip(task_names("ant"), np.asarray(task_rewards("ant")(ant))))
+  assert r == pytest.approx({"forward": 1.02, "backward": -0.98, "left": -1.98, "right": 2.02})
+  still = transition(x_velocity=0.0, y_velocity=0.0, healthy_reward=1.0, ctrl_cost=4.0)
+  assert all(0 < v < 0.1 for v in np.asarray(task_rewards("ant")(still)))
 
 
 def test_task_reward_wrapper_replaces_the_reward(mountain_car):

@@ -1,8 +1,11 @@
 """Environments: `make_env(name, backend=..., episode_length=...)`.
 
 An env is one `EnvSpec` in the registry (`lsc.envs.registry`: `register_env`,
-`get_env_spec`, `env_names`), which everything else reads; lsc's four are registered in
-`lsc.envs.builtin`.  All four follow Brax's `Env` protocol (reset/step on a `State`
+`get_env_spec`, `env_names`), which everything else reads; lsc's six are registered in
+`lsc.envs.builtin`.  Any other object with Brax's env protocol (a Brax env, a pure-JAX
+env of your own) becomes an lsc env by `as_env(obj, ...)` (`lsc.envs.foreign`), which
+every entry point that takes an env calls; `env_spec(env)` is what lsc reads of any env.
+All six follow Brax's `Env` protocol (reset/step on a `State`
 with Brax's fields), so Brax's wrappers and training agents run on them unchanged.  Mountain Car is pure JAX
 (`lsc.envs.base`): building it imports neither Brax nor MuJoCo; the Brax envs
 (`lsc.envs.mujoco`) are imported when first built.  Termination belongs to the env;
@@ -27,7 +30,8 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from lsc.envs.base import Env
+from lsc.envs.base import Env, State
+from lsc.envs.foreign import ForeignEnv, as_env, with_spec
 from lsc.envs.registry import PROBE_MODES, EnvSpec, env_names, get_env_spec, register_env
 
 # mjx_warp: MJX with MuJoCo Warp's kernels (`lsc.envs.mjx_impl`; pip install -e '.[warp]')
@@ -78,6 +82,15 @@ def brax_backend() -> str:
   return "mjx_warp" if mjx_impl.cuda_available() and mjx_impl.warp_installed() else "mjx"
 
 
+def env_spec(env) -> EnvSpec:
+  """The spec of `env`: a registered env's name, an lsc env (the spec it was built with,
+  which `lsc.tasks.with_tasks` may have extended), or any env object (`as_env` adopts it)."""
+  if isinstance(env, str):
+    return get_env_spec(env)
+  spec = getattr(env, "spec", None)
+  return spec if isinstance(spec, EnvSpec) else as_env(env).spec
+
+
 def default_backend(name: str) -> str:
   """The backend env `name` runs on unless told otherwise: its spec's `choose_backend()`
   (`brax_backend` for lsc's Brax envs), else its first backend (`jax` for mountain_car)."""
@@ -85,10 +98,11 @@ def default_backend(name: str) -> str:
   return spec.choose_backend() if spec.choose_backend is not None else spec.backends[0]
 
 
-def obs_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-  """(shift, scale) mapping env `name`'s observation bounds onto [-1, 1]: the midpoint
-  and half-width of each coordinate, (O,) each.  ValueError for an env without bounds."""
-  bounds = get_env_spec(name).obs_bounds
+def obs_normalization(env) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(shift, scale) mapping the observation bounds of `env` (an env or a registered name)
+  onto [-1, 1]: the midpoint and half-width of each coordinate, (O,) each.  ValueError
+  for an env without bounds."""
+  bounds = env_spec(env).obs_bounds
   if bounds is None:
     bounded = [n for n in env_names() if get_env_spec(n).obs_bounds is not None]
     raise ValueError(f"observation normalisation needs known observation bounds; "
@@ -101,7 +115,7 @@ def make_env(name: str, backend: str | None = None, episode_length: int | None =
   """Builds env `name` on `backend` (None: `default_backend(name)`).
 
   The returned env has `.name`, `.backend` and `.episode_length` (None: the spec's
-  default, 999 / 50 / 1000 / 1000 for lsc's four).  Raises ValueError for unknown names,
+  default: 999 for mountain_car, 50 for reacher, 1000 for the others).  Raises ValueError for unknown names,
   backends or a non-positive episode length, before anything is compiled.  On
   `mjx_warp` the env is built on `mjx` (the MJCF's own parameters) and stepped by
   MuJoCo Warp, its contact buffer sized by the spec's `contacts_per_world`.
@@ -116,7 +130,7 @@ def make_env(name: str, backend: str | None = None, episode_length: int | None =
   if backend == "mjx_warp":
     import_quietly("lsc.envs.mjx_impl").check_warp()  # before anything is built
   env = _constructor(spec)(backend="mjx" if backend == "mjx_warp" else backend, episode_length=episode_length)
-  env.name = spec.name
+  env.name, env.spec = spec.name, spec
   if backend == "mjx_warp":
     pipeline = import_quietly("lsc.envs.mjx_impl").MjxPipeline(env.sys.mj_model, "warp",
                                                                 contacts_per_world=spec.contacts_per_world)
@@ -145,5 +159,6 @@ def for_worlds(env, worlds: int):
   return env.for_worlds(worlds) if hasattr(type(env), "for_worlds") else env
 
 
-__all__ = ["EnvSpec", "register_env", "get_env_spec", "env_names", "PROBE_MODES", "BRAX_BACKENDS", "make_env",
+__all__ = ["EnvSpec", "register_env", "get_env_spec", "env_names", "env_spec", "as_env", "with_spec", "ForeignEnv",
+           "Env", "State", "PROBE_MODES", "BRAX_BACKENDS", "make_env",
            "for_worlds", "select_state", "default_backend", "brax_backend", "obs_normalization"]

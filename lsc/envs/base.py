@@ -23,14 +23,14 @@ class State:
 
 
 class KeyedByConfig:
-  """Equality and hash by what determines an env's compiled programs (its class, the
-  name it was built under (which picks its tasks), its backend and episode length), not
-  by object identity: two `make_env` calls with the same settings share every cached
+  """Equality and hash by what determines an env's compiled programs (its class, its
+  spec (`lsc.envs.EnvSpec`: name, tasks, ...), its backend and episode length), not by
+  object identity: two `make_env` calls with the same settings share every cached
   rollout and search program."""
 
   def config_key(self) -> tuple:
-    return (type(self).__module__, type(self).__qualname__, getattr(self, "name", None), self.backend,
-            self.episode_length)
+    return (type(self).__module__, type(self).__qualname__, getattr(self, "spec", None) or getattr(self, "name", None),
+            self.backend, self.episode_length)
 
   def __eq__(self, other) -> bool:
     return type(other) is type(self) and other.config_key() == self.config_key()
@@ -40,8 +40,10 @@ class KeyedByConfig:
 
 
 class Env(KeyedByConfig):
-  """An env: `reset(key) -> State`, `step(state, action (A,)) -> State`, and its sizes."""
+  """An env: `reset(key) -> State`, `step(state, action (A,)) -> State`, and its sizes.
+  `lsc.envs.make_env` sets `name` and `spec` (its `EnvSpec`)."""
   name: str
+  spec: Any  # lsc.envs.EnvSpec
   episode_length: int
 
   def reset(self, rng: jax.Array) -> State:

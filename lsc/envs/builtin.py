@@ -1,4 +1,4 @@
-"""lsc's four envs, registered like any other (`lsc.envs.registry` imports this module
+"""lsc's six envs, registered like any other (`lsc.envs.registry` imports this module
 on its first use).  The Brax envs are named by "module:Class", so registering them
 imports neither Brax nor MuJoCo."""
 
@@ -8,7 +8,10 @@ from lsc.envs import mountain_car as mc
 from lsc.envs.registry import EnvSpec, register_env
 
 # mjx_warp's contact buffer per episode: the MJCFs allow at most 5 colliding geom pairs
-# (halfcheetah) x 2 contacts; measured at most 1.5 per world (`lsc.envs.mjx_impl`)
+# (halfcheetah) x 2 contacts; measured at most 1.5 per world (`lsc.envs.mjx_impl`).
+# Enough for walker2d and ant too: walker2d.xml lets 3 capsules touch the floor (torso
+# and both feet, at most 2 contacts each: 6), ant.xml its 4 foot spheres (1 each: 4);
+# no other pair of their geoms collides (MJX allocates 6 and 4 contacts for them).
 BRAX_CONTACTS_PER_WORLD = 16
 
 
@@ -18,7 +21,8 @@ def car_position(state):
 
 
 def body0_x(state):
-  """x of body 0 (the torso of hopper and halfcheetah, the first link of reacher): a scalar."""
+  """x of body 0 (the torso of hopper, halfcheetah, walker2d and ant, the first link of
+  reacher): a scalar."""
   return state.pipeline_state.x.pos[0, 0]
 
 
@@ -39,3 +43,5 @@ register_env(EnvSpec("mountain_car", mc.MountainCar, 2, 1, 999, tasks.MOUNTAIN_C
 register_env(brax_spec("reacher", "Reacher", 11, 2, 50, tasks.REACHER_TASKS, locomotion=False))
 register_env(brax_spec("hopper", "Hopper", 11, 3, 1000, tasks.HOPPER_TASKS, locomotion=True))
 register_env(brax_spec("halfcheetah", "HalfCheetah", 17, 6, 1000, tasks.HALFCHEETAH_TASKS, locomotion=True))
+register_env(brax_spec("walker2d", "Walker2d", 17, 6, 1000, tasks.WALKER2D_TASKS, locomotion=True))
+register_env(brax_spec("ant", "Ant", 27, 8, 1000, tasks.ANT_TASKS, locomotion=True))

@@ -1,4 +1,4 @@
-"""Brax's Reacher, Hopper and HalfCheetah, extended with what the tasks read.
+"""Brax's Reacher, Hopper, HalfCheetah, Walker2d and Ant, extended with what the tasks read.
 
 Each env keeps Brax's dynamics, observation and termination, and adds the physical
 quantities that `lsc.tasks` scores to `state.metrics` (all scalars, present after
@@ -8,13 +8,14 @@ quantities that `lsc.tasks` scores to `state.metrics` (all scalars, present afte
 import jax
 import jax.numpy as jnp
 from brax import base
-from brax.envs import half_cheetah, hopper, reacher
+from brax.envs import ant, half_cheetah, hopper, reacher, walker2d
 from brax.envs.base import State
 
 from lsc.envs.base import KeyedByConfig
 from lsc.envs.mjx_impl import MjxImplEnv
 
 FINGERTIP_OFFSET = 0.11  # fingertip position along the second link (reacher.xml)
+MJX_SOLVER_OPTIONS = ("solver", "iterations", "ls_iterations", "disableflags")  # what Brax's Ant retunes on mjx
 
 
 class BraxEnv(MjxImplEnv, KeyedByConfig):
@@ -25,6 +26,13 @@ class BraxEnv(MjxImplEnv, KeyedByConfig):
   def __init__(self, backend: str, episode_length: int, **kwargs):
     super().__init__(backend=backend, **kwargs)
     self.episode_length = episode_length
+    if backend == "mjx":
+      # MuJoCo Warp (`mjx_warp`) builds its model from `sys.mj_model`, which keeps the
+      # MJCF's options; Brax's Ant retunes its MJX solver (1 iteration, 4 line-search
+      # steps, no implicit damping), so both MJX backends get the solver Brax chose (the
+      # other envs keep the MJCF's: a no-op there).
+      for field in MJX_SOLVER_OPTIONS:
+        setattr(self.sys.mj_model.opt, field, int(getattr(self.sys.opt, field)))
 
 
 class Reacher(BraxEnv, reacher.Reacher):
@@ -59,13 +67,10 @@ class Reacher(BraxEnv, reacher.Reacher):
     return {"tip_x": tip[0], "tip_y": tip[1], "ctrl_cost": jnp.sum(action**2)}
 
 
-class Hopper(BraxEnv, hopper.Hopper):
-  """Brax's Hopper (Gymnasium Hopper-v5 rewards and termination): obs (11,), action (3,).
-
-  metrics added: `z` torso height and `z_velocity` its rate of change (after the
-  step), `healthy_reward` (1 while alive; the episode ends when unhealthy),
-  `ctrl_cost` = 1e-3 |a|^2.  Brax's `x_velocity` is kept.
-  """
+class TorsoHeight:
+  """Task metrics of the envs that end when unhealthy and can jump (Hopper, Walker2d): `z`
+  torso height and `z_velocity` its rate of change (after the step), `healthy_reward`
+  (1 while alive) and `ctrl_cost` (the env's own, -`reward_ctrl`)."""
 
   def reset(self, rng: jax.Array) -> State:
     state = super().reset(rng)
@@ -85,6 +90,15 @@ class Hopper(BraxEnv, hopper.Hopper):
     return state
 
 
+class Hopper(BraxEnv, TorsoHeight, hopper.Hopper):
+  """Brax's Hopper (Gymnasium Hopper-v5 rewards and termination): obs (11,), action (3,).
+
+  metrics added (`TorsoHeight`): `z` torso height and `z_velocity` its rate of change
+  (after the step), `healthy_reward` (1 while alive; the episode ends when unhealthy),
+  `ctrl_cost` = 1e-3 |a|^2.  Brax's `x_velocity` is kept.
+  """
+
+
 class HalfCheetah(BraxEnv, half_cheetah.Halfcheetah):
   """Brax's HalfCheetah (Gymnasium HalfCheetah-v5 rewards): obs (17,), action (6,).
 
@@ -101,5 +115,37 @@ class HalfCheetah(BraxEnv, half_cheetah.Halfcheetah):
   def step(self, state: State, action: jax.Array) -> State:
     state = super().step(state, action)
     state.metrics.update(pitch_rate=state.pipeline_state.xd.ang[0, 1],
+                         ctrl_cost=-state.metrics["reward_ctrl"])
+    return state
+
+
+class Walker2d(BraxEnv, TorsoHeight, walker2d.Walker2d):
+  """Brax's Walker2d (Gymnasium Walker2d-v5 rewards; the episode ends when the torso
+  leaves 0.8 < z < 2 or tilts past 1 rad): obs (17,), action (6,).
+
+  metrics added (`TorsoHeight`, as Hopper's): `z` torso height and `z_velocity` its rate
+  of change (after the step), `healthy_reward` (1 while alive), `ctrl_cost` = 1e-3 |a|^2.
+  Brax's `x_velocity` is kept.
+  """
+
+
+class Ant(BraxEnv, ant.Ant):
+  """Brax's Ant (Gymnasium Ant-v5 rewards without the contact cost; the episode ends
+  when the torso leaves 0.2 < z < 1): obs (27,), action (8,).
+
+  metrics added: `healthy_reward` (1 while alive) and `ctrl_cost` = 0.5 |a|^2, Ant-v5's
+  control cost.  Brax's `x_velocity` and `y_velocity` (the torso's, after the step;
+  +y is the ant's left when it faces +x) are kept.
+  """
+
+  def reset(self, rng: jax.Array) -> State:
+    state = super().reset(rng)
+    zero = jnp.zeros(())
+    state.metrics.update(healthy_reward=zero, ctrl_cost=zero)
+    return state
+
+  def step(self, state: State, action: jax.Array) -> State:
+    state = super().step(state, action)
+    state.metrics.update(healthy_reward=state.metrics["reward_survive"],
                          ctrl_cost=-state.metrics["reward_ctrl"])
     return state

@@ -3,7 +3,7 @@
 A spec is everything lsc knows about an env without building it: its sizes, default
 episode length, observation bounds, probe-state mode, physics backends, how to read
 its position along x, contact sizing on `mjx_warp`, its tasks and its policy sizes.
-lsc's own four envs are registered by `lsc.envs.builtin` through the same call, on
+lsc's own six envs are registered by `lsc.envs.builtin` through the same call, on
 the registry's first use (their tasks live in `lsc.tasks`, which imports `lsc.envs`:
 registering them when `lsc.envs` loads would be an import cycle).  This module
 imports neither Brax nor MuJoCo: a spec names its env's class ("module:Class"), which
@@ -25,7 +25,7 @@ import importlib
 from typing import Any, Callable, Mapping
 
 PROBE_MODES = ("uniform", "rollout")  # `lsc.dataset`: uniform in the observation bounds, or visited states
-BUILTIN = "lsc.envs.builtin"  # registers lsc's four envs when imported
+BUILTIN = "lsc.envs.builtin"  # registers lsc's own envs when imported
 
 
 @dataclasses.dataclass(frozen=True)
