@@ -45,6 +45,7 @@ _EXPORTS = {
                     "MethodConfigs", "run_method", "Outcome"),
     "lsc.pipeline": ("ExperimentConfig", "SearchSettings"),  # lsc.pipeline.run(config, out): the whole method
     "lsc.progress": ("Bars",),
+    "lsc.atlas": ("draw_atlas",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = ["enable_compilation_cache", "quiet_dependencies", "setup_command_line", "use_cpu_cores", "__version__", *_WHERE]

@@ -6,6 +6,7 @@
   lsc train --dataset D ...     behaviour autoencoder + recovery with controls (stage 3)
   lsc search --env E --task T   a method of lsc.methods: an evolution strategy in a latent or the
                                 parameter space, a sequence of them, or a deep-RL baseline
+  lsc atlas AE --out atlas.png  a picture of the behaviours an autoencoder's latent space decodes to
 """
 
 import argparse
@@ -474,6 +475,39 @@ def cmd_search(args) -> int:
   return 0
 
 
+ATLAS_FORMATS = (".png", ".pdf", ".svg")
+
+
+def cmd_atlas(args) -> int:
+  from lsc.atlas import draw_atlas  # matplotlib and MuJoCo's kinematics: loaded only for this command
+  path = pathlib.Path(args.autoencoder)
+  path = path / "model" if (path / "model").is_dir() else path  # `lsc train --out` or its model
+  if not path.is_dir() or not checkpoint.is_artifact(path):
+    raise ValueError(f"{args.autoencoder} is no autoencoder: give the --out directory of `lsc train` (or its model)")
+  if pathlib.Path(args.out).suffix.lower() not in ATLAS_FORMATS:
+    raise ValueError(f"--out {args.out}: the picture's name must end in {', '.join(ATLAS_FORMATS)}")
+  for flag, value, low in (("--grid", args.grid, 1), ("--frames", args.frames, 1), ("--episodes", args.episodes, 1),
+                           ("--dpi", args.dpi, 10)):
+    if value < low:
+      raise ValueError(f"{flag} must be >= {low}, got {value}")
+  check_seed("--seed", args.seed)
+  if args.episode_length is not None and args.episode_length < 1:
+    raise ValueError(f"--episode-length must be >= 1, got {args.episode_length}")
+  record = checkpoint.read_record(path)
+  checkpoint.check_record(record, path, kind="autoencoder")
+  env_name = record.get("config", {}).get("env", {}).get("name")
+  if args.backend is not None and env_name is not None:  # refused before the autoencoder is loaded
+    if args.backend not in get_env_spec(env_name).backends:
+      raise ValueError(f"unknown backend {args.backend!r} for env {env_name!r}; valid backends: "
+                       f"{', '.join(get_env_spec(env_name).backends)}")
+  start = time.perf_counter()
+  trained = load_autoencoder(path)
+  draw_atlas(trained, args.out, grid=args.grid, frames=args.frames, episodes=args.episodes, seed=args.seed,
+             episode_length=args.episode_length, backend=args.backend, dpi=args.dpi, log=print)
+  print(f"time {time.perf_counter() - start:.1f} s")
+  return 0
+
+
 def _add_settings_args(parser: argparse.ArgumentParser, section: str, example: str = "seed=1") -> None:
   """--config and --set over the `section` settings, with the pipelines' keys (`example`:
   one such setting, without the section's prefix)."""
@@ -570,6 +604,23 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to OUT/tensorboard "
                  "(needs the tensorboard extra)")
   p.set_defaults(fn=cmd_search)
+
+  p = sub.add_parser("atlas", allow_abbrev=False, help="draw what the policies across an autoencoder's latent space "
+                     "do, labelled with their returns on every task")
+  p.add_argument("autoencoder", metavar="AE", help="autoencoder directory (the --out of `lsc train`, or its model)")
+  p.add_argument("--out", required=True, help="the picture: a .png (or .pdf, .svg) file")
+  p.add_argument("--grid", type=integer, default=5, help="codes per side: a row of N for a 1-D latent space, else "
+                 "N x N (for more than 2 dimensions, the dataset codes nearest an N x N lattice on the plane of "
+                 "their 2 principal components) (default 5)")
+  p.add_argument("--frames", type=integer, default=4, help="frames of each episode drawn on a MuJoCo env (default 4)")
+  p.add_argument("--episode-length", type=integer, default=None,
+                 help="steps per episode (default: the autoencoder's env's)")
+  p.add_argument("--backend", default=None, help="physics backend (default: the autoencoder's env's)")
+  p.add_argument("--episodes", type=integer, default=3, help="evaluation episodes behind each label's mean returns "
+                 "(the first is the one drawn) (default 3)")
+  p.add_argument("--seed", type=integer, default=0, help="seed of the evaluation keys (default 0)")
+  p.add_argument("--dpi", type=integer, default=90, help="resolution of a .png (default 90)")
+  p.set_defaults(fn=cmd_atlas)
   for name, p in sub.choices.items():  # `lsc --debug train ...` and `lsc train ... --debug` alike
     p.add_argument("--debug", **debug, default=argparse.SUPPRESS)
     if name != "envs":
