@@ -75,8 +75,8 @@ from lsc.evaluation import EvalProtocol
 from lsc.methods import check_can_run
 from lsc.progress import ProgressFn
 from lsc.rl_configs import (CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig, TD3Config,  # noqa: F401 (re-exported)
-                            check_budget, check_method, min_budget, resolve_config)
-from lsc.rollout import default_mesh, make_episode_fn
+                            check_budget, check_devices, check_method, devices_for, min_budget, resolve_config)
+from lsc.rollout import make_episode_fn
 from lsc.tasks import Transition, check_rewards, get_task, resolve_task, task_index
 
 class TaskReward(Wrapper):
@@ -120,12 +120,8 @@ class BaselineResult:
 
 
 def devices_to_use(env, config: PPOConfig | SACConfig) -> int:
-  """Local devices Brax will pmap training over: those of `default_mesh(env)`, at most
-  `config.max_devices`; TD3 and DDPG train on one."""
-  if isinstance(config, TD3Config):
-    return 1
-  n = min(default_mesh(env).devices.size, jax.local_device_count())
-  return n if config.max_devices is None else min(n, config.max_devices)
+  """Local devices Brax will pmap training over on `env` (`lsc.rl_configs.devices_for`)."""
+  return devices_for(config, env.backend)
 
 
 def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int,
@@ -144,11 +140,7 @@ def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int
   if checkpoint_path is not None and method not in RESUMABLE:
     raise ValueError(f"{method} cannot resume (Brax's train() has no way in): checkpoint_path is for "
                      f"{', '.join(RESUMABLE)}")
-  n_devices = devices_to_use(env, config)
-  for name in ("num_envs", "batch_size"):
-    if getattr(config, name) % n_devices:
-      raise ValueError(f"{type(config).__name__}.{name} = {getattr(config, name)} must be divisible "
-                       f"by the {n_devices} devices Brax trains on (or set max_devices)")
+  check_devices(config, env.backend)
   return config
 
 

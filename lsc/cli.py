@@ -429,7 +429,7 @@ def _check_search(args, method, configs, env_cfg) -> None:
       latent = checkpoint.read_record(value).get("identity", {}).get("latent_dim")
       if latent is not None:
         dims["latent"] = int(latent)
-  method.check(configs, args.budget, env_cfg.episode_length, dims=dims)
+  method.check(configs, args.budget, env_cfg.episode_length, dims=dims, backend=env_cfg.backend)
 
 
 def cmd_search(args) -> int:

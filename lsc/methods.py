@@ -40,7 +40,8 @@ from lsc.evaluation import EvalProtocol
 from lsc.keys import PHASE_TWO, seed_keys
 from lsc.policy import MLPPolicy
 from lsc.progress import ProgressFn, register_unit
-from lsc.rl_configs import CONFIGS as RL_CONFIGS, RESUMABLE, check_budget as check_rl_budget
+from lsc.rl_configs import (CONFIGS as RL_CONFIGS, RESUMABLE, check_budget as check_rl_budget,
+                            check_devices as check_rl_devices)
 from lsc.search import (SEARCH_EVAL, Search, SearchSpace, check_budget as check_search_budget, identity_space,
                         run_search, save_result)
 from lsc.strategies import CMAESConfig, OpenESConfig, PGPEConfig, SepCMAESConfig, SNESConfig, StrategyConfig
@@ -152,10 +153,11 @@ class Method:
     return {"kind": type(self).__name__, "config": to_dict(self.settings(configs), omit_defaults=False)}
 
   def check(self, configs, budget: int, episode_length: int, *, spent: int = 0, dims: Mapping[str, int] | None = None,
-            n_evals: int = 10) -> None:
+            n_evals: int = 10, backend: str | None = None) -> None:
     """ValueError, before any work, if a run of `budget` env steps per seed (of which
     `spent` were charged before it) cannot run with these settings; `dims`: the sizes
-    of the spaces, where known ({"latent": k, "parameter": P})."""
+    of the spaces, where known ({"latent": k, "parameter": P}); `backend`: the env's
+    physics, where known (how many devices an RL baseline trains over)."""
     raise NotImplementedError
 
   def outputs(self, directory: pathlib.Path, seed: int, seeds: int) -> dict[pathlib.Path, str]:
@@ -188,7 +190,7 @@ class SearchMethod(Method):
   def identity(self, configs=None, env=None) -> dict:  # two strategies may have the same fields
     return {**super().identity(configs, env), "strategy": self.settings(configs).algorithm, "space": self.space}
 
-  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10) -> None:
+  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
     config = self.settings(configs)
     config.check()
     if dims and self.space in dims:
@@ -294,14 +296,14 @@ class Sequence(Method):
       raise ValueError(f"{self.name}: {second.name} searches the latent space but {first.name} ends in the "
                        "parameter space")
 
-  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10) -> None:
+  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
     self._check_chain()
     shares = self.budgets(configs, budget)
     if not 0 <= spent < shares[0]:
       raise ValueError(f"{self.name}: spent must be in [0, the first phase's {shares[0]:,}), got {spent:,}")
     for method, share, before in zip(self.methods, shares, (spent, 0)):
       try:
-        method.check(configs, share, episode_length, spent=before, dims=dims, n_evals=n_evals)
+        method.check(configs, share, episode_length, spent=before, dims=dims, n_evals=n_evals, backend=backend)
       except ValueError as error:
         raise ValueError(f"{self.name}'s {method.name} phase ({share:,} env steps of {budget:,}): {error} "
                          f"(its settings: methods.{method.name}.*)") from None
@@ -357,10 +359,12 @@ class RLMethod(Method):
       identity["devices"] = import_quietly("lsc.baselines").devices_to_use(env, self.settings(configs))
     return identity
 
-  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10) -> None:
+  def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
     if spent:
       raise ValueError(f"{self.name} starts from nothing chosen on the task: spent must be 0, got {spent:,}")
     check_rl_budget(self.name, budget, self.settings(configs), n_evals)
+    if backend is not None:
+      check_rl_devices(self.settings(configs), backend)
 
   def outputs(self, directory, seed, seeds):
     states = ({directory / f"state_seed{s}": "td3_state" for s in range(seed, seed + seeds)}
@@ -567,7 +571,7 @@ def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int 
   dims = {k: space.dim for k, space in (("latent", latent), ("parameter", parameter)) if space is not None}
   if policy is not None and "parameter" not in dims:
     dims["parameter"] = policy.num_params
-  method.check(configs, budget, env.episode_length, spent=spent, dims=dims, n_evals=n_evals)
+  method.check(configs, budget, env.episode_length, spent=spent, dims=dims, n_evals=n_evals, backend=env.backend)
   if directory is not None:
     check_outputs(name, directory, task=task, budget=budget, seeds=seeds, seed=seed, overwrite=overwrite)
   record = {"method": name, "eval": dataclasses.asdict(protocol), "run": run_fields(task, budget, seeds, seed),

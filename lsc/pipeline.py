@@ -163,7 +163,8 @@ def validate(config: ExperimentConfig):
     method = get_method(name)
     spent = settings.max_spent(episode_length) if method.reads == "autoencoder" else 0
     try:
-      method.check(config.methods, settings.budget, episode_length, spent=spent, dims=dims, n_evals=settings.n_evals)
+      method.check(config.methods, settings.budget, episode_length, spent=spent, dims=dims, n_evals=settings.n_evals,
+                   backend=collect.env.backend)
     except ValueError as error:  # a sequence's message names the phase whose settings to change
       extra = " after choosing the best_decoded start" if spent else ""
       where = "" if isinstance(method, Sequence) else f"methods.{name}.*, "

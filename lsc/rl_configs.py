@@ -1,9 +1,14 @@
 """The deep-RL baselines' settings as data: `PPOConfig`, `SACConfig`, `TD3Config`,
 `DDPGConfig` (one per method, `CONFIGS`), and the checks that need no training code
-(`resolve_config`, `min_budget`, `check_budget`).  Kept apart from `lsc.baselines` so
-validating a run imports neither Brax nor MuJoCo; `lsc.baselines` re-exports them."""
+(`resolve_config`, `min_budget`, `check_budget`, `devices_for`, `check_devices`).  Kept
+apart from `lsc.baselines` so validating a run imports neither Brax nor MuJoCo;
+`lsc.baselines` re-exports them."""
 
 import dataclasses
+
+import jax
+
+from lsc.rollout import mjx_on_cpu
 
 
 def _check_positive(config, names: tuple[str, ...]) -> None:
@@ -193,6 +198,27 @@ def min_budget(method: str, config: PPOConfig | SACConfig | None = None, n_evals
   if method == "ppo":
     return n_evals * config.steps_per_iteration
   return max(config.prefill_steps + n_evals * config.num_envs, config.min_replay_size + 1)
+
+
+def devices_for(config, backend: str) -> int:
+  """Local devices Brax pmaps `config`'s training over on physics `backend`: every local
+  device (one for MJX on a CPU, as lsc's rollouts), at most `config.max_devices`; TD3
+  and DDPG train on one."""
+  if isinstance(config, TD3Config):
+    return 1
+  n = 1 if mjx_on_cpu(backend) else jax.local_device_count()
+  return n if config.max_devices is None else min(n, config.max_devices)
+
+
+def check_devices(config, backend: str) -> int:
+  """ValueError unless the sizes Brax splits over devices divide among the devices
+  training on `backend` uses (`devices_for`); returns their number."""
+  n_devices = devices_for(config, backend)
+  for name in ("num_envs", "batch_size"):
+    if getattr(config, name) % n_devices:
+      raise ValueError(f"{type(config).__name__}.{name} = {getattr(config, name)} must be divisible "
+                       f"by the {n_devices} devices Brax trains on (or set max_devices)")
+  return n_devices
 
 
 def check_budget(method: str, budget: int, config=None, n_evals: int = 10) -> None:

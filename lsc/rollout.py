@@ -119,14 +119,16 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
   return episode
 
 
-def _mjx_on_cpu(env) -> bool:
-  return env.backend in ("mjx", "mjx_warp") and jax.default_backend() == "cpu"
+def mjx_on_cpu(backend: str) -> bool:
+  """Whether `backend` is MJX's (either implementation) on a CPU, where sharding over
+  several devices crashes XLA."""
+  return backend in ("mjx", "mjx_warp") and jax.default_backend() == "cpu"
 
 
 def default_mesh(env):
   """All devices (of every process), except for MJX on CPU: sharding MJX over several
   CPU devices segfaults inside XLA (jax 0.11.2), so it runs on one of this process's."""
-  return population_mesh(jax.local_devices()[:1] if _mjx_on_cpu(env) else None)
+  return population_mesh(jax.local_devices()[:1] if mjx_on_cpu(env.backend) else None)
 
 
 def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int = 16,
@@ -143,7 +145,7 @@ def rollout_fn(env, policy: MLPPolicy, n: int, episodes: int = 1, n_samples: int
   env = as_env(env)
   check_fits(policy, env)
   mesh = default_mesh(env) if mesh is None else mesh
-  if _mjx_on_cpu(env) and mesh.devices.size > 1:
+  if mjx_on_cpu(env.backend) and mesh.devices.size > 1:
     raise ValueError("MJX rollouts on several CPU devices crash XLA (segfault, jax 0.11.2); "
                      "pass a one-device mesh or leave mesh=None")
   chunk_size = default_chunk_size(policy) if chunk_size is None else chunk_size

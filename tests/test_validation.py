@@ -130,6 +130,9 @@ PIPELINE_CASES = [
     (["--set", "methods.param_pgpe.std_init=.inf"], "std_init must be a finite number, got inf"),
     (["--set", "methods.latent_pgpe.std_init=1e30"], "std_init = 1e+30 is in units of the search space's spread"),
     (["--set", "methods.ppo.num_envs=0"], "PPOConfig.num_envs must be > 0, got 0"),
+    # once refused only when PPO started training, after the dataset, autoencoder and searches
+    (["--set", "methods.ppo.num_envs=3", "methods.ppo.batch_size=3", "methods.ppo.num_minibatches=2"],
+     "ppo (methods.ppo.*, search.budget 12,000): PPOConfig.num_envs = 3 must be divisible by the 2 devices"),
     (["--set", "search.budget=1.5e0"], "search.budget: expected int, got '1.5e0'"),
     # each once failed only after the dataset stage, or wrote NaN recovery with exit 0
     (["--set", "train.activation=foo"], "unknown activation 'foo'"),
