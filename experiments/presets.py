@@ -72,10 +72,14 @@ TUNED["ant"] = TUNED["halfcheetah"]  # not swept
 
 
 def tuned(env: str) -> dict:
-  """Env's tuned PGPE settings as methods.* settings."""
+  """Env's tuned PGPE settings as methods.* settings.  The controls (not swept yet) take
+  the cell of the space they stand beside: the start control parameter PGPE's, the
+  subspace controls latent PGPE's (their spread is the data's along each direction, as a
+  latent space's is its codes')."""
   (latent_std, latent_lr), (param_std, param_lr) = TUNED[env]["latent"], TUNED[env]["param"]
-  return {"latent_pgpe": {"std_init": latent_std, "lr": latent_lr}, "param_pgpe": {"std_init": param_std, "lr": param_lr},
-          "latent_then_param": {"fraction": TUNED[env]["fraction"]}}
+  latent, param = {"std_init": latent_std, "lr": latent_lr}, {"std_init": param_std, "lr": param_lr}
+  return {"latent_pgpe": latent, "param_pgpe": param, "latent_then_param": {"fraction": TUNED[env]["fraction"]},
+          "start_param_pgpe": param, "random_subspace_pgpe": latent, "pca_subspace_pgpe": latent}
 
 
 def mountain_car() -> dict:

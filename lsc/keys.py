@@ -14,6 +14,7 @@ POOL_EVAL_SEED = 1_000_003  # task returns of a pool's or dataset's policies (co
 FINAL_EVAL_SEED = 2_000_003  # every method's final policies (lsc search, the pipelines)
 RECOVERY_EVAL_SEED = 3_000_017  # the autoencoder's recovery measurement (lsc.compression)
 START_SEED = 4_000_037  # choosing a latent search's start by decoded return (best_decoded)
+SUBSPACE_SEED = 6_000_011  # the random subspace of the dimension control (lsc.pipeline, random_subspace_pgpe)
 SELECTION_EVAL_SEED = 5_000_011  # the final evaluation of the sweeps' selection runs
 SELECTION_SEED = 1000  # the sweeps' first search seed (1000, 1001, ...): reported runs use 0, 1, ...
 PHASE_TWO = 2**31 - 1  # fold_in tag of a two-phase method's second phase (`lsc.methods`): no split reaches it

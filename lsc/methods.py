@@ -116,6 +116,7 @@ class Run:
   policy: "MLPPolicy | None" = None
   latent: "SearchSpace | None" = None
   parameter: "SearchSpace | None" = None
+  spaces: Mapping[str, "SearchSpace"] = dataclasses.field(default_factory=dict)  # the controls' (CONTROL_SPACES)
   n_evals: int = 10
   spent: int = 0
   starts: np.ndarray | None = None
@@ -170,22 +171,33 @@ class Method:
     raise NotImplementedError
 
 
+# The spaces a search runs in: "latent" and "parameter", and those of the controls that
+# isolate what a latent space adds (issue "a fair race"), each built from the policy the
+# latent search starts from and the dataset (`lsc.pipeline`; in Python, run_method(spaces=)).
+CONTROL_SPACES = {
+    "start": "the parameter space, centred at the policy the latent search starts from",
+    "random_subspace": "a random affine subspace of the latent space's size through that policy "
+                       "(lsc.search.random_subspace)",
+    "principal_subspace": "the dataset's principal subspace of the latent space's size through that policy "
+                          "(lsc.search.principal_subspace)"}
+SPACES = ("latent", "parameter", *CONTROL_SPACES)
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchMethod(Method):
-  """Evolution strategy `config` (its type names the strategy) in `space` ("latent" or
-  "parameter")."""
+  """Evolution strategy `config` (its type names the strategy) in `space` (`SPACES`)."""
   name: str
   space: str
   config: StrategyConfig
   help: str = ""
 
   def __post_init__(self):
-    if self.space not in ("latent", "parameter"):
-      raise ValueError(f"{self.name}: space must be 'latent' or 'parameter', got {self.space!r}")
+    if self.space not in SPACES:
+      raise ValueError(f"{self.name}: unknown space {self.space!r}; valid: {', '.join(SPACES)}")
 
   @property
-  def reads(self) -> str:
-    return "autoencoder" if self.space == "latent" else "policy"
+  def reads(self) -> str:  # a control's space depends on the latent search's start
+    return "policy" if self.space == "parameter" else "autoencoder"
 
   def identity(self, configs=None, env=None) -> dict:  # two strategies may have the same fields
     return {**super().identity(configs, env), "strategy": self.settings(configs).algorithm, "space": self.space}
@@ -206,7 +218,13 @@ class SearchMethod(Method):
     config = self.settings(configs)
     if run.policy is None:
       raise ValueError(f"{self.name} needs a policy")
-    space = run.latent if self.space == "latent" else (run.parameter or identity_space(run.policy))
+    if self.space in CONTROL_SPACES:
+      space = run.spaces.get(self.space)
+      if space is None:
+        raise ValueError(f"{self.name} searches {CONTROL_SPACES[self.space]}: a pipeline builds it, or give it "
+                         f"as run_method(spaces={{{self.space!r}: ...}})")
+    else:
+      space = run.latent if self.space == "latent" else (run.parameter or identity_space(run.policy))
     if space is None:
       raise ValueError(f"{self.name} searches a latent space: give it one (an autoencoder: --decoder)")
     search = Search(run.env, run.policy, space, run.task, config, budget=run.budget - run.spent, seeds=run.seeds,
@@ -458,6 +476,13 @@ for _short, _label, _latent, _param in (
     ("snes", "SNES", SNESConfig(std_init=0.5), SNESConfig(std_init=0.1))):
   register(SearchMethod(f"latent_{_short}", "latent", _latent, f"{_label} in a learned latent space"))
   register(SearchMethod(f"param_{_short}", "parameter", _param, f"{_label} in the policy's parameters"))
+# the controls (CONTROL_SPACES): PGPE with the settings of the space they stand beside
+register(SearchMethod("start_param_pgpe", "start", PGPEConfig(std_init=0.1, lr=1.0),
+                      "control: parameter PGPE from the policy latent PGPE starts from"))
+register(SearchMethod("random_subspace_pgpe", "random_subspace", PGPEConfig(std_init=0.5, lr=0.1),
+                      "control: PGPE in a random subspace of the latent size through that policy"))
+register(SearchMethod("pca_subspace_pgpe", "principal_subspace", PGPEConfig(std_init=0.5, lr=0.1),
+                      "control: PGPE in the dataset's principal subspace of the latent size through that policy"))
 
 
 class MethodConfigs(Mapping):
@@ -544,7 +569,7 @@ def default_backend_for(method_names, env_name: str) -> str:
 
 def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int = 1, seed: int = 0,
                protocol: "EvalProtocol | None" = None, configs: Mapping[str, Any] | None = None, policy=None,
-               latent=None, parameter=None, n_evals: int = 10, spent: int = 0,
+               latent=None, parameter=None, spaces: Mapping[str, Any] | None = None, n_evals: int = 10, spent: int = 0,
                progress_fn: ProgressFn | None = None, overwrite: bool = False,
                log: Callable[[str], None] | None = None, record: dict | None = None) -> Outcome:
   """Runs method `name` on `task` for `seeds` seeds (seed, seed + 1, ...) with `budget`
@@ -554,7 +579,8 @@ def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int 
   checkpoints and `outcome.json` into `directory` (None: runs in memory and writes
   nothing; the Outcome holds a search's final solutions, `final_z` / `final_thetas`).  Search methods need `policy` and,
   in the latent space, `latent` (an `lsc.search.SearchSpace`); the parameter space is
-  `parameter` (default `identity_space(policy)`).  A search resumes from its checkpoint
+  `parameter` (default `identity_space(policy)`); the controls' in `spaces` ({kind:
+  SearchSpace}, kinds `CONTROL_SPACES`).  A search resumes from its checkpoint
   in `directory` and refuses another's unless `overwrite`; RL baselines take `n_evals`
   curve points.  `progress_fn`: see `lsc.progress`; `log` gets a line describing the
   run; `record` is stored in the result's config.  `spent` (searches): env steps each
@@ -568,7 +594,9 @@ def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int 
   check_can_run([name], env.backend)
   directory = None if directory is None else pathlib.Path(directory)
   protocol = SEARCH_EVAL if protocol is None else protocol
-  dims = {k: space.dim for k, space in (("latent", latent), ("parameter", parameter)) if space is not None}
+  spaces = dict(spaces or {})
+  dims = {k: space.dim for k, space in (("latent", latent), ("parameter", parameter), *spaces.items())
+          if space is not None}
   if policy is not None and "parameter" not in dims:
     dims["parameter"] = policy.num_params
   method.check(configs, budget, env.episode_length, spent=spent, dims=dims, n_evals=n_evals, backend=env.backend)
@@ -576,8 +604,8 @@ def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int 
     check_outputs(name, directory, task=task, budget=budget, seeds=seeds, seed=seed, overwrite=overwrite)
   record = {"method": name, "eval": dataclasses.asdict(protocol), "run": run_fields(task, budget, seeds, seed),
             **(record or {})}
-  run = Run(env, task, int(budget), int(seeds), seed, protocol, policy, latent, parameter, int(n_evals), int(spent),
-            progress_fn=progress_fn, overwrite=overwrite, log=log, record=record)
+  run = Run(env, task, int(budget), int(seeds), seed, protocol, policy, latent, parameter, spaces, int(n_evals),
+            int(spent), progress_fn=progress_fn, overwrite=overwrite, log=log, record=record)
   outcome = method.run(run, configs, directory)
   if directory is not None:
     distributed.on_main((directory / OUTCOME).write_text, jsonfile.dumps(outcome.to_json()))

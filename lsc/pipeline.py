@@ -41,14 +41,14 @@ from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
 from lsc.distributed import barrier, on_main
 from lsc.envs import default_backend, env_spec
 from lsc.evaluation import EvalProtocol, evaluate
-from lsc.keys import FINAL_EVAL_SEED, START_SEED
-from lsc.methods import (METHODS, MethodConfigs, Sequence, check_can_run, default_backend_for, get_method, load_outcome,
-                         names, run_method)
+from lsc.keys import FINAL_EVAL_SEED, START_SEED, SUBSPACE_SEED
+from lsc.methods import (METHODS, MethodConfigs, SearchMethod, Sequence, check_can_run, default_backend_for, get_method,
+                         load_outcome, names, run_method)
 from lsc.metrics import check_recovery_points
 from lsc.novelty import KERNEL_VERSION
 from lsc.plots import plot_curves
 from lsc.progress import METRICS, Bars, MetricsLog, tee
-from lsc.search import decoder_space, identity_space
+from lsc.search import decoder_space, euclidean_space, identity_space, principal_subspace, random_subspace
 from lsc.tasks import fingerprint, get_task, task_index, task_names
 from lsc.training import TrainConfig, load_autoencoder
 from lsc.validate import check_int, check_seed, debug_wanted, error_line, integer, user_errors
@@ -159,6 +159,7 @@ def validate(config: ExperimentConfig):
   check_can_run(settings.methods, collect.env.backend)
   episode_length = collect.env.episode_length
   dims = {"latent": config.train.latent_dim, "parameter": collect.policy.num_params(env_name)}
+  dims.update(start=dims["parameter"], random_subspace=dims["latent"], principal_subspace=dims["latent"])  # controls
   for name in settings.methods:
     method = get_method(name)
     spent = settings.max_spent(episode_length) if method.reads == "autoencoder" else 0
@@ -421,17 +422,33 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   dataset, dataset_record = load_dataset(dataset_path)
   dataset_best = best_dataset_policies(env, policy, dataset, tasks, protocol)
 
+  controls = {get_method(m).space for m in config.search.methods if isinstance(get_method(m), SearchMethod)}
+  chosen = {}
+
   def latent_space(task):
-    """(the latent search space of `task`, env steps spent choosing its start)."""
-    if config.search.latent_start == "mean":
-      return decoder_space(ae, params, codes), 0
+    """(the latent search space of `task`, the control spaces around its start that the
+    run's methods search, env steps spent choosing the start); chosen once per task."""
+    if task in chosen:
+      return chosen[task]
+    row, spent = None, 0  # the start: the mean code, or a dataset policy's
     if config.search.latent_start == "best":
-      return decoder_space(ae, params, codes, start=codes[dataset_best[task]["index"]]), 0
-    start = best_decoded_start(env, policy, ae, params, codes, dataset, task, config.search)
-    log(f"      start: dataset row {start['row']} (decoded return {start['return']:.1f}, best of "
-        f"{len(start['rows'])}; {start['spent']:,} env steps charged)")
-    starts[task] = start
-    return decoder_space(ae, params, codes, start=codes[start["row"]]), start["spent"]
+      row = dataset_best[task]["index"]
+    elif config.search.latent_start == "best_decoded":
+      start = best_decoded_start(env, policy, ae, params, codes, dataset, task, config.search)
+      log(f"      start: dataset row {start['row']} (decoded return {start['return']:.1f}, best of "
+          f"{len(start['rows'])}; {start['spent']:,} env steps charged)")
+      starts[task] = start
+      row, spent = start["row"], start["spent"]
+    latent = decoder_space(ae, params, codes, start=None if row is None else codes[row])
+    # the controls start from the very policy latent search starts from: the dataset's
+    # own parameters where it starts at a dataset policy's code, else the decoded centre
+    origin = np.asarray(latent.decode(latent.center) if row is None else dataset.thetas[row], np.float32)
+    k = config.train.latent_dim
+    builders = {"start": lambda: euclidean_space(origin, policy.init_std(), "parameter"),
+                "random_subspace": lambda: random_subspace(dataset.thetas, origin, k, jax.random.key(SUBSPACE_SEED)),
+                "principal_subspace": lambda: principal_subspace(dataset.thetas, origin, k)}
+    chosen[task] = latent, {kind: build() for kind, build in builders.items() if kind in controls}, spent
+    return chosen[task]
 
   # stage 4: searches; latent PGPE also reads the trained model
   latent_inputs = {**ae_config, "inputs": {**ae_config["inputs"], "model": stages.digest("autoencoder", "model")}}
@@ -453,8 +470,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       if reads != "env":
         run.update(policy=policy, parameter=parameter)
       if reads == "autoencoder":
-        latent, spent = latent_space(task)
-        run.update(latent=latent, spent=spent)
+        latent, spaces, spent = latent_space(task)
+        run.update(latent=latent, spaces=spaces, spent=spent)
       outcome = stages.run(name, search_config, lambda d: run_method(method, env, task, d, **run).to_json(),
                            lambda d: load_outcome(d).to_json())
       curves.setdefault(task, {})[method] = outcome

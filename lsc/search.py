@@ -160,6 +160,54 @@ def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
   return make_space(_linear, weights, np.zeros(dim), np.ones(dim), policy.num_params, "linear")
 
 
+def subspace(origin, basis, scale, name: str = "subspace") -> SearchSpace:
+  """theta = origin + basis @ z: the affine subspace through `origin` (P,) spanned by the
+  columns of `basis` (P, k), a search starting at z = 0 (the origin) with spread `scale`
+  (k,) per direction."""
+  basis = np.asarray(basis, np.float32)
+  return make_space(_linear, {"origin": origin, "basis": basis}, np.zeros(basis.shape[1]), scale, basis.shape[0],
+                    name)
+
+
+def _rows(thetas, max_rows: int) -> np.ndarray:
+  """At most `max_rows` rows of thetas (N, P), evenly spaced, as float64 NumPy."""
+  n = len(thetas)
+  rows = np.unique(np.linspace(0, n - 1, min(n, max_rows)).round().astype(np.int64))
+  return np.asarray(thetas[rows] if len(rows) < n else thetas, np.float64)
+
+
+def _check_subspace(thetas, dim: int) -> None:
+  if not 1 <= dim <= min(len(thetas) - 1, np.shape(thetas)[1]):
+    raise ValueError(f"a subspace of {dim} dimensions needs 1 <= dim <= min(policies - 1, parameters) = "
+                     f"{min(len(thetas) - 1, np.shape(thetas)[1])}")
+
+
+def random_subspace(thetas, origin, dim: int, key: jax.Array, max_rows: int = 10_000) -> SearchSpace:
+  """A random `dim`-dimensional subspace through `origin` (P,): orthonormal directions (QR
+  of a Gaussian (P, dim) from `key`), each with the spread of the policies `thetas` (N, P)
+  along it (the std of their projections; at most `max_rows` evenly spaced rows), the
+  scale a latent space gets from its codes' spread.  The dimension control of a latent
+  space of `dim` dimensions."""
+  _check_subspace(thetas, dim)
+  gaussian = np.asarray(jax.random.normal(key, (np.shape(thetas)[1], dim), jnp.float32), np.float64)
+  basis, _ = np.linalg.qr(gaussian)
+  spread = (_rows(thetas, max_rows) @ basis).std(axis=0)
+  return subspace(origin, basis, np.maximum(spread, 1e-6))
+
+
+def principal_subspace(thetas, origin, dim: int, max_rows: int = 10_000) -> SearchSpace:
+  """The `dim` leading principal directions of the policies `thetas` (N, P) (at most
+  `max_rows` evenly spaced rows enter the SVD), through `origin` (P,), each with their
+  spread along it (singular value / sqrt(N)): the linear-compression control of a latent
+  space of `dim` dimensions."""
+  _check_subspace(thetas, dim)
+  rows = _rows(thetas, max_rows)
+  centered = rows - rows.mean(axis=0)
+  _, singular, vt = np.linalg.svd(centered, full_matrices=False)
+  spread = singular[:dim] / np.sqrt(len(rows))
+  return subspace(origin, vt[:dim].T, np.maximum(spread, 1e-6))
+
+
 def evosax_fitness(values: jax.Array, maximize: bool) -> jax.Array:
   """What evosax, which minimises, must be told for `values` to be maximised or minimised."""
   return -values if maximize else values

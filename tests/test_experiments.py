@@ -188,6 +188,40 @@ def test_latent_cmaes_and_a_strategy_registered_here_run_in_a_pipeline(mc_run, t
   assert record["identity"]["strategy"] == "SimpleES" and record["identity"]["settings"]["std_init"] == 0.3
 
 
+def test_the_controls_search_from_the_latent_searchs_start(mc_run, tmp_path):
+  """The start, dimension and linear-compression controls, added to a run, reuse its
+  dataset and autoencoder and search spaces through the very policy latent PGPE starts
+  from (here the decoded mean code): the parameter space centred there, a random and the
+  principal subspace of the latent size through it."""
+  import shutil
+
+  from lsc import checkpoint
+  from lsc.dataset import load_dataset
+  from lsc.keys import SUBSPACE_SEED
+  from lsc.search import decoder_space, euclidean_space, principal_subspace, random_subspace
+  from lsc.training import load_autoencoder
+  controls = ("start_param_pgpe", "random_subspace_pgpe", "pca_subspace_pgpe")
+  out = tmp_path / "run"
+  shutil.copytree(mc_run, out)
+  config = override(PRESETS["mountain_car"]["smoke"](), [f"search.methods=[latent_pgpe,{','.join(controls)}]"])
+  results = pipeline.run(config, out, log=lambda *a: None)
+  assert set(results["timings"]["stages_s"]) == {f"search/speed_{m}" for m in controls}
+  for method in controls:
+    outcome = results["curves"]["speed"][method]
+    assert all(0 < steps <= 12_000 for steps in outcome["final_env_steps"]) and np.isfinite(outcome["final_returns"]).all()
+  trained = load_autoencoder(out / "autoencoder" / "model")
+  latent = decoder_space(trained.ae, trained.params, trained.codes)
+  origin = np.asarray(latent.decode(latent.center), np.float32)
+  thetas = load_dataset(out / "dataset" / "artifact")[0].thetas
+  k = config.train.latent_dim
+  expected = {"start_param_pgpe": euclidean_space(origin, trained.ae.policy.init_std(), "parameter"),
+              "random_subspace_pgpe": random_subspace(thetas, origin, k, jax.random.key(SUBSPACE_SEED)),
+              "pca_subspace_pgpe": principal_subspace(thetas, origin, k)}
+  for method, space in expected.items():
+    record = checkpoint.read_record(out / "search" / f"speed_{method}" / "result")
+    assert record["identity"]["space"] == {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()}, method
+
+
 def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
   # searches only: PPO on a Brax env is test_baselines' (and Brax's train() compiles anew per call)
   config = override(PRESETS["hopper"]["smoke"](), ["search.methods=[latent_pgpe,param_pgpe]"])

@@ -18,7 +18,8 @@ from lsc.methods import (METHODS, MethodConfigs, SearchMethod, Sequence, Sequenc
                          register, run_method)
 from lsc.policy import MLPPolicy, make_policy, member_key
 from lsc.search import (Search, describe, euclidean_space, generation_keys, identity_space, linear_space,
-                        make_fitness, make_space, run_search, search_ask, search_center, search_init, search_step)
+                        make_fitness, make_space, principal_subspace, random_subspace, run_search, search_ask,
+                        search_center, search_init, search_step)
 from lsc.strategies import CMAESConfig, PGPEConfig, SepCMAESConfig, StrategyConfig
 from lsc.tasks import task_index, task_names
 
@@ -435,3 +436,22 @@ def test_method_settings_by_name_and_a_sequence_refused_before_any_work(mountain
       run_method("latent_then_td3_test", mountain_car, "goal", tmp_path / "refused", budget=10**6,
                  policy=small_policy, latent=linear_space(small_policy, 2))
   assert not (tmp_path / "refused").exists() and "latent_then_td3_test" not in METHODS
+
+
+def test_control_subspaces_pass_through_the_start_with_the_datasets_spread():
+  rng = np.random.default_rng(0)
+  thetas = rng.normal(size=(400, 12)) * np.linspace(0.1, 3.0, 12)  # the spread grows along the coordinates
+  origin = rng.normal(size=12).astype(np.float32)
+  pca = principal_subspace(thetas, origin, 3)
+  rand = random_subspace(thetas, origin, 3, jax.random.key(0))
+  for space in (pca, rand):
+    np.testing.assert_allclose(space.decode(jnp.zeros(3)), origin, atol=1e-5)  # the search starts at the start
+    basis = np.asarray(space.weights["basis"], np.float64)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(3), atol=1e-5)  # orthonormal directions
+    np.testing.assert_allclose(space.scale, (thetas @ basis).std(axis=0), rtol=1e-4)  # the data's spread along each
+  # the principal directions are the three widest coordinates, widest first; a random one is narrower
+  np.testing.assert_allclose(np.abs(np.asarray(pca.weights["basis"])).argmax(axis=0), [11, 10, 9])
+  assert pca.scale[0] > rand.scale.max()
+  with pytest.raises(ValueError, match="needs 1 <= dim"):
+    principal_subspace(thetas, origin, 13)
+
