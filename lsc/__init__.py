@@ -1,6 +1,6 @@
 """lsc: compress the parameter space of policies into a behaviour space, then search it.
 
-Stages (see the README): random pool -> novelty-filtered dataset -> behaviour
+Stages (README.md, docs/): random pool -> novelty-filtered dataset -> behaviour
 autoencoder -> latent search.  The public API is importable from `lsc` itself (loaded on
 first use, so `import lsc` is quick); the modules behind it: environments, their
 registry (`lsc.envs`, `lsc.envs.registry`: `register_env(EnvSpec(...))` adds one;

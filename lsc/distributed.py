@@ -85,7 +85,7 @@ class DistributedSettings:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   """The multi-process flags every lsc command line takes."""
-  group = parser.add_argument_group("multi-process runs (jax.distributed; see the README)")
+  group = parser.add_argument_group("multi-process runs (jax.distributed; see docs/multiprocess.md)")
   group.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                      help=f"process 0's address, the same for every process (or {COORDINATOR_ENV})")
   group.add_argument("--num-processes", type=int, default=None, help=f"processes in the run (or {NUM_PROCESSES_ENV})")
