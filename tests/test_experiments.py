@@ -205,7 +205,8 @@ def test_the_controls_search_from_the_latent_searchs_start(mc_run, tmp_path):
   shutil.copytree(mc_run, out)
   config = override(PRESETS["mountain_car"]["smoke"](), [f"search.methods=[latent_pgpe,{','.join(controls)}]"])
   results = pipeline.run(config, out, log=lambda *a: None)
-  assert set(results["timings"]["stages_s"]) == {f"search/speed_{m}" for m in controls}
+  assert "dataset" in results["timings"]["reused"]  # (and the autoencoder, unless a test above retrained it)
+  assert set(results["timings"]["stages_s"]) >= {f"search/speed_{m}" for m in controls}
   for method in controls:
     outcome = results["curves"]["speed"][method]
     assert all(0 < steps <= 12_000 for steps in outcome["final_env_steps"]) and np.isfinite(outcome["final_returns"]).all()
