@@ -423,6 +423,9 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   dataset_best = best_dataset_policies(env, policy, dataset, tasks, protocol)
 
   controls = {get_method(m).space for m in config.search.methods if isinstance(get_method(m), SearchMethod)}
+  # the curves' reference line: the best dataset policy, with no search (the latent searches' start under `best`)
+  start_label = ("best dataset policy (the latent start)" if config.search.latent_start == "best"
+                 else "best dataset policy")
   chosen = {}
 
   def latent_space(task):
@@ -479,7 +482,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       log(f"      final return {np.mean(outcome['final_returns']):.2f} "
           f"(seeds {' '.join(f'{r:.1f}' for r in outcome['final_returns'])})")
     plot_curves({m: (np.asarray(o["env_steps"], float), np.asarray(o["returns"], float))
-                 for m, o in curves[task].items()}, out / f"curves_{task}.png", f"{env.name} {task}")
+                 for m, o in curves[task].items()}, out / f"curves_{task}.png", f"{env.name} {task}",
+                references={start_label: dataset_best[task]["return"]})
 
   for name in ("training.png", "landscape.png"):
     if (out / "autoencoder" / name).exists():

@@ -47,9 +47,11 @@ def on_grid(env_steps: np.ndarray, returns: np.ndarray, grid: np.ndarray) -> np.
   return out
 
 
-def plot_curves(curves: dict, path, title: str, n_points: int = 200) -> pathlib.Path:
+def plot_curves(curves: dict, path, title: str, n_points: int = 200, references: dict | None = None) -> pathlib.Path:
   """Return vs env steps, one line per method: the mean over seeds with a band from the
-  worst to the best seed.  curves: {method: (env_steps (S, G), returns (S, G))}."""
+  worst to the best seed.  curves: {method: (env_steps (S, G), returns (S, G))};
+  references: {label: return} drawn as dashed horizontal lines (e.g. the policy a
+  search starts from, with no search)."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   for name, (steps, returns) in curves.items():
@@ -62,6 +64,8 @@ def plot_curves(curves: dict, path, title: str, n_points: int = 200) -> pathlib.
     line, = ax.plot(grid, mean, label=f"{name} ({len(steps)} seed{'s' if len(steps) > 1 else ''})")
     if len(steps) > 1:
       ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+  for label, value in (references or {}).items():
+    ax.axhline(value, color="0.4", linestyle="--", linewidth=1, label=label)
   return _save_lines(fig, ax, "env steps", "return", title, path)
 
 
