@@ -77,7 +77,7 @@ from lsc.progress import ProgressFn
 from lsc.rl_configs import (CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig, TD3Config,  # noqa: F401 (re-exported)
                             check_budget, check_devices, check_method, devices_for, min_budget, resolve_config)
 from lsc.rollout import make_episode_fn
-from lsc.tasks import Transition, check_rewards, get_task, resolve_task, task_index
+from lsc.tasks import Transition, check_rewards, get_task, resolve_task, task_fingerprint, task_index
 
 class TaskReward(Wrapper):
   """Makes `task` the env's reward (dynamics and termination unchanged), for Brax agents."""
@@ -333,7 +333,8 @@ def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, cur
   """TD3 / DDPG through `lsc.td3.train`, checkpointed after every epoch at `checkpoint_path`.
   The checkpoint holds the curve measured so far, so the evaluation protocol is part of
   its identity: a resume under another protocol is refused, never relabelled."""
-  identity = {"method": method, "task": task, "config": dataclasses.asdict(config), "budget": int(budget),
+  identity = {"method": method, "task": task, "reward": task_fingerprint(env.unwrapped, task),
+              "config": dataclasses.asdict(config), "budget": int(budget),
               "seed": int(seed), "n_evals": int(n_evals), "env": env.name, "backend": env.backend,
               "episode_length": env.episode_length, "eval": dataclasses.asdict(protocol)}
   resume = None

@@ -75,6 +75,9 @@ class CollectConfig:
       object.__setattr__(self, "env", EnvConfig(self.env))
     elif not isinstance(self.env, EnvConfig) and hasattr(self.env, "reset"):
       env = as_env(self.env)
+      if env.spec != get_env_spec(env.name):  # a config names a registered env: it would lose them
+        raise ValueError(f"env {env.name!r} scores tasks its registered spec lacks (lsc.with_tasks): give them "
+                         f"to lsc.as_env(..., tasks=...) or register a spec with them to collect on it")
       object.__setattr__(self, "env", EnvConfig(env.name, env.backend, env.episode_length))
 
   @property

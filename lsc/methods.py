@@ -478,7 +478,8 @@ for _short, _label, _latent, _param in (
   register(SearchMethod(f"param_{_short}", "parameter", _param, f"{_label} in the policy's parameters"))
 # the controls (CONTROL_SPACES): PGPE with the settings of the space they stand beside
 register(SearchMethod("start_param_pgpe", "start", PGPEConfig(std_init=0.1, lr=1.0),
-                      "control: parameter PGPE from the policy latent PGPE starts from"))
+                      "control: parameter PGPE from the policy latent PGPE is started at (a dataset "
+                      "policy's own parameters, or the decoded centre)"))
 register(SearchMethod("random_subspace_pgpe", "random_subspace", PGPEConfig(std_init=0.5, lr=0.1),
                       "control: PGPE in a random subspace of the latent size through that policy"))
 register(SearchMethod("pca_subspace_pgpe", "principal_subspace", PGPEConfig(std_init=0.5, lr=0.1),

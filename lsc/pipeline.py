@@ -424,7 +424,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
 
   controls = {get_method(m).space for m in config.search.methods if isinstance(get_method(m), SearchMethod)}
   # the curves' reference line: the best dataset policy, with no search (the latent searches' start under `best`)
-  start_label = ("best dataset policy (the latent start)" if config.search.latent_start == "best"
+  start_label = ("best dataset policy (its code: the latent start)" if config.search.latent_start == "best"
                  else "best dataset policy")
   chosen = {}
 
@@ -443,8 +443,9 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       starts[task] = start
       row, spent = start["row"], start["spent"]
     latent = decoder_space(ae, params, codes, start=None if row is None else codes[row])
-    # the controls start from the very policy latent search starts from: the dataset's
-    # own parameters where it starts at a dataset policy's code, else the decoded centre
+    # the controls start from the policy the latent search is started at: where that is a
+    # dataset policy's code, the policy's own parameters (the latent search starts at their
+    # decoding, which differs by the reconstruction error), else the decoded centre
     origin = np.asarray(latent.decode(latent.center) if row is None else dataset.thetas[row], np.float32)
     k = config.train.latent_dim
     builders = {"start": lambda: euclidean_space(origin, policy.init_std(), "parameter"),

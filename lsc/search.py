@@ -53,7 +53,7 @@ from lsc.rollout import default_mesh, rollout_fn
 from lsc.distributed import agree
 from lsc.sharding import gather, spans_processes
 from lsc.strategies import PGPEConfig, StrategyConfig
-from lsc.tasks import resolve_task, task_index, task_names
+from lsc.tasks import resolve_task, task_fingerprint, task_index, task_names
 from lsc.validate import check_int
 
 
@@ -182,7 +182,7 @@ def _check_subspace(thetas, dim: int) -> None:
                      f"{min(len(thetas) - 1, np.shape(thetas)[1])}")
 
 
-def random_subspace(thetas, origin, dim: int, key: jax.Array, max_rows: int = 10_000) -> SearchSpace:
+def random_subspace(thetas, origin, dim: int, key: jax.Array, max_rows: int = 4_000) -> SearchSpace:
   """A random `dim`-dimensional subspace through `origin` (P,): orthonormal directions (QR
   of a Gaussian (P, dim) from `key`), each with the spread of the policies `thetas` (N, P)
   along it (the std of their projections; at most `max_rows` evenly spaced rows), the
@@ -195,11 +195,12 @@ def random_subspace(thetas, origin, dim: int, key: jax.Array, max_rows: int = 10
   return subspace(origin, basis, np.maximum(spread, 1e-6))
 
 
-def principal_subspace(thetas, origin, dim: int, max_rows: int = 10_000) -> SearchSpace:
+def principal_subspace(thetas, origin, dim: int, max_rows: int = 4_000) -> SearchSpace:
   """The `dim` leading principal directions of the policies `thetas` (N, P) (at most
-  `max_rows` evenly spaced rows enter the SVD), through `origin` (P,), each with their
-  spread along it (singular value / sqrt(N)): the linear-compression control of a latent
-  space of `dim` dimensions."""
+  `max_rows` evenly spaced rows enter the SVD), through `origin` (P,), each
+  with their spread along it (singular value / sqrt(N)): the linear-compression control
+  of a latent space of `dim` dimensions.  With N < P the leading spreads measured this way
+  exceed the population's (on isotropic data several times `random_subspace`'s)."""
   _check_subspace(thetas, dim)
   rows = _rows(thetas, max_rows)
   centered = rows - rows.mean(axis=0)
@@ -538,6 +539,7 @@ def describe(search: Search) -> dict:
   space = search.space
   return {**checkpoint.policy_identity(search.env, search.policy),
           "task": task_names(search.env)[search.task],
+          "reward": task_fingerprint(search.env, task_names(search.env)[search.task]),  # its code, not only its name
           "space": {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()},
           "strategy": search.config.algorithm, "settings": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
           "seed": search.seed, "keys": "per_seed",  # `seed_keys`; earlier checkpoints split one key over the seeds

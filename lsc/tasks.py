@@ -214,19 +214,42 @@ def as_tasks(tasks) -> tuple[Task, ...]:
   return tuple(out)
 
 
+def _value_text(value) -> str:
+  """A value a reward closes over or is applied to, as text that is the same in every
+  process: plain numbers and strings as themselves, containers element by element,
+  functions by their code, anything else by its type (never a repr with an address)."""
+  if isinstance(value, (bool, int, float, str, type(None))):
+    return repr(value)
+  if isinstance(value, (tuple, list)):
+    return "(" + ", ".join(_value_text(v) for v in value) + ")"
+  if callable(value) and not isinstance(value, type):
+    return _code_text(value)
+  return type(value).__qualname__
+
+
 def _code_text(fn) -> str:
   """What determines what reward function `fn` computes, as text: its source (else its
-  bytecode) and the plain values it closes over or is partially applied to."""
+  bytecode, constants and names) and the values it closes over or is partially applied
+  to (`_value_text`).  Module-level globals it reads are not followed."""
   if isinstance(fn, functools.partial):
-    return f"{_code_text(fn.func)} {fn.args!r} {sorted(fn.keywords.items())!r}"
+    keywords = sorted((k, _value_text(v)) for k, v in fn.keywords.items())
+    return f"{_code_text(fn.func)} {_value_text(fn.args)} {keywords}"
+  code = getattr(fn, "__code__", None)
   try:
     text = inspect.getsource(fn)
   except Exception:  # no source file (a REPL, exec), or one that no longer parses there
-    code = getattr(fn, "__code__", None)
-    text = code.co_code.hex() if code is not None else type(fn).__qualname__
-  plain = (bool, int, float, str, tuple)
+    text = (f"{code.co_code.hex()} {_value_text(code.co_consts)} {code.co_names}" if code is not None
+            else type(fn).__qualname__)
   cells = [c.cell_contents for c in getattr(fn, "__closure__", None) or ()]
-  return text + repr([v if isinstance(v, plain) else type(v).__qualname__ for v in cells])
+  return text + _value_text(cells)
+
+
+def task_fingerprint(env, task_name: str) -> str:
+  """A short hash of one task of `env`: its name, formula and code (`fingerprint`'s,
+  for one task): in a search's or baseline's identity, so that a checkpoint made under
+  another reward of the same name is never resumed."""
+  task = get_task(env, task_name)
+  return hashlib.sha256(f"{task.name}: {task.doc}\n{_code_text(task.reward)}".encode()).hexdigest()[:12]
 
 
 def fingerprint(env) -> str:

@@ -124,5 +124,25 @@ def test_a_users_reward_is_checked_before_anything_compiles(env_registry):
     lsc.as_env(object())
   # adopted again as it is: its settings stay; given settings: replaced
   assert lsc.as_env(toy.inner) == toy and lsc.as_env(toy.inner).episode_length == 5
+  mine = lsc.as_env(Toy(), name="mine", tasks=[speed], episode_length=9)  # any name: kept when given again
+  assert lsc.as_env(mine.inner).name == "mine" and lsc.as_env(mine.inner).episode_length == 9
+  assert lsc.task_names(lsc.as_env(mine, name="yours")) == ("speed",) and "toy" in lsc.env_names()
+  # a reward's fingerprint holds its code and constants, never a memory address
+  assert "0x" not in tasks._value_text((speed, height, [1.0, "a"]))
+  assert tasks._code_text(eval("lambda t: t.obs[0] - 0.5")) != tasks._code_text(eval("lambda t: t.obs[0] - 0.7"))
   longer = lsc.as_env(toy, episode_length=7)
   assert longer.episode_length == 7 and lsc.task_names(longer) == ("speed",) and longer.name == "toy"
+
+
+def test_a_search_is_not_resumed_under_another_reward_of_the_same_name(env_registry, tmp_path):
+  toy = lsc.as_env(Toy(), episode_length=5, tasks=[globals()["speed"]])
+  policy = lsc.make_policy(toy, "small")
+  run = dict(budget=120, seeds=1, policy=policy, configs={"param_pgpe": lsc.PGPEConfig(population=4, episodes=1)})
+  first = lsc.run_method("param_pgpe", toy, "speed", tmp_path, **run)
+
+  faster = lsc.tasks.Task("speed", lambda t: 2.0 * t.metrics["speed"])  # the same name, another formula
+  with pytest.raises(Exception, match="reward"):
+    lsc.run_method("param_pgpe", lsc.as_env(toy, tasks=[faster]), "speed", tmp_path, **run)
+  again = lsc.run_method("param_pgpe", toy, "speed", tmp_path, **run)  # the same reward: resumed, the same numbers
+  np.testing.assert_array_equal(again.final_returns, first.final_returns)
+

@@ -134,18 +134,22 @@ def as_env(env, *, name: str | None = None, tasks=None, episode_length: int | No
       raise ValueError(f"{env.name!r} is an env lsc builds; to change its tasks or settings register a spec of "
                        f"your own: lsc.register_env(dataclasses.replace(lsc.get_env_spec({env.name!r}), name=..., ...))")
     name, env = name or env.name, env.inner
+  # adopted before (under any name): its name and settings, with the given ones changed;
+  # looked up first, so a raw object passed again costs no reset (Brax's sizes reset it)
+  earlier = next((get_env_spec(n) for n in env_names() if getattr(get_env_spec(n).make, "inner", None) is env), None)
+  if earlier is not None and name in (None, earlier.name):
+    if given:
+      register_env(dataclasses.replace(earlier, **given), replace=True)
+    return make_env(earlier.name)
   _check_protocol(env)
   own = getattr(env, "name", None)
   name = name or (own if isinstance(own, str) and own else snake_case(type(env).__name__))
-  if name in env_names():
-    earlier = get_env_spec(name)
-    if not isinstance(earlier.make, _Rebuild):
-      raise ValueError(f"env name {name!r} is taken by another env ({earlier.make}); pass lsc.as_env(env, name=...) "
-                       f"another name")
-    if earlier.make.inner is env:  # adopted before: its settings, with the given ones changed
-      if given:
-        register_env(dataclasses.replace(earlier, **given), replace=True)
-      return make_env(name)
+  if name in env_names() and not isinstance(get_env_spec(name).make, _Rebuild):
+    raise ValueError(f"env name {name!r} is taken by another env ({get_env_spec(name).make}); pass "
+                     f"lsc.as_env(env, name=...) another name")
+  if earlier is not None:  # renamed: the earlier settings under the new name
+    register_env(dataclasses.replace(earlier, name=name, **given), replace=True)
+    return make_env(name)
   length = given.pop("episode_length", None) or getattr(env, "episode_length", None) or DEFAULT_EPISODE_LENGTH
   spec = EnvSpec(name, _Rebuild(env), _size(env, "observation_size"), _size(env, "action_size"), length,
                  given.pop("tasks", None) or as_tasks(None), backends=(getattr(env, "backend", None) or "jax",),

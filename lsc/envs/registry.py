@@ -75,6 +75,8 @@ class EnvSpec:
   hidden: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict, hash=False)
 
   def __post_init__(self):
+    if self.obs_bounds is not None:  # lists would make the spec unhashable
+      object.__setattr__(self, "obs_bounds", tuple(tuple(float(v) for v in side) for side in self.obs_bounds))
     _check_spec(self)
 
 
