@@ -230,7 +230,8 @@ def _value_text(value) -> str:
 def _code_text(fn) -> str:
   """What determines what reward function `fn` computes, as text: its source (else its
   bytecode, constants and names) and the values it closes over or is partially applied
-  to (`_value_text`).  Module-level globals it reads are not followed."""
+  to (`_value_text`), and the plain module-level values (numbers, strings) it reads by
+  name; functions it calls are not followed."""
   if isinstance(fn, functools.partial):
     keywords = sorted((k, _value_text(v)) for k, v in fn.keywords.items())
     return f"{_code_text(fn.func)} {_value_text(fn.args)} {keywords}"
@@ -241,7 +242,11 @@ def _code_text(fn) -> str:
     text = (f"{code.co_code.hex()} {_value_text(code.co_consts)} {code.co_names}" if code is not None
             else type(fn).__qualname__)
   cells = [c.cell_contents for c in getattr(fn, "__closure__", None) or ()]
-  return text + _value_text(cells)
+  # the plain module-level values it reads by name (e.g. HOPPER_ALIVE), not other functions
+  names = getattr(code, "co_names", ())
+  plain = sorted((n, repr(v)) for n, v in getattr(fn, "__globals__", {}).items()
+                 if n in names and isinstance(v, (bool, int, float, str)))
+  return text + _value_text(cells) + repr(plain)
 
 
 def task_fingerprint(env, task_name: str) -> str:

@@ -107,6 +107,13 @@ def speed(t):
   return t.metrics["speed"]
 
 
+SCALE = 2.0
+
+
+def scaled(t):
+  return SCALE * t.metrics["speed"]
+
+
 def test_a_users_reward_is_checked_before_anything_compiles(env_registry):
   toy = lsc.as_env(Toy(), episode_length=5, tasks=[speed])
   policy = lsc.make_policy(toy, "small")
@@ -130,6 +137,12 @@ def test_a_users_reward_is_checked_before_anything_compiles(env_registry):
   # a reward's fingerprint holds its code and constants, never a memory address
   assert "0x" not in tasks._value_text((speed, height, [1.0, "a"]))
   assert tasks._code_text(eval("lambda t: t.obs[0] - 0.5")) != tasks._code_text(eval("lambda t: t.obs[0] - 0.7"))
+  before = tasks._code_text(scaled)  # ... and the module-level numbers it reads
+  globals()["SCALE"] = 3.0
+  try:
+    assert tasks._code_text(scaled) != before
+  finally:
+    globals()["SCALE"] = 2.0
   longer = lsc.as_env(toy, episode_length=7)
   assert longer.episode_length == 7 and lsc.task_names(longer) == ("speed",) and longer.name == "toy"
 
