@@ -66,6 +66,7 @@ from lsc.distributed import on_main
 from lsc.envs import as_env, for_worlds, select_state
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.policy import MLPPolicy, check_finite
+from lsc.plots import pyplot
 from lsc.tasks import REACH_POINTS, task_names
 from lsc.validate import check_int, check_seed
 
@@ -375,14 +376,6 @@ def _body_colors(model) -> dict[int, tuple]:
 
 # --- drawing ----------------------------------------------------------------------------
 
-def _pyplot():
-  # matplotlib: loaded only when a plot is drawn (slow to import)
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # after choosing the Agg backend
-  return plt
-
-
 def frame_indices(length: int, every: int, frames: int) -> np.ndarray:
   """Which stored frames a panel draws: `frames` evenly spaced over the episode, after
   its start (every policy starts alike) up to its end (fewer for an episode shorter
@@ -577,7 +570,7 @@ def draw_atlas(trained, out, *, env=None, grid: int = 5, frames: int = 4, episod
   out = pathlib.Path(out)
   out.parent.mkdir(parents=True, exist_ok=True)
   on_main(_save, fig, out, dpi)
-  _pyplot().close(fig)
+  pyplot().close(fig)
   say(f"wrote {out}")
   return out
 
@@ -601,7 +594,7 @@ def _figure(points: LatentGrid, panels, labels: list[list[str]], ticks: bool, ti
   inches (the panels' size, a label's lines above each, the lattice's coordinates along
   the left and bottom), each drawn and labelled.  `ticks`: the outer panels keep their
   tick labels."""
-  plt = _pyplot()
+  plt = pyplot()
   rows, cols = points.rows, points.cols
   panel_w, panel_h = panels.size()
   title_h = 0.08 + _line_height(LABEL_SIZE) * max(len(lines) for lines in labels)

@@ -8,7 +8,7 @@ import numpy as np
 from lsc.distributed import on_main
 
 
-def _pyplot():
+def pyplot():
   # matplotlib: loaded only when a plot is drawn (slow to import)
   import matplotlib
   matplotlib.use("Agg")
@@ -20,7 +20,7 @@ def _write(fig, path) -> pathlib.Path:
   """Writes `fig` to `path` (process 0 of a multi-process run) and closes it."""
   path = pathlib.Path(path)
   on_main(fig.savefig, path, dpi=110)
-  _pyplot().close(fig)
+  pyplot().close(fig)
   return path
 
 
@@ -52,7 +52,7 @@ def plot_curves(curves: dict, path, title: str, n_points: int = 200, references:
   worst to the best seed.  curves: {method: (env_steps (S, G), returns (S, G))};
   references: {label: return} drawn as dashed horizontal lines (e.g. the policy a
   search starts from, with no search)."""
-  plt = _pyplot()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   for name, (steps, returns) in curves.items():
     steps, returns = np.atleast_2d(steps), np.atleast_2d(returns)
@@ -73,7 +73,7 @@ def plot_training(history: dict, path, title: str) -> pathlib.Path:
   """Training curves of the autoencoder: the training loss and both validation losses
   against the step, log scale.  history: lists under step, train, val_behaviour,
   val_parameter."""
-  plt = _pyplot()
+  plt = pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   for name, style in (("train", "-"), ("val_behaviour", "--"), ("val_parameter", ":")):
     ax.plot(history["step"], history[name], style, label=name)
@@ -88,7 +88,7 @@ def plot_landscape(z: np.ndarray, returns: np.ndarray, names, path, title: str) 
   k = z.shape[1]
   if k > 2:
     return None
-  plt = _pyplot()
+  plt = pyplot()
   fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.0), squeeze=False)
   for ax, name, column in zip(axes[0], names, np.asarray(returns).T):
     if k == 1:

@@ -253,8 +253,12 @@ def task_fingerprint(env, task_name: str) -> str:
   """A short hash of one task of `env`: its name, formula and code (`fingerprint`'s,
   for one task): in a search's or baseline's identity, so that a checkpoint made under
   another reward of the same name is never resumed."""
-  task = get_task(env, task_name)
-  return hashlib.sha256(f"{task.name}: {task.doc}\n{_code_text(task.reward)}".encode()).hexdigest()[:12]
+  return hashlib.sha256(_task_text(get_task(env, task_name)).encode()).hexdigest()[:12]
+
+
+def _task_text(task: Task) -> str:
+  """What determines a task's rewards, as text: its name, formula and code."""
+  return f"{task.name}: {task.doc}\n{_code_text(task.reward)}"
 
 
 def fingerprint(env) -> str:
@@ -265,7 +269,7 @@ def fingerprint(env) -> str:
   in its attributes are not seen: give a changed object another name).  Part of every
   pipeline stage's key."""
   spec = env_spec(env)
-  text = "\n".join(f"{t.name}: {t.doc}\n{_code_text(t.reward)}" for t in spec.tasks)
+  text = "\n".join(_task_text(t) for t in spec.tasks)
   adopted = getattr(spec.make, "inner", None)  # `lsc.envs.foreign`: the object given to as_env
   if adopted is not None:
     text += "".join(f"\n{_code_text(getattr(type(adopted), m))}" for m in ("reset", "step"))

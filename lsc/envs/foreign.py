@@ -94,13 +94,6 @@ def _check_protocol(obj) -> None:
                     "brax.envs.Env; lsc.envs.base.State holds a State's fields)")
 
 
-def _size(obj, attr: str) -> int:
-  value = getattr(obj, attr)
-  if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-    raise ValueError(f"{type(obj).__name__}.{attr} must be an int >= 1, got {value!r}")
-  return value
-
-
 def as_env(env, *, name: str | None = None, tasks=None, episode_length: int | None = None, **spec_fields):
   """`env` as an lsc env: an env lsc built (`make_env`, or an earlier `as_env`) as it is
   when nothing else is given; any other object with Brax's env protocol adopted.
@@ -151,7 +144,7 @@ def as_env(env, *, name: str | None = None, tasks=None, episode_length: int | No
     register_env(dataclasses.replace(earlier, name=name, **given), replace=True)
     return make_env(name)
   length = given.pop("episode_length", None) or getattr(env, "episode_length", None) or DEFAULT_EPISODE_LENGTH
-  spec = EnvSpec(name, _Rebuild(env), _size(env, "observation_size"), _size(env, "action_size"), length,
+  spec = EnvSpec(name, _Rebuild(env), env.observation_size, env.action_size, length,
                  given.pop("tasks", None) or as_tasks(None), backends=(getattr(env, "backend", None) or "jax",),
                  **given)
   register_env(spec, replace=True)
