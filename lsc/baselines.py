@@ -4,11 +4,14 @@ evaluation protocol.
 
 `train_baseline(env, task, method, budget, seed, protocol)` trains
 `brax.training.agents.{ppo,sac}.train.train` on `TaskReward(env, task)` for `budget`
-env steps and, `n_evals` times along the way, evaluates the current *deterministic*
-policy (the mode of Brax's tanh-normal policy: tanh of its mean) exactly as every other
-method is evaluated: the protocol's E episodes, episode e of every policy started from
-`protocol.episode_keys()[e]`, the task's return summed until termination or
-`env.episode_length` and averaged over the E episodes.  The episode function is
+env steps in `n_evals` epochs and, before training and after every epoch, evaluates the
+current *deterministic* policy (the mode of Brax's tanh-normal policy: tanh of its mean)
+exactly as every other method's learning curve is evaluated: the curve protocol's E
+episodes (`lsc.evaluation.CURVE_EVAL`), episode e of every policy started from
+`curve.episode_keys()[e]`, the task's return summed until termination or
+`env.episode_length` and averaged over the E episodes; the final policy again on the
+final `protocol`'s episodes.  SAC reports no parameters before training: lsc draws the
+ones it starts from as Brax does (`_sac_start`).  The episode function is
 `lsc.rollout.make_episode_fn` itself (through `_BraxPolicy`), so baselines, the
 searches and the recovery metrics share start states, done-masking and return
 accounting by construction.  Evaluation episodes are a measurement: they are not
@@ -61,7 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State, Wrapper
-from brax.training.acme import running_statistics
+from brax.training.acme import running_statistics, specs
 from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as ppo
 from brax.training.agents.sac import checkpoint as sac_checkpoint
@@ -71,7 +74,7 @@ from brax.training.agents.sac import train as sac
 from lsc import checkpoint, td3
 from lsc.compat import ensure_device_put_replicated
 from lsc.envs import env_spec
-from lsc.evaluation import EvalProtocol
+from lsc.evaluation import CURVE_EVAL, EvalProtocol
 from lsc.methods import check_can_run
 from lsc.progress import ProgressFn
 from lsc.rl_configs import (CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig, TD3Config,  # noqa: F401 (re-exported)
@@ -96,9 +99,10 @@ class TaskReward(Wrapper):
 
 @dataclasses.dataclass(frozen=True)
 class BaselineResult:
-  """A baseline run.  env_steps (n,) int64: Brax's env-step count at each evaluation,
-  increasing; returns (n,) float64: the task's return of the deterministic policy
-  there, mean over the protocol's episodes.  `params` is Brax's final parameter tree
+  """A baseline run.  env_steps (n_evals + 1,) int64: Brax's env-step count at each
+  evaluation, 0 (before training) and after every epoch; returns (n_evals + 1,) float64:
+  the task's return of the deterministic policy there, mean over the curve protocol's
+  episodes; final_return: the final policy's on the final protocol's episodes.  `params` is Brax's final parameter tree
   ((normalizer, policy, value) for PPO, (normalizer, policy) for SAC; see
   `make_inference`) with NumPy leaves, except the normalizer's sample count, which
   Brax's `UInt64` always holds as two JAX uint32 scalars;
@@ -109,14 +113,10 @@ class BaselineResult:
   task: str
   env_steps: np.ndarray
   returns: np.ndarray
+  final_return: float
   params: Any
   timings: dict
   config: PPOConfig | SACConfig
-
-  @property
-  def final_return(self) -> float:
-    """Return of the final policy under the protocol (the curve's last point)."""
-    return float(self.returns[-1])
 
 
 def devices_to_use(env, config: PPOConfig | SACConfig) -> int:
@@ -245,6 +245,7 @@ class _Curve:
                progress_fn: Callable[[int, float], None] | None):
     self.env, self.task, self.progress_fn = env, task, progress_fn  # (env steps, return)
     self.keys = protocol.episode_keys()
+    self.make_policy = None
     self.steps: list[int] = []
     self.returns: list[float] = []
     self.compiled = None
@@ -253,19 +254,28 @@ class _Curve:
 
   def record(self, step: int, make_policy: Callable, params) -> None:
     """Evaluates `params` after `step` env steps and appends the point."""
-    start = time.perf_counter()
-    if self.compiled is None:
-      evaluator = make_evaluator(self.env, self.task, make_policy)
-      self.compiled = evaluator.lower(params, self.keys).compile()
-      self.compile_s = time.perf_counter() - start
-      start = time.perf_counter()
-    returns, _ = self.compiled(params, self.keys)
-    value = float(np.mean(np.asarray(returns, np.float64)))
-    self.eval_s += time.perf_counter() - start
+    value = self.evaluate(make_policy, params, self.keys)
     self.steps.append(int(step))
     self.returns.append(value)
     if self.progress_fn is not None:
       self.progress_fn(int(step), value)
+
+  def evaluate(self, make_policy: Callable, params, keys) -> float:
+    """The mean return of `make_policy(params, deterministic=True)` over the episodes
+    from `keys` (E,) (the curve's, or the final protocol's of as many episodes)."""
+    start = time.perf_counter()
+    if self.compiled is None or len(keys) != len(self.keys):
+      evaluator = make_evaluator(self.env, self.task, make_policy)
+      compiled = evaluator.lower(params, keys).compile()
+      if self.compiled is None:
+        self.compiled, self.make_policy = compiled, make_policy
+      self.compile_s += time.perf_counter() - start
+      start = time.perf_counter()
+    else:
+      compiled = self.compiled
+    returns, _ = compiled(params, keys)
+    self.eval_s += time.perf_counter() - start
+    return float(np.mean(np.asarray(returns, np.float64)))
 
 
 def brax_timesteps(method: str, config: PPOConfig | SACConfig, budget: int, n_evals: int) -> int:
@@ -280,9 +290,8 @@ def brax_timesteps(method: str, config: PPOConfig | SACConfig, budget: int, n_ev
 
 def _train_ppo(env, config: PPOConfig, budget: int, seed: int, n_evals: int, n_devices: int,
                curve: _Curve, **common):
-  def policy_params_fn(step, make_policy, params):
-    if step > 0:  # Brax also calls it before training; the curve starts after epoch 1
-      curve.record(step, make_policy, params)
+  def policy_params_fn(step, make_policy, params):  # before training (step 0), then after every epoch
+    curve.record(step, make_policy, params)
 
   _, params, _ = ppo.train(
       env, num_timesteps=brax_timesteps("ppo", config, budget, n_evals), max_devices_per_host=n_devices,
@@ -299,15 +308,33 @@ def _train_ppo(env, config: PPOConfig, budget: int, seed: int, n_evals: int, n_d
   return params
 
 
+def _sac_start(env, config: SACConfig, seed: int) -> Any:
+  """The (normalizer, policy) parameters Brax's SAC (0.14.2) starts from with `seed`,
+  drawn as its train() draws them (its key, split three times): SAC reports none before
+  training, and its restore path fails on the replicated state.  Tested against Brax's
+  own draw."""
+  spec = env_spec(env)
+  normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
+  networks = _network_factory("sac", config)(observation_size=spec.observation_size, action_size=spec.action_size,
+                                              preprocess_observations_fn=normalize)
+  rng, _ = jax.random.split(jax.random.PRNGKey(seed))  # train(): the key of its env randomization
+  global_key, _ = jax.random.split(rng)
+  policy_key, _ = jax.random.split(global_key)  # _init_training_state(): the policy's, then the Q network's
+  return (running_statistics.init_state(specs.Array((spec.observation_size,), jnp.dtype("float32"))),
+          networks.policy_network.init(policy_key))
+
+
 def _train_sac(env, config: SACConfig, budget: int, seed: int, n_evals: int, n_devices: int,
                curve: _Curve, **common):
   make_policy = make_inference("sac", env, config)
 
   with tempfile.TemporaryDirectory(prefix="lsc-sac-") as directory:
+    curve.record(0, make_policy, _sac_start(env, config, seed))
+
     def progress_fn(step, metrics):
       if step > 0:  # Brax also reports before training, without a checkpoint
         start = time.perf_counter()
-        params = sac_checkpoint.load(os.path.join(directory, f"{step:012d}"))
+        params = tuple(sac_checkpoint.load(os.path.join(directory, f"{step:012d}")))  # a list: as train() returns it
         curve.eval_s += time.perf_counter() - start
         curve.record(step, make_policy, params)
 
@@ -329,14 +356,14 @@ KIND_STATE = "td3_state"
 
 
 def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, curve: "_Curve", method: str,
-               task: str, protocol: EvalProtocol, checkpoint_path=None, overwrite: bool = False):
+               task: str, curve_protocol: EvalProtocol, checkpoint_path=None, overwrite: bool = False):
   """TD3 / DDPG through `lsc.td3.train`, checkpointed after every epoch at `checkpoint_path`.
-  The checkpoint holds the curve measured so far, so the evaluation protocol is part of
+  The checkpoint holds the curve measured so far, so the curve's protocol is part of
   its identity: a resume under another protocol is refused, never relabelled."""
   identity = {"method": method, "task": task, "reward": task_fingerprint(env.unwrapped, task),
               "config": dataclasses.asdict(config), "budget": int(budget),
               "seed": int(seed), "n_evals": int(n_evals), "env": env.name, "backend": env.backend,
-              "episode_length": env.episode_length, "eval": dataclasses.asdict(protocol)}
+              "episode_length": env.episode_length, "curve": dataclasses.asdict(curve_protocol)}
   resume = None
   if checkpoint_path is not None:
     checkpoint.check_output_path(checkpoint_path, KIND_STATE)
@@ -382,13 +409,14 @@ def check_trained(method: str, seed: int, returns: np.ndarray, params) -> None:
 def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol: EvalProtocol,
                    config: PPOConfig | SACConfig | TD3Config | None = None, n_evals: int = 10,
                    progress_fn: ProgressFn | None = None, checkpoint_path=None,
-                   overwrite: bool = False) -> BaselineResult:
+                   overwrite: bool = False, curve: EvalProtocol = CURVE_EVAL) -> BaselineResult:
   """Trains `method` ('ppo' | 'sac' | 'td3' | 'ddpg') on `TaskReward(env, task)` for
-  `budget` env steps from `seed`, evaluating the deterministic policy `n_evals` times under
+  `budget` env steps from `seed` in `n_evals` epochs, evaluating the deterministic policy
+  under `curve` before training and after every epoch, and the final one under
   `protocol` (see the module docstring for what is counted and how).
 
-  Returns a BaselineResult: env_steps (n_evals,) int64 increasing and >= 1, returns
-  (n_evals,), the final parameters as NumPy, timings and the config.  `progress_fn`
+  Returns a BaselineResult: env_steps (n_evals + 1,) int64 increasing from 0, returns
+  (n_evals + 1,), the final return, the final parameters as NumPy, timings and the config.  `progress_fn`
   (see `lsc.progress`) gets stage `method`, env steps of the budget and the return
   after each evaluation.  Bad input (unknown method or
   task, a config of the other method, a budget below `min_budget`, sizes not divisible
@@ -401,22 +429,24 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   ensure_device_put_replicated()
   n_devices = devices_to_use(env, config)
   report = None if progress_fn is None else (lambda steps, value: progress_fn(method, steps, budget, {"return": value}))
-  curve = _Curve(env, task, protocol, report)
+  points = _Curve(env, task, curve, report)
   spec = env_spec(env)
   common = dict(episode_length=env.episode_length, action_repeat=1,
                 eval_env=_NullEnv(spec.observation_size, spec.action_size), num_eval_envs=1)
   start = time.perf_counter()
   if method in RESUMABLE:
-    params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), curve, method, task,
-                        protocol, checkpoint_path, overwrite)
+    params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), points, method, task,
+                        curve, checkpoint_path, overwrite)
   else:
     trainer = _train_ppo if method == "ppo" else _train_sac
     params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,
-                     curve, **common)
+                     points, **common)
   total = time.perf_counter() - start
-  check_trained(method, seed, np.asarray(curve.returns, np.float64), params)
-  timings = {"train_s": total - curve.compile_s - curve.eval_s, "eval_compile_s": curve.compile_s,
-             "eval_s": curve.eval_s, "total_s": total}
-  return BaselineResult(method=method, task=task, env_steps=np.asarray(curve.steps, np.int64),
-                        returns=np.asarray(curve.returns, np.float64),
+  # the final policy on fresh keys (a resumed run that had nothing left compiles its evaluator here)
+  final = points.evaluate(points.make_policy or make_inference(method, env, config), params, protocol.episode_keys())
+  check_trained(method, seed, np.asarray(points.returns + [final], np.float64), params)
+  timings = {"train_s": total - points.compile_s - points.eval_s, "eval_compile_s": points.compile_s,
+             "eval_s": points.eval_s, "total_s": total}
+  return BaselineResult(method=method, task=task, env_steps=np.asarray(points.steps, np.int64),
+                        returns=np.asarray(points.returns, np.float64), final_return=final,
                         params=jax.tree.map(np.asarray, params), timings=timings, config=config)

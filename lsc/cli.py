@@ -458,8 +458,9 @@ def cmd_search(args) -> int:
                        protocol=protocol, configs=configs, progress_fn=progress, overwrite=args.overwrite,
                        log=print, record={"decoder": args.decoder}, **spaces)
   bars.close()
-  curves, finals, timings, env_steps = ((outcome.env_steps, outcome.returns), outcome.final_returns,
-                                        outcome.timings, outcome.final_env_steps)
+  # the learning curve: the solution held at each grid point, on the curve's fixed episodes
+  curves = (np.broadcast_to(outcome.eval_steps, outcome.eval_returns.shape), outcome.eval_returns)
+  finals, timings, env_steps = outcome.final_returns, outcome.timings, outcome.final_env_steps
   total = time.perf_counter() - start
   title = f"{args.env} {args.task}: {args.method}"
   plot_curves({args.method: curves}, out / "curves.png", title)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lsc.keys import POOL_EVAL_SEED
+from lsc.keys import CURVE_EVAL_SEED, POOL_EVAL_SEED
 from lsc.policy import MLPPolicy, pool_thetas
 from lsc.rollout import RolloutResult, rollout
 from lsc.validate import check_int, check_seed
@@ -49,6 +49,37 @@ def evaluate(env, policy: MLPPolicy, thetas, protocol: EvalProtocol = EvalProtoc
   episodes.  See `lsc.rollout.rollout` for the result's fields."""
   return rollout(env, policy, thetas, protocol.reset_keys(len(thetas)), n_samples=n_samples,
                  chunk_size=chunk_size, mesh=mesh)
+
+
+# The learning curve every method is read by (issue "a fair race"): its current solution
+# (a strategy's centre, an RL agent's deterministic policy) evaluated on these fixed
+# episodes, apart from the final evaluation's and every search's, at each point of one
+# grid of env steps (`eval_grid`), step 0 included.  Not charged, for every method alike.
+CURVE_EVAL = EvalProtocol(episodes=5, seed=CURVE_EVAL_SEED)
+
+
+def eval_grid(budget: int, intervals: int) -> np.ndarray:
+  """The common grid of a run of `budget` env steps: `intervals` + 1 points, 0 and
+  `budget` included, (intervals + 1,) int64 (point i at floor(i budget / intervals))."""
+  check_int("intervals", intervals, low=1)
+  return np.asarray([int(budget) * i // int(intervals) for i in range(int(intervals) + 1)], np.int64)
+
+
+def on_grid(env_steps, values, grid) -> np.ndarray:
+  """Curves measured at increasing env steps `env_steps` (S, G) with `values` (S, G)
+  (NaN: not measured), read on `grid` (n,): at each grid point, each curve's value at
+  its latest finite point at or before it (what the method held having spent no more),
+  NaN where it has none yet.  (S, n) float64."""
+  env_steps, values = np.atleast_2d(env_steps), np.atleast_2d(np.asarray(values, np.float64))
+  if env_steps.shape != values.shape:
+    raise ValueError(f"env_steps and values must have one shape, got {env_steps.shape} and {values.shape}")
+  out = np.full((len(values), len(grid)), np.nan)
+  for s, (x, y) in enumerate(zip(env_steps, values)):
+    keep = np.isfinite(y)
+    x, y = np.asarray(x)[keep], y[keep]
+    at = np.searchsorted(x, np.asarray(grid), side="right") - 1
+    out[s] = np.where(at >= 0, y[np.maximum(at, 0)], np.nan) if len(y) else np.nan
+  return out
 
 
 BLOCK_BYTES = 256 * 2**20  # parameters generated per device call while streaming a pool

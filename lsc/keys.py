@@ -15,6 +15,7 @@ FINAL_EVAL_SEED = 2_000_003  # every method's final policies (lsc search, the pi
 RECOVERY_EVAL_SEED = 3_000_017  # the autoencoder's recovery measurement (lsc.compression)
 START_SEED = 4_000_037  # choosing a latent search's start by decoded return (best_decoded)
 SUBSPACE_SEED = 6_000_011  # the random subspace of the dimension control (lsc.pipeline, random_subspace_pgpe)
+CURVE_EVAL_SEED = 7_000_003  # every method's learning curve: its current solution at each point of the common grid
 SELECTION_EVAL_SEED = 5_000_011  # the final evaluation of the sweeps' selection runs
 SELECTION_SEED = 1000  # the sweeps' first search seed (1000, 1001, ...): reported runs use 0, 1, ...
 PHASE_TWO = 2**31 - 1  # fold_in tag of a two-phase method's second phase (`lsc.methods`): no split reaches it

@@ -36,7 +36,7 @@ import numpy as np
 from lsc import checkpoint, distributed, jsonfile
 from lsc.config import from_dict, to_dict
 from lsc.envs import default_backend, env_spec, import_quietly
-from lsc.evaluation import EvalProtocol
+from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, on_grid
 from lsc.keys import PHASE_TWO, seed_keys
 from lsc.policy import MLPPolicy
 from lsc.progress import ProgressFn, register_unit
@@ -51,17 +51,26 @@ from lsc.validate import check_finite
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-  """One method's run of S seeds on one task.  Curve point g of seed s is
-  (env_steps[s, g], returns[s, g]); a search has a point per generation (the centre it
-  started from, the env steps spent before it; NaN once the seed's budget is spent), RL
-  one per training epoch (after it).  `final_z` / `final_thetas`: a search's final
-  solutions (in memory only; its result artifact stores them)."""
+  """One method's run of S seeds on one task.
+
+  The learning curve every method is compared by: `eval_returns[s, i]`, the return of
+  the solution seed s held at `eval_steps[i]` env steps (the common grid of the run,
+  `lsc.evaluation.eval_grid`, step 0 included; a search's centre, an RL agent's
+  deterministic policy) on the fixed episodes of the run's curve protocol
+  (`lsc.evaluation.CURVE_EVAL`); NaN where it held none yet (before the env steps
+  charged for choosing its start).  The training curve, labelled as such: point g of
+  seed s is (env_steps[s, g], returns[s, g]); a search has one per generation (its
+  centre on that generation's training episodes; NaN once the seed's budget is spent), RL
+  one per training epoch (the curve protocol).  `final_z` / `final_thetas`: a search's
+  final solutions (in memory only; its result artifact stores them)."""
   method: str
   env_steps: np.ndarray  # (S, G) int64
   returns: np.ndarray  # (S, G) float64
   final_returns: np.ndarray  # (S,) of the final policies on fresh evaluation keys
   final_env_steps: np.ndarray  # (S,) int64, env steps charged to each seed
   timings: dict  # seconds: compile and run time, summed over seeds
+  eval_steps: np.ndarray  # (P,) int64, the common grid
+  eval_returns: np.ndarray  # (S, P) float64
   final_distance: np.ndarray | None = None  # (S,) distance moved along x (locomotion envs; searches)
   final_z: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)  # (S, k)
   final_thetas: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)  # (S, P)
@@ -70,7 +79,8 @@ class Outcome:
     """A JSON-able dict (NaN as null); `from_json` inverts it (without final_z/thetas)."""
     data = {"method": self.method, "env_steps": jsonfile.plain(self.env_steps),
             "returns": jsonfile.plain(self.returns), "final_returns": jsonfile.plain(self.final_returns),
-            "final_env_steps": jsonfile.plain(self.final_env_steps), "timings": self.timings}
+            "final_env_steps": jsonfile.plain(self.final_env_steps), "timings": self.timings,
+            "eval_steps": jsonfile.plain(self.eval_steps), "eval_returns": jsonfile.plain(self.eval_returns)}
     if self.final_distance is not None:
       data["final_distance"] = jsonfile.plain(self.final_distance)
     return data
@@ -82,10 +92,12 @@ class Outcome:
     return cls(method=data["method"], env_steps=np.asarray(data["env_steps"], np.int64),
                returns=floats(data["returns"]), final_returns=floats(data["final_returns"]),
                final_env_steps=np.asarray(data["final_env_steps"], np.int64), timings=data["timings"],
+               eval_steps=np.asarray(data["eval_steps"], np.int64), eval_returns=floats(data["eval_returns"]),
                final_distance=None if distance is None else floats(distance))
 
   def after(self, steps) -> "Outcome":
-    """This outcome moved `steps` (a number or (S,)) env steps later: charged before it ran."""
+    """This outcome moved `steps` (a number or (S,)) env steps later: charged before it
+    ran.  The learning curve is already on the run's grid (its points before them NaN)."""
     steps = np.asarray(steps, np.int64)
     return dataclasses.replace(self, env_steps=self.env_steps + steps.reshape(-1, 1),
                                final_env_steps=self.final_env_steps + steps)
@@ -104,9 +116,12 @@ class Run:
   """What one run of a method gets besides its settings: the env and task, S = `seeds`
   seeds from `seed` with `budget` env steps each, the final evaluation `protocol`; a
   search's `policy` and spaces (`latent`; `parameter`, default
-  `lsc.search.identity_space(policy)`); an RL baseline's `n_evals` curve points; the env
-  steps each seed was charged before (`spent`: choosing its start); where each seed
-  starts (`starts` (S, k) in the method's space: a sequence's second phase)."""
+  `lsc.search.identity_space(policy)`); the learning curve's `grid` (P,) of the whole
+  run's env steps and its `curve` protocol (an RL baseline trains `n_evals` epochs, one
+  per grid interval); the env steps each seed was charged before (`spent`: choosing its
+  start, the same for every seed; `offsets` (S,): a sequence's first phase, per seed);
+  where each seed starts (`starts` (S, k) in the method's space: a sequence's second
+  phase)."""
   env: Any
   task: str
   budget: int
@@ -120,10 +135,26 @@ class Run:
   n_evals: int = 10
   spent: int = 0
   starts: np.ndarray | None = None
+  grid: np.ndarray | None = None  # default eval_grid(budget, n_evals)
+  curve: EvalProtocol = CURVE_EVAL
+  offsets: np.ndarray | None = None
+
+  @property
+  def points(self) -> np.ndarray:
+    """The run's learning-curve grid (P,) int64 of env steps."""
+    return eval_grid(self.budget, self.n_evals) if self.grid is None else np.asarray(self.grid, np.int64)
   progress_fn: ProgressFn | None = None
   overwrite: bool = False
   log: Callable[[str], None] | None = None
   record: dict = dataclasses.field(default_factory=dict)
+
+
+def run_grid(run: Run) -> np.ndarray:
+  """The run's learning-curve grid as env steps of this method's own run, per seed
+  (S, P) int64: the run's grid less what each seed was charged before it (negative:
+  points before it began)."""
+  before = np.zeros(run.seeds, np.int64) if run.offsets is None else np.asarray(run.offsets, np.int64)
+  return run.points[None, :] - run.spent - before[:, None]
 
 
 class Method:
@@ -131,15 +162,13 @@ class Method:
   besides the env and task ("autoencoder": a trained latent space; "policy": the policy
   architecture; "env": nothing else); `config`: the default settings (a frozen
   dataclass); `multi_process`: it can run in a multi-process run; `warp`: it can run on
-  MuJoCo Warp physics; `uses_n_evals`: its curve has a run's `n_evals` points (else
-  one per generation)."""
+  MuJoCo Warp physics."""
   name: str
   help: str
   reads: str
   config: Any
   multi_process: bool = True
   warp: bool = True
-  uses_n_evals: bool = False
 
   def settings(self, configs: "Mapping[str, Any] | None" = None) -> Any:
     """This method's config in `configs` (a `MethodConfigs` or {name: config}), else its default."""
@@ -228,7 +257,7 @@ class SearchMethod(Method):
     if space is None:
       raise ValueError(f"{self.name} searches a latent space: give it one (an autoencoder: --decoder)")
     search = Search(run.env, run.policy, space, run.task, config, budget=run.budget - run.spent, seeds=run.seeds,
-                    seed=run.seed, starts=run.starts)
+                    seed=run.seed, starts=run.starts, grid=run_grid(run), curve=run.curve)
     if run.log is not None:
       run.log(f"{self.name}: {space.name} space of {space.dim} dims -> {run.policy.num_params} params; "
               f"{config.algorithm}, population {config.population} x {config.episodes} episode(s), {run.seeds} "
@@ -242,6 +271,7 @@ class SearchMethod(Method):
                    returns=result.curves["center_return"].astype(np.float64),
                    final_returns=result.final_returns.astype(np.float64), final_env_steps=result.env_steps,
                    timings={"generations": result.generations, **result.timings},
+                   eval_steps=run.points, eval_returns=result.eval_returns,
                    final_distance=result.final_displacement.astype(np.float64)
                    if env_spec(run.env).locomotion else None,
                    final_z=result.final_z, final_thetas=result.final_thetas).after(run.spent)
@@ -287,10 +317,6 @@ class Sequence(Method):
   def warp(self) -> bool:
     return all(m.warp for m in self.methods)
 
-  @property
-  def uses_n_evals(self) -> bool:
-    return any(m.uses_n_evals for m in self.methods)
-
   def identity(self, configs=None, env=None) -> dict:
     return {**super().identity(configs, env),
             "phases": {m.name: m.identity(configs, env) for m in self.methods}}
@@ -333,19 +359,21 @@ class Sequence(Method):
   def run(self, run: Run, configs, directory) -> Outcome:
     """Seed s's second phase draws from fold_in(its first phase's key, PHASE_TWO) alone (a
     tag no split reaches, so no key of either phase repeats, and seeds still run apart).
-    One curve: the second phase's points follow the first's, shifted by the env steps
-    each seed spent in it."""
+    One training curve: the second phase's points follow the first's, shifted by the env
+    steps each seed spent in it; on the learning curve's grid, each point is the phase's
+    that held the solution then."""
     first, second = self.methods
     shares = self.budgets(configs, run.budget)
     record = {**run.record, "phases": dict(zip(self.phases, shares))}
     progress = lambda phase: None if run.progress_fn is None else (
         lambda stage, done, total, info: run.progress_fn(f"{stage} ({phase})", done, total, info))
     sub = lambda i: None if directory is None else directory / self.dirs[i]
-    one = first.run(dataclasses.replace(run, budget=shares[0], record=record, progress_fn=progress(first.name)),
-                    configs, sub(0))
+    one = first.run(dataclasses.replace(run, budget=shares[0], grid=run.points, record=record,
+                                        progress_fn=progress(first.name)), configs, sub(0))
     keys = jax.vmap(lambda k: jax.random.fold_in(k, PHASE_TWO))(seed_keys(run.seed, run.seeds))
     starts = one.final_z if second.space == "latent" else one.final_thetas
     two = second.run(dataclasses.replace(run, budget=shares[1], seed=keys, spent=0, starts=starts, record=record,
+                                         grid=run.points, offsets=one.final_env_steps,
                                          progress_fn=progress(second.name)),
                      configs, sub(1)).after(one.final_env_steps)
     # both phases' seconds and generations summed (the final evaluation's: the second
@@ -354,6 +382,7 @@ class Sequence(Method):
     timings[f"{first.name}_generations"] = one.timings["generations"]
     return dataclasses.replace(two, method=self.name, env_steps=np.concatenate([one.env_steps, two.env_steps], 1),
                                returns=np.concatenate([one.returns, two.returns], 1), timings=timings,
+                               eval_returns=np.where(np.isnan(two.eval_returns), one.eval_returns, two.eval_returns),
                                final_z=two.final_z, final_thetas=two.final_thetas)
 
 
@@ -369,7 +398,6 @@ class RLMethod(Method):
   reads: str = "env"
   multi_process: bool = False
   warp: bool = False
-  uses_n_evals: bool = True
 
   def identity(self, configs=None, env=None) -> dict:
     identity = super().identity(configs, env)
@@ -401,7 +429,7 @@ class RLMethod(Method):
       report = None if run.progress_fn is None else (
           lambda stage, done, total, info, s=s: run.progress_fn(f"{stage} seed {s}", done, total, info))
       runs.append(train_baseline(run.env, run.task, self.name, run.budget, s, run.protocol, config=config,
-                                 n_evals=run.n_evals, progress_fn=report, overwrite=run.overwrite,
+                                 n_evals=run.n_evals, progress_fn=report, overwrite=run.overwrite, curve=run.curve,
                                  checkpoint_path=directory / f"state_seed{s}"
                                  if self.name in RESUMABLE and directory is not None else None))
       # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
@@ -413,11 +441,17 @@ class RLMethod(Method):
                       final_returns=np.asarray([r.final_return for r in runs], np.float64),
                       # a baseline's curve points come after each epoch: the last is what the run spent
                       final_env_steps=np.asarray([r.env_steps[-1] for r in runs], np.int64),
-                      timings={k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings})
+                      timings={k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings},
+                      # the policy held at each grid point: the last one evaluated at or before it
+                      eval_steps=run.points,
+                      eval_returns=on_grid(np.stack([r.env_steps for r in runs]), np.stack([r.returns for r in runs]),
+                                           run.points))
     if directory is None:
       return outcome
     checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps,
                                                     "curve_return": outcome.returns,
+                                                    "eval_steps": outcome.eval_steps,
+                                                    "eval_returns": outcome.eval_returns,
                                                     "final_returns": outcome.final_returns},
                              kind="baseline",
                              config={**run.record, "task": run.task, "budget": run.budget, "seeds": run.seeds,
@@ -571,6 +605,7 @@ def default_backend_for(method_names, env_name: str) -> str:
 def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int = 1, seed: int = 0,
                protocol: "EvalProtocol | None" = None, configs: Mapping[str, Any] | None = None, policy=None,
                latent=None, parameter=None, spaces: Mapping[str, Any] | None = None, n_evals: int = 10, spent: int = 0,
+               curve: EvalProtocol = CURVE_EVAL,
                progress_fn: ProgressFn | None = None, overwrite: bool = False,
                log: Callable[[str], None] | None = None, record: dict | None = None) -> Outcome:
   """Runs method `name` on `task` for `seeds` seeds (seed, seed + 1, ...) with `budget`
@@ -582,8 +617,10 @@ def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int 
   in the latent space, `latent` (an `lsc.search.SearchSpace`); the parameter space is
   `parameter` (default `identity_space(policy)`); the controls' in `spaces` ({kind:
   SearchSpace}, kinds `CONTROL_SPACES`).  A search resumes from its checkpoint
-  in `directory` and refuses another's unless `overwrite`; RL baselines take `n_evals`
-  curve points.  `progress_fn`: see `lsc.progress`; `log` gets a line describing the
+  in `directory` and refuses another's unless `overwrite`.  Every method's learning
+  curve is its solution at the `n_evals` + 1 points of `eval_grid(budget, n_evals)`,
+  evaluated on the episodes of `curve` (RL baselines train `n_evals` epochs).
+  `progress_fn`: see `lsc.progress`; `log` gets a line describing the
   run; `record` is stored in the result's config.  `spent` (searches): env steps each
   seed was already charged (e.g. choosing its start); the search gets `budget - spent`
   and its curve and totals include them.  Every setting and output is checked before
@@ -603,10 +640,11 @@ def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int 
   method.check(configs, budget, env.episode_length, spent=spent, dims=dims, n_evals=n_evals, backend=env.backend)
   if directory is not None:
     check_outputs(name, directory, task=task, budget=budget, seeds=seeds, seed=seed, overwrite=overwrite)
-  record = {"method": name, "eval": dataclasses.asdict(protocol), "run": run_fields(task, budget, seeds, seed),
-            **(record or {})}
+  record = {"method": name, "eval": dataclasses.asdict(protocol), "curve": dataclasses.asdict(curve),
+            "run": run_fields(task, budget, seeds, seed), **(record or {})}
   run = Run(env, task, int(budget), int(seeds), seed, protocol, policy, latent, parameter, spaces, int(n_evals),
-            int(spent), progress_fn=progress_fn, overwrite=overwrite, log=log, record=record)
+            int(spent), grid=eval_grid(budget, n_evals), curve=curve, progress_fn=progress_fn, overwrite=overwrite,
+            log=log, record=record)
   outcome = method.run(run, configs, directory)
   if directory is not None:
     distributed.on_main((directory / OUTCOME).write_text, jsonfile.dumps(outcome.to_json()))

@@ -41,7 +41,7 @@ from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
 from lsc.distributed import barrier, on_main
 from lsc.envs import default_backend, env_spec
 from lsc.evaluation import EvalProtocol, evaluate
-from lsc.keys import FINAL_EVAL_SEED, START_SEED, SUBSPACE_SEED
+from lsc.keys import CURVE_EVAL_SEED, FINAL_EVAL_SEED, START_SEED, SUBSPACE_SEED
 from lsc.methods import (METHODS, MethodConfigs, SearchMethod, Sequence, check_can_run, default_backend_for, get_method,
                          load_outcome, names, run_method)
 from lsc.metrics import check_recovery_points
@@ -61,7 +61,9 @@ from lsc.validate import check_int, check_seed, debug_wanted, error_line, intege
 # START_SEED): what the search actually starts from, chosen on the task's reward, so
 # those env steps are charged to the search (`run_method(spent=...)`).
 LATENT_STARTS = ("mean", "best", "best_decoded")
-STAGE_FORMAT = 2  # of a search stage's key: 2, every method's whole settings (`Method.identity`)
+# of a search stage's key: 2, every method's whole settings (`Method.identity`); 3, every
+# method's learning curve on the common grid (`lsc.methods.Outcome.eval_returns`)
+STAGE_FORMAT = 3
 
 
 # the methods a pipeline runs unless told otherwise (every registered method can run)
@@ -72,7 +74,7 @@ DEFAULT_METHODS = ("latent_pgpe", "latent_then_param", "param_pgpe", "ppo", "sac
 class SearchSettings:
   """What the search stage runs, and how much: the methods (`methods`, by registered
   name), their budget and seeds (the same for every method), where latent searches
-  start and the RL baselines' curve points.  Each method's own settings are in the
+  start and the grid of env steps every method's learning curve is evaluated at.  Each method's own settings are in the
   `methods.<name>.*` section (`ExperimentConfig.methods`)."""
   methods: tuple[str, ...] = DEFAULT_METHODS
   budget: int = 1_000_000  # env steps per seed and method
@@ -81,7 +83,7 @@ class SearchSettings:
   latent_start: str = "mean"  # mean | best | best_decoded (see LATENT_STARTS)
   start_candidates: int = 8  # best_decoded: the dataset's best policies on the task whose decodings are tried
   start_episodes: int = 3  # best_decoded: episodes per candidate (charged to the latent search)
-  n_evals: int = 10  # RL baselines' curve points
+  n_evals: int = 10  # learning-curve grid: n_evals equal intervals of the budget, 0 included (RL: its epochs)
 
   def check(self) -> None:
     """Raises ValueError naming any bad field."""
@@ -115,6 +117,7 @@ class ExperimentConfig:
   tasks: tuple[str, ...] = ()  # empty: every task of the env
   eval_episodes: int = 5
   eval_seed: int = FINAL_EVAL_SEED
+  curve_seed: int = CURVE_EVAL_SEED  # the learning curves' fixed episodes (eval_episodes of them)
   recovery_points: int = 256  # held-out policies (and latent points) per recovery row
   recovery_episodes: int = 3
 
@@ -126,14 +129,12 @@ def phase_dirs() -> set[str]:
 
 def run_settings(settings: SearchSettings, method: str) -> dict:
   """The `search.*` fields a run of `method` reads: every method its budget and seeds; a
-  method that reads the autoencoder where it starts; one with a curve of `n_evals`
-  points that number.  In its stage key, with the method's own settings."""
-  fields = ["budget", "seeds", "seed"]
+  method that reads the autoencoder where it starts.  In its stage key, with the
+  method's own settings."""
+  fields = ["budget", "seeds", "seed", "n_evals"]
   if get_method(method).reads == "autoencoder":
     fields += ["latent_start"] + (["start_candidates", "start_episodes"]
                                   if settings.latent_start == "best_decoded" else [])
-  if get_method(method).uses_n_evals:
-    fields += ["n_evals"]
   return {f: getattr(settings, f) for f in fields}
 
 
@@ -148,6 +149,7 @@ def validate(config: ExperimentConfig):
   for name in ("eval_episodes", "recovery_points", "recovery_episodes"):
     check_int(name, getattr(config, name), low=1)
   check_seed("eval_seed", config.eval_seed)
+  check_seed("curve_seed", config.curve_seed)
   if not isinstance(config.tasks, tuple) or not all(isinstance(v, str) for v in config.tasks):
     raise ValueError(f"tasks must be a list of names, got {config.tasks!r}")
   for task in config.tasks:
@@ -391,6 +393,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   stages = Stages(out, log, metrics)
   stages.clean_leftovers()
   protocol = EvalProtocol(config.eval_episodes, config.eval_seed)
+  curve = EvalProtocol(config.eval_episodes, config.curve_seed)  # every method's learning curve
 
   # stage 1-2: the dataset
   rewards = fingerprint(env)  # the task formulas: a stage computed under other rewards is not reused
@@ -467,10 +470,11 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       search_config = {**inputs, "rewards": rewards, "task": task, "method": method, "format": STAGE_FORMAT,
                        "run": run_settings(config.search, method),
                        "settings": get_method(method).identity(config.methods, env),
-                       "eval": [config.eval_episodes, config.eval_seed]}
+                       "eval": [config.eval_episodes, config.eval_seed],
+                       "curve": [config.eval_episodes, config.curve_seed]}
       log(f"[3/3] {task} {method}: budget {config.search.budget:,} env steps x {config.search.seeds} seeds")
       run = dict(budget=config.search.budget, seeds=config.search.seeds, seed=config.search.seed, protocol=protocol,
-                 n_evals=config.search.n_evals, progress_fn=progress_fn, configs=config.methods)
+                 n_evals=config.search.n_evals, curve=curve, progress_fn=progress_fn, configs=config.methods)
       if reads != "env":
         run.update(policy=policy, parameter=parameter)
       if reads == "autoencoder":
@@ -482,8 +486,9 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       finals.setdefault(task, {})[method] = outcome["final_returns"]
       log(f"      final return {np.mean(outcome['final_returns']):.2f} "
           f"(seeds {' '.join(f'{r:.1f}' for r in outcome['final_returns'])})")
-    plot_curves({m: (np.asarray(o["env_steps"], float), np.asarray(o["returns"], float))
-                 for m, o in curves[task].items()}, out / f"curves_{task}.png", f"{env.name} {task}",
+    plot_curves({m: (np.broadcast_to(np.asarray(o["eval_steps"], float), np.shape(o["eval_returns"])),
+                     np.asarray(o["eval_returns"], float)) for m, o in curves[task].items()},
+                out / f"curves_{task}.png", f"{env.name} {task}",
                 references={start_label: dataset_best[task]["return"]})
 
   for name in ("training.png", "landscape.png"):
@@ -492,7 +497,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   results = {"config": {"collect": _plain(collect_config), "train": _plain(config.train),
                         "search": _plain(config.search), "tasks": list(tasks), "methods": list(config.search.methods),
                         "settings": {m: get_method(m).identity(config.methods) for m in config.search.methods},
-                        "eval": {"episodes": config.eval_episodes, "seed": config.eval_seed}},
+                        "eval": {"episodes": config.eval_episodes, "seed": config.eval_seed},
+                        "curve_eval": {"episodes": config.eval_episodes, "seed": config.curve_seed}},
              "versions": checkpoint.versions(), "device": _device(), "backend": env.backend,
              "timings": {"stages_s": stages.timings, "reused": stages.reused, "recorded_s": stages.recorded,
                          "autoencoder": summary.get("timings", {})},

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 
 from lsc.distributed import on_main
+from lsc.evaluation import on_grid
 
 
 def pyplot():
@@ -33,18 +34,6 @@ def _save_lines(fig, ax, xlabel: str, ylabel: str, title: str, path) -> pathlib.
   ax.legend()
   fig.tight_layout()
   return _write(fig, path)
-
-
-def on_grid(env_steps: np.ndarray, returns: np.ndarray, grid: np.ndarray) -> np.ndarray:
-  """Each seed's curve (S, G) resampled at `grid` (n,) env steps (step-wise: the last
-  value at or before each grid point; NaN before a seed's first point): (S, n)."""
-  out = np.full((len(env_steps), len(grid)), np.nan)
-  for s, (x, y) in enumerate(zip(env_steps, returns)):
-    keep = np.isfinite(y)
-    x, y = np.asarray(x)[keep], np.asarray(y)[keep]
-    idx = np.searchsorted(x, grid, side="right") - 1
-    out[s] = np.where(idx >= 0, y[np.maximum(idx, 0)], np.nan)
-  return out
 
 
 def plot_curves(curves: dict, path, title: str, n_points: int = 200, references: dict | None = None) -> pathlib.Path:

@@ -24,8 +24,11 @@ The space is an argument of that program.  Progress is reported between chunks;
 
 Env steps are counted as the rollout engine charges them: steps until termination of
 every candidate's episodes.  The centre is also evaluated every generation on the
-same keys (the curve's y value); those steps are not charged, like the evaluation
-episodes of PPO and SAC.  A seed whose budget is spent stops updating (its later
+same keys (the training curve); those steps are not charged, like the evaluation
+episodes of PPO and SAC.  The learning curve every method is compared by is another:
+the centre held at each point of a grid of env steps (`lsc.evaluation.eval_grid`),
+kept in the carry as the search passes the point, and evaluated at the end on the
+fixed episodes of `lsc.evaluation.CURVE_EVAL` (not charged either).  A seed whose budget is spent stops updating (its later
 generations change nothing and cost nothing); the search ends when every seed's has.
 A generation starts only if it fits in the budget even with full-length episodes, so
 no seed ever exceeds `budget` (like the baselines); one falls short of it by less than
@@ -44,10 +47,11 @@ import numpy as np
 
 from lsc import checkpoint
 from lsc.autoencoder import Decoder
-from lsc.evaluation import EvalProtocol, evaluate
+from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, evaluate
 from lsc.jax_setup import compile_seconds
 from lsc.keys import FINAL_EVAL_SEED, key_record, seed_keys
 from lsc.policy import MLPPolicy, member_key
+from lsc.rollout import rollout
 from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, rollout_fn
 from lsc.distributed import agree
@@ -291,6 +295,8 @@ class SearchResult:
   final_z: np.ndarray  # (S, k) final centres
   final_thetas: np.ndarray  # (S, P) their parameters
   final_returns: np.ndarray  # (S,) on fresh evaluation keys (the protocol's seed)
+  grid: np.ndarray  # (S, P) int64: the env steps of this search at which its centre was kept
+  eval_returns: np.ndarray  # (S, P) those centres' returns on the curve protocol's episodes; NaN before the search began
   final_displacement: np.ndarray  # (S,) how far they moved along x (the EnvSpec's x_position), mean over those episodes
   env_steps: np.ndarray  # (S,) charged to each seed
   generations: int  # generations run (every one had a seed with budget left)
@@ -319,12 +325,16 @@ class Search:
   centre, or 0 if config.center is "zero"), e.g. each seed's result of an earlier search.
   `env`: any env (`lsc.envs.as_env`); `task`: the name of one of its tasks, or a reward
   function of a `lsc.tasks.Transition` (or `Task`), which the env then scores too
-  (`lsc.tasks.with_tasks`; `self.env` is that env).
+  (`lsc.tasks.with_tasks`; `self.env` is that env).  `grid` (P,) or (S, P): the env
+  steps of this search (per seed) at which it keeps its centre for the learning curve,
+  evaluated under `curve` at the end (default `eval_grid(budget, 10)`; a point < 0, before
+  the search began, e.g. a later phase's, keeps none: NaN).
   """
 
   def __init__(self, env, policy: MLPPolicy, space: SearchSpace, task, config: StrategyConfig = PGPEConfig(),
                *, budget: int, seeds: int = 1, seed: int | jax.Array = 0, maximize: bool = True,
-               generations_per_chunk: int | None = None, mesh=None, starts=None):
+               generations_per_chunk: int | None = None, mesh=None, starts=None, grid=None,
+               curve: EvalProtocol = CURVE_EVAL):
     config.check()
     space.check(policy)
     config.check_dim(space.dim, space.name)
@@ -349,6 +359,11 @@ class Search:
         raise ValueError(f"starts must be {self.seeds} x {space.dim} finite numbers (one start per seed in the "
                          f"{space.name} space), got shape {starts.shape}")
     self.starts = starts
+    grid = eval_grid(self.budget, 10) if grid is None else np.asarray(grid)
+    grid = np.broadcast_to(grid, (self.seeds, grid.shape[-1])) if grid.ndim == 1 else grid
+    if grid.shape[0] != self.seeds or grid.ndim != 2 or not np.issubdtype(grid.dtype, np.integer):
+      raise ValueError(f"grid must be (P,) or ({self.seeds}, P) env steps, got {grid.dtype} {grid.shape}")
+    self.grid, self.curve = np.clip(grid, -1, 2**31 - 1).astype(np.int64), curve
     self._chunk_fn = _chunk_program(env, policy, self.task, config, self.seeds, maximize, self.mesh)
 
   def place(self, carry: dict) -> dict:
@@ -367,7 +382,8 @@ class Search:
       states = jax.vmap(lambda k: search_init(k, self.space, self.config))(init_keys)
     else:
       states = jax.vmap(lambda k, z: search_init(k, self.space, self.config, z))(init_keys, jnp.asarray(self.starts))
-    return self.place({"state": states, "key": jax.random.key_data(keys),
+    kept = jnp.full((self.seeds, self.grid.shape[1], self.space.dim), jnp.nan, jnp.float32)
+    return self.place({"state": states, "key": jax.random.key_data(keys), "kept": kept,
                        "env_steps": jnp.zeros(self.seeds, jnp.int32), "generation": jnp.int32(0)})
 
   def chunk(self, carry: dict, length: int | None = None) -> tuple[dict, dict]:
@@ -377,7 +393,8 @@ class Search:
     length = length or self.generations_per_chunk
     if length > 1 and self.sure_generations(carry) < length:
       length = 1
-    carry, metrics = self._chunk_fn(carry, self.space, jnp.int32(self.last_start), length)
+    carry, metrics = self._chunk_fn(carry, self.space, jnp.int32(self.last_start), jnp.asarray(self.grid, jnp.int32),
+                                    length)
     return carry, {k: np.asarray(v) for k, v in gather(metrics, self.mesh).items()}
 
   def host(self, carry: dict) -> dict:
@@ -427,10 +444,17 @@ class Search:
     carry = self.host(carry)
     final_z = self.centres(carry["state"].mean)
     final_thetas = np.asarray(_decode_all(self.space, jnp.asarray(final_z)))
+    # the grid points at or past the last generation keep the final centre
+    kept = keep_centres(carry["kept"], jnp.asarray(self.grid), carry["env_steps"], carry["state"].mean)
+    kept = np.asarray(kept).reshape(-1, self.space.dim)
+    missing = np.isnan(kept).any(axis=1)  # before the search began: evaluated at 0, then NaN
+    kept_thetas = np.asarray(_decode_all(self.space, jnp.asarray(self.centres(np.where(missing[:, None], 0, kept)))))
     start = time.perf_counter()
-    final = evaluate(self.env, self.policy, final_thetas, protocol)
+    final, curve = evaluate_with(self.env, self.policy, [(final_thetas, protocol), (kept_thetas, self.curve)])
     timings = {**timings, "final_eval_s": time.perf_counter() - start}
-    return SearchResult(curves=curves, final_z=final_z, final_thetas=final_thetas,
+    eval_returns = np.where(missing, np.nan, curve.returns[:, self.task]).reshape(self.grid.shape)
+    return SearchResult(curves=curves, final_z=final_z, final_thetas=final_thetas, grid=self.grid,
+                        eval_returns=eval_returns.astype(np.float64),
                         final_returns=np.asarray(final.returns[:, self.task]),
                         final_displacement=np.asarray(final.displacement).mean(axis=1),
                         env_steps=np.asarray(carry["env_steps"], np.int64),
@@ -485,6 +509,29 @@ def _decode_all(space: SearchSpace, z: jax.Array) -> jax.Array:
   return jax.vmap(space.decode)(z)
 
 
+def keep_centres(kept: jax.Array, grid: jax.Array, env_steps: jax.Array, mean: jax.Array) -> jax.Array:
+  """The learning curve's centres (S, P, k) after a generation starts with strategy means
+  `mean` (S, k) having spent `env_steps` (S,): every grid point (S, P) not before
+  `env_steps` keeps `mean`, so once the search ends each point holds the centre of the
+  last generation that started at or before it."""
+  now = jnp.asarray(grid) >= jnp.asarray(env_steps)[:, None]
+  return jnp.where(now[..., None], jnp.asarray(mean)[:, None, :], kept)
+
+
+def evaluate_with(env, policy: MLPPolicy, groups: list[tuple[np.ndarray, EvalProtocol]]) -> list:
+  """Evaluates each group of policies thetas (N_i, P) under its own protocol, in one
+  rollout where the protocols have equally many episodes (one compiled program for a
+  search's final policies and its curve); a list of `RolloutResult` per group."""
+  if len({p.episodes for _, p in groups}) > 1:
+    return [evaluate(env, policy, thetas, protocol) for thetas, protocol in groups]
+  thetas = np.concatenate([t for t, _ in groups])
+  keys = jnp.concatenate([protocol.reset_keys(len(t)) for t, protocol in groups])
+  result = jax.tree.map(np.asarray, rollout(env, policy, thetas, keys))
+  bounds = np.cumsum([0] + [len(t) for t, _ in groups])
+  return [jax.tree.map(lambda x, a=a, b=b: x[a:b] if np.ndim(x) and len(x) == bounds[-1] else x, result)
+          for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def generation_keys(keys: jax.Array, episodes: int) -> tuple[jax.Array, jax.Array, jax.Array]:
   """(next carry keys (S,), strategy keys (S,), episode keys (S, E)) of the coming generation,
   seed s's from its own carry key keys[s] (S,) only."""
@@ -496,14 +543,16 @@ def generation_keys(keys: jax.Array, episodes: int) -> tuple[jax.Array, jax.Arra
 
 @functools.lru_cache(maxsize=32)
 def _chunk_program(env, policy: MLPPolicy, task: int, config: StrategyConfig, seeds: int, maximize: bool, mesh):
-  """The compiled chunk of a Search: chunk(carry, space, last_start, length) runs
+  """The compiled chunk of a Search: chunk(carry, space, last_start, grid, length) runs
   `length` (static) generations of every seed (a seed with env_steps > last_start stays
-  put); returns (carry, metrics (length, S)).
+  put), keeping its centre at the grid points (S, P) it passes; returns (carry, metrics
+  (length, S)).
   Cached per env (by identity), policy, task, config, seeds and mesh: the space and the
   budget are arguments."""
   fitness = make_fitness(env, policy, seeds * (config.population + 1), config.episodes, mesh)
 
-  def generation(carry, space, last_start):
+  def generation(carry, space, last_start, grid):
+    kept = keep_centres(carry["kept"], grid, carry["env_steps"], carry["state"].mean)
     key, ask_keys, episode_keys = generation_keys(jax.random.wrap_key_data(carry["key"]), config.episodes)
     thetas, asked = jax.vmap(search_ask, in_axes=(0, 0, None, None))(ask_keys, carry["state"], space, config)
     c = config.population + 1
@@ -519,13 +568,13 @@ def _chunk_program(env, policy: MLPPolicy, task: int, config: StrategyConfig, se
     metrics = {"env_steps": carry["env_steps"], "center_return": returns[:, -1],
                "pop_mean": returns[:, :-1].mean(axis=1), "pop_max": returns[:, :-1].max(axis=1),
                "std": state.std.reshape(seeds, -1).mean(axis=1), "active": active}
-    carry = {"state": state, "key": jax.random.key_data(key), "env_steps": carry["env_steps"] + jnp.where(active, steps, 0),
-             "generation": carry["generation"] + 1}
+    carry = {"state": state, "key": jax.random.key_data(key), "kept": kept,
+             "env_steps": carry["env_steps"] + jnp.where(active, steps, 0), "generation": carry["generation"] + 1}
     return carry, metrics
 
-  @functools.partial(jax.jit, static_argnums=3)
-  def chunk(carry, space, last_start, length):
-    return jax.lax.scan(lambda c, _: generation(c, space, last_start), carry, None, length=length)
+  @functools.partial(jax.jit, static_argnums=4)
+  def chunk(carry, space, last_start, grid, length):
+    return jax.lax.scan(lambda c, _: generation(c, space, last_start, grid), carry, None, length=length)
 
   return chunk
 
@@ -544,6 +593,8 @@ def describe(search: Search) -> dict:
           "strategy": search.config.algorithm, "settings": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
           "seed": search.seed, "keys": "per_seed",  # `seed_keys`; earlier checkpoints split one key over the seeds
           "maximize": search.maximize,  # not the chunking: it changes no generation that runs
+          "curve": {"grid": hashlib.sha256(np.ascontiguousarray(search.grid).tobytes()).hexdigest()[:20],
+                    **dataclasses.asdict(search.curve)},
           **({} if search.starts is None else
              {"starts": hashlib.sha256(np.ascontiguousarray(search.starts).tobytes()).hexdigest()[:20]})}
 
@@ -603,7 +654,8 @@ def save_result(path, search: Search, result: SearchResult, config: dict | None 
   """Writes a finished search (curves, final centres and parameters, returns) as an artifact."""
   arrays = {**{f"curve_{k}": v for k, v in result.curves.items()}, "final_z": result.final_z,
             "final_thetas": result.final_thetas, "final_returns": result.final_returns,
-            "final_displacement": result.final_displacement, "env_steps": result.env_steps}
+            "final_displacement": result.final_displacement, "env_steps": result.env_steps,
+            "eval_grid": result.grid, "eval_returns": result.eval_returns}
   checkpoint.save_artifact(path, arrays, kind=KIND_RESULT,
                            config={**(config or {}), "generations": result.generations, "timings": result.timings},
                            identity=describe(search))

@@ -102,7 +102,8 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
           checkpoint_fn: Callable | None = None, resume=None):
   """Trains TD3 (defaults) or DDPG (`n_critics=1, policy_delay=1, policy_noise=0`) on
   `environment` for at most `num_timesteps` env steps: the prefill, then `num_evals`
-  epochs of equal whole actor steps.  After epoch e (1-based) with `step` env steps
+  epochs of equal whole actor steps.  Before any env step `policy_params_fn(0,
+  make_policy, params)` (not on a resume); after epoch e (1-based) with `step` env steps
   taken, `policy_params_fn(step, make_policy, params)`, `progress_fn(step, metrics)`
   and then `checkpoint_fn(e, carry)` are called (carry: a pytree of arrays);
   `resume=(e, jax.tree.leaves(carry))` continues after epoch e exactly as the
@@ -191,7 +192,10 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
     return ts, env.reset(jax.random.split(env_key, num_envs)), buffer.init(buffer_key), key
 
   if resume is None:
-    first, carry = 0, prefill(init())
+    first, carry = 0, init()
+    if policy_params_fn is not None:  # the policy before any env step
+      policy_params_fn(0, make_policy, (carry[0].normalizer_params, carry[0].policy_params))
+    carry = prefill(carry)
   else:  # (epoch, the carry's leaves as checkpoint_fn saw them)
     first, leaves = resume
     carry = jax.tree.unflatten(jax.tree.structure(jax.eval_shape(init)), [jnp.asarray(x) for x in leaves])

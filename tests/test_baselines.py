@@ -22,6 +22,7 @@ from lsc.policy import make_policy
 from lsc.tasks import task_index
 
 PROTOCOL = EvalProtocol(episodes=2, seed=7)
+CURVE = EvalProtocol(episodes=2, seed=8)  # the learning curve's episodes (as many: one compiled evaluator)
 TINY = {"ppo": PPOConfig(num_envs=4, unroll_length=5, batch_size=4, num_minibatches=2,
                          num_updates_per_batch=1, policy_hidden=(8,), value_hidden=(8,)),
         "sac": SACConfig(num_envs=4, batch_size=8, min_replay_size=8, hidden=(8,))}
@@ -108,11 +109,12 @@ def test_brax_never_runs_past_the_budget(method):
 
 # --- training --------------------------------------------------------------------
 def check_curve(result, method, budget, points):
-  assert result.env_steps.dtype == np.int64 and result.env_steps.shape == (N_EVALS,)
-  assert np.all(result.env_steps > 0) and np.all(np.diff(result.env_steps) > 0)
+  """Step 0 (the policy before training), then after every epoch; the final return on
+  the final protocol's keys, the curve on its own."""
+  assert result.env_steps.dtype == np.int64 and result.env_steps.shape == (N_EVALS + 1,)
+  assert result.env_steps[0] == 0 and np.all(np.diff(result.env_steps) > 0)
   assert result.env_steps[-1] <= budget
-  assert result.returns.shape == (N_EVALS,) and np.all(np.isfinite(result.returns))
-  assert result.final_return == result.returns[-1]
+  assert result.returns.shape == (N_EVALS + 1,) and np.all(np.isfinite(result.returns))
   assert points == list(zip(result.env_steps.tolist(), result.returns.tolist()))
   assert result.method == method and result.config is TINY[method]
   assert set(result.timings) == {"train_s", "eval_compile_s", "eval_s", "total_s"}
@@ -124,32 +126,55 @@ def test_ppo_on_a_brax_env(short_hopper):
   budget = min_budget("ppo", TINY["ppo"], N_EVALS)
   points = []
   result = train_baseline(short_hopper, "forward", "ppo", budget, seed=0, protocol=PROTOCOL,
-                          config=TINY["ppo"], n_evals=N_EVALS,
+                          config=TINY["ppo"], n_evals=N_EVALS, curve=CURVE,
                           progress_fn=lambda stage, steps, total, info: points.append((steps, info["return"])))
   check_curve(result, "ppo", budget, points)
   # Brax's count: batch_size * num_minibatches * unroll_length env steps per iteration.
-  np.testing.assert_array_equal(result.env_steps, [40, 80])
+  np.testing.assert_array_equal(result.env_steps, [0, 40, 80])
   # The hopper earns its alive bonus on every step before it falls.
   assert np.all(result.returns > 0)
 
 
 @pytest.mark.parametrize("method", ["ppo", "sac"])
-def test_final_params_give_the_final_return(short_car, method):
-  """The curve's last point is the returned parameters' return; for SAC this checks the
-  checkpoint round trip the curve goes through, for both `make_inference`."""
+def test_final_params_give_the_final_return(short_car, method, monkeypatch):
+  """The final return and the curve's last point are the returned parameters' returns on
+  the final protocol's and the curve's keys; for SAC this checks the checkpoint round
+  trip the curve goes through, for both `make_inference`, and that its step-0 point is
+  the policy SAC started from."""
   budget = min_budget(method, TINY[method], N_EVALS)
-  points = []
+  points, drawn = [], []
+  factory = baselines._network_factory
+
+  def recording(method, config):  # records what the policy network's init draws inside Brax
+    made = factory(method, config)
+
+    def make(*args, **kwargs):
+      networks = made(*args, **kwargs)
+      init = networks.policy_network.init
+      return dataclasses.replace(networks, policy_network=dataclasses.replace(
+          networks.policy_network, init=lambda key: drawn.append(init(key)) or drawn[-1]))
+    return make
+
+  monkeypatch.setattr(baselines, "_network_factory", recording)
   result = train_baseline(short_car, "height", method, budget, seed=1, protocol=PROTOCOL,
-                          config=TINY[method], n_evals=N_EVALS,
+                          config=TINY[method], n_evals=N_EVALS, curve=CURVE,
                           progress_fn=lambda stage, steps, total, info: points.append((steps, info["return"])))
   check_curve(result, method, budget, points)
-  if method == "sac":  # 8 prefill steps, then one actor step of 4 envs per interval
-    np.testing.assert_array_equal(result.env_steps, [12, 16])
   leaves = jax.tree.leaves(result.params)
   assert sum(isinstance(x, np.ndarray) for x in leaves) >= len(leaves) - 2  # UInt64 count aside
   evaluator = make_evaluator(short_car, "height", make_inference(method, short_car, TINY[method]))
   returns, _ = evaluator(result.params, PROTOCOL.episode_keys())
   np.testing.assert_allclose(np.mean(returns), result.final_return, rtol=1e-5)
+  returns, _ = evaluator(result.params, CURVE.episode_keys())
+  np.testing.assert_allclose(np.mean(returns), result.returns[-1], rtol=1e-5)
+  if method == "sac":  # 8 prefill steps, then one actor step of 4 envs per interval
+    np.testing.assert_array_equal(result.env_steps, [0, 12, 16])
+    start = baselines._sac_start(short_car, TINY["sac"], 1)
+    returns, _ = evaluator(start, CURVE.episode_keys())
+    np.testing.assert_allclose(np.mean(returns), result.returns[0], rtol=1e-5)
+    # lsc's draw (first) is the very one Brax's SAC initialised (second)
+    for a, b in zip(jax.tree.leaves(drawn[0]), jax.tree.leaves(drawn[1]), strict=True):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 # --- bad input ---------------------------------------------------------------------
@@ -220,7 +245,7 @@ def left_car():
 
 @pytest.fixture(scope="module")
 def td3_runs(left_car):
-  return {m: train_baseline(left_car, "left", m, TD3_BUDGET, 0, PROTOCOL, config=c, n_evals=TD3_EVALS)
+  return {m: train_baseline(left_car, "left", m, TD3_BUDGET, 0, PROTOCOL, config=c, n_evals=TD3_EVALS, curve=CURVE)
           for m, c in SMALL_TD3.items()}
 
 
@@ -249,10 +274,10 @@ def test_td3_killed_between_epochs_resumes_to_the_same_result(td3_runs, left_car
 
   def killed_in_epoch_2(stage, done, total, info):
     reports.append(done)
-    if len(reports) == 2:  # after epoch 2's evaluation, before its checkpoint
+    if len(reports) == 3:  # after epoch 2's evaluation (step 0's came first), before its checkpoint
       raise KeyboardInterrupt
 
-  run = dict(config=SMALL_TD3["td3"], n_evals=TD3_EVALS, checkpoint_path=tmp_path / "state")
+  run = dict(config=SMALL_TD3["td3"], n_evals=TD3_EVALS, checkpoint_path=tmp_path / "state", curve=CURVE)
   with pytest.raises(KeyboardInterrupt):
     train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, progress_fn=killed_in_epoch_2, **run)
   resumed = train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, **run)  # from epoch 1's checkpoint
@@ -262,8 +287,8 @@ def test_td3_killed_between_epochs_resumes_to_the_same_result(td3_runs, left_car
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   with pytest.raises(Exception, match="overwrite"):  # another run's checkpoint is refused
     train_baseline(left_car, "left", "td3", TD3_BUDGET, 1, PROTOCOL, **run)
-  # the checkpoint holds the curve measured so far: under another evaluation protocol it
-  # is refused (it once resumed, and its old curve's last point was printed as the new protocol's)
-  other = dataclasses.replace(PROTOCOL, episodes=PROTOCOL.episodes + 1, seed=PROTOCOL.seed + 1)
-  with pytest.raises(checkpoint.ArtifactMismatch, match="eval.episodes.*eval.seed"):
-    train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, other, **run)
+  # the checkpoint holds the curve measured so far: under another curve protocol it is
+  # refused (it once resumed, and its old curve's last point was printed as the new protocol's)
+  other = dataclasses.replace(CURVE, episodes=CURVE.episodes + 1, seed=CURVE.seed + 1)
+  with pytest.raises(checkpoint.ArtifactMismatch, match="curve.episodes.*curve.seed"):
+    train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, **{**run, "curve": other})

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from lsc import checkpoint
-from lsc.evaluation import EvalProtocol, evaluate
+from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, evaluate, on_grid
 from lsc.methods import (METHODS, MethodConfigs, SearchMethod, Sequence, SequenceConfig, get_method, load_outcome,
-                         register, run_method)
+                         Run, register, run_grid, run_method)
 from lsc.policy import MLPPolicy, make_policy, member_key
-from lsc.search import (Search, describe, euclidean_space, generation_keys, identity_space, linear_space,
+from lsc.search import (Search, describe, euclidean_space, generation_keys, identity_space, keep_centres, linear_space,
                         make_fitness, make_space, principal_subspace, random_subspace, run_search, search_ask,
                         search_center, search_init, search_step)
 from lsc.strategies import CMAESConfig, PGPEConfig, SepCMAESConfig, StrategyConfig
@@ -121,6 +121,28 @@ def test_search_improves_the_centre_on_fresh_keys(mountain_car, small_policy, go
   assert np.all(result.env_steps <= 600_000) and np.all(result.env_steps > 600_000 - per_generation)
   steps = result.curves["env_steps"]
   assert np.all(np.diff(steps, axis=1) >= 0) and np.all(steps[:, 0] == 0)
+  # the learning curve: the centre held at each grid point, on the curve's own episodes;
+  # step 0 is the start, the last point (the budget) the final centre
+  np.testing.assert_array_equal(result.grid, np.broadcast_to(eval_grid(600_000, 10), (2, 11)))
+  at = lambda thetas: evaluate(mountain_car, small_policy, thetas, CURVE_EVAL).returns[:, 0]
+  np.testing.assert_allclose(result.eval_returns[:, 0], at(identity_space(small_policy).center[None])[0], rtol=1e-5)
+  np.testing.assert_allclose(result.eval_returns[:, -1], at(result.final_thetas), rtol=1e-5)
+  assert np.isfinite(result.eval_returns).all()
+
+
+def test_the_learning_curve_keeps_the_centre_of_the_last_generation_started_at_or_before_each_point():
+  grid = jnp.array([[-5, 0, 10, 25, 40]])  # -5: before the search began
+  kept = jnp.full((1, 5, 1), jnp.nan)
+  for steps, mean in ((0, 1.0), (12, 2.0), (24, 3.0), (36, 4.0)):  # generations start at these env steps
+    kept = keep_centres(kept, grid, jnp.array([steps]), jnp.array([[mean]]))
+  kept = keep_centres(kept, grid, jnp.array([48]), jnp.array([[5.0]]))  # the final centre, past the last point
+  np.testing.assert_array_equal(np.asarray(kept)[0, :, 0], [np.nan, 1.0, 1.0, 3.0, 4.0])
+  # an RL curve measured after each epoch, read the same way
+  np.testing.assert_array_equal(on_grid([[0, 12, 24, 36]], [[1.0, 2.0, 3.0, 4.0]], [-5, 0, 10, 25, 40])[0],
+                                [np.nan, 1.0, 1.0, 3.0, 4.0])
+  # a method's grid in its own env steps: the run's, less what was charged before it
+  run = Run(None, "goal", 100, 2, 0, FRESH, n_evals=4, spent=30, offsets=np.array([0, 10]))
+  np.testing.assert_array_equal(run_grid(run), [[-30, -5, 20, 45, 70], [-40, -15, 10, 35, 60]])
 
 
 def test_latent_search_in_a_toy_linear_space(mountain_car, small_policy):
@@ -284,8 +306,9 @@ def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_re
   np.testing.assert_allclose(starts, jax.vmap(space.decode)(jnp.asarray(latent["final_z"])), atol=1e-5)
   # (and seed s's keys come from its own seed, 3 + s, tagged for the second phase)
   keys = jnp.stack([jax.random.fold_in(jax.random.key(3 + s), PHASE_TWO) for s in range(2)])
+  grid = eval_grid(budget, 10)[None] - latent["env_steps"][:, None]  # the run's grid, from where it starts
   second = Search(mountain_car, small_policy, identity_space(small_policy), "goal", SMALL, budget=param_share,
-                  seeds=2, seed=keys, starts=starts)
+                  seeds=2, seed=keys, starts=starts, grid=grid)
   np.testing.assert_allclose(search_center(second.init()["state"], second.space), starts, atol=1e-4)
   load_state(tmp_path / "whole" / "param" / "state", second)  # ArtifactMismatch for any other start or keys
   for other in (dict(seed=keys, starts=starts + 0.01), dict(seed=keys[::-1], starts=starts)):
@@ -307,8 +330,15 @@ def test_latent_then_param_splits_its_budget_starts_at_the_decoded_result_and_re
   with pytest.raises(KeyboardInterrupt):
     run(tmp_path / "killed", killed)
   resumed = run(tmp_path / "killed")
-  for field in ("env_steps", "returns", "final_returns", "final_env_steps"):
+  for field in ("env_steps", "returns", "final_returns", "final_env_steps", "eval_returns"):
     np.testing.assert_array_equal(getattr(resumed, field), getattr(whole, field))
+  # one learning curve on the run's grid: each point from the phase that held the solution
+  # then, the first point the latent start, the last the final parameters
+  np.testing.assert_array_equal(whole.eval_steps, eval_grid(budget, 10))
+  at = lambda thetas: evaluate(mountain_car, small_policy, thetas, CURVE_EVAL).returns[:, 0]
+  np.testing.assert_allclose(whole.eval_returns[:, 0], at(space.decode(space.center)[None])[0], rtol=1e-5)
+  np.testing.assert_allclose(whole.eval_returns[:, -1], at(whole.final_thetas), rtol=1e-5)
+  assert np.isfinite(whole.eval_returns).all()
   assert load_outcome(tmp_path / "killed").method == "latent_then_param"
 
 
@@ -335,6 +365,8 @@ def assert_searched(outcome, directory, env, policy, task: str, *, seeds: int, d
   assert np.all(outcome.env_steps[:, 0] == 0) and np.isfinite(outcome.returns[:, 0]).all()
   assert outcome.final_z.shape == (seeds, dim) and outcome.final_thetas.shape == (seeds, policy.num_params)
   assert outcome.final_returns.shape == (seeds,) and np.isfinite(outcome.final_returns).all()
+  np.testing.assert_array_equal(outcome.eval_steps, eval_grid(TINY, 10))
+  assert outcome.eval_returns.shape == (seeds, 11) and np.isfinite(outcome.eval_returns).all()
   task_returns = evaluate(env, policy, outcome.final_thetas, FRESH).returns[:, task_index(env.name, task)]
   np.testing.assert_allclose(outcome.final_returns, task_returns, rtol=1e-5)
   per_generation = config.population * config.episodes * env.episode_length
