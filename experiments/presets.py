@@ -15,11 +15,18 @@ seeds the reported runs never use (`TUNED`).  Mountain Car's policies
 scale their observations to [-1, 1] (`PolicyConfig.normalize_obs`) in the smoke and cpu
 presets; the paper preset keeps raw observations (untested at that scale)."""
 
+import dataclasses
+import functools
+import json
+import pathlib
+
 from lsc.pipeline import ExperimentConfig, SearchSettings
-from lsc.config import EnvConfig, PolicyConfig
+from lsc.config import EnvConfig, PolicyConfig, override
 from lsc.dataset import CollectConfig
 from lsc.methods import METHODS, MethodConfigs, SearchMethod
 from lsc.training import TrainConfig
+
+RESULTS = pathlib.Path(__file__).parent / "results"
 
 
 def make(env: str, policy: str, pool: int, keep: float, train: dict, search: dict, methods: dict, *,
@@ -134,3 +141,34 @@ PRESETS = {"mountain_car": mountain_car(), "reacher": brax("reacher", 4, 8, ("re
            "hopper": brax("hopper", 16, 8), "halfcheetah": brax("halfcheetah", 16, 8),
            "walker2d": brax("walker2d", 16, 8, ("forward", "backward")),
            "ant": brax("ant", 16, 8, ("forward", "backward"))}
+
+# The fair race (experiments/RACE.md): every method and control on the `cpu` preset's
+# dataset, autoencoder and budget, its learning curve on 21 grid points (n_evals 20), on
+# the 15 tasks of the earlier table, 10 seeds on the fine-tuning tasks, 5 on locomotion;
+# each method's setting tuned by `experiments.race_tune` (in this order: latent-then-
+# parameter's phases keep the winners of latent and parameter PGPE).
+RACE_METHODS = ("latent_pgpe", "param_pgpe", "latent_then_param", "start_param_pgpe", "random_subspace_pgpe",
+                "pca_subspace_pgpe", "ppo", "sac", "td3", "ddpg")
+RACE = {"mountain_car": (10, ("goal", "left", "height", "speed")),
+        "reacher": (10, ("reach_ne", "reach_nw", "reach_sw", "reach_se")),
+        "hopper": (5, ("forward", "backward", "jump")),
+        "halfcheetah": (5, ("forward", "backward", "frontflip", "backflip"))}
+
+
+def race(env: str) -> ExperimentConfig:
+  """Env's race preset: its cpu preset with the race's seeds, tasks, grid and methods,
+  and each method's tuned setting where its race sweep is committed
+  (experiments/results/sweep_<env>_<method>_race.json, its `best` cell)."""
+  seeds, tasks = RACE[env]
+  cpu = PRESETS[env]["cpu"]()
+  config = dataclasses.replace(cpu, tasks=tasks, search=dataclasses.replace(
+      cpu.search, seeds=seeds, n_evals=20, methods=RACE_METHODS))
+  for method in RACE_METHODS:
+    swept = RESULTS / f"sweep_{env}_{method}_race.json"
+    if swept.is_file():
+      config = override(config, json.loads(swept.read_text())["best"])
+  return config
+
+
+for _env in RACE:
+  PRESETS[_env]["race"] = functools.partial(race, _env)

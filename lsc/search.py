@@ -450,9 +450,10 @@ class Search:
     missing = np.isnan(kept).any(axis=1)  # before the search began: evaluated at 0, then NaN
     kept_thetas = np.asarray(_decode_all(self.space, jnp.asarray(self.centres(np.where(missing[:, None], 0, kept)))))
     start = time.perf_counter()
-    final, curve = evaluate_with(self.env, self.policy, [(final_thetas, protocol), (kept_thetas, self.curve)])
+    final = evaluate(self.env, self.policy, final_thetas, protocol)
+    curve = evaluate_blocks(self.env, self.policy, kept_thetas, self.curve, self.seeds)
     timings = {**timings, "final_eval_s": time.perf_counter() - start}
-    eval_returns = np.where(missing, np.nan, curve.returns[:, self.task]).reshape(self.grid.shape)
+    eval_returns = np.where(missing, np.nan, curve[:, self.task]).reshape(self.grid.shape)
     return SearchResult(curves=curves, final_z=final_z, final_thetas=final_thetas, grid=self.grid,
                         eval_returns=eval_returns.astype(np.float64),
                         final_returns=np.asarray(final.returns[:, self.task]),
@@ -518,18 +519,14 @@ def keep_centres(kept: jax.Array, grid: jax.Array, env_steps: jax.Array, mean: j
   return jnp.where(now[..., None], jnp.asarray(mean)[:, None, :], kept)
 
 
-def evaluate_with(env, policy: MLPPolicy, groups: list[tuple[np.ndarray, EvalProtocol]]) -> list:
-  """Evaluates each group of policies thetas (N_i, P) under its own protocol, in one
-  rollout where the protocols have equally many episodes (one compiled program for a
-  search's final policies and its curve); a list of `RolloutResult` per group."""
-  if len({p.episodes for _, p in groups}) > 1:
-    return [evaluate(env, policy, thetas, protocol) for thetas, protocol in groups]
-  thetas = np.concatenate([t for t, _ in groups])
-  keys = jnp.concatenate([protocol.reset_keys(len(t)) for t, protocol in groups])
-  result = jax.tree.map(np.asarray, rollout(env, policy, thetas, keys))
-  bounds = np.cumsum([0] + [len(t) for t, _ in groups])
-  return [jax.tree.map(lambda x, a=a, b=b: x[a:b] if np.ndim(x) and len(x) == bounds[-1] else x, result)
-          for a, b in zip(bounds[:-1], bounds[1:])]
+def evaluate_blocks(env, policy: MLPPolicy, thetas: np.ndarray, protocol: EvalProtocol, block: int) -> np.ndarray:
+  """Returns (N, n_tasks) of policies thetas (N, P) (N a multiple of `block`) under
+  `protocol`, `block` policies per rollout: a search's S x P learning-curve centres in
+  calls of the shape its S final policies are evaluated in, so they share one compiled
+  program."""
+  keys = protocol.reset_keys(block)
+  return np.concatenate([np.asarray(rollout(env, policy, thetas[i:i + block], keys).returns)
+                         for i in range(0, len(thetas), block)])
 
 
 def generation_keys(keys: jax.Array, episodes: int) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -1,0 +1,81 @@
+"""The race's symmetric tuning (experiments/RACE.md): every method gets the same budget
+per env, chosen by the same rule.
+
+  python -m experiments.race_tune mountain_car [--methods ppo,sac] [--out runs/race-tune-mountain_car]
+
+For each method of the race (`experiments.presets.RACE_METHODS`), a sweep
+(`experiments.sweep`) of 3 cells of its one most important setting around the race
+preset's value, on 2 selection seeds over all the env's race tasks:
+  - a search (PGPE in the latent or parameter space; the start control): its centre's
+    step size `lr`, at 1/3, 1 and 3 times the preset's;
+  - a subspace control (random or principal directions): its initial search std
+    `std_init`, at 1/3, 1 and 3 times the preset's, because its spread along each
+    direction is the data's and means another step than the latent space's whose
+    setting it borrows (on isotropic data the principal directions' measured spread is
+    about 4 times the random ones');
+  - an RL baseline: Adam's `learning_rate`, at 1/3, 1 and 3 times the preset's;
+  - latent-then-parameter (whose phases keep latent and parameter PGPE's settings): its
+    latent share `fraction`, 0.25, 0.5 and 0.75.
+The learning rate is the one setting every method has and the one RL tuning studies
+rank first; for the subspace controls the scale is the least known.  The winner is the sweep's: the lowest mean rank over the tasks of the mean
+final return on selection evaluation keys.  Each sweep writes
+experiments/results/sweep_<env>_<method>_race.{md,json}; the race preset reads the
+winners from there (`experiments.presets.race`).  The dataset and autoencoder are
+reward-free and shared by every cell: the first sweep's first cell computes them.
+Resumable: a finished cell is reused.
+"""
+
+import argparse
+import sys
+
+from experiments import sweep
+from experiments.presets import PRESETS, RACE, RACE_METHODS
+from lsc.methods import RLMethod, Sequence, get_method
+
+SEEDS = 2  # selection seeds per cell
+FACTORS = (1 / 3, 1.0, 3.0)  # of the preset's step size
+FRACTIONS = (0.25, 0.5, 0.75)  # latent-then-parameter's latent share
+TAG = "race"
+SUBSPACES = ("random_subspace", "principal_subspace")  # the controls whose std_init is tuned
+
+
+def cells(env: str, method: str) -> tuple[str, list[float]]:
+  """(the setting's key, its 3 values) of `method`'s sweep on `env`, around the value
+  of env's race preset before tuning (its cpu preset's)."""
+  kind = get_method(method)
+  if isinstance(kind, Sequence):
+    return f"methods.{method}.fraction", list(FRACTIONS)
+  field = ("learning_rate" if isinstance(kind, RLMethod) else
+           "std_init" if kind.space in SUBSPACES else "lr")
+  value = getattr(PRESETS[env]["cpu"]().methods[method], field)
+  return f"methods.{method}.{field}", [float(f"{value * f:.3g}") for f in FACTORS]
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m experiments.race_tune", description=__doc__.split("\n")[0])
+  p.add_argument("env", choices=sorted(RACE))
+  p.add_argument("--methods", default=",".join(RACE_METHODS), help="comma-separated (default: every race method)")
+  p.add_argument("--out", default=None, help="default runs/race-tune-<env>")
+  args = p.parse_args(argv)
+  out = args.out or f"runs/race-tune-{args.env}"
+  methods = args.methods.split(",")
+  unknown = [m for m in methods if m not in RACE_METHODS]
+  if unknown:
+    p.error(f"not race methods: {', '.join(unknown)}; valid: {', '.join(RACE_METHODS)}")
+  first = None  # the shared stages: from the first cell of the first method swept
+  for method in methods:
+    key, values = cells(args.env, method)
+    command = [args.env, "--method", method, "--preset", "race", "--set", f"search.seeds={SEEDS}",
+               "--grid", f"{key}={','.join(map(str, values))}", "--tag", TAG, "--out", out]
+    if first is not None:
+      command += ["--from", first]
+    print(f"race_tune: {method}: {key} in {values}", flush=True)
+    code = sweep.main(command)
+    if code:
+      return code
+    first = first or f"{out}/{method}/{sweep.cell_name({key: values[0]})}"
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
