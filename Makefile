@@ -6,7 +6,7 @@ PYTHON312 ?= $(shell for p in $$(command -v python3.12) $$(ls -1d $$HOME/.pyenv/
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test bench sample-efficiency clean
+.PHONY: run test bench sample-efficiency race clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@if [ -z "$(PYTHON312)" ]; then echo "lsc needs Python 3.12 (python3.12 on PATH or under pyenv); set PYTHON312=/path/to/python3.12"; exit 1; fi
@@ -38,6 +38,20 @@ sample-efficiency: $(VENV)/.installed
 	$(PY) -m experiments.hopper --seeds 5 --tasks forward,backward,jump --methods $(ALL_METHODS) --out runs/se-hopper
 	$(PY) -m experiments.halfcheetah --seeds 5 --tasks forward,backward,frontflip,backflip --methods $(ALL_METHODS) --out runs/se-halfcheetah
 	$(PY) -m experiments.sample_efficiency $(SE_RUNS) --tag all
+
+# The fair race (experiments/RACE.md): per env, the symmetric tuning, then every method
+# from the reward-chosen start and the dataset's readers from the mean code; then the
+# table.  Tens of hours on 2 cores; every stage and sweep cell resumes.
+RACE_ENVS := mountain_car reacher hopper halfcheetah
+LATENT_METHODS := latent_pgpe,latent_then_param,start_param_pgpe,random_subspace_pgpe,pca_subspace_pgpe
+race: $(VENV)/.installed
+	for env in $(RACE_ENVS); do \
+	  $(PY) -m experiments.race_tune $$env && \
+	  $(PY) -m experiments.$$env --preset race --out runs/race-$$env && \
+	  $(PY) -m experiments.$$env --preset race --set search.latent_start=mean --methods $(LATENT_METHODS) \
+	    --out runs/race-$$env-mean || exit 1; \
+	done
+	$(PY) -m experiments.race $(foreach env,$(RACE_ENVS),runs/race-$(env) runs/race-$(env)-mean) --tag all
 
 clean:
 	rm -rf $(VENV) runs
