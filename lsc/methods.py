@@ -42,7 +42,7 @@ from lsc.policy import MLPPolicy
 from lsc.progress import ProgressFn, register_unit
 from lsc.rl_configs import (CONFIGS as RL_CONFIGS, RESUMABLE, check_budget as check_rl_budget,
                             check_devices as check_rl_devices)
-from lsc.search import (SEARCH_EVAL, Search, SearchSpace, check_budget as check_search_budget, identity_space,
+from lsc.search import (SEARCH_EVAL, SUBSPACE_FORMAT, Search, SearchSpace, check_budget as check_search_budget, identity_space,
                         run_search, save_result)
 from lsc.strategies import CMAESConfig, OpenESConfig, PGPEConfig, SepCMAESConfig, SNESConfig, StrategyConfig
 from lsc.tasks import resolve_task
@@ -229,7 +229,10 @@ class SearchMethod(Method):
     return "policy" if self.space == "parameter" else "autoencoder"
 
   def identity(self, configs=None, env=None) -> dict:  # two strategies may have the same fields
-    return {**super().identity(configs, env), "strategy": self.settings(configs).algorithm, "space": self.space}
+    identity = {**super().identity(configs, env), "strategy": self.settings(configs).algorithm, "space": self.space}
+    if self.space in CONTROL_SPACES:  # built by lsc.search from the dataset: how, too
+      identity["space_format"] = SUBSPACE_FORMAT
+    return identity
 
   def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
     config = self.settings(configs)

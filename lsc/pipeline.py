@@ -22,6 +22,7 @@ autoencoder's training.png and landscape.png, and summary.md (printed at the end
 
 import argparse
 import dataclasses
+import functools
 import fnmatch
 import json
 import os
@@ -432,8 +433,9 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   chosen = {}
 
   def latent_space(task):
-    """(the latent search space of `task`, the control spaces around its start that the
-    run's methods search, env steps spent choosing the start); chosen once per task."""
+    """(the latent search space of `task`, {kind: a function building the control space
+    around its start} for the controls the run's methods search (each built once, and
+    only by a stage that runs), env steps spent choosing the start); chosen once per task."""
     if task in chosen:
       return chosen[task]
     row, spent = None, 0  # the start: the mean code, or a dataset policy's
@@ -454,7 +456,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
     builders = {"start": lambda: euclidean_space(origin, policy.init_std(), "parameter"),
                 "random_subspace": lambda: random_subspace(dataset.thetas, origin, k, jax.random.key(SUBSPACE_SEED)),
                 "principal_subspace": lambda: principal_subspace(dataset.thetas, origin, k)}
-    chosen[task] = latent, {kind: build() for kind, build in builders.items() if kind in controls}, spent
+    chosen[task] = latent, {kind: functools.cache(build) for kind, build in builders.items() if kind in controls}, spent
     return chosen[task]
 
   # stage 4: searches; latent PGPE also reads the trained model
@@ -478,10 +480,11 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       if reads != "env":
         run.update(policy=policy, parameter=parameter)
       if reads == "autoencoder":
-        latent, spaces, spent = latent_space(task)
-        run.update(latent=latent, spaces=spaces, spent=spent)
-      outcome = stages.run(name, search_config, lambda d: run_method(method, env, task, d, **run).to_json(),
-                           lambda d: load_outcome(d).to_json())
+        latent, builders, spent = latent_space(task)
+        run.update(latent=latent, spent=spent)
+      compute = lambda d: run_method(method, env, task, d, **run, spaces={k: b() for k, b in builders.items()}
+                                     if reads == "autoencoder" else None).to_json()
+      outcome = stages.run(name, search_config, compute, lambda d: load_outcome(d).to_json())
       curves.setdefault(task, {})[method] = outcome
       finals.setdefault(task, {})[method] = outcome["final_returns"]
       log(f"      final return {np.mean(outcome['final_returns']):.2f} "

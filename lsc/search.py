@@ -164,6 +164,13 @@ def linear_space(policy: MLPPolicy, dim: int, seed: int = 0) -> SearchSpace:
   return make_space(_linear, weights, np.zeros(dim), np.ones(dim), policy.num_params, "linear")
 
 
+# How the controls' subspaces are built from a dataset (`random_subspace`,
+# `principal_subspace`): in their methods' identity, so a change here recomputes their
+# pipeline stages.  1: orthonormal directions through the origin, each scaled by the
+# dataset's spread along it, from at most 4,000 rows.
+SUBSPACE_FORMAT = 1
+
+
 def subspace(origin, basis, scale, name: str = "subspace") -> SearchSpace:
   """theta = origin + basis @ z: the affine subspace through `origin` (P,) spanned by the
   columns of `basis` (P, k), a search starting at z = 0 (the origin) with spread `scale`
