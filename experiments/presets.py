@@ -158,7 +158,8 @@ RACE = {"mountain_car": (10, ("goal", "left", "height", "speed")),
 def race(env: str) -> ExperimentConfig:
   """Env's race preset: its cpu preset with the race's seeds, tasks, grid and methods,
   and each method's tuned setting where its race sweep is committed
-  (experiments/results/sweep_<env>_<method>_race.json, its `best` cell)."""
+  (experiments/results/sweep_<env>_<method>_race.json, its `best` cell); the subspace
+  controls take latent PGPE's step size."""
   seeds, tasks = RACE[env]
   cpu = PRESETS[env]["cpu"]()
   config = dataclasses.replace(cpu, tasks=tasks, search=dataclasses.replace(
@@ -167,7 +168,10 @@ def race(env: str) -> ExperimentConfig:
     swept = RESULTS / f"sweep_{env}_{method}_race.json"
     if swept.is_file():
       config = override(config, json.loads(swept.read_text())["best"])
-  return config
+  # the subspace controls search beside the latent space with its step size (they tune
+  # their own std_init): latent PGPE's winner, so only the space differs
+  lr = config.methods["latent_pgpe"].lr
+  return override(config, {f"methods.{m}.lr": lr for m in ("random_subspace_pgpe", "pca_subspace_pgpe")})
 
 
 for _env in RACE:

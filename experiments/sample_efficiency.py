@@ -16,7 +16,8 @@ seeds, fresh evaluation keys):
 a point 90 % of the way from the worst to the best method's final return, so it is
 sound with negative returns.  A seed's steps-to-threshold is the env-step count of the
 first point of its curve at or above the threshold (PGPE: the centre's return on that
-generation's episodes; RL: the protocol's evaluations), or `never`.  Reported: the mean
+generation's episodes; RL: its evaluations after each epoch, and in runs since the
+race's grid also before training, on the curve protocol's keys), or `never`.  Reported: the mean
 and 95 % confidence interval (Student t) over the seeds that reached it, how many did,
 and the fastest method (most seeds reaching, then the lowest mean).  Methods whose mean
 steps tie are all named.

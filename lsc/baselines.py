@@ -23,9 +23,12 @@ of episodes cut by the time limit (Brax's `EpisodeWrapper` truncates at
 `env.episode_length` and `AutoResetWrapper` restarts).  Brax runs whole training
 iterations (PPO: `batch_size * num_minibatches * unroll_length` env steps; SAC:
 `num_envs` env steps per actor step), the same number in each of the n_evals epochs,
-and rounds that number up; `brax_timesteps` asks for the largest total that fits, so a
-run never exceeds `budget` and falls short of it by less than n_evals iterations.  The
-curve records the steps actually taken.
+and rounds that number up.  `brax_timesteps` asks for the most that keeps epoch k
+ending at or before point k of the learning curve's grid, floor(k budget / n_evals), for
+every k: so a grid point reads the policy of the epoch that just ended there, never the
+one before.  PPO then falls short of the budget by less than n_evals iterations; SAC,
+TD3 and DDPG, whose first epoch also holds the prefill, by up to (n_evals - 1) prefills
+more (2-4 % of the race's budgets).  The curve records the steps actually taken.
 
 TD3 and DDPG count env steps as SAC does (prefill included) and train on one device;
 they write their whole state (networks, optimisers, replay buffer, envs, key) after
@@ -280,12 +283,13 @@ class _Curve:
 
 def brax_timesteps(method: str, config: PPOConfig | SACConfig, budget: int, n_evals: int) -> int:
   """The `num_timesteps` to pass Brax so that its n_evals epochs of whole iterations
-  (rounded up by Brax) take at most `budget` env steps.  Requires budget >= min_budget."""
+  (rounded up by Brax), after any prefill, end at or before the grid's points: epoch k
+  by env step floor(k budget / n_evals).  Requires budget >= min_budget."""
   if method == "ppo":
     unit = config.steps_per_iteration
     return n_evals * (budget // (n_evals * unit)) * unit
-  unit = config.num_envs
-  return config.prefill_steps + n_evals * ((budget - config.prefill_steps) // (n_evals * unit)) * unit
+  unit = config.num_envs  # the first epoch holds the prefill: every epoch fits an interval less it
+  return config.prefill_steps + n_evals * ((budget // n_evals - config.prefill_steps) // unit) * unit
 
 
 def _train_ppo(env, config: PPOConfig, budget: int, seed: int, n_evals: int, n_devices: int,
@@ -441,9 +445,9 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
     trainer = _train_ppo if method == "ppo" else _train_sac
     params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,
                      points, **common)
-  total = time.perf_counter() - start
   # the final policy on fresh keys (a resumed run that had nothing left compiles its evaluator here)
   final = points.evaluate(points.make_policy or make_inference(method, env, config), params, protocol.episode_keys())
+  total = time.perf_counter() - start
   check_trained(method, seed, np.asarray(points.returns + [final], np.float64), params)
   timings = {"train_s": total - points.compile_s - points.eval_s, "eval_compile_s": points.compile_s,
              "eval_s": points.eval_s, "total_s": total}

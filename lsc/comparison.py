@@ -27,7 +27,9 @@ FINE_TUNING_ENVS = ("mountain_car", "reacher")  # the paper's 8 fine-tuning task
 REFERENCE = "latent_pgpe"  # probability of improvement: of this label over every other
 SEED = 0  # numpy's global seed before every bootstrap: outputs reproducible bit for bit
 STARTS = {"mean": "reward-free", "best": "reward-chosen", "best_decoded": "reward-chosen"}  # by latent_start
-SHARED_SETTINGS = ("budget", "seeds", "seed", "grid", "curve_eval", "eval")  # equal in all runs of one env
+# equal in all runs of one env: the runs, their evaluation, and the dataset and autoencoder
+# behind the charges and the starts (and the package versions that made them)
+SHARED_SETTINGS = ("budget", "seeds", "seed", "grid", "curve_eval", "eval", "collect", "train", "versions")
 
 RULES = {
     "thresholds": "fixed before the runs in a committed file (its own rule is quoted with it), never taken "
@@ -125,7 +127,8 @@ def settings_of(run: dict, source: str) -> dict:
     raise ValueError(f"{source}: expected one eval_steps grid for every task and method, found {len(grids)}")
   search = config["search"]
   return {"budget": search["budget"], "seeds": search["seeds"], "seed": search["seed"], "grid": grids.pop(),
-          "curve_eval": config.get("curve_eval"), "eval": config.get("eval")}
+          "curve_eval": config.get("curve_eval"), "eval": config.get("eval"), "collect": config.get("collect"),
+          "train": config.get("train"), "versions": run.get("versions")}
 
 
 def entries_of(run: dict, source: str) -> list[Entry]:
@@ -148,8 +151,12 @@ def entries_of(run: dict, source: str) -> list[Entry]:
   return out
 
 
-def _brief(value) -> str:
-  """A setting for an error message (a grid by its length and last point)."""
+def _brief(value, other=None) -> str:
+  """A setting for an error message: a grid by its length and last point, a section by
+  the entries that differ from `other`'s."""
+  if isinstance(value, dict) and isinstance(other, dict):
+    return "{" + ", ".join(f"{k}: {value.get(k)!r}" for k in sorted({*value, *other}, key=str)
+                           if value.get(k) != other.get(k)) + "}"
   return f"{len(value)} points to {value[-1]}" if isinstance(value, tuple) and len(value) > 6 else repr(value)
 
 
@@ -173,8 +180,8 @@ class Table:
       base_source, base = first.setdefault(run["config"]["collect"]["env"]["name"], (source, settings))
       for field in SHARED_SETTINGS:
         if settings[field] != base[field]:
-          raise ValueError(f"{source} and {base_source} differ in {field} ({_brief(settings[field])} vs "
-                           f"{_brief(base[field])}): the runs of one env race on equal terms")
+          raise ValueError(f"{source} and {base_source} differ in {field} ({_brief(settings[field], base[field])} "
+                           f"vs {_brief(base[field], settings[field])}): the runs of one env race on equal terms")
       for entry in entries_of(run, source):
         key = (entry.env, entry.task, entry.label)
         if key in entries:

@@ -61,7 +61,7 @@ class Outcome:
   charged for choosing its start).  The training curve, labelled as such: point g of
   seed s is (env_steps[s, g], returns[s, g]); a search has one per generation (its
   centre on that generation's training episodes; NaN once the seed's budget is spent), RL
-  one per training epoch (the curve protocol).  `final_z` / `final_thetas`: a search's
+  one before training and one after each epoch (the curve protocol).  `final_z` / `final_thetas`: a search's
   final solutions (in memory only; its result artifact stores them)."""
   method: str
   env_steps: np.ndarray  # (S, G) int64
@@ -117,8 +117,8 @@ class Run:
   seeds from `seed` with `budget` env steps each, the final evaluation `protocol`; a
   search's `policy` and spaces (`latent`; `parameter`, default
   `lsc.search.identity_space(policy)`); the learning curve's `grid` (P,) of the whole
-  run's env steps and its `curve` protocol (an RL baseline trains `n_evals` epochs, one
-  per grid interval); the env steps each seed was charged before (`spent`: choosing its
+  run's env steps and its `curve` protocol (an RL baseline trains `n_evals` epochs, epoch
+  k ending at or before grid point k); the env steps each seed was charged before (`spent`: choosing its
   start, the same for every seed; `offsets` (S,): a sequence's first phase, per seed);
   where each seed starts (`starts` (S, k) in the method's space: a sequence's second
   phase)."""

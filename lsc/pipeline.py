@@ -123,6 +123,14 @@ class ExperimentConfig:
   recovery_episodes: int = 3
 
 
+def searched(name: str) -> set[str]:
+  """The spaces method `name` searches (a sequence's: its phases')."""
+  method = get_method(name)
+  if isinstance(method, Sequence):
+    return set().union(*(searched(phase) for phase in method.phases))
+  return {method.space} if isinstance(method, SearchMethod) else set()
+
+
 def phase_dirs() -> set[str]:
   """The subdirectories the registered sequences write their phases into."""
   return {sub for method in METHODS.values() if isinstance(method, Sequence) for sub in method.dirs}
@@ -426,7 +434,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   dataset, dataset_record = load_dataset(dataset_path)
   dataset_best = best_dataset_policies(env, policy, dataset, tasks, protocol)
 
-  controls = {get_method(m).space for m in config.search.methods if isinstance(get_method(m), SearchMethod)}
+  controls = set().union(*(searched(m) for m in config.search.methods))
   # the curves' reference line: the best dataset policy, with no search (the latent searches' start under `best`)
   start_label = ("best dataset policy (its code: the latent start)" if config.search.latent_start == "best"
                  else "best dataset policy")
@@ -482,8 +490,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       if reads == "autoencoder":
         latent, builders, spent = latent_space(task)
         run.update(latent=latent, spent=spent)
-      compute = lambda d: run_method(method, env, task, d, **run, spaces={k: b() for k, b in builders.items()}
-                                     if reads == "autoencoder" else None).to_json()
+      compute = lambda d: run_method(method, env, task, d, **run, spaces={
+          k: b() for k, b in builders.items() if k in searched(method)} if reads == "autoencoder" else None).to_json()
       outcome = stages.run(name, search_config, compute, lambda d: load_outcome(d).to_json())
       curves.setdefault(task, {})[method] = outcome
       finals.setdefault(task, {})[method] = outcome["final_returns"]

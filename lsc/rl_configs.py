@@ -192,12 +192,12 @@ def resolve_config(method: str, config: PPOConfig | SACConfig | None = None) -> 
 
 def min_budget(method: str, config: PPOConfig | SACConfig | None = None, n_evals: int = 10) -> int:
   """The smallest budget (env steps) that gives each of the n_evals evaluation
-  intervals at least one training iteration (PPO) or actor step (SAC) after SAC's
-  replay prefill."""
+  intervals at least one training iteration (PPO) or actor step (SAC, TD3, DDPG) with
+  the replay prefill inside the first interval (`lsc.baselines.brax_timesteps`)."""
   config = resolve_config(method, config)
   if method == "ppo":
     return n_evals * config.steps_per_iteration
-  return max(config.prefill_steps + n_evals * config.num_envs, config.min_replay_size + 1)
+  return n_evals * (config.prefill_steps + config.num_envs)
 
 
 def devices_for(config, backend: str) -> int:
@@ -228,6 +228,7 @@ def check_budget(method: str, budget: int, config=None, n_evals: int = 10) -> No
   needed = min_budget(method, config, n_evals)
   if budget < needed:
     unit = (f"{config.steps_per_iteration} env steps per training iteration" if method == "ppo"
-            else f"{config.prefill_steps} prefill steps + {config.num_envs} env steps per actor step")
+            else f"{config.prefill_steps} prefill steps + {config.num_envs} env steps per actor step, "
+                 "in every interval")
     raise ValueError(f"budget {budget} is too small for {method} with n_evals={n_evals}: "
                      f"needs at least {needed} ({unit}, at least one per evaluation interval)")

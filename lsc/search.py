@@ -51,7 +51,6 @@ from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, evaluate
 from lsc.jax_setup import compile_seconds
 from lsc.keys import FINAL_EVAL_SEED, key_record, seed_keys
 from lsc.policy import MLPPolicy, member_key
-from lsc.rollout import rollout
 from lsc.progress import ProgressFn
 from lsc.rollout import default_mesh, rollout_fn
 from lsc.distributed import agree
@@ -367,8 +366,8 @@ class Search:
                          f"{space.name} space), got shape {starts.shape}")
     self.starts = starts
     grid = eval_grid(self.budget, 10) if grid is None else np.asarray(grid)
-    grid = np.broadcast_to(grid, (self.seeds, grid.shape[-1])) if grid.ndim == 1 else grid
-    if grid.shape[0] != self.seeds or grid.ndim != 2 or not np.issubdtype(grid.dtype, np.integer):
+    grid = np.broadcast_to(grid, (self.seeds, len(grid))) if grid.ndim == 1 else grid
+    if grid.ndim != 2 or grid.shape[0] != self.seeds or not np.issubdtype(grid.dtype, np.integer):
       raise ValueError(f"grid must be (P,) or ({self.seeds}, P) env steps, got {grid.dtype} {grid.shape}")
     self.grid, self.curve = np.clip(grid, -1, 2**31 - 1).astype(np.int64), curve
     self._chunk_fn = _chunk_program(env, policy, self.task, config, self.seeds, maximize, self.mesh)
@@ -459,7 +458,7 @@ class Search:
     start = time.perf_counter()
     final = evaluate(self.env, self.policy, final_thetas, protocol)
     curve = evaluate_blocks(self.env, self.policy, kept_thetas, self.curve, self.seeds)
-    timings = {**timings, "final_eval_s": time.perf_counter() - start}
+    timings = {**timings, "final_eval_s": time.perf_counter() - start}  # the final policies' and the curve's
     eval_returns = np.where(missing, np.nan, curve[:, self.task]).reshape(self.grid.shape)
     return SearchResult(curves=curves, final_z=final_z, final_thetas=final_thetas, grid=self.grid,
                         eval_returns=eval_returns.astype(np.float64),
@@ -531,8 +530,7 @@ def evaluate_blocks(env, policy: MLPPolicy, thetas: np.ndarray, protocol: EvalPr
   `protocol`, `block` policies per rollout: a search's S x P learning-curve centres in
   calls of the shape its S final policies are evaluated in, so they share one compiled
   program."""
-  keys = protocol.reset_keys(block)
-  return np.concatenate([np.asarray(rollout(env, policy, thetas[i:i + block], keys).returns)
+  return np.concatenate([np.asarray(evaluate(env, policy, thetas[i:i + block], protocol).returns)
                          for i in range(0, len(thetas), block)])
 
 

@@ -93,8 +93,10 @@ def test_evaluator_is_the_protocol_evaluation(short_car):
 
 
 @pytest.mark.parametrize("method", ["ppo", "sac"])
-def test_brax_never_runs_past_the_budget(method):
-  """Brax's own epoch arithmetic (ceil), applied to what we ask for, stays within budget."""
+def test_brax_epochs_end_at_or_before_their_grid_points(method):
+  """Brax's own epoch arithmetic (ceil), applied to what we ask for: epoch k ends by grid
+  point k, floor(k budget / 3) (so the learning curve never reads the epoch before), and
+  no more than an iteration (and, after a prefill, the prefill) before it."""
   config = TINY[method]
   for budget in range(min_budget(method, config, 3), 400, 7):
     asked = brax_timesteps(method, config, budget, 3)
@@ -103,8 +105,9 @@ def test_brax_never_runs_past_the_budget(method):
     else:
       unit, fixed = config.num_envs, config.prefill_steps
     per_epoch = -(-(asked - fixed) // (3 * unit))
-    run = fixed + 3 * per_epoch * unit
-    assert run <= budget and run > budget - 3 * unit, (budget, run)
+    ends = [fixed + k * per_epoch * unit for k in (1, 2, 3)]
+    for k, end in enumerate(ends, 1):
+      assert end <= k * budget // 3 and end > k * budget // 3 - k * (unit + fixed), (budget, ends)
 
 
 # --- training --------------------------------------------------------------------

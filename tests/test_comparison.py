@@ -94,6 +94,10 @@ def test_runs_of_one_env_must_race_on_equal_terms():
     race(run({"ppo": ([1], 95.0)}), run({"sac": ([1], 95.0)}, budget=2_000_000))
   with pytest.raises(ValueError, match="ppo on mountain_car/goal appears in run1 and run0"):
     race(run({"ppo": ([1], 95.0)}), run({"ppo": ([1], 95.0)}))
+  other = run({"sac": ([1], 95.0)})  # a run on another dataset: its starts and charges are another's
+  other["config"]["collect"]["pool"] = 2
+  with pytest.raises(ValueError, match=r"run1 and run0 differ in collect \(\{pool: 2\} vs \{pool: None\}\)"):
+    race(run({"ppo": ([1], 95.0)}), other)
 
 
 def test_frozen_thresholds_are_the_old_tables():
