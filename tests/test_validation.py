@@ -90,7 +90,7 @@ CLI_CASES = [
      "--seed must be an integer in [0, 4294967294] (it and the 1 seed(s) after it)"),
     # every method's every setting through --set methods.<name>.<field>; a flag its config lacks is refused
     ([*SEARCH, "--method", "td3", "--budget", "100", "--set", "methods.td3.min_replay_size=100",
-      "methods.td3.num_envs=4", "--out", "{tmp}/s"], "needs at least 140 (100 prefill steps + 4 env steps per actor"),
+      "methods.td3.num_envs=4", "--out", "{tmp}/s"], "needs at least 1040 (100 prefill steps + 4 env steps per actor step, in every interval"),
     ([*SEARCH, "--method", "td3", "--set", "methods.td3.batch_size=0", "--out", "{tmp}/s"],
      "TD3Config.batch_size must be > 0, got 0"),
     ([*SEARCH, "--method", "latent_cmaes", "--decoder", "linear:2", "--lr", "0.1", "--out", "{tmp}/s"],
