@@ -451,15 +451,23 @@ class Search:
     final_z = self.centres(carry["state"].mean)
     final_thetas = np.asarray(_decode_all(self.space, jnp.asarray(final_z)))
     # the grid points at or past the last generation keep the final centre
-    kept = keep_centres(carry["kept"], jnp.asarray(self.grid), carry["env_steps"], carry["state"].mean)
-    kept = np.asarray(kept).reshape(-1, self.space.dim)
-    missing = np.isnan(kept).any(axis=1)  # before the search began: evaluated at 0, then NaN
-    kept_thetas = np.asarray(_decode_all(self.space, jnp.asarray(self.centres(np.where(missing[:, None], 0, kept)))))
+    now = self.grid >= np.asarray(carry["env_steps"])[:, None]  # keep_centres, on the host
+    kept = np.where(now[..., None], np.asarray(carry["state"].mean)[:, None, :], carry["kept"]).reshape(-1, self.space.dim)
+    # each distinct centre once (a short search, or a phase, keeps one centre at many
+    # points); the points before the search began stay NaN
+    missing = np.isnan(kept).any(axis=1)
+    eval_returns = np.full(len(kept), np.nan)
     start = time.perf_counter()
     final = evaluate(self.env, self.policy, final_thetas, protocol)
-    curve = evaluate_blocks(self.env, self.policy, kept_thetas, self.curve, self.seeds)
+    if not missing.all():
+      centres, which = np.unique(kept[~missing], axis=0, return_inverse=True)
+      centres = np.concatenate([centres, np.repeat(centres[-1:], -len(centres) % self.seeds, axis=0)])
+      thetas = np.concatenate([_decode_all(self.space, jnp.asarray(self.centres(centres[i:i + self.seeds])))
+                               for i in range(0, len(centres), self.seeds)])  # the final centres' program
+      eval_returns[~missing] = evaluate_blocks(self.env, self.policy, thetas, self.curve, self.seeds)[
+          which.reshape(-1), self.task]
     timings = {**timings, "final_eval_s": time.perf_counter() - start}  # the final policies' and the curve's
-    eval_returns = np.where(missing, np.nan, curve[:, self.task]).reshape(self.grid.shape)
+    eval_returns = eval_returns.reshape(self.grid.shape)
     return SearchResult(curves=curves, final_z=final_z, final_thetas=final_thetas, grid=self.grid,
                         eval_returns=eval_returns.astype(np.float64),
                         final_returns=np.asarray(final.returns[:, self.task]),
