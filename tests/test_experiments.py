@@ -223,21 +223,6 @@ def test_the_controls_search_from_the_latent_searchs_start(mc_run, tmp_path):
     assert record["identity"]["space"] == {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()}, method
 
 
-def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
-  # searches only: PPO on a Brax env is test_baselines' (and Brax's train() compiles anew per call)
-  config = override(PRESETS["hopper"]["smoke"](), ["search.methods=[latent_pgpe,param_pgpe]"])
-  results = pipeline.run(config, tmp_path, log=lambda *a: None)
-  assert results["backend"] == "spring"
-  curves = results["curves"]["forward"]
-  assert set(curves) == {"latent_pgpe", "param_pgpe"}
-  assert json.loads((tmp_path / "results.json").read_text())["config"]["collect"]["env"]["name"] == "hopper"
-  # locomotion: final PGPE policies and the best dataset policy report how far they moved
-  assert len(curves["latent_pgpe"]["final_distance"]) == 2
-  best = results["dataset_best"]["forward"]
-  assert set(best) == {"index", "collected", "return", "distance"} and results["dataset_env_steps"] > 0
-  assert "Torso displacement" in (tmp_path / "summary.md").read_text()
-
-
 def test_bad_settings_are_refused(tmp_path):
   with pytest.raises(ValueError, match="unknown setting 'serch.budget'"):
     override(PRESETS["mountain_car"]["smoke"](), ["serch.budget=5"])
