@@ -443,3 +443,19 @@ def test_sample_efficiency_merges_methods_run_apart(mc_run, tmp_path, capsys):
   capsys.readouterr()
   assert sample_efficiency.main([str(tmp_path / "first.json"), str(tmp_path / "other.json")]) == 2
   assert "--set collect.env.backend=" in capsys.readouterr().err
+
+
+def test_the_race_preset_reads_committed_winners_and_its_subspace_controls_step_as_latent_pgpe(tmp_path, monkeypatch):
+  from experiments import presets
+  monkeypatch.setattr(presets, "RESULTS", tmp_path)
+  before = presets.race("mountain_car")
+  (tmp_path / "sweep_mountain_car_latent_pgpe_race.json").write_text(json.dumps({"best": {"methods.latent_pgpe.lr": 0.7}}))
+  (tmp_path / "sweep_mountain_car_pca_subspace_pgpe_race.json").write_text(
+      json.dumps({"best": {"methods.pca_subspace_pgpe.std_init": 0.05}}))
+  after = presets.race("mountain_car")
+  assert before.methods["latent_pgpe"].lr != 0.7 and after.methods["latent_pgpe"].lr == 0.7
+  # the subspace controls differ from latent PGPE in their space (and tuned std_init) only
+  assert after.methods["random_subspace_pgpe"].lr == after.methods["pca_subspace_pgpe"].lr == 0.7
+  assert after.methods["pca_subspace_pgpe"].std_init == 0.05
+  assert after.methods["param_pgpe"] == before.methods["param_pgpe"]
+  assert after.search.seeds == 10 and after.search.n_evals == 20 and len(after.tasks) == 4
