@@ -26,6 +26,7 @@ Resumable: a finished cell is reused.
 """
 
 import argparse
+import subprocess
 import sys
 
 from experiments import sweep
@@ -70,7 +71,8 @@ def main(argv=None) -> int:
     if first is not None:
       command += ["--from", first]
     print(f"race_tune: {method}: {key} in {values}", flush=True)
-    code = sweep.main(command)
+    # a process per sweep: what one sweep compiles is freed before the next
+    code = subprocess.run([sys.executable, "-m", "experiments.sweep", *command]).returncode
     if code:
       return code
     first = first or f"{out}/{method}/{sweep.cell_name({key: values[0]})}"
