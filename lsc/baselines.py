@@ -190,15 +190,20 @@ def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:
   return td3_networks
 
 
+def _networks(method: str, env, config):
+  """`method`'s networks for `env` and `config`, as Brax builds them inside train()."""
+  normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
+  spec = env_spec(env)
+  return _network_factory(check_method(method), config)(
+      observation_size=spec.observation_size, action_size=spec.action_size, preprocess_observations_fn=normalize)
+
+
 def make_inference(method: str, env, config: PPOConfig | SACConfig) -> Callable:
   """Brax's `make_policy(params, deterministic=False)` for `method`'s networks as
   `train_baseline` builds them for `env` and `config` (the same call Brax makes inside
   train()); `make_policy(result.params, deterministic=True)` is the final policy,
   `policy(obs (..., O), key) -> (action (..., A), extras)`."""
-  normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
-  spec = env_spec(env)
-  networks = _network_factory(check_method(method), config)(
-      observation_size=spec.observation_size, action_size=spec.action_size, preprocess_observations_fn=normalize)
+  networks = _networks(method, env, config)
   if method == "ppo":
     return ppo_networks.make_inference_fn(networks)
   if method == "sac":
@@ -317,15 +322,11 @@ def _sac_start(env, config: SACConfig, seed: int) -> Any:
   drawn as its train() draws them (its key, split three times): SAC reports none before
   training, and its restore path fails on the replicated state.  Tested against Brax's
   own draw."""
-  spec = env_spec(env)
-  normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
-  networks = _network_factory("sac", config)(observation_size=spec.observation_size, action_size=spec.action_size,
-                                              preprocess_observations_fn=normalize)
   rng, _ = jax.random.split(jax.random.PRNGKey(seed))  # train(): the key of its env randomization
   global_key, _ = jax.random.split(rng)
   policy_key, _ = jax.random.split(global_key)  # _init_training_state(): the policy's, then the Q network's
-  return (running_statistics.init_state(specs.Array((spec.observation_size,), jnp.dtype("float32"))),
-          networks.policy_network.init(policy_key))
+  observation = specs.Array((env_spec(env).observation_size,), jnp.dtype("float32"))
+  return running_statistics.init_state(observation), _networks("sac", env, config).policy_network.init(policy_key)
 
 
 def _train_sac(env, config: SACConfig, budget: int, seed: int, n_evals: int, n_devices: int,

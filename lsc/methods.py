@@ -61,8 +61,9 @@ class Outcome:
   charged for choosing its start).  The training curve, labelled as such: point g of
   seed s is (env_steps[s, g], returns[s, g]); a search has one per generation (its
   centre on that generation's training episodes; NaN once the seed's budget is spent), RL
-  one before training and one after each epoch (the curve protocol).  `final_z` / `final_thetas`: a search's
-  final solutions (in memory only; its result artifact stores them)."""
+  one before training and one after each epoch (the curve protocol).  `final_z` /
+  `final_thetas`: a search's final solutions (in memory only; its result artifact
+  stores them)."""
   method: str
   env_steps: np.ndarray  # (S, G) int64
   returns: np.ndarray  # (S, G) float64
@@ -138,15 +139,15 @@ class Run:
   grid: np.ndarray | None = None  # default eval_grid(budget, n_evals)
   curve: EvalProtocol = CURVE_EVAL
   offsets: np.ndarray | None = None
+  progress_fn: ProgressFn | None = None
+  overwrite: bool = False
+  log: Callable[[str], None] | None = None
+  record: dict = dataclasses.field(default_factory=dict)
 
   @property
   def points(self) -> np.ndarray:
     """The run's learning-curve grid (P,) int64 of env steps."""
     return eval_grid(self.budget, self.n_evals) if self.grid is None else np.asarray(self.grid, np.int64)
-  progress_fn: ProgressFn | None = None
-  overwrite: bool = False
-  log: Callable[[str], None] | None = None
-  record: dict = dataclasses.field(default_factory=dict)
 
 
 def run_grid(run: Run) -> np.ndarray:
@@ -646,8 +647,7 @@ def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int 
   record = {"method": name, "eval": dataclasses.asdict(protocol), "curve": dataclasses.asdict(curve),
             "run": run_fields(task, budget, seeds, seed), **(record or {})}
   run = Run(env, task, int(budget), int(seeds), seed, protocol, policy, latent, parameter, spaces, int(n_evals),
-            int(spent), grid=eval_grid(budget, n_evals), curve=curve, progress_fn=progress_fn, overwrite=overwrite,
-            log=log, record=record)
+            int(spent), curve=curve, progress_fn=progress_fn, overwrite=overwrite, log=log, record=record)
   outcome = method.run(run, configs, directory)
   if directory is not None:
     distributed.on_main((directory / OUTCOME).write_text, jsonfile.dumps(outcome.to_json()))

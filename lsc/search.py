@@ -451,8 +451,7 @@ class Search:
     final_z = self.centres(carry["state"].mean)
     final_thetas = np.asarray(_decode_all(self.space, jnp.asarray(final_z)))
     # the grid points at or past the last generation keep the final centre
-    now = self.grid >= np.asarray(carry["env_steps"])[:, None]  # keep_centres, on the host
-    kept = np.where(now[..., None], np.asarray(carry["state"].mean)[:, None, :], carry["kept"]).reshape(-1, self.space.dim)
+    kept = keep_centres(carry["kept"], self.grid, carry["env_steps"], carry["state"].mean, np).reshape(-1, self.space.dim)
     # each distinct centre once (a short search, or a phase, keeps one centre at many
     # points); the points before the search began stay NaN
     missing = np.isnan(kept).any(axis=1)
@@ -524,13 +523,14 @@ def _decode_all(space: SearchSpace, z: jax.Array) -> jax.Array:
   return jax.vmap(space.decode)(z)
 
 
-def keep_centres(kept: jax.Array, grid: jax.Array, env_steps: jax.Array, mean: jax.Array) -> jax.Array:
+def keep_centres(kept: jax.Array, grid: jax.Array, env_steps: jax.Array, mean: jax.Array, xp=jnp) -> jax.Array:
   """The learning curve's centres (S, P, k) after a generation starts with strategy means
   `mean` (S, k) having spent `env_steps` (S,): every grid point (S, P) not before
   `env_steps` keeps `mean`, so once the search ends each point holds the centre of the
-  last generation that started at or before it."""
-  now = jnp.asarray(grid) >= jnp.asarray(env_steps)[:, None]
-  return jnp.where(now[..., None], jnp.asarray(mean)[:, None, :], kept)
+  last generation that started at or before it.  `xp`: jax.numpy inside the compiled
+  loop, numpy on the host (nothing to compile)."""
+  now = xp.asarray(grid) >= xp.asarray(env_steps)[:, None]
+  return xp.where(now[..., None], xp.asarray(mean)[:, None, :], kept)
 
 
 def evaluate_blocks(env, policy: MLPPolicy, thetas: np.ndarray, protocol: EvalProtocol, block: int) -> np.ndarray:
