@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from lsc import checkpoint, compression, dataset, distributed, jsonfile, rundir
+from lsc import checkpoint, compression, dataset, distributed, jsonfile, rundir, store
 from lsc.compression import recovery_table
-from lsc.config import EnvConfig, PolicyConfig, flatten, from_dict, override, section_settings, to_dict
+from lsc.config import EnvConfig, PolicyConfig, from_dict, override, section_settings
 from lsc.dataset import KIND, CollectConfig, save_dataset, training_inputs
 from lsc.distributed import on_main
 from lsc.envs import default_backend, env_names, get_env_spec
@@ -226,18 +226,17 @@ def _configured(config, section: str, args, flags: dict):
 
 
 def _settings_differ(path, config) -> str:
-  """How the dataset artifact at `path` differs from what `config` would collect now:
-  "settings (...)" naming up to three settings, "package versions (...)", or "" if in
-  neither (the same dataset, bit for bit)."""
+  """How the dataset artifact at `path` differs from what `config` would collect now
+  (`lsc.store.dataset_key`: settings, task formulas, novelty kernel): "settings (...)"
+  naming up to three fields, "package versions (...)", or "" if in neither (the same
+  dataset, bit for bit)."""
   try:
     record = checkpoint.read_record(path)
-    have = flatten(record["config"])
   except (ValueError, KeyError):
     return "settings (its record is unreadable)"
-  differ = [f"{k} {have.get(k)!r} there, {v!r} here" for k, v in flatten(to_dict(config)).items()
-            if have.get(k) != (list(v) if isinstance(v, tuple) else v)]
-  if differ:
-    return f"settings ({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''})"
+  changed = store.differences(store.recorded_dataset_key(record), store.dataset_key(config))
+  if changed:
+    return f"settings ({store.describe(changed)})"
   try:
     checkpoint.check_versions(record, path)
   except checkpoint.ArtifactMismatch as error:

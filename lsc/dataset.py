@@ -37,7 +37,7 @@ from lsc.novelty import KERNEL_VERSION, kept_count, most_novel, novelty
 from lsc.novelty_search import Archive, novelty_search
 from lsc.policy import MAX_PARAMETER_SCALE, MLPPolicy, check_parameters, descriptors, member_key
 from lsc.progress import ProgressFn, for_stage
-from lsc.tasks import task_names
+from lsc.tasks import fingerprint, task_names
 from lsc.envs import PROBE_MODES, as_env, env_spec, get_env_spec
 from lsc.validate import check_finite, check_int, check_memory, check_seed
 
@@ -377,11 +377,13 @@ def save_dataset(path, dataset: Dataset) -> None:
 
 
 def _record_config(dataset: Dataset) -> dict:
-  """The config a dataset's artifact records: its collect config, costs, tasks and kernel."""
+  """The config a dataset's artifact records: its collect config, costs, tasks, their
+  formulas' fingerprint and the novelty kernel (`lsc.store.recorded_dataset_key` reads
+  its key back from these)."""
   extra = {"thetas_checksum": dataset.thetas.checksum()} if isinstance(dataset.thetas, PoolMembers) else {}
   return {**to_dict(dataset.config), "timings": dataset.timings, "env_steps": dataset.env_steps,
           "env_steps_by_stage": dataset.env_steps_by_stage, "tasks": list(task_names(dataset.config.env.name)),
-          "novelty_kernel": KERNEL_VERSION, **extra}
+          "rewards": fingerprint(dataset.config.env.name), "novelty_kernel": KERNEL_VERSION, **extra}
 
 
 def dataset_digest(dataset: Dataset) -> str:

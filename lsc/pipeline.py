@@ -23,9 +23,7 @@ autoencoder's training.png and landscape.png, and summary.md (printed at the end
 import argparse
 import dataclasses
 import functools
-import fnmatch
 import json
-import os
 import pathlib
 import shutil
 import sys
@@ -35,22 +33,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lsc import checkpoint, distributed, faults, jsonfile, rundir
+from lsc import checkpoint, distributed, jsonfile, rundir
 from lsc.compression import RECOVERY_PROTOCOL, compress, recovery_table
 from lsc.config import override, read_settings, to_dict
 from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
-from lsc.distributed import barrier, on_main
+from lsc.distributed import on_main
 from lsc.envs import default_backend, env_spec
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.keys import CURVE_EVAL_SEED, FINAL_EVAL_SEED, START_SEED, SUBSPACE_SEED
-from lsc.methods import (METHODS, MethodConfigs, SearchMethod, Sequence, check_can_run, default_backend_for, get_method,
+from lsc.methods import (MethodConfigs, SearchMethod, Sequence, check_can_run, default_backend_for, get_method,
                          load_outcome, names, run_method)
 from lsc.metrics import check_recovery_points
-from lsc.novelty import KERNEL_VERSION
 from lsc.plots import plot_curves
 from lsc.progress import METRICS, Bars, MetricsLog, tee
 from lsc.search import decoder_space, euclidean_space, identity_space, principal_subspace, random_subspace
-from lsc.tasks import fingerprint, get_task, task_index, task_names
+from lsc.store import Stages, dataset_key
+from lsc.tasks import get_task, task_index, task_names
 from lsc.training import TrainConfig, load_autoencoder
 from lsc.validate import check_int, check_seed, debug_wanted, error_line, integer, user_errors
 
@@ -131,11 +129,6 @@ def searched(name: str) -> set[str]:
   return {method.space} if isinstance(method, SearchMethod) else set()
 
 
-def phase_dirs() -> set[str]:
-  """The subdirectories the registered sequences write their phases into."""
-  return {sub for method in METHODS.values() if isinstance(method, Sequence) for sub in method.dirs}
-
-
 def run_settings(settings: SearchSettings, method: str) -> dict:
   """The `search.*` fields a run of `method` reads: every method its budget and seeds; a
   method that reads the autoencoder where it starts.  In its stage key, with the
@@ -188,193 +181,6 @@ def _plain(config) -> dict:
   return to_dict(config)
 
 
-class Stages:
-  """Stage bookkeeping in an output directory: run a stage, resume it or reuse it.
-
-  A stage's directory holds `stage.json`: the stage's key (its config, the digests of
-  the artifacts it reads and the package versions), whether it is complete, and the
-  checksum of every file it wrote.  The marker is written, atomically, *before* the
-  stage starts (incomplete) and again after it ends (complete), so a kill at any
-  moment leaves either a stage that resumes under the same key or one that is
-  recomputed under another: never a stale result that looks finished.  A complete
-  stage whose files fail their checksums is recomputed (and, through the digests in
-  their keys, everything that read it).  A stage is removed by renaming its directory
-  aside first (`_remove`), so a kill while removing never leaves a directory without
-  its marker; one that has none but holds only what stages write (left so by an older
-  lsc) is recomputed too, anything else refused."""
-
-  # what stages write in their directories (fnmatch patterns): files, artifacts (the
-  # dataset's, the autoencoder's model, a method's result and checkpoints) and the
-  # directories of a two-phase method's phases, which hold the same
-  FILES = ("stage.json", "recovery.json", "training.png", "landscape.png", "outcome.json")
-  ARTIFACTS = ("artifact", "model", "result", "state", "state_seed*")
-
-  def __init__(self, out: pathlib.Path, log=print, metrics=None):
-    self.out, self.log, self.metrics = out, log, metrics  # metrics: a MetricsLog scoped to the running stage
-    self.timings: dict[str, float] = {}  # stages computed by this run
-    self.recorded: dict[str, float] = {}  # every stage, reused ones with the time they took when computed
-    self.reused: list[str] = []
-
-  @staticmethod
-  def _read_marker(directory: pathlib.Path) -> dict | None:
-    try:
-      marker = json.loads((directory / "stage.json").read_text())
-    except (OSError, ValueError):
-      return None
-    return marker if isinstance(marker, dict) and "key" in marker else None
-
-  @staticmethod
-  def _write_marker(directory: pathlib.Path, marker: dict) -> None:
-
-    def write():
-      tmp = directory / f".stage.json.tmp-{os.getpid()}"
-      tmp.write_text(json.dumps(marker, indent=1))
-      os.replace(tmp, directory / "stage.json")
-    on_main(write)
-
-  def clean_leftovers(self) -> list[pathlib.Path]:
-    """Removes what killed removals and writes left beside any stage of `out` (`.<stage>.old-*`,
-    `.<stage>.tmp-*`; a dead process's only), not only beside the stages this run reaches:
-    a later run with other tasks or methods would never clean them.  Returns them."""
-
-    def clean():  # on process 0 alone: one barrier, whatever each process sees
-      removed = []
-      for parent in (self.out, self.out / "search"):
-        staged = {checkpoint.is_staging(e.name) for e in parent.iterdir()} - {None} if parent.is_dir() else set()
-        for name in sorted(staged):
-          removed += checkpoint.clean_staging(parent / name)
-      return removed
-    return on_main(clean) or []
-
-  def _remove(self, directory: pathlib.Path) -> None:
-    """Removes a stage's directory, crash-safe: one rename moves it aside, to the hidden
-    `.<name>.old-<pid>-<hex8>`, then that is deleted; a kill leaves the whole stage or
-    that leftover, which the next run deletes (`lsc.checkpoint.clean_staging`)."""
-    barrier("stage remove")  # every process has read what is removed
-
-    def remove():
-      retired = directory.with_name(f".{directory.name}.old-{os.getpid()}-{os.urandom(4).hex()}")
-      directory.rename(retired)
-      faults.point("stage_retired", directory.relative_to(self.out).as_posix())
-      shutil.rmtree(retired)
-    on_main(remove)
-
-  @classmethod
-  def _only_stage_files(cls, directory: pathlib.Path) -> bool:
-    """True if `directory` holds nothing but what a stage writes, whole, damaged or
-    partly deleted: its files, artifacts holding only the names lsc writes at the top
-    of one, its phases' directories holding the same, and lsc's temporaries."""
-    for entry in directory.iterdir():
-      name = entry.name
-      if entry.is_symlink():
-        return False
-      if name.startswith(".stage.json.tmp-") or checkpoint.is_staging(name):
-        continue
-      if entry.is_file() and any(fnmatch.fnmatch(name, p) for p in cls.FILES):
-        continue
-      if any(fnmatch.fnmatch(name, p) for p in cls.ARTIFACTS) and checkpoint.holds_only_artifact_names(entry):
-        continue
-      if name in phase_dirs() and entry.is_dir() and cls._only_stage_files(entry):
-        continue
-      return False
-    return True
-
-  @staticmethod
-  def _files(directory: pathlib.Path) -> dict[str, str]:
-    """{entry: checksum} of what a stage wrote: an artifact's digest, a file's SHA-256."""
-    found = {}
-    for entry in sorted(directory.iterdir()):
-      if entry.name == "stage.json" or entry.name.startswith("."):
-        continue
-      if checkpoint.is_artifact(entry):
-        found[entry.name] = "artifact:" + checkpoint.digest(entry)
-      elif entry.is_file():
-        found[entry.name] = checkpoint.file_sha256(entry)
-      elif entry.is_dir():  # a two-phase method's phases
-        found.update({f"{entry.name}/{name}": value for name, value in Stages._files(entry).items()})
-    return found
-
-  @staticmethod
-  def _check(directory: pathlib.Path, files: dict[str, str]) -> str | None:
-    """What is wrong with a complete stage's files, or None."""
-    for name, want in files.items():
-      entry = directory / name
-      if not entry.exists():
-        return f"{name} is missing"
-      if want.startswith("artifact:"):
-        try:
-          checkpoint.verify(entry)
-        except checkpoint.ArtifactDamaged as error:
-          return str(error)
-        if "artifact:" + checkpoint.digest(entry) != want:
-          return f"{name} is not the artifact this stage wrote"
-      elif not entry.is_file() or checkpoint.file_sha256(entry) != want:
-        return f"{name} does not match its checksum"
-    return None
-
-  def _start(self, directory: pathlib.Path, key: dict) -> None:
-    """Creates the stage's directory with an incomplete marker holding `key`."""
-    barrier("stage start")  # every process has read the old marker
-    directory.mkdir(parents=True, exist_ok=True)
-    self._write_marker(directory, {"key": key, "complete": False})
-
-  def digest(self, name: str, entry: str) -> str:
-    """The checksum a complete stage recorded for one of its outputs (its provenance
-    for the stages that read it)."""
-    return self._read_marker(self.out / name)["files"][entry]
-
-  def run(self, name: str, key: dict, compute, load):
-    """compute(directory) runs (or resumes) the stage into `directory`; load(directory)
-    reads a finished one.  The stage is reused when its marker holds `key` and says it
-    is complete and its files pass their checksums."""
-    directory = self.out / name
-    if self.metrics is not None:
-      self.metrics.scope = name
-    key = json.loads(json.dumps({**key, "versions": checkpoint.versions()}))
-    barrier(f"stage {name}")  # every process reads the same marker
-    on_main(checkpoint.clean_staging, directory)  # what a removal killed midway left
-    marker = self._read_marker(directory)
-    if marker is not None and marker["key"] == key and marker.get("complete"):
-      problem = self._check(directory, marker["files"])
-      if problem is None:
-        try:
-          result = load(directory)
-        except (OSError, ValueError, KeyError) as error:
-          problem = f"{type(error).__name__}: {error}"
-        else:
-          self.reused.append(name)
-          self.recorded[name] = marker.get("seconds", 0.0)
-          return result
-      self.log(f"      {name}: {problem}; recomputing it")
-      self._remove(directory)
-    elif marker is not None and marker["key"] != key:  # another config ran (or was running) here: start afresh
-      changed = sorted(k for k in {*key, *marker["key"]} if key.get(k) != marker["key"].get(k))
-      self.log(f"      {name}: its settings changed ({', '.join(changed)}); recomputing it")
-      self._remove(directory)
-    elif marker is None and directory.exists() and any(directory.iterdir()):
-      if (directory / "stage.json").exists():
-        self._remove(directory)  # a marker lsc wrote but cannot read (damaged, or an older format)
-      elif self._only_stage_files(directory):
-        self.log(f"      {name}: no stage.json, only what a stage writes (a removal was cut short); recomputing it")
-        self._remove(directory)
-      else:
-        raise checkpoint.ForeignPath(f"{directory} holds files lsc did not write; choose another --out")
-    self._start(directory, key)
-    start = time.perf_counter()
-    try:
-      result = compute(directory)
-    except (checkpoint.ArtifactDamaged, checkpoint.ArtifactMismatch) as error:  # an interrupted run's checkpoint, damaged or of older code
-      self.log(f"      {name}: {error}; recomputing it")
-      self._remove(directory)
-      self._start(directory, key)
-      result = compute(directory)
-    self.timings[name] = self.recorded[name] = time.perf_counter() - start
-    faults.point("stage_result", name)
-    self._write_marker(directory, {"key": key, "complete": True, "seconds": self.timings[name],
-                                   "files": self._files(directory)})
-    return result
-
-
 def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard: bool = False) -> dict:
   """Runs (or resumes) the pipeline into `out` (an lsc pipeline run directory, locked
   while it runs); returns the results dict.  `log(line)` gets the stage lines,
@@ -405,8 +211,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   curve = EvalProtocol(config.eval_episodes, config.curve_seed)  # every method's learning curve
 
   # stage 1-2: the dataset
-  rewards = fingerprint(env)  # the task formulas: a stage computed under other rewards is not reused
-  data_config = {"collect": _plain(collect_config), "rewards": rewards, "novelty_kernel": KERNEL_VERSION}
+  data_config = dataset_key(collect_config)  # with the task formulas: none computed under other rewards is reused
+  rewards = data_config["rewards"]
   log(f"[1/3] dataset: pool {collect_config.pool}, keep {collect_config.keep}")
   stages.run("dataset", data_config, lambda d: save_dataset(d / "artifact", collect(collect_config, progress_fn)),
              lambda d: None)

@@ -17,7 +17,7 @@ import pytest
 from lsc import pipeline
 from experiments.presets import PRESETS
 from lsc.config import override
-from lsc import checkpoint, cli, rundir
+from lsc import checkpoint, cli, rundir, store
 from lsc.dataset import load_dataset
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -148,7 +148,7 @@ def test_a_truncated_large_array_is_named(work, tmp_path, monkeypatch):
     load_dataset(path)
 
 
-def test_collect_killed_while_publishing_keeps_or_rebuilds_the_artifact(work, tmp_path, capsys):
+def test_collect_killed_while_publishing_keeps_or_rebuilds_the_artifact(work, tmp_path, capsys, monkeypatch):
   shutil.copytree(work / "d0", tmp_path / "d")
   argv = [*COLLECT, "--seed", "0", "--overwrite", "--out", str(tmp_path / "d")]
   # killed with the new artifact staged: the old one is still in place, whole
@@ -168,8 +168,11 @@ def test_collect_killed_while_publishing_keeps_or_rebuilds_the_artifact(work, tm
   capsys.readouterr()
   assert cli.main([a for a in argv if a != "--overwrite"]) == 0
   assert "already holds this dataset" in capsys.readouterr().out
-  assert "made with other settings (seed 0 there, 1 here)" in cli_error(capsys, *COLLECT, "--seed", "1", "--out",
-                                                                       str(tmp_path / "d"))
+  assert "made with other settings (collect.seed 0 there, 1 here)" in cli_error(capsys, *COLLECT, "--seed", "1",
+                                                                               "--out", str(tmp_path / "d"))
+  # the same settings scored on an edited task formula: its collected returns are stale, so refused too
+  monkeypatch.setattr(store, "fingerprint", lambda env: "edited")
+  assert "made with other settings (rewards" in cli_error(capsys, *argv[:-3], "--out", str(tmp_path / "d"))
 
 
 def test_search_takes_the_policy_from_the_autoencoder(work, tmp_path, capsys):
@@ -260,7 +263,7 @@ def test_a_stage_left_half_removed_without_its_marker_is_recomputed(work, tmp_pa
   shutil.rmtree(stage / "model" / "record")
   (stage / "recovery.json").unlink()
   logged = []
-  stages = pipeline.Stages(tmp_path, log=logged.append)
+  stages = store.Stages(tmp_path, log=logged.append)
   compute = lambda directory: (directory / "recovery.json").write_text("1") and "computed"
   assert stages.run("autoencoder", {}, compute, lambda directory: None) == "computed"
   assert "no stage.json, only what a stage writes" in logged[-1]
@@ -282,7 +285,7 @@ def test_a_stage_left_half_removed_without_its_marker_is_recomputed(work, tmp_pa
 
 def test_stages_recompute_what_is_incomplete_changed_or_damaged(tmp_path):
   logged = []
-  stages = pipeline.Stages(tmp_path, log=logged.append)
+  stages = store.Stages(tmp_path, log=logged.append)
   calls = []
 
   def compute(directory, value="1"):
@@ -301,7 +304,7 @@ def test_stages_recompute_what_is_incomplete_changed_or_damaged(tmp_path):
     stages.run("s", {"steps": 1}, interrupted, load)
   assert stages.run("s", {"steps": 2}, compute, load) == "1"  # ... rerun with other settings: from scratch
   assert not (tmp_path / "s" / "partial").exists() and calls == ["1"]
-  assert pipeline.Stages(tmp_path).run("s", {"steps": 2}, compute, load) == 1  # complete: reused
+  assert store.Stages(tmp_path).run("s", {"steps": 2}, compute, load) == 1  # complete: reused
   assert calls == ["1"]
   (tmp_path / "s" / "x.json").unlink()  # deleted: recomputed with one line saying why
   assert stages.run("s", {"steps": 2}, compute, load) == "1" and calls == ["1", "1"]

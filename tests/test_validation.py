@@ -9,7 +9,7 @@ import pytest
 
 from lsc import pipeline
 from experiments.presets import PRESETS
-from lsc import checkpoint, cli
+from lsc import checkpoint, cli, store
 from lsc.config import EnvConfig, _coerce, override
 
 BIG = "1000000000000"
@@ -32,7 +32,7 @@ def refuse_work(monkeypatch):
   monkeypatch.setattr(lsc.envs, "make_env", _no_work)
   monkeypatch.setattr(lsc.dataset, "collect", _no_work)
   monkeypatch.setattr(lsc.compression, "compress", _no_work)
-  monkeypatch.setattr(pipeline.Stages, "run", _no_work)
+  monkeypatch.setattr(store.Stages, "run", _no_work)
 
 
 @pytest.fixture(scope="module")
