@@ -30,6 +30,11 @@ one before.  PPO then falls short of the budget by less than n_evals iterations;
 TD3 and DDPG, whose first epoch also holds the prefill, by up to (n_evals - 1) prefills
 more (2-4 % of the race's budgets).  The curve records the steps actually taken.
 
+Actor from the behaviour space: TD3 and DDPG can train an lsc policy as their actor
+(`PolicyActor`: the dataset's architecture over its flat parameters, from its random
+init or from a start another method ended at, e.g. a latent search's decoded result);
+the critics stay Brax's.
+
 TD3 and DDPG count env steps as SAC does (prefill included) and train on one device;
 they write their whole state (networks, optimisers, replay buffer, envs, key) after
 every epoch when given a `checkpoint_path`, and a rerun resumes from it to the result
@@ -58,6 +63,7 @@ then a cache hit.  The evaluator is compiled once per run, on the first evaluati
 
 import dataclasses
 import functools
+import hashlib
 import os
 import tempfile
 import time
@@ -67,6 +73,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from brax.envs.base import Env, State, Wrapper
+from brax.training import networks as brax_networks
 from brax.training.acme import running_statistics, specs
 from brax.training.agents.ppo import networks as ppo_networks
 from brax.training.agents.ppo import train as ppo
@@ -78,6 +85,7 @@ from lsc import checkpoint, td3
 from lsc.compat import ensure_device_put_replicated
 from lsc.envs import env_spec
 from lsc.evaluation import CURVE_EVAL, EvalProtocol
+from lsc.policy import MLPPolicy
 from lsc.methods import check_can_run
 from lsc.progress import ProgressFn
 from lsc.rl_configs import (CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig, TD3Config,  # noqa: F401 (re-exported)
@@ -175,6 +183,45 @@ class _NullEnv(Env):
     return "null"
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class PolicyActor:
+  """TD3's / DDPG's actor as lsc policy `policy` over its flat parameters θ (P,) (the
+  architecture of the dataset's policies, so a policy of the behaviour space can be
+  its start): from `start` (P,) or, without one, from `policy.init` of the run's actor
+  key.  The action is tanh of the policy's output layer (`MLPPolicy.pre_squash`), its
+  own action for bounds [-1, 1]."""
+  policy: MLPPolicy
+  start: np.ndarray | None = None
+
+  def check(self, env) -> None:
+    """ValueError unless the policy fits `env` and has action bounds [-1, 1]."""
+    spec, policy = env_spec(env), self.policy
+    if (policy.obs_size, policy.action_size) != (spec.observation_size, spec.action_size):
+      raise ValueError(f"the actor policy maps {policy.obs_size} -> {policy.action_size}, the env "
+                       f"{spec.observation_size} -> {spec.action_size}")
+    if (policy.action_low, policy.action_high) != (-1.0, 1.0):
+      raise ValueError(f"an actor policy needs action bounds [-1, 1], got [{policy.action_low}, {policy.action_high}]")
+    if self.start is not None and np.shape(self.start) != (policy.num_params,):
+      raise ValueError(f"the actor's start has shape {np.shape(self.start)}, the policy {policy.num_params} parameters")
+
+  def network(self) -> brax_networks.FeedForwardNetwork:
+    """The actor as `lsc.td3.train`'s `policy_network` (the normaliser is ignored: the
+    policy normalises its observations itself, if at all)."""
+    policy = self.policy
+    start = None if self.start is None else jnp.asarray(self.start, jnp.float32)
+    init = policy.init if start is None else (lambda key: start)
+    return brax_networks.FeedForwardNetwork(init=init, apply=lambda normalizer, theta, obs: policy.pre_squash(theta, obs))
+
+  def identity(self) -> dict:
+    """What a checkpoint of a run with this actor is only valid for: the policy's
+    shape and normalisation, and the start's content hash (None: the policy's init)."""
+    policy = self.policy
+    normalization = None if policy.obs_scale is None else [list(policy.obs_shift), list(policy.obs_scale)]
+    start = None if self.start is None else hashlib.sha256(np.asarray(self.start, np.float32).tobytes()).hexdigest()[:20]
+    return {"hidden": list(policy.hidden), "activation": policy.activation, "init": policy.init_scheme,
+            "obs_normalization": normalization, "start": start}
+
+
 def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:
   """Brax's network constructor for `method` with the config's layer sizes."""
   if method == "ppo":
@@ -198,12 +245,15 @@ def _networks(method: str, env, config):
       observation_size=spec.observation_size, action_size=spec.action_size, preprocess_observations_fn=normalize)
 
 
-def make_inference(method: str, env, config: PPOConfig | SACConfig) -> Callable:
+def make_inference(method: str, env, config: PPOConfig | SACConfig, actor: PolicyActor | None = None) -> Callable:
   """Brax's `make_policy(params, deterministic=False)` for `method`'s networks as
   `train_baseline` builds them for `env` and `config` (the same call Brax makes inside
-  train()); `make_policy(result.params, deterministic=True)` is the final policy,
+  train(); TD3's / DDPG's actor replaced by `actor`'s policy if given);
+  `make_policy(result.params, deterministic=True)` is the final policy,
   `policy(obs (..., O), key) -> (action (..., A), extras)`."""
   networks = _networks(method, env, config)
+  if actor is not None:
+    networks = networks._replace(policy=actor.network())
   if method == "ppo":
     return ppo_networks.make_inference_fn(networks)
   if method == "sac":
@@ -361,14 +411,16 @@ KIND_STATE = "td3_state"
 
 
 def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, curve: "_Curve", method: str,
-               task: str, curve_protocol: EvalProtocol, checkpoint_path=None, overwrite: bool = False):
+               task: str, curve_protocol: EvalProtocol, checkpoint_path=None, overwrite: bool = False,
+               actor: PolicyActor | None = None):
   """TD3 / DDPG through `lsc.td3.train`, checkpointed after every epoch at `checkpoint_path`.
   The checkpoint holds the curve measured so far, so the curve's protocol is part of
   its identity: a resume under another protocol is refused, never relabelled."""
   identity = {"method": method, "task": task, "reward": task_fingerprint(env.unwrapped, task),
               "config": dataclasses.asdict(config), "budget": int(budget),
               "seed": int(seed), "n_evals": int(n_evals), "env": env.name, "backend": env.backend,
-              "episode_length": env.episode_length, "curve": dataclasses.asdict(curve_protocol)}
+              "episode_length": env.episode_length, "curve": dataclasses.asdict(curve_protocol),
+              **({} if actor is None else {"actor": actor.identity()})}
   resume = None
   if checkpoint_path is not None:
     checkpoint.check_output_path(checkpoint_path, KIND_STATE)
@@ -397,7 +449,8 @@ def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, cur
       policy_noise=config.policy_noise, noise_clip=config.noise_clip, policy_delay=config.policy_delay,
       n_critics=config.n_critics, hidden_layer_sizes=config.hidden,
       normalize_observations=config.normalize_observations, seed=seed, num_evals=n_evals,
-      policy_params_fn=curve.record, checkpoint_fn=save, resume=resume)
+      policy_params_fn=curve.record, checkpoint_fn=save, resume=resume,
+      policy_network=None if actor is None else actor.network())
   return params
 
 
@@ -414,7 +467,8 @@ def check_trained(method: str, seed: int, returns: np.ndarray, params) -> None:
 def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol: EvalProtocol,
                    config: PPOConfig | SACConfig | TD3Config | None = None, n_evals: int = 10,
                    progress_fn: ProgressFn | None = None, checkpoint_path=None,
-                   overwrite: bool = False, curve: EvalProtocol = CURVE_EVAL) -> BaselineResult:
+                   overwrite: bool = False, curve: EvalProtocol = CURVE_EVAL,
+                   actor: PolicyActor | None = None) -> BaselineResult:
   """Trains `method` ('ppo' | 'sac' | 'td3' | 'ddpg') on `TaskReward(env, task)` for
   `budget` env steps from `seed` in `n_evals` epochs, evaluating the deterministic policy
   under `curve` before training and after every epoch, and the final one under
@@ -427,9 +481,14 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   task, a config of the other method, a budget below `min_budget`, sizes not divisible
   by the device count) raises ValueError before anything is compiled.  TD3 / DDPG
   checkpoint every epoch at `checkpoint_path` and resume from a checkpoint of the same
-  run (ArtifactMismatch for another; `overwrite=True` starts afresh).
+  run (ArtifactMismatch for another; `overwrite=True` starts afresh).  TD3 / DDPG take
+  `actor`, an lsc policy as their actor (`PolicyActor`).
   """
   env, task = resolve_task(env, task)  # any env; a task given as a reward function is scored too
+  if actor is not None:
+    if method not in RESUMABLE:
+      raise ValueError(f"only {', '.join(RESUMABLE)} take an lsc policy as their actor, not {method}")
+    actor.check(env)
   config = _check_run(env, task, method, budget, seed, n_evals, config, checkpoint_path)
   ensure_device_put_replicated()
   n_devices = devices_to_use(env, config)
@@ -441,13 +500,14 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   start = time.perf_counter()
   if method in RESUMABLE:
     params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), points, method, task,
-                        curve, checkpoint_path, overwrite)
+                        curve, checkpoint_path, overwrite, actor)
   else:
     trainer = _train_ppo if method == "ppo" else _train_sac
     params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,
                      points, **common)
   # the final policy on fresh keys (a resumed run that had nothing left compiles its evaluator here)
-  final = points.evaluate(points.make_policy or make_inference(method, env, config), params, protocol.episode_keys())
+  final = points.evaluate(points.make_policy or make_inference(method, env, config, actor), params,
+                          protocol.episode_keys())
   total = time.perf_counter() - start
   check_trained(method, seed, np.asarray(points.returns + [final], np.float64), params)
   timings = {"train_s": total - points.compile_s - points.eval_s, "eval_compile_s": points.compile_s,

@@ -337,10 +337,10 @@ class Sequence(Method):
     if not isinstance(first, SearchMethod):
       raise ValueError(f"{self.name}: its first phase {first.name} leaves no policy of the search's own to start "
                        "from; a sequence starts with a search method")
-    if not isinstance(second, SearchMethod):
-      raise ValueError(f"{self.name}: {second.name} cannot start from another method's policy yet (only search "
-                       "methods take a start)")
-    if second.space == "latent" and first.space != "latent":
+    if not (isinstance(second, SearchMethod) or getattr(second, "policy_actor", False)):
+      raise ValueError(f"{self.name}: {second.name} cannot start from another method's policy (search methods and "
+                       "RL agents whose actor is the lsc policy take a start)")
+    if getattr(second, "space", None) == "latent" and first.space != "latent":
       raise ValueError(f"{self.name}: {second.name} searches the latent space but {first.name} ends in the "
                        "parameter space")
 
@@ -375,14 +375,14 @@ class Sequence(Method):
     one = first.run(dataclasses.replace(run, budget=shares[0], grid=run.points, record=record,
                                         progress_fn=progress(first.name)), configs, sub(0))
     keys = jax.vmap(lambda k: jax.random.fold_in(k, PHASE_TWO))(seed_keys(run.seed, run.seeds))
-    starts = one.final_z if second.space == "latent" else one.final_thetas
+    starts = one.final_z if getattr(second, "space", None) == "latent" else one.final_thetas
     two = second.run(dataclasses.replace(run, budget=shares[1], seed=keys, spent=0, starts=starts, record=record,
                                          grid=run.points, offsets=one.final_env_steps,
                                          progress_fn=progress(second.name)),
                      configs, sub(1)).after(one.final_env_steps)
     # both phases' seconds and generations summed (the final evaluation's: the second
     # phase's, the first's is only recorded in its result), and the first's generations
-    timings = {k: v + (one.timings[k] if k != "final_eval_s" else 0) for k, v in two.timings.items()}
+    timings = {k: v + (one.timings.get(k, 0.0) if k != "final_eval_s" else 0) for k, v in two.timings.items()}
     timings[f"{first.name}_generations"] = one.timings["generations"]
     return dataclasses.replace(two, method=self.name, env_steps=np.concatenate([one.env_steps, two.env_steps], 1),
                                returns=np.concatenate([one.returns, two.returns], 1), timings=timings,
@@ -392,50 +392,79 @@ class Sequence(Method):
 
 @dataclasses.dataclass(frozen=True)
 class RLMethod(Method):
-  """Deep-RL baseline `name` of `lsc.baselines` ('ppo' | 'sac' | 'td3' | 'ddpg'), trained
-  on the task's reward one seed at a time (in one process, not on MuJoCo Warp: Brax's
-  training wrappers merge batched env states leaf by leaf, which Warp's contact buffer,
-  shared by the batch, does not allow)."""
+  """Deep-RL agent `agent` of `lsc.baselines` ('ppo' | 'sac' | 'td3' | 'ddpg'; default:
+  the method's name), trained on the task's reward one seed at a time (in one process,
+  not on MuJoCo Warp: Brax's training wrappers merge batched env states leaf by leaf,
+  which Warp's contact buffer, shared by the batch, does not allow).  With
+  `policy_actor` (TD3, DDPG) its actor is the run's lsc policy (`lsc.baselines.PolicyActor`),
+  from its random init or, as a sequence's second phase, from where the first ended."""
   name: str
   config: Any
   help: str = ""
   reads: str = "env"
   multi_process: bool = False
   warp: bool = False
+  agent: str = ""
+  policy_actor: bool = False
+
+  def __post_init__(self):
+    if self.policy_actor and (self.algorithm not in RESUMABLE or self.reads != "policy"):
+      raise ValueError(f"{self.name}: an lsc policy as actor needs agent {' or '.join(RESUMABLE)} and reads='policy'")
+
+  @property
+  def algorithm(self) -> str:
+    return self.agent or self.name
 
   def identity(self, configs=None, env=None) -> dict:
     identity = super().identity(configs, env)
     if env is not None:  # the devices Brax spreads training over change its numbers (Brax: loaded here, lazily)
       identity["devices"] = import_quietly("lsc.baselines").devices_to_use(env, self.settings(configs))
+    if self.agent:
+      identity.update(agent=self.agent, policy_actor=self.policy_actor)
     return identity
 
   def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
     if spent:
       raise ValueError(f"{self.name} starts from nothing chosen on the task: spent must be 0, got {spent:,}")
-    check_rl_budget(self.name, budget, self.settings(configs), n_evals)
+    check_rl_budget(self.algorithm, budget, self.settings(configs), n_evals)
     if backend is not None:
       check_rl_devices(self.settings(configs), backend)
 
   def outputs(self, directory, seed, seeds):
     states = ({directory / f"state_seed{s}": "td3_state" for s in range(seed, seed + seeds)}
-              if self.name in RESUMABLE else {})
+              if self.algorithm in RESUMABLE else {})
     return {directory / "result": "baseline", **states}
 
+  def seeds(self, run: Run) -> list[tuple[int, int]]:
+    """(name, Brax seed) of each of the run's seeds: for an int `run.seed`, s and s; for
+    keys (a sequence's second phase), the run's own seed numbers (its record) and 31
+    bits drawn from each key."""
+    if isinstance(run.seed, (int, np.integer)):
+      return [(s, s) for s in range(int(run.seed), int(run.seed) + run.seeds)]
+    first = int(run.record.get("run", {}).get("seed", 0))
+    drawn = [int(jax.random.bits(k, dtype=np.uint32)) >> 1 for k in seed_keys(run.seed, run.seeds)]
+    return list(zip(range(first, first + run.seeds), drawn))
+
   def run(self, run: Run, configs, directory) -> Outcome:
-    train_baseline = import_quietly("lsc.baselines").train_baseline  # Brax's agents, first loaded here
+    baselines = import_quietly("lsc.baselines")  # Brax's agents, first loaded here
     config = self.settings(configs)
-    if run.starts is not None:
-      raise ValueError(f"{self.name} cannot start from another method's policy yet")
+    if run.starts is not None and not self.policy_actor:
+      raise ValueError(f"{self.name} cannot start from another method's policy (its actor is not the lsc policy)")
+    if self.policy_actor and run.policy is None:
+      raise ValueError(f"{self.name} trains the lsc policy as its actor: give policy=")
     if run.log is not None:
       run.log(f"{self.name}: {run.seeds} seed(s) of {run.budget:,} env steps, {run.n_evals} evaluations each")
-    runs = []
-    for s in range(run.seed, run.seed + run.seeds):
+    runs, seeds = [], self.seeds(run)
+    for i, (s, brax_seed) in enumerate(seeds):
       report = None if run.progress_fn is None else (
           lambda stage, done, total, info, s=s: run.progress_fn(f"{stage} seed {s}", done, total, info))
-      runs.append(train_baseline(run.env, run.task, self.name, run.budget, s, run.protocol, config=config,
-                                 n_evals=run.n_evals, progress_fn=report, overwrite=run.overwrite, curve=run.curve,
-                                 checkpoint_path=directory / f"state_seed{s}"
-                                 if self.name in RESUMABLE and directory is not None else None))
+      actor = None if not self.policy_actor else baselines.PolicyActor(
+          run.policy, None if run.starts is None else np.asarray(run.starts[i], np.float32))
+      runs.append(baselines.train_baseline(
+          run.env, run.task, self.algorithm, run.budget, brax_seed, run.protocol, config=config, n_evals=run.n_evals,
+          progress_fn=report, overwrite=run.overwrite, curve=run.curve, actor=actor,
+          checkpoint_path=directory / f"state_seed{s}" if self.algorithm in RESUMABLE and directory is not None
+          else None))
       # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
       # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
       # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
@@ -448,8 +477,9 @@ class RLMethod(Method):
                       timings={k: float(sum(r.timings[k] for r in runs)) for k in runs[0].timings},
                       # the policy held at each grid point: the last one evaluated at or before it
                       eval_steps=run.points,
-                      eval_returns=on_grid(np.stack([r.env_steps for r in runs]), np.stack([r.returns for r in runs]),
-                                           run.points))
+                      # (on the run's grid: after the env steps charged before it, a sequence's first phase)
+                      eval_returns=on_grid(np.stack([r.env_steps for r in runs]) + (run.points[:1] - run_grid(run)[:, :1]),
+                                           np.stack([r.returns for r in runs]), run.points))
     if directory is None:
       return outcome
     checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps,
@@ -459,7 +489,7 @@ class RLMethod(Method):
                                                     "final_returns": outcome.final_returns},
                              kind="baseline",
                              config={**run.record, "task": run.task, "budget": run.budget, "seeds": run.seeds,
-                                     "seed": run.seed, "n_evals": run.n_evals,
+                                     "seed": seeds[0][0], "brax_seeds": [b for _, b in seeds], "n_evals": run.n_evals,
                                      "config": [dataclasses.asdict(r.config) for r in runs]},
                              identity={"env": run.env.name, "backend": run.env.backend,
                                        "episode_length": run.env.episode_length})
@@ -514,6 +544,17 @@ for _short, _label, _latent, _param in (
     ("snes", "SNES", SNESConfig(std_init=0.5), SNESConfig(std_init=0.1))):
   register(SearchMethod(f"latent_{_short}", "latent", _latent, f"{_label} in a learned latent space"))
   register(SearchMethod(f"param_{_short}", "parameter", _param, f"{_label} in the policy's parameters"))
+# RL from the behaviour space: TD3 whose actor is the dataset's policy architecture, alone
+# (from its random init) or after a latent search / the start control (from where it ended)
+register(RLMethod("td3_policy", RL_CONFIGS["td3"](), "TD3 whose actor is the lsc policy (the dataset's "
+                  "architecture), from its random init or where a sequence's first phase ended",
+                  reads="policy", agent="td3", policy_actor=True))
+register(Sequence("latent_then_td3", ("latent_pgpe", "td3_policy"), SequenceConfig(fraction=0.25),
+                  "latent PGPE, then TD3 with the lsc policy as actor from each seed's decoded result",
+                  dirs=("latent", "td3")))
+register(Sequence("start_then_td3", ("start_param_pgpe", "td3_policy"), SequenceConfig(fraction=0.25),
+                  "control for latent_then_td3: the start control (parameter PGPE from the latent search's start), "
+                  "then TD3 from where it ended", dirs=("start", "td3")))
 # the controls (CONTROL_SPACES): PGPE with the settings of the space they stand beside
 register(SearchMethod("start_param_pgpe", "start", PGPEConfig(std_init=0.1, lr=1.0),
                       "control: parameter PGPE from the policy latent PGPE is started at (a dataset "

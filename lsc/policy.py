@@ -116,6 +116,16 @@ class MLPPolicy:
 
   def apply_layers(self, layers, obs: jax.Array) -> jax.Array:
     """`apply` on already unflattened layers: hot loops unflatten once, outside the loop."""
+    squashed = jnp.tanh(self.pre_squash_layers(layers, obs))
+    return self.action_low + 0.5 * (squashed + 1.0) * (self.action_high - self.action_low)
+
+  def pre_squash(self, theta: jax.Array, obs: jax.Array) -> jax.Array:
+    """The output layer before tanh for obs (..., obs_size) under theta (P,): (...,
+    action_size); with bounds [-1, 1] the action is its tanh (how an RL agent's actor
+    that is this policy emits it: `lsc.baselines.policy_actor`)."""
+    return self.pre_squash_layers(self.unflatten(theta), obs)
+
+  def pre_squash_layers(self, layers, obs: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
     x = obs
     if self.obs_scale is not None:
@@ -123,8 +133,7 @@ class MLPPolicy:
     for kernel, bias in layers[:-1]:
       x = act(x @ kernel + bias)
     kernel, bias = layers[-1]
-    squashed = jnp.tanh(x @ kernel + bias)
-    return self.action_low + 0.5 * (squashed + 1.0) * (self.action_high - self.action_low)
+    return x @ kernel + bias
 
   def init_std(self) -> np.ndarray:
     """Standard deviation of each parameter under the init distribution, (P,) float32:

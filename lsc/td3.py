@@ -99,7 +99,8 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
           noise_clip: float = 0.5, policy_delay: int = 2, n_critics: int = 2, hidden_layer_sizes=(256, 256),
           normalize_observations: bool = True, seed: int = 0, num_evals: int = 10,
           policy_params_fn: Callable | None = None, progress_fn: Callable | None = None,
-          checkpoint_fn: Callable | None = None, resume=None):
+          checkpoint_fn: Callable | None = None, resume=None,
+          policy_network: brax_networks.FeedForwardNetwork | None = None):
   """Trains TD3 (defaults) or DDPG (`n_critics=1, policy_delay=1, policy_noise=0`) on
   `environment` for at most `num_timesteps` env steps: the prefill, then `num_evals`
   epochs of equal whole actor steps.  Before any env step `policy_params_fn(0,
@@ -107,7 +108,11 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
   taken, `policy_params_fn(step, make_policy, params)`, `progress_fn(step, metrics)`
   and then `checkpoint_fn(e, carry)` are called (carry: a pytree of arrays);
   `resume=(e, jax.tree.leaves(carry))` continues after epoch e exactly as the
-  uninterrupted run would.  Returns (make_policy, params, metrics), params = (normalizer, policy)."""
+  uninterrupted run would.  `policy_network` replaces Brax's policy MLP as the actor
+  (`init(key) -> params`, `apply(normalizer, params, obs) -> pre-tanh action (A,)`: e.g.
+  an lsc policy over its flat parameters, started where another method ended); every
+  other draw of the run is unchanged.  Returns (make_policy, params, metrics), params =
+  (normalizer, policy)."""
   obs_size, action_size = environment.observation_size, environment.action_size
   prefill_steps = -(-min_replay_size // num_envs)
   steps_per_epoch = (num_timesteps // num_envs - prefill_steps) // num_evals
@@ -116,6 +121,8 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
   env = envs.training.wrap(environment, episode_length=episode_length)
   normalize = running_statistics.normalize if normalize_observations else types.identity_observation_preprocessor
   networks = make_networks(obs_size, action_size, normalize, hidden_layer_sizes, n_critics)
+  if policy_network is not None:
+    networks = networks._replace(policy=policy_network)
   make_policy = make_inference_fn(networks, exploration_noise)
   policy_opt, q_opt = optax.adam(learning_rate), optax.adam(learning_rate)
   critic_loss, actor_loss = _losses(networks, discounting, reward_scaling, policy_noise, noise_clip)

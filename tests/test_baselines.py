@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import lsc
 from lsc import baselines, checkpoint, compat
 from lsc.baselines import (DDPGConfig, PPOConfig, SACConfig, TD3Config, brax_timesteps, devices_to_use,
                            make_evaluator, make_inference, min_budget, train_baseline)
@@ -295,3 +296,34 @@ def test_td3_killed_between_epochs_resumes_to_the_same_result(td3_runs, left_car
   other = dataclasses.replace(CURVE, episodes=CURVE.episodes + 1, seed=CURVE.seed + 1)
   with pytest.raises(checkpoint.ArtifactMismatch, match="curve.episodes.*curve.seed"):
     train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, **{**run, "curve": other})
+
+
+def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
+  # issue "make the behaviour space pay", item 1: an RL agent whose actor is the dataset's
+  # policy architecture, started where a search ended
+  from lsc.methods import run_method
+  policy = make_policy(left_car, "medium", normalize_obs=True)
+  start = np.asarray(policy.init(jax.random.key(3)), np.float32)
+  actor = baselines.PolicyActor(policy, start)
+  result = train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, config=SMALL_TD3["td3"],
+                          n_evals=TD3_EVALS, curve=CURVE, actor=actor)
+  # step 0 is the start itself, read as lsc reads any policy on the same episodes
+  before = evaluate(left_car, policy, start[None], CURVE).returns[0, task_index(left_car, "left")]
+  np.testing.assert_allclose(result.returns[0], before, rtol=1e-5)
+  assert result.final_return > 15 and result.final_return > before + 5, result.returns  # and TD3 trains it
+  theta = np.asarray(result.params[1])
+  assert theta.shape == (policy.num_params,)  # the actor's parameters are the policy's flat theta
+  final = evaluate(left_car, policy, theta[None], PROTOCOL).returns[0, task_index(left_car, "left")]
+  np.testing.assert_allclose(final, result.final_return, rtol=1e-5)
+  with pytest.raises(ValueError, match="only td3, ddpg take an lsc policy as their actor"):
+    train_baseline(left_car, "left", "ppo", TD3_BUDGET, 0, PROTOCOL, actor=actor)
+  with pytest.raises(ValueError, match="action bounds"):
+    baselines.PolicyActor(dataclasses.replace(policy, action_low=-2.0)).check(left_car)
+  # as a sequence's second phase: TD3 starts from each seed's decoded latent result
+  configs = {"latent_pgpe": lsc.PGPEConfig(population=4, episodes=1), "td3_policy": SMALL_TD3["td3"],
+             "latent_then_td3": lsc.SequenceConfig(fraction=0.25)}
+  budget = 8_000
+  outcome = run_method("latent_then_td3", left_car, "left", budget=budget, seeds=2, protocol=PROTOCOL, curve=CURVE,
+                       configs=configs, policy=policy, latent=lsc.linear_space(policy, 2), n_evals=TD3_EVALS)
+  assert outcome.final_returns.shape == (2,) and np.all(outcome.final_env_steps <= budget)
+  assert np.isfinite(outcome.eval_returns).all() and np.all(np.diff(outcome.env_steps, axis=1) > 0)
