@@ -185,13 +185,20 @@ class _NullEnv(Env):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class PolicyActor:
-  """TD3's / DDPG's actor as lsc policy `policy` over its flat parameters θ (P,) (the
-  architecture of the dataset's policies, so a policy of the behaviour space can be
-  its start): from `start` (P,) or, without one, from `policy.init` of the run's actor
-  key.  The action is tanh of the policy's output layer (`MLPPolicy.pre_squash`), its
-  own action for bounds [-1, 1]."""
+  """TD3's / DDPG's actor as lsc policy `policy` (the architecture of the dataset's
+  policies, so a policy of the behaviour space can be its start).  The action is tanh
+  of the policy's output layer (`MLPPolicy.pre_squash`), its own action for bounds
+  [-1, 1].
+
+  Without `space` the actor's parameters are the policy's flat θ (P,): from `start`
+  (P,) or, without one, from `policy.init` of the run's actor key.  With `space` (an
+  `lsc.search.SearchSpace`, e.g. a trained decoder's latent space) they are the space's
+  coordinates u (k,), z = center + scale * u, θ = space.decode(z): the critic's gradient
+  reaches z through the frozen decoder (the chain rule ∇z J = (∂θ/∂z)ᵀ ∇θ J), from
+  `start` (k,) a code or, without one, the space's centre."""
   policy: MLPPolicy
   start: np.ndarray | None = None
+  space: Any = None
 
   def check(self, env) -> None:
     """ValueError unless the policy fits `env` and has action bounds [-1, 1]."""
@@ -201,25 +208,36 @@ class PolicyActor:
                        f"{spec.observation_size} -> {spec.action_size}")
     if (policy.action_low, policy.action_high) != (-1.0, 1.0):
       raise ValueError(f"an actor policy needs action bounds [-1, 1], got [{policy.action_low}, {policy.action_high}]")
-    if self.start is not None and np.shape(self.start) != (policy.num_params,):
-      raise ValueError(f"the actor's start has shape {np.shape(self.start)}, the policy {policy.num_params} parameters")
+    size = policy.num_params if self.space is None else self.space.dim
+    if self.start is not None and np.shape(self.start) != (size,):
+      raise ValueError(f"the actor's start has shape {np.shape(self.start)}, its parameters ({size},)")
+    if self.space is not None:
+      self.space.check(policy)
 
   def network(self) -> brax_networks.FeedForwardNetwork:
     """The actor as `lsc.td3.train`'s `policy_network` (the normaliser is ignored: the
     policy normalises its observations itself, if at all)."""
-    policy = self.policy
+    policy, space = self.policy, self.space
     start = None if self.start is None else jnp.asarray(self.start, jnp.float32)
-    init = policy.init if start is None else (lambda key: start)
-    return brax_networks.FeedForwardNetwork(init=init, apply=lambda normalizer, theta, obs: policy.pre_squash(theta, obs))
+    if space is None:
+      init = policy.init if start is None else (lambda key: start)
+      return brax_networks.FeedForwardNetwork(init=init,
+                                              apply=lambda normalizer, theta, obs: policy.pre_squash(theta, obs))
+    u0 = jnp.zeros(space.dim, jnp.float32) if start is None else (start - space.center) / space.scale
+    decode = lambda u: space.decode(space.center + space.scale * u)
+    return brax_networks.FeedForwardNetwork(init=lambda key: u0,
+                                            apply=lambda normalizer, u, obs: policy.pre_squash(decode(u), obs))
 
   def identity(self) -> dict:
     """What a checkpoint of a run with this actor is only valid for: the policy's
     shape and normalisation, and the start's content hash (None: the policy's init)."""
     policy = self.policy
     normalization = None if policy.obs_scale is None else [list(policy.obs_shift), list(policy.obs_scale)]
-    start = None if self.start is None else hashlib.sha256(np.asarray(self.start, np.float32).tobytes()).hexdigest()[:20]
+    start = (None if self.start is None else
+             hashlib.sha256(np.asarray(self.start, np.float32).tobytes()).hexdigest()[:20])
     return {"hidden": list(policy.hidden), "activation": policy.activation, "init": policy.init_scheme,
-            "obs_normalization": normalization, "start": start}
+            "obs_normalization": normalization, "start": start,
+            **({} if self.space is None else {"space": self.space.fingerprint()})}
 
 
 def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:

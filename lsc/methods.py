@@ -396,8 +396,10 @@ class RLMethod(Method):
   the method's name), trained on the task's reward one seed at a time (in one process,
   not on MuJoCo Warp: Brax's training wrappers merge batched env states leaf by leaf,
   which Warp's contact buffer, shared by the batch, does not allow).  With
-  `policy_actor` (TD3, DDPG) its actor is the run's lsc policy (`lsc.baselines.PolicyActor`),
-  from its random init or, as a sequence's second phase, from where the first ended."""
+  `policy_actor` (TD3, DDPG) its actor is the run's lsc policy (`lsc.baselines.PolicyActor`):
+  over its parameters, from its random init or, as a sequence's second phase, from where
+  the first ended; with `space` "latent", over the run's latent space's coordinates,
+  from its centre (the latent start) or a first phase's final code."""
   name: str
   config: Any
   help: str = ""
@@ -406,10 +408,15 @@ class RLMethod(Method):
   warp: bool = False
   agent: str = ""
   policy_actor: bool = False
+  space: str | None = None  # "latent": the actor's parameters are latent coordinates
 
   def __post_init__(self):
-    if self.policy_actor and (self.algorithm not in RESUMABLE or self.reads != "policy"):
-      raise ValueError(f"{self.name}: an lsc policy as actor needs agent {' or '.join(RESUMABLE)} and reads='policy'")
+    reads = "autoencoder" if self.space == "latent" else "policy"
+    if self.policy_actor and (self.algorithm not in RESUMABLE or self.reads != reads):
+      raise ValueError(f"{self.name}: an lsc policy as actor needs agent {' or '.join(RESUMABLE)} and "
+                       f"reads={reads!r}")
+    if self.space not in (None, "latent") or (self.space and not self.policy_actor):
+      raise ValueError(f"{self.name}: space is None or 'latent' (with policy_actor), got {self.space!r}")
 
   @property
   def algorithm(self) -> str:
@@ -420,7 +427,7 @@ class RLMethod(Method):
     if env is not None:  # the devices Brax spreads training over change its numbers (Brax: loaded here, lazily)
       identity["devices"] = import_quietly("lsc.baselines").devices_to_use(env, self.settings(configs))
     if self.agent:
-      identity.update(agent=self.agent, policy_actor=self.policy_actor)
+      identity.update(agent=self.agent, policy_actor=self.policy_actor, space=self.space)
     return identity
 
   def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
@@ -452,6 +459,8 @@ class RLMethod(Method):
       raise ValueError(f"{self.name} cannot start from another method's policy (its actor is not the lsc policy)")
     if self.policy_actor and run.policy is None:
       raise ValueError(f"{self.name} trains the lsc policy as its actor: give policy=")
+    if self.space == "latent" and run.latent is None:
+      raise ValueError(f"{self.name} trains a latent code as its actor: give latent=")
     if run.log is not None:
       run.log(f"{self.name}: {run.seeds} seed(s) of {run.budget:,} env steps, {run.n_evals} evaluations each")
     runs, seeds = [], self.seeds(run)
@@ -459,7 +468,8 @@ class RLMethod(Method):
       report = None if run.progress_fn is None else (
           lambda stage, done, total, info, s=s: run.progress_fn(f"{stage} seed {s}", done, total, info))
       actor = None if not self.policy_actor else baselines.PolicyActor(
-          run.policy, None if run.starts is None else np.asarray(run.starts[i], np.float32))
+          run.policy, None if run.starts is None else np.asarray(run.starts[i], np.float32),
+          run.latent if self.space == "latent" else None)
       runs.append(baselines.train_baseline(
           run.env, run.task, self.algorithm, run.budget, brax_seed, run.protocol, config=config, n_evals=run.n_evals,
           progress_fn=report, overwrite=run.overwrite, curve=run.curve, actor=actor,
@@ -478,7 +488,8 @@ class RLMethod(Method):
                       # the policy held at each grid point: the last one evaluated at or before it
                       eval_steps=run.points,
                       # (on the run's grid: after the env steps charged before it, a sequence's first phase)
-                      eval_returns=on_grid(np.stack([r.env_steps for r in runs]) + (run.points[:1] - run_grid(run)[:, :1]),
+                      eval_returns=on_grid(np.stack([r.env_steps for r in runs])
+                                           + (run.points[:1] - run_grid(run)[:, :1]),
                                            np.stack([r.returns for r in runs]), run.points))
     if directory is None:
       return outcome
@@ -549,6 +560,9 @@ for _short, _label, _latent, _param in (
 register(RLMethod("td3_policy", RL_CONFIGS["td3"](), "TD3 whose actor is the lsc policy (the dataset's "
                   "architecture), from its random init or where a sequence's first phase ended",
                   reads="policy", agent="td3", policy_actor=True))
+register(RLMethod("latent_td3", RL_CONFIGS["td3"](), "TD3 whose actor is the decoder's policy at a latent code, "
+                  "trained through the frozen decoder by the critic's gradient, from the latent start",
+                  reads="autoencoder", agent="td3", policy_actor=True, space="latent"))
 register(Sequence("latent_then_td3", ("latent_pgpe", "td3_policy"), SequenceConfig(fraction=0.25),
                   "latent PGPE, then TD3 with the lsc policy as actor from each seed's decoded result",
                   dirs=("latent", "td3")))

@@ -319,6 +319,16 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
     train_baseline(left_car, "left", "ppo", TD3_BUDGET, 0, PROTOCOL, actor=actor)
   with pytest.raises(ValueError, match="action bounds"):
     baselines.PolicyActor(dataclasses.replace(policy, action_low=-2.0)).check(left_car)
+  # a latent actor: the actor's parameters are a code's coordinates, trained through the decoder
+  space = lsc.linear_space(policy, 2)
+  code = np.asarray([0.5, -1.0], np.float32)
+  latent = train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, config=SMALL_TD3["td3"],
+                          n_evals=TD3_EVALS, curve=CURVE, actor=baselines.PolicyActor(policy, code, space))
+  decoded = np.asarray(space.decode(jnp.asarray(code)))[None]
+  at_code = evaluate(left_car, policy, decoded, CURVE).returns[0, task_index(left_car, "left")]
+  np.testing.assert_allclose(latent.returns[0], at_code, rtol=1e-5)
+  u = np.asarray(latent.params[1])
+  assert u.shape == (2,) and not np.allclose(u, np.asarray(code)), u  # the code moved (u: its coordinates)
   # as a sequence's second phase: TD3 starts from each seed's decoded latent result
   configs = {"latent_pgpe": lsc.PGPEConfig(population=4, episodes=1), "td3_policy": SMALL_TD3["td3"],
              "latent_then_td3": lsc.SequenceConfig(fraction=0.25)}

@@ -462,7 +462,8 @@ def test_method_settings_by_name_and_a_sequence_refused_before_any_work(mountain
   # a second phase that cannot start where the first ended: refused by check, and by
   # run_method before it writes anything
   with registered(Sequence("latent_then_td3_test", ("latent_pgpe", "td3"))) as sequence:
-    with pytest.raises(ValueError, match="latent_then_td3_test: td3 cannot start from another method's policy \(search methods"):
+    with pytest.raises(ValueError, match=r"latent_then_td3_test: td3 cannot start from another method's "
+                                         r"policy \(search methods"):
       sequence.check(MethodConfigs(), 10**6, mountain_car.episode_length)
     with pytest.raises(ValueError, match="td3 cannot start from another method's policy"):
       run_method("latent_then_td3_test", mountain_car, "goal", tmp_path / "refused", budget=10**6,
