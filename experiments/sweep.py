@@ -39,11 +39,11 @@ import shutil
 import sys
 import time
 
-import jax
 import numpy as np
 
 from experiments.sample_efficiency import RESULTS
 from lsc import jsonfile
+from lsc.jax_setup import release_executables
 from lsc.keys import SELECTION_EVAL_SEED, SELECTION_SEED
 from lsc.validate import integer
 
@@ -227,10 +227,9 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     with Bars(prefix="      ") as bars:
       results = pipeline.run(config, directory, log=lambda line: None, progress_fn=bars)
-    # each cell builds its env anew, so its programs are new; their CPU executables stay
-    # mapped while JAX's caches hold them, and a few dozen cells in one process exhausted
-    # the kernel's memory-map limit (LLVM "Cannot allocate memory"): release them
-    jax.clear_caches()
+    # each cell builds its env anew, so its programs are new, and a few dozen cells in one
+    # process exhausted the kernel's memory-map limit: release them before that
+    release_executables()
     finals = {task: results["curves"][task][args.method]["final_returns"] for task in results["curves"]}
     rows.append({"cell": name, "settings": cell, "seeds": config.search.seeds, "seconds": time.perf_counter() - start,
                  "tasks": {t: {"final_returns": f, "mean": float(np.mean(f))} for t, f in finals.items()}})

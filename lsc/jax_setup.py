@@ -100,3 +100,23 @@ def setup_command_line(join=None) -> None:
     join()
   quiet_dependencies()
   enable_compilation_cache()
+
+
+def release_executables(fraction: float = 0.5) -> bool:
+  """Drops JAX's in-memory caches (`jax.clear_caches`) if this process holds more than
+  `fraction` of the kernel's memory-map limit (Linux: the lines of /proc/self/maps
+  against vm.max_map_count; elsewhere it does nothing).  Compiled CPU executables stay
+  mapped while the caches hold them, and a long run of many programs (a pipeline of
+  dozens of searches, a sweep) otherwise dies at the limit with LLVM's "Cannot allocate
+  memory"; a program needed again comes back from the persistent cache.  Returns
+  whether it dropped them."""
+  try:
+    limit = int(pathlib.Path("/proc/sys/vm/max_map_count").read_text())
+    with open("/proc/self/maps", "rb") as maps:
+      used = sum(1 for _ in maps)
+  except (OSError, ValueError):
+    return False
+  if used <= fraction * limit:
+    return False
+  jax.clear_caches()
+  return True

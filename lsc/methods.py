@@ -37,6 +37,7 @@ from lsc import checkpoint, distributed, jsonfile
 from lsc.config import from_dict, to_dict
 from lsc.envs import default_backend, env_spec, import_quietly
 from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, on_grid
+from lsc.jax_setup import release_executables
 from lsc.keys import PHASE_TWO, seed_keys
 from lsc.policy import MLPPolicy
 from lsc.progress import ProgressFn, register_unit
@@ -475,10 +476,9 @@ class RLMethod(Method):
           progress_fn=report, overwrite=run.overwrite, curve=run.curve, actor=actor,
           checkpoint_path=directory / f"state_seed{s}" if self.algorithm in RESUMABLE and directory is not None
           else None))
-      # Brax's train() jits fresh closures on every call; their CPU executables stay mapped
-      # while JAX's caches hold them, and ~20 runs in one process exhausted the kernel's
-      # memory-map limit (LLVM "Cannot allocate memory").  Dropping the caches releases them.
-      jax.clear_caches()
+      # Brax's train() jits fresh closures on every call, and ~20 runs in one process
+      # exhausted the kernel's memory-map limit: release them before that
+      release_executables()
     outcome = Outcome(method=self.name, env_steps=np.stack([r.env_steps for r in runs]),
                       returns=np.stack([r.returns for r in runs]),
                       final_returns=np.asarray([r.final_return for r in runs], np.float64),

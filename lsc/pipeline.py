@@ -40,6 +40,7 @@ from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
 from lsc.distributed import on_main
 from lsc.envs import default_backend, env_spec
 from lsc.evaluation import EvalProtocol, evaluate
+from lsc.jax_setup import release_executables
 from lsc.keys import CURVE_EVAL_SEED, FINAL_EVAL_SEED, START_SEED, SUBSPACE_SEED
 from lsc.methods import (MethodConfigs, SearchMethod, Sequence, check_can_run, default_backend_for, get_method,
                          load_outcome, names, run_method)
@@ -299,6 +300,9 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       compute = lambda d: run_method(method, env, task, d, **run, spaces={
           k: b() for k, b in builders.items() if k in searched(method)} if reads == "autoencoder" else None).to_json()
       outcome = stages.run(name, search_config, compute, lambda d: load_outcome(d).to_json())
+      # the race preset's 24 Reacher searches of 10 seeds once exhausted the kernel's default
+      # memory-map limit (65,530) in one process: release compiled programs before that
+      release_executables()
       curves.setdefault(task, {})[method] = outcome
       finals.setdefault(task, {})[method] = outcome["final_returns"]
       log(f"      final return {np.mean(outcome['final_returns']):.2f} "

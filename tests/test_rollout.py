@@ -2,6 +2,7 @@
 step accounting, state samples, tracing, sharding and the MJX backend."""
 
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -107,6 +108,16 @@ def test_repeated_calls_trace_once(mountain_car, mc_policy):
     thetas = pool_thetas(mc_policy, seed, jnp.arange(7))
     rollout(mountain_car, mc_policy, thetas, keys(7, seed=seed), n_samples=4)
   assert fn._cache_size() == 1
+
+
+def test_compiled_programs_are_released_only_near_the_memory_map_limit():
+  # a pipeline of dozens of searches once died at the kernel's memory-map limit
+  from lsc.jax_setup import release_executables
+  double = jax.jit(lambda x: 2 * x)
+  double(jnp.ones(3))
+  assert not release_executables(1.0) and double._cache_size() == 1  # below the limit: kept
+  if pathlib.Path("/proc/self/maps").exists():
+    assert release_executables(0.0) and double._cache_size() == 0  # "near" it: released
 
 
 def test_bad_input_is_refused_before_compiling(mountain_car, mc_policy):
