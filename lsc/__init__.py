@@ -40,7 +40,7 @@ _EXPORTS = {
     "lsc.search": ("SearchSpace", "make_space", "euclidean_space", "identity_space", "linear_space",
                    "decoder_space", "search_init", "search_ask", "search_tell", "search_step", "search_center",
                    "make_fitness", "Scores", "Search", "SearchResult", "run_search", "SEARCH_EVAL"),
-    "lsc.baselines": ("train_baseline", "TaskReward"),
+    "lsc.baselines": ("train_baseline", "TaskReward", "PolicyActor"),
     "lsc.methods": ("METHODS", "register", "get_method", "SearchMethod", "Sequence", "SequenceConfig", "RLMethod",
                     "MethodConfigs", "run_method", "Outcome"),
     "lsc.pipeline": ("ExperimentConfig", "SearchSettings"),  # lsc.pipeline.run(config, out): the whole method

@@ -468,7 +468,8 @@ def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, cur
       n_critics=config.n_critics, hidden_layer_sizes=config.hidden,
       normalize_observations=config.normalize_observations, seed=seed, num_evals=n_evals,
       policy_params_fn=curve.record, checkpoint_fn=save, resume=resume,
-      policy_network=None if actor is None else actor.network())
+      policy_network=None if actor is None else actor.network(), prefill=config.prefill,
+      actor_warmup=config.actor_warmup)
   return params
 
 

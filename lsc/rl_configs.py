@@ -145,11 +145,18 @@ class TD3Config:
   n_critics: int = 2                    # [n_critics] the target is the smallest
   normalize_observations: bool = True   # [normalize_observations]
   hidden: tuple[int, ...] = (64, 64)    # [hidden_layer_sizes] actor and critics
+  # for an actor that starts from a chosen policy (lsc.baselines.PolicyActor): what fills the
+  # replay buffer first ("uniform" random actions; "actor": the starting actor with
+  # exploration noise) and for how many env steps after that only the critics learn
+  prefill: str = "uniform"              # [prefill] "uniform" | "actor"
+  actor_warmup: int = 0                 # [actor_warmup] env steps after the prefill, actor frozen
 
   def __post_init__(self):
     _check_positive(self, ("num_envs", "batch_size", "grad_updates_per_step", "learning_rate", "discounting",
                            "tau", "reward_scaling", "max_replay_size", "policy_delay", "n_critics"))
-    _check_non_negative(self, ("exploration_noise", "policy_noise", "noise_clip"))
+    _check_non_negative(self, ("exploration_noise", "policy_noise", "noise_clip", "actor_warmup"))
+    if self.prefill not in ("uniform", "actor"):
+      raise ValueError(f"{type(self).__name__}.prefill must be 'uniform' or 'actor', got {self.prefill!r}")
     _check_replay(self)
     _check_hidden(self, ("hidden",))
 

@@ -100,7 +100,8 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
           normalize_observations: bool = True, seed: int = 0, num_evals: int = 10,
           policy_params_fn: Callable | None = None, progress_fn: Callable | None = None,
           checkpoint_fn: Callable | None = None, resume=None,
-          policy_network: brax_networks.FeedForwardNetwork | None = None):
+          policy_network: brax_networks.FeedForwardNetwork | None = None, prefill: str = "uniform",
+          actor_warmup: int = 0):
   """Trains TD3 (defaults) or DDPG (`n_critics=1, policy_delay=1, policy_noise=0`) on
   `environment` for at most `num_timesteps` env steps: the prefill, then `num_evals`
   epochs of equal whole actor steps.  Before any env step `policy_params_fn(0,
@@ -111,10 +112,17 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
   uninterrupted run would.  `policy_network` replaces Brax's policy MLP as the actor
   (`init(key) -> params`, `apply(normalizer, params, obs) -> pre-tanh action (A,)`: e.g.
   an lsc policy over its flat parameters, started where another method ended); every
-  other draw of the run is unchanged.  Returns (make_policy, params, metrics), params =
-  (normalizer, policy)."""
+  other draw of the run is unchanged.  `prefill` "actor" fills the buffer with the
+  starting actor's noisy actions instead of uniform random ones, and for `actor_warmup`
+  env steps after the prefill only the critics (and their targets) learn, so a chosen
+  start is not moved by an untrained critic.  Returns (make_policy, params, metrics),
+  params = (normalizer, policy)."""
   obs_size, action_size = environment.observation_size, environment.action_size
   prefill_steps = -(-min_replay_size // num_envs)
+  actor_from = prefill_steps * num_envs + actor_warmup  # env steps before the actor's first update
+  if prefill not in ("uniform", "actor"):
+    raise ValueError(f"prefill must be 'uniform' or 'actor', got {prefill!r}")
+  uniform_prefill = prefill == "uniform"  # (the name `prefill` is the compiled prefill below)
   steps_per_epoch = (num_timesteps // num_envs - prefill_steps) // num_evals
   if steps_per_epoch < 1:
     raise ValueError(f"num_timesteps {num_timesteps} leaves no actor step per epoch after the prefill")
@@ -145,12 +153,14 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
     updates, p_opt_state = policy_opt.update(p_grads, ts.policy_opt_state, ts.policy_params)
     policy_params = optax.apply_updates(ts.policy_params, updates)
     delayed = ts.gradient_steps % policy_delay == 0  # the actor and the targets move together
-    pick = lambda new, old: jax.tree.map(lambda n, o: jnp.where(delayed, n, o), new, old)
+    # ... once the critics have warmed up (without a warm-up: the plain TD3 program, unchanged)
+    acts = delayed if actor_warmup == 0 else delayed & (ts.env_steps >= actor_from)
+    pick = lambda when, new, old: jax.tree.map(lambda n, o: jnp.where(when, n, o), new, old)
     ts = ts._replace(q_params=q_params, q_opt_state=q_opt_state,
-                     policy_params=pick(policy_params, ts.policy_params),
-                     policy_opt_state=pick(p_opt_state, ts.policy_opt_state),
-                     target_q_params=pick(polyak(ts.target_q_params, q_params), ts.target_q_params),
-                     target_policy_params=pick(polyak(ts.target_policy_params, policy_params),
+                     policy_params=pick(acts, policy_params, ts.policy_params),
+                     policy_opt_state=pick(acts, p_opt_state, ts.policy_opt_state),
+                     target_q_params=pick(delayed, polyak(ts.target_q_params, q_params), ts.target_q_params),
+                     target_policy_params=pick(acts, polyak(ts.target_policy_params, policy_params),
                                                ts.target_policy_params),
                      gradient_steps=ts.gradient_steps + 1)
     return (ts, key), {"critic_loss": q_loss, "actor_loss": p_loss}
@@ -185,7 +195,7 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
     def step(carry, _):
       ts, env_state, buffer_state, key = carry
       key, act_key = jax.random.split(key)
-      ts, env_state, buffer_state = collect(ts, env_state, buffer_state, act_key, random=True)
+      ts, env_state, buffer_state = collect(ts, env_state, buffer_state, act_key, random=uniform_prefill)
       return (ts, env_state, buffer_state, key), None
     return jax.lax.scan(step, carry, None, length=prefill_steps)[0]
 

@@ -315,6 +315,14 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   assert theta.shape == (policy.num_params,)  # the actor's parameters are the policy's flat theta
   final = evaluate(left_car, policy, theta[None], PROTOCOL).returns[0, task_index(left_car, "left")]
   np.testing.assert_allclose(final, result.final_return, rtol=1e-5)
+  # with the buffer filled by the start and the actor frozen past the budget, only the
+  # critics learn: the actor ends where it started
+  frozen = train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, n_evals=TD3_EVALS, curve=CURVE, actor=actor,
+                          config=dataclasses.replace(SMALL_TD3["td3"], prefill="actor", actor_warmup=TD3_BUDGET))
+  np.testing.assert_array_equal(np.asarray(frozen.params[1]), start)
+  np.testing.assert_array_equal(frozen.returns, np.full_like(frozen.returns, frozen.returns[0]))
+  with pytest.raises(ValueError, match="prefill must be 'uniform' or 'actor'"):
+    TD3Config(prefill="expert")
   with pytest.raises(ValueError, match="only td3, ddpg take an lsc policy as their actor"):
     train_baseline(left_car, "left", "ppo", TD3_BUDGET, 0, PROTOCOL, actor=actor)
   with pytest.raises(ValueError, match="action bounds"):
