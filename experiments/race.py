@@ -132,43 +132,54 @@ def markdown(result: dict) -> str:
 
 
 def plot_profiles(result: dict, path: pathlib.Path) -> None:
-  """The performance profiles of each group, 95 % bands; a label's colour as in every plot."""
+  """The performance profiles of each group, 95 % bands; a label's style as in every plot."""
   plt = pyplot()
   groups = result["groups"]
   fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(5.6 * max(len(groups), 1), 4.0), squeeze=False)
   for ax, (group, g) in zip(axes[0], groups.items()):
     for label in g["included"]:
-      band(ax, cmp.TAUS, g["profile"][label], f"C{result['labels'].index(label) % 10}", label)
+      band(ax, cmp.TAUS, g["profile"][label], *style(label, result["labels"]), label)
     ax.set(xlabel="normalised final score tau", ylabel="fraction of runs scoring above tau",
            title=f"{group} ({len(g['tasks'])} tasks)")
   save(fig, axes[0], path)
 
 
-def band(ax, x, curve, color: str, label: str) -> None:
+def style(label: str, labels: list[str]) -> tuple:
+  """(colour, line style) of `label` in every plot: one colour per method (tab10, or tab20
+  beyond 10 methods, so no two share one), solid for its reward-chosen or only start,
+  dashed for `@mean`."""
+  methods = list(dict.fromkeys(name.split("@")[0] for name in labels))
+  colours = pyplot().get_cmap("tab10" if len(methods) <= 10 else "tab20")
+  return colours(methods.index(label.split("@")[0]) % colours.N), "--" if "@" in label else "-"
+
+
+def band(ax, x, curve, color, linestyle: str, label: str) -> None:
   """A line with its 95 % band: curve = (point, low, high), each like x."""
   point, low, high = curve
-  ax.plot(x, point, color=color, label=label)
-  ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
+  ax.plot(x, point, color=color, linestyle=linestyle, label=label)
+  ax.fill_between(x, low, high, color=color, alpha=0.12, linewidth=0)
 
 
 def save(fig, axes, path) -> None:
-  """Grids and legends on `axes`, then `fig` written to `path` and closed."""
+  """Grids and legends (beside each axes: many methods would cover the curves) on
+  `axes`, then `fig` written to `path` and closed."""
   for ax in axes:
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
   pyplot().close(fig)
 
 
 def plot_curves(task: dict, labels: list[str], path: pathlib.Path) -> None:
   """One task's IQM learning curves (own env steps, nothing charged), 95 % bands, the
-  threshold dashed; a label's colour: its place in `labels`, as in every plot."""
+  threshold dotted; a label's style (`style`) as in every plot."""
   plt = pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  ax.xaxis.set_major_formatter(plt.matplotlib.ticker.EngFormatter())  # 250k, 1M
   for label, m in task["methods"].items():
-    band(ax, task["eval_steps"], m["curve"], f"C{labels.index(label) % 10}", f"{label} ({m['seeds']} seeds)")
-  ax.axhline(task["threshold"], color="0.3", linestyle="--", linewidth=1, label="threshold")
+    band(ax, task["eval_steps"], m["curve"], *style(label, labels), f"{label} ({m['seeds']} seeds)")
+  ax.axhline(task["threshold"], color="0.3", linestyle=":", linewidth=1.2, label="threshold")
   ax.set(xlabel="env steps (own; no collection charged)", ylabel="return (IQM over seeds)",
          title=f"{task['env']} / {task['task']}")
   save(fig, [ax], path)

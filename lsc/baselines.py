@@ -83,6 +83,7 @@ from brax.training.agents.sac import train as sac
 
 from lsc import checkpoint, td3
 from lsc.compat import ensure_device_put_replicated
+from lsc.config import to_dict
 from lsc.envs import env_spec
 from lsc.evaluation import CURVE_EVAL, EvalProtocol
 from lsc.policy import MLPPolicy
@@ -435,7 +436,7 @@ def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, cur
   The checkpoint holds the curve measured so far, so the curve's protocol is part of
   its identity: a resume under another protocol is refused, never relabelled."""
   identity = {"method": method, "task": task, "reward": task_fingerprint(env.unwrapped, task),
-              "config": dataclasses.asdict(config), "budget": int(budget),
+              "config": to_dict(config), "budget": int(budget),
               "seed": int(seed), "n_evals": int(n_evals), "env": env.name, "backend": env.backend,
               "episode_length": env.episode_length, "curve": dataclasses.asdict(curve_protocol),
               **({} if actor is None else {"actor": actor.identity()})}

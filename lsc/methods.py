@@ -37,7 +37,6 @@ from lsc import checkpoint, distributed, jsonfile
 from lsc.config import from_dict, to_dict
 from lsc.envs import default_backend, env_spec, import_quietly
 from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, on_grid
-from lsc.jax_setup import release_executables
 from lsc.keys import PHASE_TWO, seed_keys
 from lsc.policy import MLPPolicy
 from lsc.progress import ProgressFn, register_unit
@@ -182,7 +181,9 @@ class Method:
   def identity(self, configs=None, env=None) -> dict:
     """Every setting a run reads, defaults included: in a pipeline stage's key, so a
     changed setting or default recomputes the stage."""
-    return {"kind": type(self).__name__, "config": to_dict(self.settings(configs), omit_defaults=False)}
+    # defaults included, but a field marked omit_default (added later, its default the earlier
+    # behaviour) only once set: the keys of runs from before it still match
+    return {"kind": type(self).__name__, "config": to_dict(self.settings(configs))}
 
   def check(self, configs, budget: int, episode_length: int, *, spent: int = 0, dims: Mapping[str, int] | None = None,
             n_evals: int = 10, backend: str | None = None) -> None:
@@ -383,7 +384,10 @@ class Sequence(Method):
                      configs, sub(1)).after(one.final_env_steps)
     # both phases' seconds and generations summed (the final evaluation's: the second
     # phase's, the first's is only recorded in its result), and the first's generations
-    timings = {k: v + (one.timings.get(k, 0.0) if k != "final_eval_s" else 0) for k, v in two.timings.items()}
+    keys = {*two.timings, *(k for k in one.timings if k != "final_eval_s")}  # an RL phase has other keys
+    timings = {k: two.timings.get(k, 0.0) + (one.timings.get(k, 0.0) if k != "final_eval_s" else 0.0) for k in keys}
+    if "total_s" in two.timings and "total_s" not in one.timings:  # an RL phase's wall time: add the search's
+      timings["total_s"] += one.timings.get("compile_s", 0.0) + one.timings.get("search_s", 0.0)
     timings[f"{first.name}_generations"] = one.timings["generations"]
     return dataclasses.replace(two, method=self.name, env_steps=np.concatenate([one.env_steps, two.env_steps], 1),
                                returns=np.concatenate([one.returns, two.returns], 1), timings=timings,
@@ -433,7 +437,8 @@ class RLMethod(Method):
 
   def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
     if spent:
-      raise ValueError(f"{self.name} starts from nothing chosen on the task: spent must be 0, got {spent:,}")
+      raise ValueError(f"{self.name} takes no env steps charged before it (got {spent:,}: e.g. "
+                       "search.latent_start=best_decoded); start it from the mean or best code")
     check_rl_budget(self.algorithm, budget, self.settings(configs), n_evals)
     if backend is not None:
       check_rl_devices(self.settings(configs), backend)
@@ -476,9 +481,10 @@ class RLMethod(Method):
           progress_fn=report, overwrite=run.overwrite, curve=run.curve, actor=actor,
           checkpoint_path=directory / f"state_seed{s}" if self.algorithm in RESUMABLE and directory is not None
           else None))
-      # Brax's train() jits fresh closures on every call, and ~20 runs in one process
-      # exhausted the kernel's memory-map limit: release them before that
-      release_executables()
+      # Brax's train() jits fresh closures on every call, never reused: their CPU executables
+      # stay mapped and in memory while JAX's caches hold them (~20 runs in one process
+      # exhausted the kernel's memory-map limit), so drop them after every seed
+      jax.clear_caches()
     outcome = Outcome(method=self.name, env_steps=np.stack([r.env_steps for r in runs]),
                       returns=np.stack([r.returns for r in runs]),
                       final_returns=np.asarray([r.final_return for r in runs], np.float64),

@@ -122,7 +122,7 @@ class MLPPolicy:
   def pre_squash(self, theta: jax.Array, obs: jax.Array) -> jax.Array:
     """The output layer before tanh for obs (..., obs_size) under theta (P,): (...,
     action_size); with bounds [-1, 1] the action is its tanh (how an RL agent's actor
-    that is this policy emits it: `lsc.baselines.policy_actor`)."""
+    that is this policy emits it: `lsc.baselines.PolicyActor`)."""
     return self.pre_squash_layers(self.unflatten(theta), obs)
 
   def pre_squash_layers(self, layers, obs: jax.Array) -> jax.Array:

@@ -148,8 +148,10 @@ class TD3Config:
   # for an actor that starts from a chosen policy (lsc.baselines.PolicyActor): what fills the
   # replay buffer first ("uniform" random actions; "actor": the starting actor with
   # exploration noise) and for how many env steps after that only the critics learn
-  prefill: str = "uniform"              # [prefill] "uniform" | "actor"
-  actor_warmup: int = 0                 # [actor_warmup] env steps after the prefill, actor frozen
+  # (omit_default: at their defaults, plain TD3's program, so they stay out of the stage
+  # keys and checkpoint identities written before they existed)
+  prefill: str = dataclasses.field(default="uniform", metadata={"omit_default": True})  # [prefill] or "actor"
+  actor_warmup: int = dataclasses.field(default=0, metadata={"omit_default": True})  # [actor_warmup] env steps
 
   def __post_init__(self):
     _check_positive(self, ("num_envs", "batch_size", "grad_updates_per_step", "learning_rate", "discounting",

@@ -22,6 +22,7 @@ complete identity themselves and are checked against it when resumed
 (`lsc.checkpoint.check_record`): the same rule, held by the artifact.
 """
 
+import dataclasses
 import fnmatch
 import json
 import os
@@ -63,8 +64,10 @@ def recorded_dataset_key(record: dict) -> dict:
   """The `dataset_key` a dataset artifact's record (`checkpoint.read_record`) holds
   (None for what an older lsc did not record)."""
   saved = record.get("config", {})
-  fields = to_dict(CollectConfig())
-  return {"collect": {k: saved.get(k) for k in fields}, "rewards": saved.get("rewards"),
+  # the CollectConfig fields the record holds: `to_dict` leaves out those marked omit_default
+  # at their defaults, so a field the record lacks was at its default when collected
+  collect = {f.name: saved[f.name] for f in dataclasses.fields(CollectConfig) if f.name in saved}
+  return {"collect": collect, "rewards": saved.get("rewards"),
           "novelty_kernel": saved.get("novelty_kernel")}
 
 

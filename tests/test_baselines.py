@@ -342,6 +342,12 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
              "latent_then_td3": lsc.SequenceConfig(fraction=0.25)}
   budget = 8_000
   outcome = run_method("latent_then_td3", left_car, "left", budget=budget, seeds=2, protocol=PROTOCOL, curve=CURVE,
-                       configs=configs, policy=policy, latent=lsc.linear_space(policy, 2), n_evals=TD3_EVALS)
+                       configs=configs, policy=policy, latent=space, n_evals=TD3_EVALS)
   assert outcome.final_returns.shape == (2,) and np.all(outcome.final_env_steps <= budget)
   assert np.isfinite(outcome.eval_returns).all() and np.all(np.diff(outcome.env_steps, axis=1) > 0)
+  # the TD3 phase's curve continues on the run's grid after the latent phase: step 0 is still
+  # the latent search's start (the space's centre), not TD3's first policy
+  centre = np.asarray(space.decode(space.center))[None]
+  at_centre = evaluate(left_car, policy, centre, CURVE).returns[0, task_index(left_car, "left")]
+  np.testing.assert_allclose(outcome.eval_returns[:, 0], at_centre, rtol=1e-5)
+  assert np.all(outcome.final_env_steps > budget // 2)  # both phases charged

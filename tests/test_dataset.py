@@ -260,3 +260,18 @@ def test_a_collect_no_machine_could_hold_is_refused_before_work(monkeypatch):
     dataclasses.replace(TINY, policy=PolicyConfig("medium"), pool=2, n_neighbors=1, n_probe=10**8).resolved()
   inputs = TINY.resolved().training_inputs()  # what a training on it is checked against, known before collecting
   assert inputs["dataset_size"] == 30 and inputs["num_params"] == 17 and inputs["n_probe"] == 32
+
+
+def test_a_dataset_key_reads_back_from_its_record_whatever_is_set():
+  # `lsc collect --store indices` (or with a novelty search) once refused its own dataset on a
+  # rerun: fields left out of the record at their defaults were read back as None
+  from lsc import store
+  from lsc.config import to_dict
+  for extra in ({}, {"store": "indices"}, {"generations": 5, "offspring": 10, "mutation_std": 0.2}):
+    config = CollectConfig(pool=64, **extra).resolved()
+    # what `lsc.dataset._record_config` writes: the config's fields (as to_dict leaves them) and more
+    record = {"config": {**to_dict(config), "env_steps": 1, "tasks": [], "rewards": store.fingerprint("mountain_car"),
+                         "novelty_kernel": store.KERNEL_VERSION}}
+    assert store.differences(store.recorded_dataset_key(record), store.dataset_key(config)) == {}, extra
+    other = store.dataset_key(CollectConfig(pool=64, **{**extra, "seed": 1}).resolved())
+    assert set(store.differences(store.recorded_dataset_key(record), other)) == {"collect.seed"}
