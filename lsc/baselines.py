@@ -193,8 +193,9 @@ class PolicyActor:
 
   Without `space` the actor's parameters are the policy's flat θ (P,): from `start`
   (P,) or, without one, from `policy.init` of the run's actor key.  With `space` (an
-  `lsc.search.SearchSpace`, e.g. a trained decoder's latent space) they are the space's
-  coordinates u (k,), z = center + scale * u, θ = space.decode(z): the critic's gradient
+  `lsc.search.SearchSpace`, e.g. a trained decoder's latent space) they are (u, space):
+  the space's coordinates u (k,), z = center + scale * u, θ = space.decode(z), and the
+  space itself, held fixed; the critic's gradient
   reaches z through the frozen decoder (the chain rule ∇z J = (∂θ/∂z)ᵀ ∇θ J), from
   `start` (k,) a code or, without one, the space's centre."""
   policy: MLPPolicy
@@ -225,19 +226,21 @@ class PolicyActor:
       return brax_networks.FeedForwardNetwork(init=init,
                                               apply=lambda normalizer, theta, obs: policy.pre_squash(theta, obs))
     u0 = jnp.zeros(space.dim, jnp.float32) if start is None else (start - space.center) / space.scale
-    decode = lambda u: space.decode(space.center + space.scale * u)
-    return brax_networks.FeedForwardNetwork(init=lambda key: u0,
-                                            apply=lambda normalizer, u, obs: policy.pre_squash(decode(u), obs))
+
+    def apply(normalizer, params, obs):
+      # the space travels in the parameters, as arrays the compiled programs take (never
+      # constants they close over), frozen: no gradient, so Adam never moves it
+      u, frozen = params[0], jax.tree.map(jax.lax.stop_gradient, params[1])
+      return policy.pre_squash(frozen.decode(frozen.center + frozen.scale * u), obs)
+    return brax_networks.FeedForwardNetwork(init=lambda key: (u0, space), apply=apply)
 
   def identity(self) -> dict:
     """What a checkpoint of a run with this actor is only valid for: the policy's
-    shape and normalisation, and the start's content hash (None: the policy's init)."""
-    policy = self.policy
-    normalization = None if policy.obs_scale is None else [list(policy.obs_shift), list(policy.obs_scale)]
+    shape and normalisation (`checkpoint.policy_shape`) and init scheme, the start's
+    content hash (None: the policy's init) and the space's fingerprint."""
     start = (None if self.start is None else
              hashlib.sha256(np.asarray(self.start, np.float32).tobytes()).hexdigest()[:20])
-    return {"hidden": list(policy.hidden), "activation": policy.activation, "init": policy.init_scheme,
-            "obs_normalization": normalization, "start": start,
+    return {**checkpoint.policy_shape(self.policy), "init": self.policy.init_scheme, "start": start,
             **({} if self.space is None else {"space": self.space.fingerprint()})}
 
 

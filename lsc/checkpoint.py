@@ -540,8 +540,12 @@ def policy_identity(env, policy) -> dict:
   """What parameter arrays of `policy` on `env` are only valid for: env name, backend,
   episode length and the policy's shape and input normalisation.  Stages put this in
   their artifacts' identity."""
-  normalization = None if policy.obs_scale is None else [list(policy.obs_shift), list(policy.obs_scale)]
   return {"env": env.name, "backend": env.backend, "episode_length": env.episode_length,
-          "policy": {"obs_size": policy.obs_size, "action_size": policy.action_size,
-                     "hidden": list(policy.hidden), "activation": policy.activation,
-                     "num_params": policy.num_params, "obs_normalization": normalization}}
+          "policy": policy_shape(policy)}
+
+
+def policy_shape(policy) -> dict:
+  """The policy part of `policy_identity`: its sizes, activation and input normalisation."""
+  normalization = None if policy.obs_scale is None else [list(policy.obs_shift), list(policy.obs_scale)]
+  return {"obs_size": policy.obs_size, "action_size": policy.action_size, "hidden": list(policy.hidden),
+          "activation": policy.activation, "num_params": policy.num_params, "obs_normalization": normalization}

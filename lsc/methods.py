@@ -150,12 +150,18 @@ class Run:
     return eval_grid(self.budget, self.n_evals) if self.grid is None else np.asarray(self.grid, np.int64)
 
 
+def charged_before(run: Run) -> np.ndarray:
+  """(S,) int64: the env steps each seed was charged before this method's run began
+  (`spent`, and a sequence's first phase, `offsets`)."""
+  offsets = np.zeros(run.seeds, np.int64) if run.offsets is None else np.asarray(run.offsets, np.int64)
+  return run.spent + offsets
+
+
 def run_grid(run: Run) -> np.ndarray:
   """The run's learning-curve grid as env steps of this method's own run, per seed
   (S, P) int64: the run's grid less what each seed was charged before it (negative:
   points before it began)."""
-  before = np.zeros(run.seeds, np.int64) if run.offsets is None else np.asarray(run.offsets, np.int64)
-  return run.points[None, :] - run.spent - before[:, None]
+  return run.points[None, :] - charged_before(run)[:, None]
 
 
 class Method:
@@ -408,7 +414,6 @@ class RLMethod(Method):
   name: str
   config: Any
   help: str = ""
-  reads: str = "env"
   multi_process: bool = False
   warp: bool = False
   agent: str = ""
@@ -416,12 +421,14 @@ class RLMethod(Method):
   space: str | None = None  # "latent": the actor's parameters are latent coordinates
 
   def __post_init__(self):
-    reads = "autoencoder" if self.space == "latent" else "policy"
-    if self.policy_actor and (self.algorithm not in RESUMABLE or self.reads != reads):
-      raise ValueError(f"{self.name}: an lsc policy as actor needs agent {' or '.join(RESUMABLE)} and "
-                       f"reads={reads!r}")
+    if self.policy_actor and self.algorithm not in RESUMABLE:
+      raise ValueError(f"{self.name}: an lsc policy as actor needs agent {' or '.join(RESUMABLE)}")
     if self.space not in (None, "latent") or (self.space and not self.policy_actor):
       raise ValueError(f"{self.name}: space is None or 'latent' (with policy_actor), got {self.space!r}")
+
+  @property
+  def reads(self) -> str:  # the env alone, unless its actor is the lsc policy (in the latent space)
+    return "autoencoder" if self.space == "latent" else "policy" if self.policy_actor else "env"
 
   @property
   def algorithm(self) -> str:
@@ -494,8 +501,7 @@ class RLMethod(Method):
                       # the policy held at each grid point: the last one evaluated at or before it
                       eval_steps=run.points,
                       # (on the run's grid: after the env steps charged before it, a sequence's first phase)
-                      eval_returns=on_grid(np.stack([r.env_steps for r in runs])
-                                           + (run.points[:1] - run_grid(run)[:, :1]),
+                      eval_returns=on_grid(np.stack([r.env_steps for r in runs]) + charged_before(run)[:, None],
                                            np.stack([r.returns for r in runs]), run.points))
     if directory is None:
       return outcome
@@ -565,10 +571,10 @@ for _short, _label, _latent, _param in (
 # (from its random init) or after a latent search / the start control (from where it ended)
 register(RLMethod("td3_policy", RL_CONFIGS["td3"](), "TD3 whose actor is the lsc policy (the dataset's "
                   "architecture), from its random init or where a sequence's first phase ended",
-                  reads="policy", agent="td3", policy_actor=True))
+                  agent="td3", policy_actor=True))
 register(RLMethod("latent_td3", RL_CONFIGS["td3"](), "TD3 whose actor is the decoder's policy at a latent code, "
                   "trained through the frozen decoder by the critic's gradient, from the latent start",
-                  reads="autoencoder", agent="td3", policy_actor=True, space="latent"))
+                  agent="td3", policy_actor=True, space="latent"))
 register(Sequence("latent_then_td3", ("latent_pgpe", "td3_policy"), SequenceConfig(fraction=0.25),
                   "latent PGPE, then TD3 with the lsc policy as actor from each seed's decoded result",
                   dirs=("latent", "td3")))

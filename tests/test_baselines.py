@@ -335,7 +335,8 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   decoded = np.asarray(space.decode(jnp.asarray(code)))[None]
   at_code = evaluate(left_car, policy, decoded, CURVE).returns[0, task_index(left_car, "left")]
   np.testing.assert_allclose(latent.returns[0], at_code, rtol=1e-5)
-  u = np.asarray(latent.params[1])
+  u = np.asarray(latent.params[1][0])  # (u, the space, frozen)
+  np.testing.assert_array_equal(np.asarray(latent.params[1][1].weights["basis"]), np.asarray(space.weights["basis"]))
   assert u.shape == (2,) and not np.allclose(u, np.asarray(code)), u  # the code moved (u: its coordinates)
   # as a sequence's second phase: TD3 starts from each seed's decoded latent result
   configs = {"latent_pgpe": lsc.PGPEConfig(population=4, episodes=1), "td3_policy": SMALL_TD3["td3"],
