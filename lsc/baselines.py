@@ -1,4 +1,4 @@
-"""Baselines: Brax's PPO and SAC, and TD3 and DDPG (`lsc.td3`, built from Brax's parts),
+"""Baselines: Brax's PPO and SAC, and TD3 and DDPG (`lsc.off_policy`, built from Brax's parts),
 trained on an lsc env and task, with a learning curve measured under lsc's shared
 evaluation protocol.
 
@@ -30,15 +30,18 @@ one before.  PPO then falls short of the budget by less than n_evals iterations;
 TD3 and DDPG, whose first epoch also holds the prefill, by up to (n_evals - 1) prefills
 more (2-4 % of the race's budgets).  The curve records the steps actually taken.
 
-Actor from the behaviour space: TD3 and DDPG can train an lsc policy as their actor
+Actor from the behaviour space: TD3, DDPG and SAC can train an lsc policy as their actor
 (`PolicyActor`: the dataset's architecture over its flat parameters, from its random
 init or from a start another method ended at, e.g. a latent search's decoded result);
-the critics stay Brax's.
+the critics stay Brax's.  SAC then trains in `lsc.off_policy` (Brax's SAC takes no
+other actor): the same losses, order and prefill as Brax's, on one device, the actor's
+scale state-independent.
 
-TD3 and DDPG count env steps as SAC does (prefill included) and train on one device;
-they write their whole state (networks, optimisers, replay buffer, envs, key) after
-every epoch when given a `checkpoint_path`, and a rerun resumes from it to the result
-of an uninterrupted run.  PPO and SAC cannot resume (Brax's train() has no way in).
+TD3 and DDPG (and SAC with an lsc actor) count env steps as SAC does (prefill included)
+and train on one device; they write their whole state (networks, optimisers, replay
+buffer, envs, key) after every epoch when given a `checkpoint_path`, and a rerun resumes
+from it to the result of an uninterrupted run.  PPO and Brax's SAC cannot resume (Brax's
+train() has no way in).
 
 How the parameters reach the evaluation: PPO hands them to its `policy_params_fn`
 callback after every training epoch.  SAC (brax 0.14.2) has no such callback; its only
@@ -81,7 +84,7 @@ from brax.training.agents.sac import checkpoint as sac_checkpoint
 from brax.training.agents.sac import networks as sac_networks
 from brax.training.agents.sac import train as sac
 
-from lsc import checkpoint, td3
+from lsc import checkpoint, off_policy
 from lsc.compat import ensure_device_put_replicated
 from lsc.config import to_dict
 from lsc.envs import env_spec
@@ -89,8 +92,9 @@ from lsc.evaluation import CURVE_EVAL, EvalProtocol
 from lsc.policy import MLPPolicy
 from lsc.methods import check_can_run
 from lsc.progress import ProgressFn
-from lsc.rl_configs import (CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig, TD3Config,  # noqa: F401 (re-exported)
-                            check_budget, check_devices, check_method, devices_for, min_budget, resolve_config)
+from lsc.rl_configs import (ACTOR_AGENTS, CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig,  # noqa: F401 (re-exported)
+                            TD3Config, check_budget, check_devices, check_method, devices_for, min_budget,
+                            resolve_config, resumable)
 from lsc.rollout import make_episode_fn
 from lsc.tasks import Transition, check_rewards, get_task, resolve_task, task_fingerprint, task_index
 
@@ -137,7 +141,7 @@ def devices_to_use(env, config: PPOConfig | SACConfig) -> int:
 
 
 def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int,
-               config, checkpoint_path=None) -> PPOConfig | SACConfig | TD3Config:
+               config, checkpoint_path=None, actor: bool = False) -> PPOConfig | SACConfig | TD3Config:
   """Every check that needs no compile, in the order a user would fix them; returns the
   resolved config."""
   check_method(method)
@@ -149,9 +153,9 @@ def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int
   if seed < 0:
     raise ValueError(f"seed must be >= 0, got {seed}")
   check_budget(method, budget, config, n_evals)
-  if checkpoint_path is not None and method not in RESUMABLE:
+  if checkpoint_path is not None and not resumable(method, actor):
     raise ValueError(f"{method} cannot resume (Brax's train() has no way in): checkpoint_path is for "
-                     f"{', '.join(RESUMABLE)}")
+                     f"{', '.join(RESUMABLE)} (and sac with an lsc actor)")
   check_devices(config, env.backend)
   return config
 
@@ -186,10 +190,10 @@ class _NullEnv(Env):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class PolicyActor:
-  """TD3's / DDPG's actor as lsc policy `policy` (the architecture of the dataset's
-  policies, so a policy of the behaviour space can be its start).  The action is tanh
-  of the policy's output layer (`MLPPolicy.pre_squash`), its own action for bounds
-  [-1, 1].
+  """TD3's, DDPG's or SAC's actor as lsc policy `policy` (the architecture of the
+  dataset's policies, so a policy of the behaviour space can be its start).  The action
+  is tanh of the policy's output layer (`MLPPolicy.pre_squash`), its own action for
+  bounds [-1, 1] (SAC's mode; SAC adds a state-independent scale, `off_policy.with_scale`).
 
   Without `space` the actor's parameters are the policy's flat θ (P,): from `start`
   (P,) or, without one, from `policy.init` of the run's actor key.  With `space` (an
@@ -217,7 +221,7 @@ class PolicyActor:
       self.space.check(policy)
 
   def network(self) -> brax_networks.FeedForwardNetwork:
-    """The actor as `lsc.td3.train`'s `policy_network` (the normaliser is ignored: the
+    """The actor as `lsc.off_policy.train`'s `policy_network` (the normaliser is ignored: the
     policy normalises its observations itself, if at all)."""
     policy, space = self.policy, self.space
     start = None if self.start is None else jnp.asarray(self.start, jnp.float32)
@@ -254,8 +258,8 @@ def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:
     return functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=config.hidden)
 
   def td3_networks(observation_size, action_size, preprocess_observations_fn):
-    return td3.make_networks(observation_size, action_size, preprocess_observations_fn, config.hidden,
-                             config.n_critics)
+    return off_policy.make_networks(observation_size, action_size, preprocess_observations_fn, config.hidden,
+                                    config.n_critics)
   return td3_networks
 
 
@@ -270,17 +274,22 @@ def _networks(method: str, env, config):
 def make_inference(method: str, env, config: PPOConfig | SACConfig, actor: PolicyActor | None = None) -> Callable:
   """Brax's `make_policy(params, deterministic=False)` for `method`'s networks as
   `train_baseline` builds them for `env` and `config` (the same call Brax makes inside
-  train(); TD3's / DDPG's actor replaced by `actor`'s policy if given);
+  train(); with `actor`, `lsc.off_policy`'s networks with its policy as the actor);
   `make_policy(result.params, deterministic=True)` is the final policy,
   `policy(obs (..., O), key) -> (action (..., A), extras)`."""
-  networks = _networks(method, env, config)
   if actor is not None:
-    networks = networks._replace(policy=actor.network())
+    spec = env_spec(env)
+    normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
+    networks = off_policy.make_networks(spec.observation_size, spec.action_size, normalize, config.hidden,
+                                        getattr(config, "n_critics", 2), "sac" if method == "sac" else "td3",
+                                        actor.network())
+    return off_policy.make_inference_fn(networks, getattr(config, "exploration_noise", 0.0))
+  networks = _networks(method, env, config)
   if method == "ppo":
     return ppo_networks.make_inference_fn(networks)
   if method == "sac":
     return sac_networks.make_inference_fn(networks)
-  return td3.make_inference_fn(networks, config.exploration_noise)
+  return off_policy.make_inference_fn(networks, config.exploration_noise)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,10 +441,11 @@ def _train_sac(env, config: SACConfig, budget: int, seed: int, n_evals: int, n_d
 KIND_STATE = "td3_state"
 
 
-def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, curve: "_Curve", method: str,
-               task: str, curve_protocol: EvalProtocol, checkpoint_path=None, overwrite: bool = False,
-               actor: PolicyActor | None = None):
-  """TD3 / DDPG through `lsc.td3.train`, checkpointed after every epoch at `checkpoint_path`.
+def _train_off_policy(env, config: TD3Config | SACConfig, budget: int, seed: int, n_evals: int, curve: "_Curve",
+                      method: str, task: str, curve_protocol: EvalProtocol, checkpoint_path=None,
+                      overwrite: bool = False, actor: PolicyActor | None = None):
+  """TD3 / DDPG (or SAC with an lsc actor) through `lsc.off_policy.train`, checkpointed
+  after every epoch at `checkpoint_path`.
   The checkpoint holds the curve measured so far, so the curve's protocol is part of
   its identity: a resume under another protocol is refused, never relabelled."""
   identity = {"method": method, "task": task, "reward": task_fingerprint(env.unwrapped, task),
@@ -462,18 +472,21 @@ def _train_td3(env, config: TD3Config, budget: int, seed: int, n_evals: int, cur
       checkpoint.save_artifact(checkpoint_path, arrays, kind=KIND_STATE, config={"epoch": epoch},
                                identity=identity)
 
-  _, params, _ = td3.train(
+  if method == "sac":  # Brax's SAC fills its buffer with its own (sampled) actions
+    only = dict(algorithm="sac", prefill="actor")
+  else:
+    only = dict(exploration_noise=config.exploration_noise, policy_noise=config.policy_noise,
+                noise_clip=config.noise_clip, policy_delay=config.policy_delay, n_critics=config.n_critics,
+                prefill=config.prefill)
+  _, params, _ = off_policy.train(
       env, brax_timesteps(method, config, budget, n_evals), env.episode_length, num_envs=config.num_envs,
       batch_size=config.batch_size, grad_updates_per_step=config.grad_updates_per_step,
       learning_rate=config.learning_rate, discounting=config.discounting, tau=config.tau,
       reward_scaling=config.reward_scaling, min_replay_size=config.min_replay_size,
-      max_replay_size=config.max_replay_size, exploration_noise=config.exploration_noise,
-      policy_noise=config.policy_noise, noise_clip=config.noise_clip, policy_delay=config.policy_delay,
-      n_critics=config.n_critics, hidden_layer_sizes=config.hidden,
+      max_replay_size=config.max_replay_size, hidden_layer_sizes=config.hidden,
       normalize_observations=config.normalize_observations, seed=seed, num_evals=n_evals,
       policy_params_fn=curve.record, checkpoint_fn=save, resume=resume,
-      policy_network=None if actor is None else actor.network(), prefill=config.prefill,
-      actor_warmup=config.actor_warmup)
+      policy_network=None if actor is None else actor.network(), actor_warmup=config.actor_warmup, **only)
   return params
 
 
@@ -504,15 +517,16 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   task, a config of the other method, a budget below `min_budget`, sizes not divisible
   by the device count) raises ValueError before anything is compiled.  TD3 / DDPG
   checkpoint every epoch at `checkpoint_path` and resume from a checkpoint of the same
-  run (ArtifactMismatch for another; `overwrite=True` starts afresh).  TD3 / DDPG take
-  `actor`, an lsc policy as their actor (`PolicyActor`).
+  run (ArtifactMismatch for another; `overwrite=True` starts afresh).  TD3, DDPG and SAC
+  take `actor`, an lsc policy as their actor (`PolicyActor`); SAC then trains in
+  `lsc.off_policy` and checkpoints and resumes as TD3 does.
   """
   env, task = resolve_task(env, task)  # any env; a task given as a reward function is scored too
   if actor is not None:
-    if method not in RESUMABLE:
-      raise ValueError(f"only {', '.join(RESUMABLE)} take an lsc policy as their actor, not {method}")
+    if method not in ACTOR_AGENTS:
+      raise ValueError(f"only {', '.join(ACTOR_AGENTS)} take an lsc policy as their actor, not {method}")
     actor.check(env)
-  config = _check_run(env, task, method, budget, seed, n_evals, config, checkpoint_path)
+  config = _check_run(env, task, method, budget, seed, n_evals, config, checkpoint_path, actor is not None)
   ensure_device_put_replicated()
   n_devices = devices_to_use(env, config)
   report = None if progress_fn is None else (lambda steps, value: progress_fn(method, steps, budget, {"return": value}))
@@ -521,9 +535,9 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   common = dict(episode_length=env.episode_length, action_repeat=1,
                 eval_env=_NullEnv(spec.observation_size, spec.action_size), num_eval_envs=1)
   start = time.perf_counter()
-  if method in RESUMABLE:
-    params = _train_td3(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), points, method, task,
-                        curve, checkpoint_path, overwrite, actor)
+  if resumable(method, actor is not None):
+    params = _train_off_policy(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), points, method,
+                               task, curve, checkpoint_path, overwrite, actor)
   else:
     trainer = _train_ppo if method == "ppo" else _train_sac
     params = trainer(TaskReward(env, task), config, int(budget), int(seed), int(n_evals), n_devices,

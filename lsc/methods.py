@@ -40,7 +40,7 @@ from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, on_grid
 from lsc.keys import PHASE_TWO, seed_keys
 from lsc.policy import MLPPolicy
 from lsc.progress import ProgressFn, register_unit
-from lsc.rl_configs import (CONFIGS as RL_CONFIGS, RESUMABLE, check_budget as check_rl_budget,
+from lsc.rl_configs import (ACTOR_AGENTS, CONFIGS as RL_CONFIGS, resumable, check_budget as check_rl_budget,
                             check_devices as check_rl_devices)
 from lsc.search import (SEARCH_EVAL, SUBSPACE_FORMAT, Search, SearchSpace, check_budget as check_search_budget, identity_space,
                         run_search, save_result)
@@ -407,7 +407,7 @@ class RLMethod(Method):
   the method's name), trained on the task's reward one seed at a time (in one process,
   not on MuJoCo Warp: Brax's training wrappers merge batched env states leaf by leaf,
   which Warp's contact buffer, shared by the batch, does not allow).  With
-  `policy_actor` (TD3, DDPG) its actor is the run's lsc policy (`lsc.baselines.PolicyActor`):
+  `policy_actor` (TD3, DDPG, SAC) its actor is the run's lsc policy (`lsc.baselines.PolicyActor`):
   over its parameters, from its random init or, as a sequence's second phase, from where
   the first ended; with `space` "latent", over the run's latent space's coordinates,
   from its centre (the latent start) or a first phase's final code."""
@@ -421,8 +421,8 @@ class RLMethod(Method):
   space: str | None = None  # "latent": the actor's parameters are latent coordinates
 
   def __post_init__(self):
-    if self.policy_actor and self.algorithm not in RESUMABLE:
-      raise ValueError(f"{self.name}: an lsc policy as actor needs agent {' or '.join(RESUMABLE)}")
+    if self.policy_actor and self.algorithm not in ACTOR_AGENTS:
+      raise ValueError(f"{self.name}: an lsc policy as actor needs agent {', '.join(ACTOR_AGENTS)}")
     if self.space not in (None, "latent") or (self.space and not self.policy_actor):
       raise ValueError(f"{self.name}: space is None or 'latent' (with policy_actor), got {self.space!r}")
 
@@ -452,7 +452,7 @@ class RLMethod(Method):
 
   def outputs(self, directory, seed, seeds):
     states = ({directory / f"state_seed{s}": "td3_state" for s in range(seed, seed + seeds)}
-              if self.algorithm in RESUMABLE else {})
+              if resumable(self.algorithm, self.policy_actor) else {})
     return {directory / "result": "baseline", **states}
 
   def seeds(self, run: Run) -> list[tuple[int, int]]:
@@ -486,7 +486,8 @@ class RLMethod(Method):
       runs.append(baselines.train_baseline(
           run.env, run.task, self.algorithm, run.budget, brax_seed, run.protocol, config=config, n_evals=run.n_evals,
           progress_fn=report, overwrite=run.overwrite, curve=run.curve, actor=actor,
-          checkpoint_path=directory / f"state_seed{s}" if self.algorithm in RESUMABLE and directory is not None
+          checkpoint_path=directory / f"state_seed{s}" if resumable(self.algorithm, self.policy_actor)
+          and directory is not None
           else None))
       # Brax's train() jits fresh closures on every call, never reused: their CPU executables
       # stay mapped and in memory while JAX's caches hold them (~20 runs in one process
@@ -557,7 +558,7 @@ register(Sequence("latent_then_param", ("latent_pgpe", "param_pgpe"), SequenceCo
                   "latent PGPE, then parameter PGPE from each seed's decoded result", dirs=("latent", "param")))
 register(SearchMethod("param_pgpe", "parameter", PGPEConfig(std_init=0.1, lr=1.0), "PGPE in the policy's parameters"))
 for _name, _help in (("ppo", "Brax PPO on the task's reward"), ("sac", "Brax SAC on the task's reward"),
-                     ("td3", "TD3 (lsc.td3, from Brax's parts) on the task's reward"),
+                     ("td3", "TD3 (lsc.off_policy, from Brax's parts) on the task's reward"),
                      ("ddpg", "DDPG (TD3 with one critic, no smoothing, no delay) on the task's reward")):
   register(RLMethod(_name, RL_CONFIGS[_name](), _help))
 for _short, _label, _latent, _param in (
@@ -567,11 +568,14 @@ for _short, _label, _latent, _param in (
     ("snes", "SNES", SNESConfig(std_init=0.5), SNESConfig(std_init=0.1))):
   register(SearchMethod(f"latent_{_short}", "latent", _latent, f"{_label} in a learned latent space"))
   register(SearchMethod(f"param_{_short}", "parameter", _param, f"{_label} in the policy's parameters"))
-# RL from the behaviour space: TD3 whose actor is the dataset's policy architecture, alone
-# (from its random init) or after a latent search / the start control (from where it ended)
+# RL from the behaviour space: TD3 and SAC whose actor is the dataset's policy architecture,
+# alone (from its random init) or after a latent search / the start control (from where it ended)
 register(RLMethod("td3_policy", RL_CONFIGS["td3"](), "TD3 whose actor is the lsc policy (the dataset's "
                   "architecture), from its random init or where a sequence's first phase ended",
                   agent="td3", policy_actor=True))
+register(RLMethod("sac_policy", RL_CONFIGS["sac"](), "SAC (lsc.off_policy, Brax's losses) whose actor is the lsc "
+                  "policy with a state-independent scale, from its random init or where a first phase ended",
+                  agent="sac", policy_actor=True))
 register(RLMethod("latent_td3", RL_CONFIGS["td3"](), "TD3 whose actor is the decoder's policy at a latent code, "
                   "trained through the frozen decoder by the critic's gradient, from the latent start",
                   agent="td3", policy_actor=True, space="latent"))
@@ -581,6 +585,12 @@ register(Sequence("latent_then_td3", ("latent_pgpe", "td3_policy"), SequenceConf
 register(Sequence("start_then_td3", ("start_param_pgpe", "td3_policy"), SequenceConfig(fraction=0.25),
                   "control for latent_then_td3: the start control (parameter PGPE from the latent search's start), "
                   "then TD3 from where it ended", dirs=("start", "td3")))
+register(Sequence("latent_then_sac", ("latent_pgpe", "sac_policy"), SequenceConfig(fraction=0.25),
+                  "latent PGPE, then SAC with the lsc policy as actor from each seed's decoded result",
+                  dirs=("latent", "sac")))
+register(Sequence("start_then_sac", ("start_param_pgpe", "sac_policy"), SequenceConfig(fraction=0.25),
+                  "control for latent_then_sac: the start control, then SAC from where it ended",
+                  dirs=("start", "sac")))
 # the controls (CONTROL_SPACES): PGPE with the settings of the space they stand beside
 register(SearchMethod("start_param_pgpe", "start", PGPEConfig(std_init=0.1, lr=1.0),
                       "control: parameter PGPE from the policy latent PGPE is started at (a dataset "

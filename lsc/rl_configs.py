@@ -104,11 +104,15 @@ class SACConfig:
   normalize_observations: bool = True   # [normalize_observations] running mean/std
   hidden: tuple[int, ...] = (64, 64)    # [network_factory: hidden_layer_sizes] policy and Q
   max_devices: int | None = None        # [max_devices_per_host] None: see module docstring
+  # with an lsc policy as actor (lsc.off_policy's SAC, on one device): env steps after the
+  # prefill for which only the critics learn (omit_default: Brax SAC's keys unchanged)
+  actor_warmup: int = dataclasses.field(default=0, metadata={"omit_default": True})
 
   def __post_init__(self):
     _check_positive(self, ("num_envs", "batch_size", "grad_updates_per_step", "learning_rate",
                            "discounting", "tau", "reward_scaling", "max_replay_size",
                            "max_devices"))
+    _check_non_negative(self, ("actor_warmup",))
     _check_replay(self)
     _check_hidden(self, ("hidden",))
 
@@ -121,7 +125,7 @@ class SACConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TD3Config:
-  """TD3 hyperparameters (argument of `lsc.td3.train` in brackets).  The published
+  """TD3 hyperparameters (argument of `lsc.off_policy.train` in brackets).  The published
   defaults (Fujimoto et al. 2018, Table 3 and their reference code): actor and critic
   lr 3e-4, batch 256, tau 0.005, discount 0.99, policy noise 0.2, noise clip 0.5,
   policy delay 2, exploration noise 0.1, networks [256, 256], 25k random start steps,
@@ -179,7 +183,14 @@ class DDPGConfig(TD3Config):
 
 
 CONFIGS = {"ppo": PPOConfig, "sac": SACConfig, "td3": TD3Config, "ddpg": DDPGConfig}
-RESUMABLE = ("td3", "ddpg")  # checkpointed every epoch (lsc.td3); Brax's PPO and SAC cannot resume
+RESUMABLE = ("td3", "ddpg")  # checkpointed every epoch (lsc.off_policy); Brax's PPO and SAC cannot resume
+ACTOR_AGENTS = ("td3", "ddpg", "sac")  # take an lsc policy as actor (lsc.off_policy: then SAC resumes too)
+
+
+def resumable(method: str, actor: bool = False) -> bool:
+  """Whether `method` trains in `lsc.off_policy` (so checkpoints every epoch and
+  resumes): TD3 and DDPG always, SAC with an lsc policy as its actor."""
+  return method in RESUMABLE or (actor and method in ACTOR_AGENTS)
 
 
 def check_method(method: str) -> str:

@@ -39,16 +39,28 @@ from lsc.novelty import KERNEL_VERSION
 from lsc.tasks import fingerprint
 
 
+class _Absent:
+  """The value of a field a key lacks (e.g. one written before lsc recorded the field)."""
+
+  def __repr__(self) -> str:
+    return "not recorded"
+
+
+ABSENT = _Absent()
+
+
 def differences(have: dict, want: dict) -> dict[str, tuple]:
   """{dotted field: (value in `have`, value in `want`)} for every field of two nested
-  keys that differs (lists and tuples alike; a field one of them lacks is None there)."""
+  keys that differs (lists and tuples alike; a field one of them lacks is `ABSENT` there)."""
   plain = lambda v: list(v) if isinstance(v, tuple) else v
   a, b = flatten(json.loads(json.dumps(have))), flatten(json.loads(json.dumps(want)))
-  return {k: (a.get(k), b.get(k)) for k in sorted({*a, *b}) if plain(a.get(k)) != plain(b.get(k))}
+  return {k: (a.get(k, ABSENT), b.get(k, ABSENT)) for k in sorted({*a, *b})
+          if plain(a.get(k, ABSENT)) != plain(b.get(k, ABSENT))}
 
 
 def describe(changed: dict[str, tuple], limit: int = 3) -> str:
-  """`differences` in words: "field X there, Y here" for up to `limit` fields."""
+  """`differences` in words: "field X there, Y here" for up to `limit` fields (a field
+  an older key lacks reads "not recorded there")."""
   words = [f"{k} {there!r} there, {here!r} here" for k, (there, here) in list(changed.items())[:limit]]
   return "; ".join(words) + ("; ..." if len(changed) > limit else "")
 
@@ -62,13 +74,12 @@ def dataset_key(config) -> dict:
 
 def recorded_dataset_key(record: dict) -> dict:
   """The `dataset_key` a dataset artifact's record (`checkpoint.read_record`) holds
-  (None for what an older lsc did not record)."""
+  (without what an older lsc did not record)."""
   saved = record.get("config", {})
   # the CollectConfig fields the record holds: `to_dict` leaves out those marked omit_default
   # at their defaults, so a field the record lacks was at its default when collected
   collect = {f.name: saved[f.name] for f in dataclasses.fields(CollectConfig) if f.name in saved}
-  return {"collect": collect, "rewards": saved.get("rewards"),
-          "novelty_kernel": saved.get("novelty_kernel")}
+  return {"collect": collect, **{k: saved[k] for k in ("rewards", "novelty_kernel") if k in saved}}
 
 
 def phase_dirs() -> set[str]:

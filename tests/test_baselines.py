@@ -323,7 +323,7 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   np.testing.assert_array_equal(frozen.returns, np.full_like(frozen.returns, frozen.returns[0]))
   with pytest.raises(ValueError, match="prefill must be 'uniform' or 'actor'"):
     TD3Config(prefill="expert")
-  with pytest.raises(ValueError, match="only td3, ddpg take an lsc policy as their actor"):
+  with pytest.raises(ValueError, match="only td3, ddpg, sac take an lsc policy as their actor"):
     train_baseline(left_car, "left", "ppo", TD3_BUDGET, 0, PROTOCOL, actor=actor)
   with pytest.raises(ValueError, match="action bounds"):
     baselines.PolicyActor(dataclasses.replace(policy, action_low=-2.0)).check(left_car)
@@ -352,3 +352,40 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   at_centre = evaluate(left_car, policy, centre, CURVE).returns[0, task_index(left_car, "left")]
   np.testing.assert_allclose(outcome.eval_returns[:, 0], at_centre, rtol=1e-5)
   assert np.all(outcome.final_env_steps > budget // 2)  # both phases charged
+
+
+def test_sac_trains_the_lsc_policy_as_its_actor_and_resumes(left_car, tmp_path):
+  # SAC from the behaviour space: lsc.off_policy's SAC (Brax's losses and order; Brax's
+  # SAC takes no other actor) with the lsc policy's output as its mean; 20,000 env steps
+  # find `left` (Brax's own SAC, same settings: 16.7-17.1 on seeds 0-1)
+  policy = make_policy(left_car, "medium", normalize_obs=True)
+  start = np.asarray(policy.init(jax.random.key(3)), np.float32)
+  actor = baselines.PolicyActor(policy, start)
+  config = SACConfig(hidden=(32, 32), min_replay_size=512, num_envs=8, grad_updates_per_step=4)
+  reports = []
+
+  def killed_in_epoch_2(stage, done, total, info):
+    reports.append(done)
+    if len(reports) == 3:  # after epoch 2's evaluation, before its checkpoint
+      raise KeyboardInterrupt
+
+  run = dict(config=config, n_evals=TD3_EVALS, curve=CURVE, actor=actor, checkpoint_path=tmp_path / "state")
+  with pytest.raises(KeyboardInterrupt):
+    train_baseline(left_car, "left", "sac", 20_000, 0, PROTOCOL, progress_fn=killed_in_epoch_2, **run)
+  resumed = train_baseline(left_car, "left", "sac", 20_000, 0, PROTOCOL, **run)
+  whole = train_baseline(left_car, "left", "sac", 20_000, 0, PROTOCOL, **{**run, "checkpoint_path": None})
+  np.testing.assert_array_equal(resumed.returns, whole.returns)
+  for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  before = evaluate(left_car, policy, start[None], CURVE).returns[0, task_index(left_car, "left")]
+  np.testing.assert_allclose(whole.returns[0], before, rtol=1e-5)  # step 0: the start, its mode the policy's
+  assert whole.final_return > 12 and whole.final_return > before + 5, whole.returns
+  theta, scale = (np.asarray(x) for x in whole.params[1])  # (the policy's flat theta, its raw scale (A,))
+  assert theta.shape == (policy.num_params,) and scale.shape == (policy.action_size,)
+  final = evaluate(left_car, policy, theta[None], PROTOCOL).returns[0, task_index(left_car, "left")]
+  np.testing.assert_allclose(final, whole.final_return, rtol=1e-5)
+  # the warm-up holds the actor and its scale while the critics learn
+  frozen = train_baseline(left_car, "left", "sac", TD3_BUDGET, 0, PROTOCOL, n_evals=TD3_EVALS, curve=CURVE, actor=actor,
+                          config=dataclasses.replace(config, actor_warmup=TD3_BUDGET))
+  np.testing.assert_array_equal(np.asarray(frozen.params[1][0]), start)
+  np.testing.assert_array_equal(np.asarray(frozen.params[1][1]), np.zeros(policy.action_size))

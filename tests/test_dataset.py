@@ -275,3 +275,9 @@ def test_a_dataset_key_reads_back_from_its_record_whatever_is_set():
     assert store.differences(store.recorded_dataset_key(record), store.dataset_key(config)) == {}, extra
     other = store.dataset_key(CollectConfig(pool=64, **{**extra, "seed": 1}).resolved())
     assert set(store.differences(store.recorded_dataset_key(record), other)) == {"collect.seed"}
+  # a dataset written before its record held the rewards' fingerprint says so (it once read
+  # "rewards None there"), and a field recorded as None is not mistaken for one never recorded
+  del record["config"]["rewards"]
+  said = store.describe(store.differences(store.recorded_dataset_key(record), store.dataset_key(config)))
+  assert said.startswith("rewards") and " not recorded there, " in said, said
+  assert store.describe(store.differences({"max": None}, {"max": 3})) == "max None there, 3 here"

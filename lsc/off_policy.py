@@ -1,14 +1,26 @@
-"""TD3 (Fujimoto et al. 2018) and DDPG, in the shape of Brax's SAC and built from Brax's
-parts: its training wrappers, `acting.actor_step`, `UniformSamplingQueue` replay buffer,
-network factories (`make_policy_network`, `make_q_network`) and running observation
-statistics, with the `train(environment, num_timesteps, ..., progress_fn)` convention.
-Brax 0.14 has neither algorithm.
+"""Off-policy actor-critic training on one device: TD3 (Fujimoto et al. 2018), DDPG and
+SAC, in the shape of Brax's SAC and built from Brax's parts: its training wrappers,
+`acting.actor_step`, `UniformSamplingQueue` replay buffer, network factories
+(`make_policy_network`, `make_q_network`, `make_sac_networks`), SAC losses and running
+observation statistics, with the `train(environment, num_timesteps, ..., progress_fn)`
+convention.  Brax 0.14 has neither TD3 nor DDPG; its SAC cannot resume or take another
+actor, so lsc's baselines run SAC here when its actor is an lsc policy.
 
 TD3: a deterministic policy a = tanh(mu(s)), twin critics, targets from the smaller
 target critic at a target action smoothed by clipped Gaussian noise, the actor and
 both target networks updated every `policy_delay` critic steps.  DDPG here is the
 TD3 paper's "our DDPG": one critic, no target smoothing, every step an actor update
 (`n_critics=1, policy_delay=1, policy_noise=0`), the same optimiser and sizes.
+
+SAC (`algorithm="sac"`; Haarnoja et al. 2018, as Brax 0.14.2's `agents.sac`): a tanh-
+normal policy, twin critics, a learned temperature (log alpha from 0, Adam 3e-4, target
+entropy -A/2), Brax's three losses in its order per gradient step (temperature, critics,
+then the actor against the critics before this step's update), the target critics
+averaged every step, exploration and prefill by sampling the policy.  An actor network
+of pre-tanh actions (A,) (`policy_network`, e.g. an lsc policy) gets a state-independent
+scale: its parameters become (the network's, raw scale (A,) from 0: std
+softplus(0) + 0.001 = 0.694, Brax's MLP's at its init), and its mode is tanh of the
+network's output, so the deterministic policy is the network's own.
 
 Step accounting is SAC's: `num_envs` parallel envs, one env step each per actor step,
 then `grad_updates_per_step` gradient steps; the first `min_replay_size` env steps
@@ -24,30 +36,60 @@ import jax
 import jax.numpy as jnp
 import optax
 from brax import envs
-from brax.training import acting, replay_buffers, types
+from brax.training import acting, distribution, replay_buffers, types
 from brax.training import networks as brax_networks
 from brax.training.acme import running_statistics, specs
+from brax.training.agents.sac import losses as sac_losses
+from brax.training.agents.sac import networks as sac_networks
+
+ALGORITHMS = ("td3", "sac")  # DDPG is TD3's settings
 
 
 class Networks(NamedTuple):
-  policy: brax_networks.FeedForwardNetwork  # obs -> pre-tanh action (A,)
+  policy: brax_networks.FeedForwardNetwork  # TD3: obs -> pre-tanh action (A,); SAC: -> (loc, raw scale) (2A,)
   q: brax_networks.FeedForwardNetwork  # (obs, action) -> (n_critics,)
+  distribution: Any = None  # SAC's tanh-normal (Brax's `NormalTanhDistribution`); None for TD3
+
+
+def with_scale(network: brax_networks.FeedForwardNetwork, action_size: int) -> brax_networks.FeedForwardNetwork:
+  """A network of pre-tanh actions (A,) as SAC's policy network: parameters (the
+  network's, raw scale (A,) from 0), output (..., 2A) = its actions, then the raw scale
+  (state-independent) broadcast over the batch."""
+  def apply(normalizer, params, obs):
+    loc = network.apply(normalizer, params[0], obs)
+    return jnp.concatenate([loc, jnp.broadcast_to(params[1], loc.shape)], axis=-1)
+  return brax_networks.FeedForwardNetwork(init=lambda key: (network.init(key), jnp.zeros(action_size, jnp.float32)),
+                                          apply=apply)
 
 
 def make_networks(obs_size: int, action_size: int, preprocess_observations_fn=types.identity_observation_preprocessor,
-                  hidden_layer_sizes=(256, 256), n_critics: int = 2) -> Networks:
-  """Brax's policy MLP (output A, tanh applied by `make_inference_fn`) and Q network."""
-  policy = brax_networks.make_policy_network(action_size, obs_size, preprocess_observations_fn,
-                                             hidden_layer_sizes=hidden_layer_sizes)
+                  hidden_layer_sizes=(256, 256), n_critics: int = 2, algorithm: str = "td3",
+                  policy_network: brax_networks.FeedForwardNetwork | None = None) -> Networks:
+  """`algorithm`'s networks: Brax's Q network and policy MLP (TD3: output A, tanh
+  applied by `make_inference_fn`; SAC: Brax's SAC policy, output 2A), or
+  `policy_network` (pre-tanh actions (A,); for SAC given a scale by `with_scale`)."""
+  if algorithm not in ALGORITHMS:
+    raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
   q = brax_networks.make_q_network(obs_size, action_size, preprocess_observations_fn,
                                    hidden_layer_sizes=hidden_layer_sizes, n_critics=n_critics)
+  if algorithm == "sac":
+    if policy_network is not None:
+      return Networks(with_scale(policy_network, action_size), q, distribution.NormalTanhDistribution(action_size))
+    sac = sac_networks.make_sac_networks(obs_size, action_size, preprocess_observations_fn,
+                                         hidden_layer_sizes=hidden_layer_sizes)
+    return Networks(sac.policy_network, q, sac.parametric_action_distribution)
+  policy = policy_network or brax_networks.make_policy_network(action_size, obs_size, preprocess_observations_fn,
+                                                               hidden_layer_sizes=hidden_layer_sizes)
   return Networks(policy, q)
 
 
 def make_inference_fn(networks: Networks, exploration_noise: float = 0.1):
   """Brax's `make_policy(params, deterministic=False)`; params = (normalizer, policy).
-  Deterministic: tanh(mu(s)); otherwise Gaussian noise of std `exploration_noise`
-  added and the action clipped to [-1, 1]."""
+  TD3: deterministic tanh(mu(s)); otherwise Gaussian noise of std `exploration_noise`
+  added and the action clipped to [-1, 1].  SAC: the tanh-normal's mode, or a sample."""
+  if networks.distribution is not None:
+    return sac_networks.make_inference_fn(sac_networks.SACNetworks(networks.policy, networks.q, networks.distribution))
+
   def make_policy(params, deterministic: bool = False):
     normalizer, policy_params = params
 
@@ -71,9 +113,11 @@ class TrainingState(NamedTuple):
   normalizer_params: Any
   gradient_steps: jax.Array  # () int32
   env_steps: jax.Array  # () int32
+  log_alpha: Any = ()  # SAC's temperature, log alpha (); TD3: none (no leaves: its checkpoints unchanged)
+  alpha_opt_state: Any = ()
 
 
-def _losses(networks: Networks, discounting: float, reward_scaling: float, policy_noise: float, noise_clip: float):
+def _td3_losses(networks: Networks, discounting: float, reward_scaling: float, policy_noise: float, noise_clip: float):
   def critic_loss(q_params, ts: TrainingState, t: types.Transition, key):
     next_action = jnp.tanh(networks.policy.apply(ts.normalizer_params, ts.target_policy_params, t.next_observation))
     if policy_noise > 0:  # target policy smoothing
@@ -101,10 +145,12 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
           policy_params_fn: Callable | None = None, progress_fn: Callable | None = None,
           checkpoint_fn: Callable | None = None, resume=None,
           policy_network: brax_networks.FeedForwardNetwork | None = None, prefill: str = "uniform",
-          actor_warmup: int = 0):
-  """Trains TD3 (defaults) or DDPG (`n_critics=1, policy_delay=1, policy_noise=0`) on
-  `environment` for at most `num_timesteps` env steps: the prefill, then `num_evals`
-  epochs of equal whole actor steps.  Before any env step `policy_params_fn(0,
+          actor_warmup: int = 0, algorithm: str = "td3"):
+  """Trains TD3 (defaults), DDPG (`n_critics=1, policy_delay=1, policy_noise=0`) or SAC
+  (`algorithm="sac"`; the TD3-only settings `exploration_noise`, `policy_noise`,
+  `noise_clip` and `policy_delay` are ignored) on `environment` for at most
+  `num_timesteps` env steps: the prefill, then `num_evals` epochs of equal whole actor
+  steps.  Before any env step `policy_params_fn(0,
   make_policy, params)` (not on a resume); after epoch e (1-based) with `step` env steps
   taken, `policy_params_fn(step, make_policy, params)`, `progress_fn(step, metrics)`
   and then `checkpoint_fn(e, carry)` are called (carry: a pytree of arrays);
@@ -113,9 +159,10 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
   (`init(key) -> params`, `apply(normalizer, params, obs) -> pre-tanh action (A,)`: e.g.
   an lsc policy over its flat parameters, started where another method ended); every
   other draw of the run is unchanged.  `prefill` "actor" fills the buffer with the
-  starting actor's noisy actions instead of uniform random ones, and for `actor_warmup`
-  env steps after the prefill only the critics (and their targets) learn, so a chosen
-  start is not moved by an untrained critic.  Returns (make_policy, params, metrics),
+  starting actor's exploring actions (TD3: noisy; SAC: sampled, as Brax's SAC does)
+  instead of uniform random ones, and for `actor_warmup` env steps after the prefill
+  only the critics (and their targets) learn (SAC: and not its temperature), so a
+  chosen start is not moved by an untrained critic.  Returns (make_policy, params, metrics),
   params = (normalizer, policy)."""
   obs_size, action_size = environment.observation_size, environment.action_size
   prefill_steps = -(-min_replay_size // num_envs)
@@ -128,12 +175,11 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
     raise ValueError(f"num_timesteps {num_timesteps} leaves no actor step per epoch after the prefill")
   env = envs.training.wrap(environment, episode_length=episode_length)
   normalize = running_statistics.normalize if normalize_observations else types.identity_observation_preprocessor
-  networks = make_networks(obs_size, action_size, normalize, hidden_layer_sizes, n_critics)
-  if policy_network is not None:
-    networks = networks._replace(policy=policy_network)
+  networks = make_networks(obs_size, action_size, normalize, hidden_layer_sizes, n_critics, algorithm,
+                           policy_network)
   make_policy = make_inference_fn(networks, exploration_noise)
   policy_opt, q_opt = optax.adam(learning_rate), optax.adam(learning_rate)
-  critic_loss, actor_loss = _losses(networks, discounting, reward_scaling, policy_noise, noise_clip)
+  alpha_opt = optax.adam(3e-4)  # Brax's SAC: the temperature's own fixed step size
   dummy = types.Transition(observation=jnp.zeros(obs_size), action=jnp.zeros(action_size), reward=0.0,
                            discount=0.0, next_observation=jnp.zeros(obs_size),
                            extras={"state_extras": {"truncation": 0.0}, "policy_extras": {}})
@@ -143,7 +189,9 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
   def polyak(target, online):
     return jax.tree.map(lambda t, o: (1 - tau) * t + tau * o, target, online)
 
-  def sgd_step(carry, t):
+  pick = lambda when, new, old: jax.tree.map(lambda n, o: jnp.where(when, n, o), new, old)
+
+  def td3_step(carry, t):
     ts, key = carry
     key, noise_key = jax.random.split(key)
     q_loss, q_grads = jax.value_and_grad(critic_loss)(ts.q_params, ts, t, noise_key)
@@ -155,7 +203,6 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
     delayed = ts.gradient_steps % policy_delay == 0  # the actor and the targets move together
     # ... once the critics have warmed up (without a warm-up: the plain TD3 program, unchanged)
     acts = delayed if actor_warmup == 0 else delayed & (ts.env_steps >= actor_from)
-    pick = lambda when, new, old: jax.tree.map(lambda n, o: jnp.where(when, n, o), new, old)
     ts = ts._replace(q_params=q_params, q_opt_state=q_opt_state,
                      policy_params=pick(acts, policy_params, ts.policy_params),
                      policy_opt_state=pick(acts, p_opt_state, ts.policy_opt_state),
@@ -164,6 +211,40 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
                                                ts.target_policy_params),
                      gradient_steps=ts.gradient_steps + 1)
     return (ts, key), {"critic_loss": q_loss, "actor_loss": p_loss}
+
+  def sac_step(carry, t):  # Brax's sgd_step: each loss at the state before this step's updates
+    ts, key = carry
+    key, alpha_key, critic_key, actor_key = jax.random.split(key, 4)
+    a_loss, a_grads = jax.value_and_grad(alpha_loss)(ts.log_alpha, ts.policy_params, ts.normalizer_params, t,
+                                                     alpha_key)
+    updates, alpha_opt_state = alpha_opt.update(a_grads, ts.alpha_opt_state, ts.log_alpha)
+    log_alpha = optax.apply_updates(ts.log_alpha, updates)
+    alpha = jnp.exp(ts.log_alpha)
+    q_loss, q_grads = jax.value_and_grad(sac_critic_loss)(ts.q_params, ts.policy_params, ts.normalizer_params,
+                                                          ts.target_q_params, alpha, t, critic_key)
+    updates, q_opt_state = q_opt.update(q_grads, ts.q_opt_state, ts.q_params)
+    q_params = optax.apply_updates(ts.q_params, updates)
+    p_loss, p_grads = jax.value_and_grad(sac_actor_loss)(ts.policy_params, ts.normalizer_params, ts.q_params,
+                                                         alpha, t, actor_key)
+    updates, p_opt_state = policy_opt.update(p_grads, ts.policy_opt_state, ts.policy_params)
+    policy_params = optax.apply_updates(ts.policy_params, updates)
+    acts = True if actor_warmup == 0 else ts.env_steps >= actor_from
+    ts = ts._replace(q_params=q_params, q_opt_state=q_opt_state, target_q_params=polyak(ts.target_q_params, q_params),
+                     policy_params=pick(acts, policy_params, ts.policy_params),
+                     policy_opt_state=pick(acts, p_opt_state, ts.policy_opt_state),
+                     log_alpha=pick(acts, log_alpha, ts.log_alpha),
+                     alpha_opt_state=pick(acts, alpha_opt_state, ts.alpha_opt_state),
+                     gradient_steps=ts.gradient_steps + 1)
+    return (ts, key), {"critic_loss": q_loss, "actor_loss": p_loss, "alpha_loss": a_loss, "alpha": jnp.exp(log_alpha)}
+
+  if algorithm == "sac":
+    alpha_loss, sac_critic_loss, sac_actor_loss = sac_losses.make_losses(
+        sac_networks.SACNetworks(networks.policy, networks.q, networks.distribution), reward_scaling, discounting,
+        action_size)
+    sgd_step = sac_step
+  else:
+    critic_loss, actor_loss = _td3_losses(networks, discounting, reward_scaling, policy_noise, noise_clip)
+    sgd_step = td3_step
 
   def collect(ts, env_state, buffer_state, key, random: bool):
     if random:
@@ -204,8 +285,14 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
     key, policy_key, q_key, env_key, buffer_key = jax.random.split(key, 5)
     policy_params, q_params = networks.policy.init(policy_key), networks.q.init(q_key)
     normalizer = running_statistics.init_state(specs.Array((obs_size,), jnp.dtype("float32")))
-    ts = TrainingState(policy_params, policy_params, policy_opt.init(policy_params), q_params, q_params,
-                       q_opt.init(q_params), normalizer, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    zero = jnp.zeros((), jnp.int32)
+    if algorithm == "sac":  # no target actor; the temperature from alpha = 1
+      log_alpha = jnp.zeros((), jnp.float32)
+      ts = TrainingState(policy_params, (), policy_opt.init(policy_params), q_params, q_params, q_opt.init(q_params),
+                         normalizer, zero, zero, log_alpha, alpha_opt.init(log_alpha))
+    else:
+      ts = TrainingState(policy_params, policy_params, policy_opt.init(policy_params), q_params, q_params,
+                         q_opt.init(q_params), normalizer, zero, zero)
     return ts, env.reset(jax.random.split(env_key, num_envs)), buffer.init(buffer_key), key
 
   if resume is None:
