@@ -157,14 +157,15 @@ RACE = {"mountain_car": (10, ("goal", "left", "height", "speed")),
 
 def race(env: str) -> ExperimentConfig:
   """Env's race preset: its cpu preset with the race's seeds, tasks, grid and methods,
-  and each method's tuned setting where its race sweep is committed
-  (experiments/results/sweep_<env>_<method>_race.json, its `best` cell); the subspace
-  controls take latent PGPE's step size."""
+  and each registered method's tuned setting where its race sweep is committed
+  (experiments/results/sweep_<env>_<method>_race.json, its `best` cell: the race's
+  methods and any other `experiments.race_tune` tuned); the subspace controls take
+  latent PGPE's step size."""
   seeds, tasks = RACE[env]
   cpu = PRESETS[env]["cpu"]()
   config = dataclasses.replace(cpu, tasks=tasks, search=dataclasses.replace(
       cpu.search, seeds=seeds, n_evals=20, methods=RACE_METHODS))
-  for method in RACE_METHODS:
+  for method in METHODS:
     swept = RESULTS / f"sweep_{env}_{method}_race.json"
     if swept.is_file():
       config = override(config, json.loads(swept.read_text())["best"])

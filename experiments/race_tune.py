@@ -3,19 +3,24 @@ per env, chosen by the same rule.
 
   python -m experiments.race_tune mountain_car [--methods ppo,sac] [--out runs/race-tune-mountain_car]
 
-For each method of the race (`experiments.presets.RACE_METHODS`), a sweep
-(`experiments.sweep`) of 3 cells of its one most important setting around the race
-preset's value, on 2 selection seeds over all the env's race tasks:
-  - a search (PGPE in the latent or parameter space; the start control): its centre's
-    step size `lr`, at 1/3, 1 and 3 times the preset's;
+For each method of the race (`experiments.presets.RACE_METHODS`; or any registered
+method named in --methods, e.g. the other strategies or the RL agents from the
+behaviour space), a sweep (`experiments.sweep`) of 3 cells of its one most important
+setting around the race preset's value, on 2 selection seeds over all the env's race
+tasks:
+  - a search (PGPE or OpenAI-ES in the latent or parameter space; the start control):
+    its centre's step size `lr`, at 1/3, 1 and 3 times the preset's;
+  - a strategy without a centre's step size (CMA-ES, Sep-CMA-ES, SNES): its initial
+    search std `std_init` (CMA-ES's sigma), at 1/3, 1 and 3 times the preset's;
   - a subspace control (random or principal directions): its initial search std
     `std_init`, at 1/3, 1 and 3 times the preset's, because its spread along each
     direction is the data's and means another step than the latent space's whose
     setting it borrows (on isotropic data the principal directions' measured spread is
     about 4 times the random ones');
-  - an RL baseline: Adam's `learning_rate`, at 1/3, 1 and 3 times the preset's;
-  - latent-then-parameter (whose phases keep latent and parameter PGPE's settings): its
-    latent share `fraction`, 0.25, 0.5 and 0.75.
+  - an RL agent (its actor the lsc policy or a latent code, too): Adam's
+    `learning_rate`, at 1/3, 1 and 3 times the preset's;
+  - a sequence (whose phases keep their own methods' settings): its first phase's
+    share `fraction`, 0.25, 0.5 and 0.75.
 The learning rate is the one setting every method has and the one RL tuning studies
 rank first; for the subspace controls the scale is the least known.  The winner is the sweep's: the lowest mean rank over the tasks of the mean
 final return on selection evaluation keys.  Each sweep writes
@@ -31,7 +36,7 @@ import sys
 
 from experiments import sweep
 from experiments.presets import PRESETS, RACE, RACE_METHODS
-from lsc.methods import RLMethod, Sequence, get_method
+from lsc.methods import METHODS, RLMethod, Sequence, get_method
 
 SEEDS = 2  # selection seeds per cell
 FACTORS = (1 / 3, 1.0, 3.0)  # of the preset's step size
@@ -46,23 +51,25 @@ def cells(env: str, method: str) -> tuple[str, list[float]]:
   kind = get_method(method)
   if isinstance(kind, Sequence):
     return f"methods.{method}.fraction", list(FRACTIONS)
+  config = PRESETS[env]["cpu"]().methods[method]
   field = ("learning_rate" if isinstance(kind, RLMethod) else
-           "std_init" if kind.space in SUBSPACES else "lr")
-  value = getattr(PRESETS[env]["cpu"]().methods[method], field)
+           "std_init" if kind.space in SUBSPACES or not hasattr(config, "lr") else "lr")
+  value = getattr(config, field)
   return f"methods.{method}.{field}", [float(f"{value * f:.3g}") for f in FACTORS]
 
 
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m experiments.race_tune", description=__doc__.split("\n")[0])
   p.add_argument("env", choices=sorted(RACE))
-  p.add_argument("--methods", default=",".join(RACE_METHODS), help="comma-separated (default: every race method)")
+  p.add_argument("--methods", default=",".join(RACE_METHODS),
+                 help="comma-separated registered methods (default: every race method)")
   p.add_argument("--out", default=None, help="default runs/race-tune-<env>")
   args = p.parse_args(argv)
   out = args.out or f"runs/race-tune-{args.env}"
   methods = args.methods.split(",")
-  unknown = [m for m in methods if m not in RACE_METHODS]
+  unknown = [m for m in methods if m not in METHODS]
   if unknown:
-    p.error(f"not race methods: {', '.join(unknown)}; valid: {', '.join(RACE_METHODS)}")
+    p.error(f"unknown methods: {', '.join(unknown)}; valid: {', '.join(METHODS)}")
   first = None  # the shared stages: from the first cell of the first method swept
   for method in methods:
     key, values = cells(args.env, method)

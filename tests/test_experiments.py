@@ -462,3 +462,13 @@ def test_the_race_preset_reads_committed_winners_and_its_subspace_controls_step_
   assert after.methods["pca_subspace_pgpe"].std_init == 0.05
   assert after.methods["param_pgpe"] == before.methods["param_pgpe"]
   assert after.search.seeds == 10 and after.search.n_evals == 20 and len(after.tasks) == 4
+  # a method outside the race's list, tuned the same way (issue 36: the other strategies),
+  # is read too; its sweep's setting is the strategy's step size
+  (tmp_path / "sweep_mountain_car_latent_cmaes_race.json").write_text(
+      json.dumps({"best": {"methods.latent_cmaes.std_init": 0.167}}))
+  assert presets.race("mountain_car").methods["latent_cmaes"].std_init == 0.167
+  from experiments import race_tune
+  assert race_tune.cells("mountain_car", "latent_cmaes") == ("methods.latent_cmaes.std_init", [0.167, 0.5, 1.5])
+  assert race_tune.cells("mountain_car", "latent_openes")[0] == "methods.latent_openes.lr"
+  assert race_tune.cells("mountain_car", "latent_td3")[0] == "methods.latent_td3.learning_rate"
+  assert race_tune.cells("mountain_car", "latent_then_sac") == ("methods.latent_then_sac.fraction", [0.25, 0.5, 0.75])
