@@ -175,5 +175,19 @@ def race(env: str) -> ExperimentConfig:
   return override(config, {f"methods.{m}.lr": lr for m in ("random_subspace_pgpe", "pca_subspace_pgpe")})
 
 
+def race_mean(env: str) -> ExperimentConfig:
+  """Env's race preset from the reward-free start, the mean code (`search.latent_start`
+  mean), with each method's setting tuned for that start where its sweep is committed
+  (experiments/results/sweep_<env>_<method>_race_mean.json; `python -m
+  experiments.race_tune ENV --start mean`), the race preset's otherwise."""
+  config = override(race(env), {"search.latent_start": "mean"})
+  for method in METHODS:
+    swept = RESULTS / f"sweep_{env}_{method}_race_mean.json"
+    if swept.is_file():
+      config = override(config, json.loads(swept.read_text())["best"])
+  return config
+
+
 for _env in RACE:
   PRESETS[_env]["race"] = functools.partial(race, _env)
+  PRESETS[_env]["race_mean"] = functools.partial(race_mean, _env)

@@ -1,7 +1,7 @@
 """The race's symmetric tuning (experiments/RACE.md): every method gets the same budget
 per env, chosen by the same rule.
 
-  python -m experiments.race_tune mountain_car [--methods ppo,sac] [--out runs/race-tune-mountain_car]
+  python -m experiments.race_tune mountain_car [--methods ppo,sac] [--start mean] [--out runs/race-tune-mountain_car]
 
 For each method of the race (`experiments.presets.RACE_METHODS`; or any registered
 method named in --methods, e.g. the other strategies or the RL agents from the
@@ -21,6 +21,11 @@ tasks:
     `learning_rate`, at 1/3, 1 and 3 times the preset's;
   - a sequence (whose phases keep their own methods' settings): its first phase's
     share `fraction`, 0.25, 0.5 and 0.75.
+With `--start mean` the searches are tuned for the reward-free start, the mean code
+(`search.latent_start=mean`; issue 36, item 5): there the initial spread matters most
+(a search from the mean must first reach the codes of good policies), so every search
+sweeps its `std_init` at 1/3, 1 and 3 times the preset's; sequences their share.  Those
+sweeps are tagged `race_mean` and the `race_mean` preset reads them.
 The learning rate is the one setting every method has and the one RL tuning studies
 rank first; for the subspace controls the scale is the least known.  The winner is the sweep's: the lowest mean rank over the tasks of the mean
 final return on selection evaluation keys.  Each sweep writes
@@ -41,19 +46,20 @@ from lsc.methods import METHODS, RLMethod, Sequence, get_method
 SEEDS = 2  # selection seeds per cell
 FACTORS = (1 / 3, 1.0, 3.0)  # of the preset's step size
 FRACTIONS = (0.25, 0.5, 0.75)  # latent-then-parameter's latent share
-TAG = "race"
+TAGS = {"best": "race", "mean": "race_mean"}  # the sweeps' tag, and the preset they run on, per start
 SUBSPACES = ("random_subspace", "principal_subspace")  # the controls whose std_init is tuned
 
 
-def cells(env: str, method: str) -> tuple[str, list[float]]:
-  """(the setting's key, its 3 values) of `method`'s sweep on `env`, around the value
-  of env's race preset before tuning (its cpu preset's)."""
+def cells(env: str, method: str, start: str = "best") -> tuple[str, list[float]]:
+  """(the setting's key, its 3 values) of `method`'s sweep on `env` for the latent
+  start `start` ("best" | "mean"), around the value of env's race preset before tuning
+  (its cpu preset's)."""
   kind = get_method(method)
   if isinstance(kind, Sequence):
     return f"methods.{method}.fraction", list(FRACTIONS)
   config = PRESETS[env]["cpu"]().methods[method]
   field = ("learning_rate" if isinstance(kind, RLMethod) else
-           "std_init" if kind.space in SUBSPACES or not hasattr(config, "lr") else "lr")
+           "std_init" if start == "mean" or kind.space in SUBSPACES or not hasattr(config, "lr") else "lr")
   value = getattr(config, field)
   return f"methods.{method}.{field}", [float(f"{value * f:.3g}") for f in FACTORS]
 
@@ -63,18 +69,21 @@ def main(argv=None) -> int:
   p.add_argument("env", choices=sorted(RACE))
   p.add_argument("--methods", default=",".join(RACE_METHODS),
                  help="comma-separated registered methods (default: every race method)")
-  p.add_argument("--out", default=None, help="default runs/race-tune-<env>")
+  p.add_argument("--start", choices=sorted(TAGS), default="best",
+                 help="the latent start tuned for: best (the race's, reward-chosen) or mean (reward-free)")
+  p.add_argument("--out", default=None, help="default runs/race-tune-<env> (-mean for --start mean)")
   args = p.parse_args(argv)
-  out = args.out or f"runs/race-tune-{args.env}"
+  out = args.out or f"runs/race-tune-{args.env}" + ("-mean" if args.start == "mean" else "")
+  tag = TAGS[args.start]
   methods = args.methods.split(",")
   unknown = [m for m in methods if m not in METHODS]
   if unknown:
     p.error(f"unknown methods: {', '.join(unknown)}; valid: {', '.join(METHODS)}")
   first = None  # the shared stages: from the first cell of the first method swept
   for method in methods:
-    key, values = cells(args.env, method)
-    command = [args.env, "--method", method, "--preset", "race", "--set", f"search.seeds={SEEDS}",
-               "--grid", f"{key}={','.join(map(str, values))}", "--tag", TAG, "--out", out]
+    key, values = cells(args.env, method, args.start)
+    command = [args.env, "--method", method, "--preset", tag, "--set", f"search.seeds={SEEDS}",
+               "--grid", f"{key}={','.join(map(str, values))}", "--tag", tag, "--out", out]
     if first is not None:
       command += ["--from", first]
     print(f"race_tune: {method}: {key} in {values}", flush=True)
