@@ -181,7 +181,7 @@ def race_mean(env: str) -> ExperimentConfig:
   (experiments/results/sweep_<env>_<method>_race_mean.json; `python -m
   experiments.race_tune ENV --start mean`), the race preset's otherwise."""
   config = override(race(env), {"search.latent_start": "mean"})
-  for method in METHODS:
+  for method in (m for m, kind in METHODS.items() if kind.reads == "autoencoder"):  # the rest never start there
     swept = RESULTS / f"sweep_{env}_{method}_race_mean.json"
     if swept.is_file():
       config = override(config, json.loads(swept.read_text())["best"])

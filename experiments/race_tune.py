@@ -50,6 +50,12 @@ TAGS = {"best": "race", "mean": "race_mean"}  # the sweeps' tag, and the preset 
 SUBSPACES = ("random_subspace", "principal_subspace")  # the controls whose std_init is tuned
 
 
+def starts_latent(method: str, start: str) -> bool:
+  """Whether `method` is tuned for latent start `start`: every method for the race's
+  (best); for the mean code only those that read the autoencoder (start there)."""
+  return start == "best" or get_method(method).reads == "autoencoder"
+
+
 def cells(env: str, method: str, start: str = "best") -> tuple[str, list[float]]:
   """(the setting's key, its 3 values) of `method`'s sweep on `env` for the latent
   start `start` ("best" | "mean"), around the value of env's race preset before tuning
@@ -67,18 +73,22 @@ def cells(env: str, method: str, start: str = "best") -> tuple[str, list[float]]
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m experiments.race_tune", description=__doc__.split("\n")[0])
   p.add_argument("env", choices=sorted(RACE))
-  p.add_argument("--methods", default=",".join(RACE_METHODS),
-                 help="comma-separated registered methods (default: every race method)")
+  p.add_argument("--methods", default=None,
+                 help="comma-separated registered methods (default: every race method; with --start mean, "
+                      "those of them that read the latent start)")
   p.add_argument("--start", choices=sorted(TAGS), default="best",
                  help="the latent start tuned for: best (the race's, reward-chosen) or mean (reward-free)")
   p.add_argument("--out", default=None, help="default runs/race-tune-<env> (-mean for --start mean)")
   args = p.parse_args(argv)
   out = args.out or f"runs/race-tune-{args.env}" + ("-mean" if args.start == "mean" else "")
   tag = TAGS[args.start]
-  methods = args.methods.split(",")
+  methods = args.methods.split(",") if args.methods else [m for m in RACE_METHODS if starts_latent(m, args.start)]
   unknown = [m for m in methods if m not in METHODS]
   if unknown:
     p.error(f"unknown methods: {', '.join(unknown)}; valid: {', '.join(METHODS)}")
+  blind = [m for m in methods if not starts_latent(m, args.start)]
+  if blind:
+    p.error(f"{', '.join(blind)} do not start from the latent start: tune them with --start best")
   first = None  # the shared stages: from the first cell of the first method swept
   for method in methods:
     key, values = cells(args.env, method, args.start)

@@ -135,9 +135,10 @@ class BaselineResult:
   config: PPOConfig | SACConfig
 
 
-def devices_to_use(env, config: PPOConfig | SACConfig) -> int:
-  """Local devices Brax will pmap training over on `env` (`lsc.rl_configs.devices_for`)."""
-  return devices_for(config, env.backend)
+def devices_to_use(env, config: PPOConfig | SACConfig, actor: bool = False) -> int:
+  """Local devices Brax will pmap training over on `env` (`lsc.rl_configs.devices_for`;
+  one with an lsc policy as `actor`)."""
+  return devices_for(config, env.backend, actor)
 
 
 def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int,
@@ -156,7 +157,10 @@ def _check_run(env, task: str, method: str, budget: int, seed: int, n_evals: int
   if checkpoint_path is not None and not resumable(method, actor):
     raise ValueError(f"{method} cannot resume (Brax's train() has no way in): checkpoint_path is for "
                      f"{', '.join(RESUMABLE)} (and sac with an lsc actor)")
-  check_devices(config, env.backend)
+  if isinstance(config, SACConfig) and config.actor_warmup and not actor:
+    raise ValueError(f"SACConfig.actor_warmup = {config.actor_warmup} holds an lsc policy actor; Brax's SAC "
+                     "(no actor given) has none to hold")
+  check_devices(config, env.backend, actor)
   return config
 
 
@@ -528,7 +532,7 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
     actor.check(env)
   config = _check_run(env, task, method, budget, seed, n_evals, config, checkpoint_path, actor is not None)
   ensure_device_put_replicated()
-  n_devices = devices_to_use(env, config)
+  n_devices = devices_to_use(env, config, actor is not None)
   report = None if progress_fn is None else (lambda steps, value: progress_fn(method, steps, budget, {"return": value}))
   points = _Curve(env, task, curve, report)
   spec = env_spec(env)

@@ -437,7 +437,8 @@ class RLMethod(Method):
   def identity(self, configs=None, env=None) -> dict:
     identity = super().identity(configs, env)
     if env is not None:  # the devices Brax spreads training over change its numbers (Brax: loaded here, lazily)
-      identity["devices"] = import_quietly("lsc.baselines").devices_to_use(env, self.settings(configs))
+      identity["devices"] = import_quietly("lsc.baselines").devices_to_use(env, self.settings(configs),
+                                                                           self.policy_actor)
     if self.agent:
       identity.update(agent=self.agent, policy_actor=self.policy_actor, space=self.space)
     return identity
@@ -448,7 +449,7 @@ class RLMethod(Method):
                        "search.latent_start=best_decoded); start it from the mean or best code")
     check_rl_budget(self.algorithm, budget, self.settings(configs), n_evals)
     if backend is not None:
-      check_rl_devices(self.settings(configs), backend)
+      check_rl_devices(self.settings(configs), backend, self.policy_actor)
 
   def outputs(self, directory, seed, seeds):
     states = ({directory / f"state_seed{s}": "td3_state" for s in range(seed, seed + seeds)}

@@ -24,7 +24,8 @@ network's output, so the deterministic policy is the network's own.
 
 Step accounting is SAC's: `num_envs` parallel envs, one env step each per actor step,
 then `grad_updates_per_step` gradient steps; the first `min_replay_size` env steps
-(rounded up to whole actor steps) take uniform random actions to fill the buffer.
+(rounded up to whole actor steps) fill the buffer (TD3: uniform random actions; SAC:
+its actor's samples).
 Training runs on one device (the envs are vmapped); each epoch is one jit-compiled
 `lax.scan` over its actor steps.  A run can resume at an epoch boundary from the carry
 `checkpoint_fn` was handed there.
@@ -144,7 +145,7 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
           normalize_observations: bool = True, seed: int = 0, num_evals: int = 10,
           policy_params_fn: Callable | None = None, progress_fn: Callable | None = None,
           checkpoint_fn: Callable | None = None, resume=None,
-          policy_network: brax_networks.FeedForwardNetwork | None = None, prefill: str = "uniform",
+          policy_network: brax_networks.FeedForwardNetwork | None = None, prefill: str | None = None,
           actor_warmup: int = 0, algorithm: str = "td3"):
   """Trains TD3 (defaults), DDPG (`n_critics=1, policy_delay=1, policy_noise=0`) or SAC
   (`algorithm="sac"`; the TD3-only settings `exploration_noise`, `policy_noise`,
@@ -159,14 +160,15 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
   (`init(key) -> params`, `apply(normalizer, params, obs) -> pre-tanh action (A,)`: e.g.
   an lsc policy over its flat parameters, started where another method ended); every
   other draw of the run is unchanged.  `prefill` "actor" fills the buffer with the
-  starting actor's exploring actions (TD3: noisy; SAC: sampled, as Brax's SAC does)
-  instead of uniform random ones, and for `actor_warmup` env steps after the prefill
+  starting actor's exploring actions (TD3: noisy; SAC: sampled) instead of "uniform"
+  random ones (None: TD3's "uniform", SAC's "actor", as each algorithm's reference does), and for `actor_warmup` env steps after the prefill
   only the critics (and their targets) learn (SAC: and not its temperature), so a
   chosen start is not moved by an untrained critic.  Returns (make_policy, params, metrics),
   params = (normalizer, policy)."""
   obs_size, action_size = environment.observation_size, environment.action_size
   prefill_steps = -(-min_replay_size // num_envs)
   actor_from = prefill_steps * num_envs + actor_warmup  # env steps before the actor's first update
+  prefill = prefill or ("actor" if algorithm == "sac" else "uniform")
   if prefill not in ("uniform", "actor"):
     raise ValueError(f"prefill must be 'uniform' or 'actor', got {prefill!r}")
   uniform_prefill = prefill == "uniform"  # (the name `prefill` is the compiled prefill below)
@@ -235,7 +237,7 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
                      log_alpha=pick(acts, log_alpha, ts.log_alpha),
                      alpha_opt_state=pick(acts, alpha_opt_state, ts.alpha_opt_state),
                      gradient_steps=ts.gradient_steps + 1)
-    return (ts, key), {"critic_loss": q_loss, "actor_loss": p_loss, "alpha_loss": a_loss, "alpha": jnp.exp(log_alpha)}
+    return (ts, key), {"critic_loss": q_loss, "actor_loss": p_loss, "alpha_loss": a_loss, "alpha": jnp.exp(ts.log_alpha)}
 
   if algorithm == "sac":
     alpha_loss, sac_critic_loss, sac_actor_loss = sac_losses.make_losses(

@@ -220,20 +220,20 @@ def min_budget(method: str, config: PPOConfig | SACConfig | None = None, n_evals
   return n_evals * (config.prefill_steps + config.num_envs)
 
 
-def devices_for(config, backend: str) -> int:
+def devices_for(config, backend: str, actor: bool = False) -> int:
   """Local devices Brax pmaps `config`'s training over on physics `backend`: every local
   device (one for MJX on a CPU, as lsc's rollouts), at most `config.max_devices`; TD3
-  and DDPG train on one."""
-  if isinstance(config, TD3Config):
+  and DDPG, and SAC with an lsc policy as `actor` (`lsc.off_policy`), train on one."""
+  if isinstance(config, TD3Config) or actor:
     return 1
   n = 1 if mjx_on_cpu(backend) else jax.local_device_count()
   return n if config.max_devices is None else min(n, config.max_devices)
 
 
-def check_devices(config, backend: str) -> int:
+def check_devices(config, backend: str, actor: bool = False) -> int:
   """ValueError unless the sizes Brax splits over devices divide among the devices
   training on `backend` uses (`devices_for`); returns their number."""
-  n_devices = devices_for(config, backend)
+  n_devices = devices_for(config, backend, actor)
   for name in ("num_envs", "batch_size"):
     if getattr(config, name) % n_devices:
       raise ValueError(f"{type(config).__name__}.{name} = {getattr(config, name)} must be divisible "

@@ -389,3 +389,5 @@ def test_sac_trains_the_lsc_policy_as_its_actor_and_resumes(left_car, tmp_path):
                           config=dataclasses.replace(config, actor_warmup=TD3_BUDGET))
   np.testing.assert_array_equal(np.asarray(frozen.params[1][0]), start)
   np.testing.assert_array_equal(np.asarray(frozen.params[1][1]), np.zeros(policy.action_size))
+  with pytest.raises(ValueError, match="actor_warmup = 10 holds an lsc policy actor"):  # Brax's SAC has none
+    train_baseline(left_car, "left", "sac", TD3_BUDGET, 0, PROTOCOL, config=dataclasses.replace(config, actor_warmup=10))

@@ -474,6 +474,8 @@ def test_the_race_preset_reads_committed_winners_and_its_subspace_controls_step_
   assert race_tune.cells("mountain_car", "latent_then_sac") == ("methods.latent_then_sac.fraction", [0.25, 0.5, 0.75])
   # tuned for the reward-free start: every search its std_init, read by the race_mean preset only
   assert race_tune.cells("mountain_car", "latent_pgpe", "mean")[0] == "methods.latent_pgpe.std_init"
+  with pytest.raises(SystemExit):  # PPO never starts from the mean code: nothing to tune for it there
+    race_tune.main(["mountain_car", "--start", "mean", "--methods", "ppo"])
   (tmp_path / "sweep_mountain_car_latent_pgpe_race_mean.json").write_text(
       json.dumps({"best": {"methods.latent_pgpe.std_init": 0.9}}))
   mean = presets.race_mean("mountain_car")
