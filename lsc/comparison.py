@@ -109,6 +109,12 @@ class Entry:
   source: str  # the run it was read from
 
 
+def _same_result(a: Entry, b: Entry) -> bool:
+  """Whether two entries hold the same seeds' results bit for bit (curves, grid and finals)."""
+  return all(np.array_equal(np.asarray(getattr(a, f)), np.asarray(getattr(b, f)), equal_nan=True)
+             for f in ("eval_steps", "eval_returns", "final_returns"))
+
+
 def load_run(run) -> dict:
   """The results of pipeline run `run` (its directory, holding results.json, or the file)."""
   path = pathlib.Path(run)
@@ -173,7 +179,9 @@ class Table:
   @classmethod
   def from_results(cls, named: Sequence[tuple[str, dict]]) -> "Table":
     """The table of (source, results) pairs, runs split by method merged.  ValueError where
-    two runs of one env differ in a SHARED_SETTINGS field or hold one label on one task."""
+    two runs of one env differ in a SHARED_SETTINGS field or hold one label on one task
+    with other results (an identical recompute, e.g. a method rerun beside others in
+    another run, is one entry: the first run's)."""
     first, entries = {}, {}
     for source, run in named:
       settings = settings_of(run, source)
@@ -185,8 +193,10 @@ class Table:
       for entry in entries_of(run, source):
         key = (entry.env, entry.task, entry.label)
         if key in entries:
+          if _same_result(entry, entries[key]):
+            continue
           raise ValueError(f"{entry.label} on {entry.env}/{entry.task} appears in {source} and "
-                           f"{entries[key].source}: give each once")
+                           f"{entries[key].source} with other results: give each once")
         entries[key] = entry
     return cls(entries)
 

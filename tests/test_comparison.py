@@ -92,8 +92,12 @@ def test_charges_follow_the_start():
 def test_runs_of_one_env_must_race_on_equal_terms():
   with pytest.raises(ValueError, match=r"run1 and run0 differ in budget \(2000000 vs 1000000\)"):
     race(run({"ppo": ([1], 95.0)}), run({"sac": ([1], 95.0)}, budget=2_000_000))
-  with pytest.raises(ValueError, match="ppo on mountain_car/goal appears in run1 and run0"):
-    race(run({"ppo": ([1], 95.0)}), run({"ppo": ([1], 95.0)}))
+  with pytest.raises(ValueError, match="ppo on mountain_car/goal appears in run1 and run0 with other results"):
+    race(run({"ppo": ([1], 95.0)}), run({"ppo": ([1], 96.0)}))
+  # an identical recompute (a method rerun beside others in another run) is one entry
+  table = cmp.Table.from_results([("run0", run({"ppo": ([1], 95.0)})), ("run1", run({"ppo": ([1], 95.0), "sac": ([1], 9.0)}))])
+  assert sorted(table.on("mountain_car", "goal")) == ["ppo", "sac"]
+  assert table.on("mountain_car", "goal")["ppo"].source == "run0"
   other = run({"sac": ([1], 95.0)})  # a run on another dataset: its starts and charges are another's
   other["config"]["collect"]["pool"] = 2
   with pytest.raises(ValueError, match=r"run1 and run0 differ in collect \(\{pool: 2\} vs \{pool: None\}\)"):
