@@ -600,6 +600,11 @@ register(SearchMethod("random_subspace_pgpe", "random_subspace", PGPEConfig(std_
                       "control: PGPE in a random subspace of the latent size through that policy"))
 register(SearchMethod("pca_subspace_pgpe", "principal_subspace", PGPEConfig(std_init=0.5, lr=0.1),
                       "control: PGPE in the dataset's principal subspace of the latent size through that policy"))
+# ... and with CMA-ES, the controls of latent CMA-ES (issue 36: is its gain the space's?)
+register(SearchMethod("random_subspace_cmaes", "random_subspace", CMAESConfig(std_init=0.5),
+                      "control: CMA-ES in a random subspace of the latent size through that policy"))
+register(SearchMethod("pca_subspace_cmaes", "principal_subspace", CMAESConfig(std_init=0.5),
+                      "control: CMA-ES in the dataset's principal subspace of the latent size through that policy"))
 
 
 class MethodConfigs(Mapping):
