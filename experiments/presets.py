@@ -155,6 +155,16 @@ RACE = {"mountain_car": (10, ("goal", "left", "height", "speed")),
         "halfcheetah": (5, ("forward", "backward", "frontflip", "backflip"))}
 
 
+def tuned_winners(config: ExperimentConfig, env: str, tag: str, methods) -> ExperimentConfig:
+  """`config` with the `best` cell of each of `methods`' committed sweeps tagged `tag`
+  (experiments/results/sweep_<env>_<method>_<tag>.json) in place, where one exists."""
+  for method in methods:
+    swept = RESULTS / f"sweep_{env}_{method}_{tag}.json"
+    if swept.is_file():
+      config = override(config, json.loads(swept.read_text())["best"])
+  return config
+
+
 def race(env: str) -> ExperimentConfig:
   """Env's race preset: its cpu preset with the race's seeds, tasks, grid and methods,
   and each registered method's tuned setting where its race sweep is committed
@@ -165,10 +175,7 @@ def race(env: str) -> ExperimentConfig:
   cpu = PRESETS[env]["cpu"]()
   config = dataclasses.replace(cpu, tasks=tasks, search=dataclasses.replace(
       cpu.search, seeds=seeds, n_evals=20, methods=RACE_METHODS))
-  for method in METHODS:
-    swept = RESULTS / f"sweep_{env}_{method}_race.json"
-    if swept.is_file():
-      config = override(config, json.loads(swept.read_text())["best"])
+  config = tuned_winners(config, env, "race", METHODS)
   # the subspace controls search beside the latent space with its step size (they tune
   # their own std_init): latent PGPE's winner, so only the space differs
   lr = config.methods["latent_pgpe"].lr
@@ -181,11 +188,8 @@ def race_mean(env: str) -> ExperimentConfig:
   (experiments/results/sweep_<env>_<method>_race_mean.json; `python -m
   experiments.race_tune ENV --start mean`), the race preset's otherwise."""
   config = override(race(env), {"search.latent_start": "mean"})
-  for method in (m for m, kind in METHODS.items() if kind.reads == "autoencoder"):  # the rest never start there
-    swept = RESULTS / f"sweep_{env}_{method}_race_mean.json"
-    if swept.is_file():
-      config = override(config, json.loads(swept.read_text())["best"])
-  return config
+  # only the methods that start there: the rest keep the race's settings
+  return tuned_winners(config, env, "race_mean", [m for m, kind in METHODS.items() if kind.reads == "autoencoder"])
 
 
 for _env in RACE:

@@ -267,10 +267,15 @@ def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:
   return td3_networks
 
 
-def _networks(method: str, env, config):
-  """`method`'s networks for `env` and `config`, as Brax builds them inside train()."""
+def _networks(method: str, env, config, actor: "PolicyActor | None" = None):
+  """`method`'s networks for `env` and `config`, as Brax builds them inside train(); with
+  `actor`, `lsc.off_policy`'s networks with its policy as the actor."""
   normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
   spec = env_spec(env)
+  if actor is not None:
+    return off_policy.make_networks(spec.observation_size, spec.action_size, normalize, config.hidden,
+                                    getattr(config, "n_critics", 2), "sac" if method == "sac" else "td3",
+                                    actor.network())
   return _network_factory(check_method(method), config)(
       observation_size=spec.observation_size, action_size=spec.action_size, preprocess_observations_fn=normalize)
 
@@ -281,14 +286,9 @@ def make_inference(method: str, env, config: PPOConfig | SACConfig, actor: Polic
   train(); with `actor`, `lsc.off_policy`'s networks with its policy as the actor);
   `make_policy(result.params, deterministic=True)` is the final policy,
   `policy(obs (..., O), key) -> (action (..., A), extras)`."""
+  networks = _networks(method, env, config, actor)
   if actor is not None:
-    spec = env_spec(env)
-    normalize = running_statistics.normalize if config.normalize_observations else (lambda x, y: x)
-    networks = off_policy.make_networks(spec.observation_size, spec.action_size, normalize, config.hidden,
-                                        getattr(config, "n_critics", 2), "sac" if method == "sac" else "td3",
-                                        actor.network())
     return off_policy.make_inference_fn(networks, getattr(config, "exploration_noise", 0.0))
-  networks = _networks(method, env, config)
   if method == "ppo":
     return ppo_networks.make_inference_fn(networks)
   if method == "sac":
@@ -476,8 +476,8 @@ def _train_off_policy(env, config: TD3Config | SACConfig, budget: int, seed: int
       checkpoint.save_artifact(checkpoint_path, arrays, kind=KIND_STATE, config={"epoch": epoch},
                                identity=identity)
 
-  if method == "sac":  # Brax's SAC fills its buffer with its own (sampled) actions
-    only = dict(algorithm="sac", prefill="actor")
+  if method == "sac":  # (its prefill: the actor's own samples, as Brax's SAC, the trainer's default for it)
+    only = dict(algorithm="sac")
   else:
     only = dict(exploration_noise=config.exploration_noise, policy_noise=config.policy_noise,
                 noise_clip=config.noise_clip, policy_delay=config.policy_delay, n_critics=config.n_critics,
