@@ -47,6 +47,7 @@ import numpy as np
 
 from lsc import checkpoint
 from lsc.autoencoder import Decoder
+from lsc.config import to_dict
 from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, evaluate
 from lsc.jax_setup import compile_seconds
 from lsc.keys import FINAL_EVAL_SEED, key_record, seed_keys
@@ -257,7 +258,7 @@ def search_tell(key: jax.Array, asked, values: jax.Array, space: SearchSpace, co
   strategy, params = config.build(space.dim)
   population, state = asked
   state, _ = strategy.tell(key, population, evosax_fitness(values, maximize), state, params)
-  return state
+  return config.bound(state)
 
 
 def search_step(key: jax.Array, state, space: SearchSpace, config: StrategyConfig, fitness_fn, maximize: bool = True):
@@ -600,7 +601,7 @@ def describe(search: Search) -> dict:
           "task": task_names(search.env)[search.task],
           "reward": task_fingerprint(search.env, task_names(search.env)[search.task]),  # its code, not only its name
           "space": {"name": space.name, "dim": space.dim, "arrays": space.fingerprint()},
-          "strategy": search.config.algorithm, "settings": dataclasses.asdict(search.config), "budget": search.budget, "seeds": search.seeds,
+          "strategy": search.config.algorithm, "settings": to_dict(search.config), "budget": search.budget, "seeds": search.seeds,
           "seed": search.seed, "keys": "per_seed",  # `seed_keys`; earlier checkpoints split one key over the seeds
           "maximize": search.maximize,  # not the chunking: it changes no generation that runs
           "curve": {"grid": hashlib.sha256(np.ascontiguousarray(search.grid).tobytes()).hexdigest()[:20],

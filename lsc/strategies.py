@@ -32,6 +32,11 @@ CENTERS = ("mean", "zero")
 # distribution's); a thousand spreads is far past any policy a space describes (the
 # sweeps use at most 1), and at 1e30 the candidates' activations overflow float32
 SPREAD_MAX = 1e3
+# the bounds CMA-ES and Sep-CMA-ES keep their step size in (in spreads): evosax lets CMA-ES's
+# grow to 1e8 and shrink to 0, and on a plateau (a decoder saturated far from its data) the
+# step-size adaptation walks there: the centre drifts to where float32 cannot tell the
+# candidates apart, the std underflows to 0 and (candidate - centre) / std is 0 / 0
+STD_BOUNDS = (1e-6, SPREAD_MAX)
 
 
 def _slim_metrics(key, population, fitness, state, params) -> dict:
@@ -47,6 +52,10 @@ class StrategyConfig:
   episodes: int = 3  # episodes per candidate per generation
   std_init: float = 0.5  # the initial search std, in units of the space's spread
   center: str = "mean"  # mean: start at the space's centre; zero: at z = 0
+  # the step size is clipped to [std_min, std_max] (spreads) after every generation; None:
+  # unbounded (recorded only when set: the keys of runs from before the bounds still match)
+  std_min: float | None = dataclasses.field(default=None, metadata={"omit_default": True})
+  std_max: float | None = dataclasses.field(default=None, metadata={"omit_default": True})
 
   algorithm: ClassVar[str] = ""
   antithetic: ClassVar[bool] = False
@@ -71,6 +80,14 @@ class StrategyConfig:
                          f"{SPREAD_MAX:g} the candidates leave every policy the space was built from; make it smaller")
     if self.center not in CENTERS:
       raise ValueError(f"unknown center {self.center!r}; valid: {', '.join(CENTERS)}")
+    low = 0.0 if self.std_min is None else self.std_min
+    high = SPREAD_MAX if self.std_max is None else self.std_max
+    for name in ("std_min", "std_max"):
+      if getattr(self, name) is not None:
+        check_finite(name, getattr(self, name))
+    if not 0 <= low < self.std_init <= high <= SPREAD_MAX:
+      raise ValueError(f"need 0 <= std_min < std_init <= std_max <= {SPREAD_MAX:g} (spreads); got std_min "
+                       f"{self.std_min}, std_init {self.std_init:g}, std_max {self.std_max}")
 
   def check_dim(self, dim: int, space: str = "search") -> None:
     """Raises ValueError if the strategy cannot search a `dim`-dimensional space."""
@@ -87,6 +104,12 @@ class StrategyConfig:
   def strategy_kwargs(self) -> dict:
     """Keyword arguments of the evosax class besides the population and solution."""
     return {}
+
+  def bound(self, state):
+    """The evosax `state` with its std clipped to [std_min, std_max] (the unset bound open)."""
+    if self.std_min is None and self.std_max is None:
+      return state
+    return state.replace(std=jnp.clip(state.std, self.std_min, self.std_max))
 
   def params(self, params):
     """The evosax strategy's hyper-parameters `params` with these settings in place."""
@@ -171,7 +194,11 @@ class OpenESConfig(StrategyConfig):
 @dataclasses.dataclass(frozen=True)
 class CMAESConfig(StrategyConfig):
   """CMA-ES (Hansen, 2016): a full covariance, adapted from the ranked population; its
-  step size by cumulative path length.  evosax's defaults for every rate."""
+  step size by cumulative path length, kept in STD_BOUNDS.  evosax's defaults for every
+  rate."""
+  std_min: float | None = STD_BOUNDS[0]
+  std_max: float | None = STD_BOUNDS[1]
+
   algorithm: ClassVar[str] = "CMA_ES"
   max_dim: ClassVar[int | None] = 4096  # a dim x dim covariance and its eigendecomposition every generation
 
@@ -179,7 +206,10 @@ class CMAESConfig(StrategyConfig):
 @dataclasses.dataclass(frozen=True)
 class SepCMAESConfig(StrategyConfig):
   """Sep-CMA-ES (Ros and Hansen, 2008): CMA-ES with a diagonal covariance, linear in
-  the dimension."""
+  the dimension; its step size kept in STD_BOUNDS."""
+  std_min: float | None = STD_BOUNDS[0]
+  std_max: float | None = STD_BOUNDS[1]
+
   algorithm: ClassVar[str] = "Sep_CMA_ES"
 
 

@@ -96,7 +96,8 @@ def test_search_runs_any_registered_method_with_its_settings(tmp_path):
                    "--seeds", "2", "--set", "methods.latent_cmaes.std_init=0.3", "--out", str(out)]) == 0
   summary = json.loads((out / "summary.json").read_text())
   assert summary["method"] == "latent_cmaes" and len(summary["final_returns"]) == 2
-  assert summary["settings"]["config"] == {"population": 8, "episodes": 1, "std_init": 0.3, "center": "mean"}
+  assert summary["settings"]["config"] == {"population": 8, "episodes": 1, "std_init": 0.3, "center": "mean",
+                                          "std_min": 1e-6, "std_max": 1e3}
   assert all(16_000 - 8 * 999 < steps <= 16_000 for steps in summary["env_steps"])
   arrays, record = checkpoint.load_artifact(out / "result", kind="search")
   assert arrays["final_z"].shape == (2, 2) and record["config"]["method"] == "latent_cmaes"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from lsc import checkpoint
+from lsc.config import to_dict
 from lsc.evaluation import CURVE_EVAL, EvalProtocol, eval_grid, evaluate, on_grid
 from lsc.methods import (METHODS, MethodConfigs, SearchMethod, Sequence, SequenceConfig, get_method, load_outcome,
                          Run, register, run_grid, run_method)
@@ -373,7 +374,7 @@ def assert_searched(outcome, directory, env, policy, task: str, *, seeds: int, d
   assert np.all(outcome.final_env_steps <= TINY) and np.all(outcome.final_env_steps > TINY - per_generation)
   record = checkpoint.read_record(directory / "result")
   assert record["config"]["method"] == outcome.method and record["identity"]["strategy"] == algorithm
-  assert record["identity"]["settings"] == dataclasses.asdict(config)
+  assert record["identity"]["settings"] == to_dict(config)
   assert load_outcome(directory).method == outcome.method
 
 
@@ -395,6 +396,33 @@ def test_a_strategy_defined_here_runs_through_run_method(mountain_car, small_pol
   # each seed moved from the space's centre (0), and not along the other's path
   assert np.all(np.linalg.norm(outcome.final_z, axis=1) > 1e-3)
   assert not np.allclose(outcome.final_z[0], outcome.final_z[1])
+
+
+def test_cma_step_size_stays_in_its_bounds_on_a_plateau_where_unbounded_it_collapses_to_nan():
+  """On a plateau (pure noise, as a saturated decoder far from its data gives), the
+  CMA step size random-walks: from a far centre it underflows to 0 and the next
+  generation divides 0 by 0 (Reacher's CMA-ES did, in the race).  The bounds keep it finite."""
+  space = euclidean_space(jnp.zeros(4))
+  plateau = lambda thetas, key: jax.random.normal(key, thetas.shape[:1])
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def stds(config, start):
+    def generation(state, key):
+      state, _ = search_step(key, state, space, config, plateau)
+      return state, state.std.max()
+    return jax.lax.scan(generation, search_init(jax.random.key(0), space, config, start=start),
+                        jax.random.split(jax.random.key(1), 600))[1]
+
+  far = jnp.full(4, 3e4)
+  bounded = SepCMAESConfig(population=16, episodes=1, std_init=1e-3)
+  assert (bounded.std_min, bounded.std_max) == (1e-6, 1e3)
+  std = np.asarray(stds(bounded, far))
+  assert np.isfinite(std).all() and std.min() >= 1e-6 and std.max() <= 1e3
+  assert not np.isfinite(np.asarray(stds(dataclasses.replace(bounded, std_min=None, std_max=None), far))).all()
+  # CMA-ES started at the cap: the walk goes past it unless capped
+  cma = CMAESConfig(population=16, episodes=1, std_init=1e3)
+  assert np.asarray(stds(cma, jnp.zeros(4))).max() <= 1e3
+  assert np.asarray(stds(dataclasses.replace(cma, std_max=None), jnp.zeros(4))).max() > 1e3
 
 
 def test_cmaes_searches_both_spaces_and_refuses_one_past_its_max_dim(mountain_car, small_policy, tmp_path):
@@ -442,7 +470,7 @@ def test_method_settings_by_name_and_a_sequence_refused_before_any_work(mountain
     MethodConfigs.from_plain({"latent_pgpo": {"lr": 0.2}})
   assert str(refused.value).split("valid methods: ")[1].split(", ") == list(METHODS)
   with pytest.raises(ValueError, match="methods.latent_pgpe: unknown key\\(s\\) learning_rate; valid keys: "
-                                       "population, episodes, std_init, center, lr, optimizer"):
+                                       "population, episodes, std_init, center, std_min, std_max, lr, optimizer"):
     MethodConfigs.from_plain({"latent_pgpe": {"learning_rate": 0.2}})
   with pytest.raises(ValueError, match="latent_pgpe takes a PGPEConfig, got a CMAESConfig"):
     MethodConfigs({"latent_pgpe": CMAESConfig()})
