@@ -601,6 +601,9 @@ register(SearchMethod("random_subspace_pgpe", "random_subspace", PGPEConfig(std_
 register(SearchMethod("pca_subspace_pgpe", "principal_subspace", PGPEConfig(std_init=0.5, lr=0.1),
                       "control: PGPE in the dataset's principal subspace of the latent size through that policy"))
 # ... and with CMA-ES, the controls of latent CMA-ES (issue 36: is its gain the space's?)
+register(SearchMethod("start_param_cmaes", "start", CMAESConfig(std_init=0.1),
+                      "control: parameter CMA-ES from the policy latent CMA-ES is started at (at most 4,096 "
+                      "parameters: a full covariance)"))
 register(SearchMethod("random_subspace_cmaes", "random_subspace", CMAESConfig(std_init=0.5),
                       "control: CMA-ES in a random subspace of the latent size through that policy"))
 register(SearchMethod("pca_subspace_cmaes", "principal_subspace", CMAESConfig(std_init=0.5),
