@@ -85,8 +85,10 @@ class StrategyConfig:
     for name in ("std_min", "std_max"):
       if getattr(self, name) is not None:
         check_finite(name, getattr(self, name))
+    if self.std_min is not None and not self.std_min > 0:  # a floor of 0 lets the std underflow to 0
+      raise ValueError(f"std_min must be > 0 (or null: unbounded), got {self.std_min}")
     if not 0 <= low < self.std_init <= high <= SPREAD_MAX:
-      raise ValueError(f"need 0 <= std_min < std_init <= std_max <= {SPREAD_MAX:g} (spreads); got std_min "
+      raise ValueError(f"need 0 < std_min < std_init <= std_max <= {SPREAD_MAX:g} (spreads); got std_min "
                        f"{self.std_min}, std_init {self.std_init:g}, std_max {self.std_max}")
 
   def check_dim(self, dim: int, space: str = "search") -> None:

@@ -423,6 +423,12 @@ def test_cma_step_size_stays_in_its_bounds_on_a_plateau_where_unbounded_it_colla
   cma = CMAESConfig(population=16, episodes=1, std_init=1e3)
   assert np.asarray(stds(cma, jnp.zeros(4))).max() <= 1e3
   assert np.asarray(stds(dataclasses.replace(cma, std_max=None), jnp.zeros(4))).max() > 1e3
+  # unset, the bounds stay out of a strategy's identity: PGPE's is what it was before them
+  assert to_dict(PGPEConfig()) == {"population": 64, "episodes": 3, "std_init": 0.5, "center": "mean", "lr": 0.1,
+                                   "optimizer": "adam", "std_lr": 0.1, "std_max_change": 0.2}
+  for bad in ({"std_min": 0.0}, {"std_min": 2.0}, {"std_max": 1.0}, {"std_max": float("nan")}):
+    with pytest.raises(ValueError, match="std_m"):
+      dataclasses.replace(cma, std_init=1.5, **bad).check()
 
 
 def test_cmaes_searches_both_spaces_and_refuses_one_past_its_max_dim(mountain_car, small_policy, tmp_path):
