@@ -80,14 +80,14 @@ class StrategyConfig:
                          f"{SPREAD_MAX:g} the candidates leave every policy the space was built from; make it smaller")
     if self.center not in CENTERS:
       raise ValueError(f"unknown center {self.center!r}; valid: {', '.join(CENTERS)}")
-    low = 0.0 if self.std_min is None else self.std_min
-    high = SPREAD_MAX if self.std_max is None else self.std_max
     for name in ("std_min", "std_max"):
       if getattr(self, name) is not None:
         check_finite(name, getattr(self, name))
     if self.std_min is not None and not self.std_min > 0:  # a floor of 0 lets the std underflow to 0
       raise ValueError(f"std_min must be > 0 (or null: unbounded), got {self.std_min}")
-    if not 0 <= low < self.std_init <= high <= SPREAD_MAX:
+    low = 0.0 if self.std_min is None else self.std_min
+    high = SPREAD_MAX if self.std_max is None else self.std_max
+    if not low < self.std_init <= high <= SPREAD_MAX:
       raise ValueError(f"need 0 < std_min < std_init <= std_max <= {SPREAD_MAX:g} (spreads); got std_min "
                        f"{self.std_min}, std_init {self.std_init:g}, std_max {self.std_max}")
 
