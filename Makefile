@@ -41,7 +41,8 @@ sample-efficiency: $(VENV)/.installed
 
 # The fair race (experiments/RACE.md): per env, the symmetric tuning, then every method
 # from the reward-chosen start and the dataset's readers from the mean code (tuned for
-# it); then the table.  Tens of hours on 2 cores; every stage and sweep cell resumes.
+# it); each env's records kept (experiments/results/race_runs/); then the table from
+# them.  Tens of hours on 2 cores; every stage and sweep cell resumes.
 RACE_ENVS := mountain_car reacher hopper halfcheetah
 LATENT_METHODS := latent_pgpe,latent_then_param,start_param_pgpe,random_subspace_pgpe,pca_subspace_pgpe
 race: $(VENV)/.installed
@@ -49,9 +50,10 @@ race: $(VENV)/.installed
 	  $(PY) -m experiments.race_tune $$env && \
 	  $(PY) -m experiments.race_tune $$env --start mean && \
 	  $(PY) -m experiments.$$env --preset race --out runs/race-$$env && \
-	  $(PY) -m experiments.$$env --preset race_mean --methods $(LATENT_METHODS) --out runs/race-$$env-mean || exit 1; \
+	  $(PY) -m experiments.$$env --preset race_mean --methods $(LATENT_METHODS) --out runs/race-$$env-mean && \
+	  $(PY) -m experiments.race --keep runs/race-$$env runs/race-$$env-mean || exit 1; \
 	done
-	$(PY) -m experiments.race $(foreach env,$(RACE_ENVS),runs/race-$(env) runs/race-$(env)-mean) --tag all
+	$(PY) -m experiments.race $(foreach env,$(RACE_ENVS),experiments/results/race_runs/race-$(env).json experiments/results/race_runs/race-$(env)-mean.json) --tag all
 
 clean:
 	rm -rf $(VENV) runs

@@ -3,6 +3,10 @@ with every env step it depends on charged, and rliable's statistics.
 
   python -m experiments.race runs/race-mountain_car runs/race-mountain_car-mean [--tag TAG] [--reps N]
   python -m experiments.race --freeze-thresholds experiments/results/sample_efficiency_all.json
+  python -m experiments.race --keep runs/race-mountain_car     # its record, to commit
+
+A race can be built from committed records (experiments/results/race_runs/*.json, written
+by --keep) of runs done on one machine in several sessions.
 
 Each RUN is a pipeline output directory or its results.json; runs of one env are merged
 (`lsc.comparison.Table.from_runs`: one budget, seeds, grid and evaluation), so methods
@@ -29,6 +33,7 @@ from lsc.plots import pyplot
 ROOT = pathlib.Path(__file__).parent.parent
 RESULTS = ROOT / "experiments" / "results"
 THRESHOLDS = ROOT / "experiments" / "thresholds.json"
+RECORDS = RESULTS / "race_runs"  # committed records of reported runs (--keep), so a race outlives runs/
 PROFILE_TAUS = (0.5, 0.9, 1.0)  # the profile's points shown in the markdown (the JSON has all of TAUS)
 GROUPS = ("fine-tuning", "locomotion")
 
@@ -185,6 +190,20 @@ def plot_curves(task: dict, labels: list[str], path: pathlib.Path) -> None:
   save(fig, [ax], path)
 
 
+def keep(runs: list[str], records: pathlib.Path | None = None) -> None:
+  """Writes each pipeline run's race record (`lsc.comparison.race_record`) to
+  `records` (default RECORDS)/<its folder's name>.json: a race can then be built from committed records of
+  runs made apart (each record holds its run's settings; RACE.md the command beside it)."""
+  records = RECORDS if records is None else records
+  records.mkdir(parents=True, exist_ok=True)
+  for run in runs:
+    path = pathlib.Path(run)
+    folder = path.parent if path.suffix == ".json" else path
+    out = records / f"{folder.name}.json"
+    out.write_text(jsonfile.dumps(cmp.race_record(cmp.load_run(run)), indent=None) + "\n")
+    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({out.stat().st_size / 1e3:,.0f} kB)")
+
+
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
   p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
@@ -195,6 +214,8 @@ def main(argv=None) -> int:
   p.add_argument("--results", default=str(RESULTS), help="folder of the results files")
   p.add_argument("--freeze-thresholds", metavar="TABLE", help="write --thresholds from an earlier "
                  "experiments.sample_efficiency JSON table, then stop")
+  p.add_argument("--keep", action="store_true", help="write each RUN's record (its results less the training "
+                 "curves) to <--results>/race_runs/<RUN's folder name>.json, to commit, then stop")
   args = p.parse_args(argv)
   command = "python -m experiments.race " + shlex.join(argv)
   try:
@@ -206,6 +227,9 @@ def main(argv=None) -> int:
       return 0
     if not args.runs:
       p.error("name at least one RUN (or --freeze-thresholds TABLE)")
+    if args.keep:
+      keep(args.runs, pathlib.Path(args.results) / RECORDS.name)
+      return 0
     if args.reps < 1:
       raise ValueError(f"--reps must be at least 1, got {args.reps}")
     table, thresholds = cmp.Table.from_runs(args.runs), cmp.read_thresholds(args.thresholds)

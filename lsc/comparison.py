@@ -124,6 +124,30 @@ def load_run(run) -> dict:
   return json.loads(path.read_text())
 
 
+TRAINING_CURVE = ("env_steps", "returns")  # a curve's per-generation (per-epoch) training points
+
+
+def race_record(run: dict) -> dict:
+  """Pipeline results `run` less what no race reads (each curve's training points, often
+  most of the file): everything `Table.from_results` checks and reads, so that a run's
+  record can be committed and a race built later from records of runs done apart (on
+  other machines, in other sessions)."""
+  curves = {task: {method: {k: v for k, v in o.items() if k not in TRAINING_CURVE} for method, o in per.items()}
+            for task, per in run["curves"].items()}
+  return {**run, "curves": curves}
+
+
+def _dataset_clash(a: dict, b: dict) -> str | None:
+  """Where two runs of one env hold different datasets: the first task both list whose
+  best dataset row (index, collected return) differs, as text; None if none does."""
+  best_a, best_b = a.get("dataset_best") or {}, b.get("dataset_best") or {}
+  for task in best_a.keys() & best_b.keys():
+    rows = [(r.get("index"), r.get("collected")) for r in (best_a[task], best_b[task])]
+    if rows[0] != rows[1]:
+      return f"{task}: best row {rows[0][0]} collected {rows[0][1]!r} vs {rows[1][0]} collected {rows[1][1]!r}"
+  return None
+
+
 def settings_of(run: dict, source: str) -> dict:
   """The settings every run of one env must share (SHARED_SETTINGS); ValueError where
   the run's methods or tasks are not on one grid."""
@@ -179,17 +203,22 @@ class Table:
   @classmethod
   def from_results(cls, named: Sequence[tuple[str, dict]]) -> "Table":
     """The table of (source, results) pairs, runs split by method merged.  ValueError where
-    two runs of one env differ in a SHARED_SETTINGS field or hold one label on one task
+    two runs of one env differ in a SHARED_SETTINGS field or in their dataset (its best
+    row on a task both list), or hold one label on one task
     with other results (an identical recompute, e.g. a method rerun beside others in
     another run, is one entry: the first run's)."""
     first, entries = {}, {}
     for source, run in named:
       settings = settings_of(run, source)
-      base_source, base = first.setdefault(run["config"]["collect"]["env"]["name"], (source, settings))
+      base_source, base, base_run = first.setdefault(run["config"]["collect"]["env"]["name"], (source, settings, run))
       for field in SHARED_SETTINGS:
         if settings[field] != base[field]:
           raise ValueError(f"{source} and {base_source} differ in {field} ({_brief(settings[field], base[field])} "
                            f"vs {_brief(base[field], settings[field])}): the runs of one env race on equal terms")
+      clash = _dataset_clash(run, base_run)
+      if clash:
+        raise ValueError(f"{source} and {base_source} collected different datasets with the same settings ({clash}): "
+                         "floating point differs between machines; race runs made on one machine")
       for entry in entries_of(run, source):
         key = (entry.env, entry.task, entry.label)
         if key in entries:

@@ -102,6 +102,14 @@ def test_runs_of_one_env_must_race_on_equal_terms():
   other["config"]["collect"]["pool"] = 2
   with pytest.raises(ValueError, match=r"run1 and run0 differ in collect \(\{pool: 2\} vs \{pool: None\}\)"):
     race(run({"ppo": ([1], 95.0)}), other)
+  # the same settings on another machine: floating point gave another dataset
+  here, there = run({"ppo": ([1], 95.0)}), run({"sac": ([1], 95.0)})
+  here["dataset_best"] = {"goal": {"index": 7, "collected": 99.4}, "left": {"index": 0, "collected": 293.8}}
+  there["dataset_best"] = {"goal": {"index": 7, "collected": 99.4}}
+  race(here, there)  # the tasks both list agree
+  there["dataset_best"]["goal"]["collected"] = 99.5
+  with pytest.raises(ValueError, match=r"collected different datasets with the same settings \(goal: best row 7"):
+    race(here, there)
 
 
 def test_frozen_thresholds_are_the_old_tables():
@@ -138,3 +146,14 @@ def test_race_writes_reproducible_tables(tmp_path):
   assert task["first"]["none"] == ["latent_pgpe@mean"]
   assert (tmp_path / "race_a_profile.png").exists() and (tmp_path / "race_a/curves_mountain_car_goal.png").exists()
   assert "never" in (tmp_path / "race_a.md").read_text()
+  # a run's committed record (its results less the training curves) races as the run does
+  assert study.main([*paths, "--keep", "--results", str(tmp_path)]) == 0
+  kept = json.loads((tmp_path / "race_runs/best.json").read_text())
+  assert "env_steps" not in kept["curves"]["goal"]["param_pgpe"] and "final_env_steps" in kept["curves"]["goal"]["param_pgpe"]
+  records = [str(tmp_path / "race_runs" / f"{name}.json") for name in ("best", "mean")]
+  assert study.main([*records, *args[len(paths):], "--tag", "c"]) == 0
+  c = json.loads((tmp_path / "race_c.json").read_text())
+  for table in (b, c):  # each entry names where it was read
+    for m in table["tasks"][0]["methods"].values():
+      assert m.pop("source").endswith(("best", "mean", "best.json", "mean.json"))
+  assert c.pop("command") and c == b
