@@ -577,19 +577,29 @@ register(RLMethod("td3_policy", RL_CONFIGS["td3"](), "TD3 whose actor is the lsc
 register(RLMethod("sac_policy", RL_CONFIGS["sac"](), "SAC (lsc.off_policy, Brax's losses) whose actor is the lsc "
                   "policy with a state-independent scale, from its random init or where a first phase ended",
                   agent="sac", policy_actor=True))
+# ... and the same agents as a sequence's second phase, guarding the start they are handed:
+# the buffer filled by the starting policy, then 50,000 env steps in which only the critics
+# learn (the flagship pilots, experiments/RESULTS.md: without them TD3's first epochs
+# wrecked a good start)
+register(RLMethod("td3_from_start", dataclasses.replace(RL_CONFIGS["td3"](), prefill="actor", actor_warmup=50_000),
+                  "td3_policy as a sequence's second phase: the buffer prefilled by the start, then critics-only "
+                  "env steps (actor_warmup) before the actor learns", agent="td3", policy_actor=True))
+register(RLMethod("sac_from_start", dataclasses.replace(RL_CONFIGS["sac"](), actor_warmup=50_000),
+                  "sac_policy as a sequence's second phase: critics-only env steps (actor_warmup) after the "
+                  "start's own prefill before the actor learns", agent="sac", policy_actor=True))
 register(RLMethod("latent_td3", RL_CONFIGS["td3"](), "TD3 whose actor is the decoder's policy at a latent code, "
                   "trained through the frozen decoder by the critic's gradient, from the latent start",
                   agent="td3", policy_actor=True, space="latent"))
-register(Sequence("latent_then_td3", ("latent_pgpe", "td3_policy"), SequenceConfig(fraction=0.25),
+register(Sequence("latent_then_td3", ("latent_pgpe", "td3_from_start"), SequenceConfig(fraction=0.25),
                   "latent PGPE, then TD3 with the lsc policy as actor from each seed's decoded result",
                   dirs=("latent", "td3")))
-register(Sequence("start_then_td3", ("start_param_pgpe", "td3_policy"), SequenceConfig(fraction=0.25),
+register(Sequence("start_then_td3", ("start_param_pgpe", "td3_from_start"), SequenceConfig(fraction=0.25),
                   "control for latent_then_td3: the start control (parameter PGPE from the latent search's start), "
                   "then TD3 from where it ended", dirs=("start", "td3")))
-register(Sequence("latent_then_sac", ("latent_pgpe", "sac_policy"), SequenceConfig(fraction=0.25),
+register(Sequence("latent_then_sac", ("latent_pgpe", "sac_from_start"), SequenceConfig(fraction=0.25),
                   "latent PGPE, then SAC with the lsc policy as actor from each seed's decoded result",
                   dirs=("latent", "sac")))
-register(Sequence("start_then_sac", ("start_param_pgpe", "sac_policy"), SequenceConfig(fraction=0.25),
+register(Sequence("start_then_sac", ("start_param_pgpe", "sac_from_start"), SequenceConfig(fraction=0.25),
                   "control for latent_then_sac: the start control, then SAC from where it ended",
                   dirs=("start", "sac")))
 # the controls (CONTROL_SPACES): PGPE with the settings of the space they stand beside

@@ -338,10 +338,11 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   u = np.asarray(latent.params[1][0])  # (u, the space, frozen)
   np.testing.assert_array_equal(np.asarray(latent.params[1][1].weights["basis"]), np.asarray(space.weights["basis"]))
   assert u.shape == (2,) and not np.allclose(u, np.asarray(code)), u  # the code moved (u: its coordinates)
-  # as a sequence's second phase: TD3 starts from each seed's decoded latent result
-  configs = {"latent_pgpe": lsc.PGPEConfig(population=4, episodes=1), "td3_policy": SMALL_TD3["td3"],
-             "latent_then_td3": lsc.SequenceConfig(fraction=0.25)}
+  # as a sequence's second phase (td3_from_start, its actor frozen here by a warm-up past the
+  # budget): TD3 starts exactly at each seed's decoded latent result
   budget = 8_000
+  configs = {"latent_pgpe": lsc.PGPEConfig(population=4, episodes=1), "latent_then_td3": lsc.SequenceConfig(fraction=0.25),
+             "td3_from_start": dataclasses.replace(SMALL_TD3["td3"], prefill="actor", actor_warmup=budget)}
   outcome = run_method("latent_then_td3", left_car, "left", budget=budget, seeds=2, protocol=PROTOCOL, curve=CURVE,
                        configs=configs, policy=policy, latent=space, n_evals=TD3_EVALS)
   assert outcome.final_returns.shape == (2,) and np.all(outcome.final_env_steps <= budget)
@@ -351,7 +352,16 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   centre = np.asarray(space.decode(space.center))[None]
   at_centre = evaluate(left_car, policy, centre, CURVE).returns[0, task_index(left_car, "left")]
   np.testing.assert_allclose(outcome.eval_returns[:, 0], at_centre, rtol=1e-5)
-  assert np.all(outcome.final_env_steps > budget // 2)  # both phases charged
+  # the budget split: the latent phase's share (the same seeds' latent PGPE alone on it ends
+  # at the policy TD3 then holds, on the same final keys), the rest TD3's, both charged
+  share = budget // 4
+  alone = run_method("latent_pgpe", left_car, "left", budget=share, seeds=2, protocol=PROTOCOL, curve=CURVE,
+                     configs=configs, policy=policy, latent=space, n_evals=TD3_EVALS)
+  assert np.all(alone.final_env_steps <= share)
+  np.testing.assert_allclose(outcome.final_returns, alone.final_returns, rtol=1e-5)
+  after = outcome.eval_steps >= share
+  np.testing.assert_array_equal(outcome.eval_returns[:, after], outcome.eval_returns[:, after][:, :1].repeat(after.sum(), 1))
+  assert np.all(outcome.final_env_steps > budget // 2)
 
 
 def test_sac_trains_the_lsc_policy_as_its_actor_and_resumes(left_car, tmp_path):
