@@ -59,7 +59,8 @@ def task_stats(table: cmp.Table, thresholds: dict, env: str, task: str, reps: in
         "curve": cmp.curve_iqm(e.eval_returns, reps)}
   grid = next(iter(entries.values())).eval_steps
   return {"env": env, "task": task, "low": low, "high": high, "fraction": fraction, "threshold": race["level"],
-          "eval_steps": grid, "first": race["first"], "methods": methods}
+          "eval_steps": grid, "first": race["first"], "start_return": table.starts.get((env, task)),
+          "methods": methods}
 
 
 def study(table: cmp.Table, thresholds: dict, reps: int) -> dict:
@@ -78,6 +79,10 @@ def study(table: cmp.Table, thresholds: dict, reps: int) -> dict:
 
 def _steps(x: float) -> str:
   return "never" if not np.isfinite(x) else f"{x / 1e3:,.0f}k" if x >= 1e4 else f"{x / 1e3:.1f}k"
+
+
+def _start(value: float | None) -> str:
+  return "" if value is None else f"{value:.2f}"
 
 
 def _interval(point: float, low: float, high: float, digits: int = 2) -> str:
@@ -112,8 +117,9 @@ def markdown(result: dict) -> str:
                f"({m['reached']}/{m['seeds']})" if (m := t["methods"].get(label)) else "" for label in labels]
       rows.append([t["env"], t["task"], f"{t['threshold']:.2f}", *cells, " = ".join(t["first"][a]) or "-"])
     lines += _table(["env", "task", "threshold", *labels, "first"], rows, 2)
-  lines += ["", "## Final returns", "", "IQM over seeds [95 % CI], fresh evaluation keys.", ""]
-  lines += _table(["env", "task", *labels], [[t["env"], t["task"], *(
+  lines += ["", "## Final returns", "", "IQM over seeds [95 % CI], fresh evaluation keys; the start: the best "
+            "dataset policy by its collected return (the reward-chosen start) with no search, on the same keys.", ""]
+  lines += _table(["env", "task", "start", *labels], [[t["env"], t["task"], _start(t.get("start_return")), *(
       _interval(*t["methods"][label]["final_iqm"]) if label in t["methods"] else "" for label in labels)]
       for t in tasks], 2)
   for group, g in result["groups"].items():
@@ -178,13 +184,17 @@ def save(fig, axes, path) -> None:
 
 def plot_curves(task: dict, labels: list[str], path: pathlib.Path) -> None:
   """One task's IQM learning curves (own env steps, nothing charged), 95 % bands, the
-  threshold dotted; a label's style (`style`) as in every plot."""
+  threshold dotted, the reward-chosen start's return dash-dotted (where recorded); a
+  label's style (`style`) as in every plot."""
   plt = pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.0))
   ax.xaxis.set_major_formatter(plt.matplotlib.ticker.EngFormatter())  # 250k, 1M
   for label, m in task["methods"].items():
     band(ax, task["eval_steps"], m["curve"], *style(label, labels), f"{label} ({m['seeds']} seeds)")
   ax.axhline(task["threshold"], color="0.3", linestyle=":", linewidth=1.2, label="threshold")
+  if task.get("start_return") is not None:
+    ax.axhline(task["start_return"], color="0.5", linestyle="-.", linewidth=1.0,
+               label="the reward-chosen start, no search (final keys)")
   ax.set(xlabel="env steps (own; no collection charged)", ylabel="return (IQM over seeds)",
          title=f"{task['env']} / {task['task']}")
   save(fig, [ax], path)

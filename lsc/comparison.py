@@ -192,8 +192,11 @@ def _brief(value, other=None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Table:
-  """Every Entry of a race, by (env, task, label), in the order of the runs."""
+  """Every Entry of a race, by (env, task, label), in the order of the runs; `starts`:
+  per (env, task) the return of the best dataset policy by its collected return (the
+  reward-chosen start, no search) on the final evaluation keys, where a run records it."""
   entries: Mapping[tuple[str, str, str], Entry]
+  starts: Mapping[tuple[str, str], float] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def from_runs(cls, runs: Sequence) -> "Table":
@@ -207,7 +210,7 @@ class Table:
     row on a task both list), or hold one label on one task
     with other results (an identical recompute, e.g. a method rerun beside others in
     another run, is one entry: the first run's)."""
-    first, entries = {}, {}
+    first, entries, starts = {}, {}, {}
     for source, run in named:
       settings = settings_of(run, source)
       base_source, base, base_run = first.setdefault(run["config"]["collect"]["env"]["name"], (source, settings, run))
@@ -219,6 +222,10 @@ class Table:
       if clash:
         raise ValueError(f"{source} and {base_source} collected different datasets with the same settings ({clash}): "
                          "floating point differs between machines; race runs made on one machine")
+      env = run["config"]["collect"]["env"]["name"]
+      for task, best in (run.get("dataset_best") or {}).items():
+        if best.get("return") is not None:
+          starts.setdefault((env, task), float(best["return"]))
       for entry in entries_of(run, source):
         key = (entry.env, entry.task, entry.label)
         if key in entries:
@@ -227,7 +234,7 @@ class Table:
           raise ValueError(f"{entry.label} on {entry.env}/{entry.task} appears in {source} and "
                            f"{entries[key].source} with other results: give each once")
         entries[key] = entry
-    return cls(entries)
+    return cls(entries, starts)
 
   def tasks(self) -> list[tuple[str, str]]:
     """The (env, task) pairs, in the order of the runs."""

@@ -133,6 +133,7 @@ def test_race_writes_reproducible_tables(tmp_path):
   paths = []
   for name, r in (("best", run({"latent_pgpe": ([1, 2, None, 1], 95.0), "param_pgpe": ([3, 3, 3, 4], 91.0)})),
                   ("mean", run({"latent_pgpe": ([1, 1, 1, None], 93.0)}, latent_start="mean"))):
+    r["dataset_best"] = {"goal": {"index": 3, "collected": 81.0, "return": 79.5}}
     (tmp_path / name).mkdir()
     (tmp_path / name / "results.json").write_text(json.dumps(r))
     paths.append(str(tmp_path / name))
@@ -146,6 +147,8 @@ def test_race_writes_reproducible_tables(tmp_path):
   assert task["first"]["none"] == ["latent_pgpe@mean"]
   assert (tmp_path / "race_a_profile.png").exists() and (tmp_path / "race_a/curves_mountain_car_goal.png").exists()
   assert "never" in (tmp_path / "race_a.md").read_text()
+  assert task["start_return"] == 79.5  # the reward-chosen start, no search: the best dataset policy's return
+  assert "| mountain_car | goal | 79.50 |" in (tmp_path / "race_a.md").read_text()
   # a run's committed record (its results less the training curves) races as the run does
   assert study.main([*paths, "--keep", "--results", str(tmp_path)]) == 0
   kept = json.loads((tmp_path / "race_runs/best.json").read_text())
