@@ -366,7 +366,24 @@ def best_dataset_policies(env, policy, dataset, tasks, protocol) -> dict:
 
 
 def _device() -> str:
-  return f"{jax.default_backend()}: {jax.devices()[0].device_kind} x{jax.device_count()}"
+  """The devices, and on the CPU the host's processor: XLA compiles for the host's
+  instruction set, so two CPUs can round differently (docs/reliability.md)."""
+  device = f"{jax.default_backend()}: {jax.devices()[0].device_kind} x{jax.device_count()}"
+  return device + (f" ({_host_cpu()})" if jax.default_backend() == "cpu" and _host_cpu() else "")
+
+
+def _host_cpu() -> str:
+  """The host processor's name, family and model from /proc/cpuinfo ('' where unread)."""
+  try:
+    lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+  except OSError:
+    return ""
+  info = {}
+  for line in lines:
+    key, _, value = line.partition(":")
+    info.setdefault(key.strip(), value.strip())
+  return ", ".join(f"{k} {info[k]}" if k != "model name" else info[k]
+                   for k in ("model name", "cpu family", "model") if info.get(k))
 
 
 def summary_markdown(env_name: str, results: dict, finals: dict) -> str:
