@@ -200,15 +200,14 @@ def plot_curves(task: dict, labels: list[str], path: pathlib.Path) -> None:
   save(fig, [ax], path)
 
 
-def keep(runs: list[str], records: pathlib.Path | None = None) -> None:
+def keep(runs: list[str], records: pathlib.Path = RECORDS) -> None:
   """Writes each pipeline run's race record (`lsc.comparison.race_record`) to
-  `records` (default RECORDS)/<its folder's name>.json: a race can then be built from committed records of
+  `records`/<its folder's name>.json: a race can then be built from committed records of
   runs made apart (each record holds its run's settings; RACE.md the command beside it)."""
-  records = RECORDS if records is None else records
   records.mkdir(parents=True, exist_ok=True)
   for run in runs:
     path = pathlib.Path(run)
-    folder = path.parent if path.suffix == ".json" else path
+    folder = path.parent if path.suffix == ".json" and not path.is_dir() else path  # as load_run reads it
     out = records / f"{folder.name}.json"
     out.write_text(jsonfile.dumps(cmp.race_record(cmp.load_run(run)), indent=None) + "\n")
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} ({out.stat().st_size / 1e3:,.0f} kB)")

@@ -212,8 +212,8 @@ class Table:
     another run, is one entry: the first run's)."""
     first, entries, starts = {}, {}, {}
     for source, run in named:
-      settings = settings_of(run, source)
-      base_source, base, base_run = first.setdefault(run["config"]["collect"]["env"]["name"], (source, settings, run))
+      settings, env = settings_of(run, source), run["config"]["collect"]["env"]["name"]
+      base_source, base, base_run = first.setdefault(env, (source, settings, run))
       for field in SHARED_SETTINGS:
         if settings[field] != base[field]:
           raise ValueError(f"{source} and {base_source} differ in {field} ({_brief(settings[field], base[field])} "
@@ -222,7 +222,6 @@ class Table:
       if clash:
         raise ValueError(f"{source} and {base_source} collected different datasets with the same settings ({clash}): "
                          "floating point differs between machines; race runs made on one machine")
-      env = run["config"]["collect"]["env"]["name"]
       for task, best in (run.get("dataset_best") or {}).items():
         if best.get("return") is not None:
           starts.setdefault((env, task), float(best["return"]))

@@ -369,7 +369,8 @@ def _device() -> str:
   """The devices, and on the CPU the host's processor: XLA compiles for the host's
   instruction set, so two CPUs can round differently (docs/reliability.md)."""
   device = f"{jax.default_backend()}: {jax.devices()[0].device_kind} x{jax.device_count()}"
-  return device + (f" ({_host_cpu()})" if jax.default_backend() == "cpu" and _host_cpu() else "")
+  host = _host_cpu() if jax.default_backend() == "cpu" else ""
+  return f"{device} ({host})" if host else device
 
 
 def _host_cpu() -> str:

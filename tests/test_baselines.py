@@ -360,7 +360,8 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   assert np.all(alone.final_env_steps <= share)
   np.testing.assert_allclose(outcome.final_returns, alone.final_returns, rtol=1e-5)
   after = outcome.eval_steps >= share
-  np.testing.assert_array_equal(outcome.eval_returns[:, after], outcome.eval_returns[:, after][:, :1].repeat(after.sum(), 1))
+  held = outcome.eval_returns[:, after]
+  np.testing.assert_array_equal(held, np.broadcast_to(held[:, :1], held.shape))
   assert np.all(outcome.final_env_steps > budget // 2)
 
 
