@@ -138,13 +138,20 @@ def race_record(run: dict) -> dict:
 
 
 def _dataset_clash(a: dict, b: dict) -> str | None:
-  """Where two runs of one env hold different datasets: the first task both list whose
-  best dataset row (index, collected return) differs, as text; None if none does."""
+  """Where two runs of one env hold different datasets or autoencoders: the first task both
+  list whose best dataset row (index, collected return) differs, else the first whose trained
+  autoencoder's recovery differs (an equal dataset can train another autoencoder on another
+  machine), as text; None if neither does."""
   best_a, best_b = a.get("dataset_best") or {}, b.get("dataset_best") or {}
   for task in best_a.keys() & best_b.keys():
     rows = [(r.get("index"), r.get("collected")) for r in (best_a[task], best_b[task])]
     if rows[0] != rows[1]:
       return f"{task}: best row {rows[0][0]} collected {rows[0][1]!r} vs {rows[1][0]} collected {rows[1][1]!r}"
+  rec_a, rec_b = (((r.get("recovery") or {}).get("trained") or {}) for r in (a, b))
+  for task in rec_a.keys() & rec_b.keys():
+    pair = [rec.get(task, {}).get("recovery") for rec in (rec_a, rec_b)]
+    if pair[0] != pair[1]:
+      return f"{task}: autoencoder recovery {pair[0]!r} vs {pair[1]!r}"
   return None
 
 
@@ -206,8 +213,8 @@ class Table:
   @classmethod
   def from_results(cls, named: Sequence[tuple[str, dict]]) -> "Table":
     """The table of (source, results) pairs, runs split by method merged.  ValueError where
-    two runs of one env differ in a SHARED_SETTINGS field or in their dataset (its best
-    row on a task both list), or hold one label on one task
+    two runs of one env differ in a SHARED_SETTINGS field, in their dataset (its best
+    row on a task both list) or in their autoencoder (its recovery), or hold one label on one task
     with other results (an identical recompute, e.g. a method rerun beside others in
     another run, is one entry: the first run's)."""
     first, entries, starts = {}, {}, {}
@@ -220,8 +227,8 @@ class Table:
                            f"vs {_brief(base[field], settings[field])}): the runs of one env race on equal terms")
       clash = _dataset_clash(run, base_run)
       if clash:
-        raise ValueError(f"{source} and {base_source} collected different datasets with the same settings ({clash}): "
-                         "floating point differs between machines; race runs made on one machine")
+        raise ValueError(f"{source} and {base_source} hold different datasets or autoencoders with the same settings "
+                         f"({clash}): floating point differs between machines; race runs made on one machine")
       for task, best in (run.get("dataset_best") or {}).items():
         if best.get("return") is not None:
           starts.setdefault((env, task), float(best["return"]))

@@ -108,7 +108,15 @@ def test_runs_of_one_env_must_race_on_equal_terms():
   there["dataset_best"] = {"goal": {"index": 7, "collected": 99.4}}
   race(here, there)  # the tasks both list agree
   there["dataset_best"]["goal"]["collected"] = 99.5
-  with pytest.raises(ValueError, match=r"collected different datasets with the same settings \(goal: best row 7"):
+  with pytest.raises(ValueError, match=r"different datasets or autoencoders with the same settings \(goal: best row 7"):
+    race(here, there)
+  # an equal dataset can train another autoencoder on another machine
+  there["dataset_best"]["goal"]["collected"] = 99.4
+  here["recovery"] = {"trained": {"goal": {"recovery": 1.19}, "left": {"recovery": 0.9}}}
+  there["recovery"] = {"trained": {"goal": {"recovery": 1.19}}}
+  race(here, there)
+  there["recovery"]["trained"]["goal"]["recovery"] = 1.09
+  with pytest.raises(ValueError, match=r"\(goal: autoencoder recovery 1.09 vs 1.19\)"):
     race(here, there)
 
 
