@@ -41,13 +41,15 @@ RULES = {
              "charge under the accounting; never (infinitely late) if no point reaches it.",
     "charges": "the dataset costs probe + kept env steps (probe rollouts; kept: evaluating every dataset policy, "
                "which yields the states the autoencoder trains on and every dataset policy's return on every "
-               "task); random members evaluated only for comparison are never charged.  A method that reads "
+               "task), and the autoencoder's training its own episodes, ae (the rollout state source's decoded "
+               "policies; 0 for the others); random members evaluated only for comparison, and the recovery "
+               "report, are never charged.  A method that reads "
                "the dataset (the latent methods and their controls, which start from the latent start) pays, "
-               "by accounting: none 0; shared (probe + kept) / n_tasks, the env's tasks sharing one dataset "
-               "(rounded up); full probe + kept.  A reward-chosen start (latent_start best or best_decoded: the "
-               "dataset policy with the best collected return on the task, read from every dataset policy's "
+               "by accounting: none 0; shared (probe + kept + ae) / n_tasks, the env's tasks sharing one dataset "
+               "(rounded up); full probe + kept + ae.  A reward-chosen start (latent_start best or best_decoded: "
+               "the dataset policy with the best collected return on the task, read from every dataset policy's "
                "task returns, i.e. the whole kept evaluation) also pays kept in full under every accounting: "
-               "none kept; shared probe / n_tasks + kept; full probe + kept.  best_decoded's candidate "
+               "none kept; shared (probe + ae) / n_tasks + kept; full probe + kept + ae.  best_decoded's candidate "
                "episodes are inside its curves and final env steps already.  A reward-free start (mean: label "
                "suffix @mean) pays only the accounting's share.  Methods that read no dataset (param_pgpe, the "
                "RL baselines) pay 0 and are reward-free.",
@@ -79,7 +81,8 @@ def label_of(method: str, latent_start: str) -> str:
 def charges_of(method: str, latent_start: str, by_stage: Mapping[str, int], n_tasks: int) -> tuple[str, dict]:
   """(start, {accounting: env steps charged}) of `method` in a run whose latent searches
   start at `latent_start`, whose dataset cost `by_stage` ({"probe", "kept", ...} env
-  steps) and whose env has `n_tasks` tasks (RULES["charges"])."""
+  steps, and "autoencoder": its training's episodes, 0 if absent) and whose env has
+  `n_tasks` tasks (RULES["charges"])."""
   if latent_start not in STARTS:
     raise ValueError(f"unknown latent_start {latent_start!r}; valid: {', '.join(STARTS)}")
   if not reads_dataset(method):
@@ -87,11 +90,11 @@ def charges_of(method: str, latent_start: str, by_stage: Mapping[str, int], n_ta
   if "probe" not in by_stage or "kept" not in by_stage:
     raise ValueError(f"{method} reads the dataset but the run has no dataset_env_steps_by_stage "
                      f"with probe and kept: its collection cannot be charged")
-  probe, kept = int(by_stage["probe"]), int(by_stage["kept"])
+  probe, kept, ae = int(by_stage["probe"]), int(by_stage["kept"]), int(by_stage.get("autoencoder", 0))
   share = lambda steps: -(-steps // n_tasks)  # rounded up
   if STARTS[latent_start] == "reward-free":
-    return "reward-free", {"none": 0, "shared": share(probe + kept), "full": probe + kept}
-  return "reward-chosen", {"none": kept, "shared": share(probe) + kept, "full": probe + kept}
+    return "reward-free", {"none": 0, "shared": share(probe + kept + ae), "full": probe + kept + ae}
+  return "reward-chosen", {"none": kept, "shared": share(probe + ae) + kept, "full": probe + kept + ae}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -168,11 +171,23 @@ def settings_of(run: dict, source: str) -> dict:
           "train": config.get("train"), "versions": run.get("versions")}
 
 
+def _ae_steps(run: dict, source: str) -> int:
+  """The env steps run's autoencoder training spent; a run from before they were recorded
+  spent none unless its autoencoder trained on rollouts (ValueError: not chargeable)."""
+  if "autoencoder_env_steps" in run:
+    return int(run["autoencoder_env_steps"])
+  if (run["config"].get("train") or {}).get("states") == "rollout":
+    raise ValueError(f"{source}: its autoencoder trained on rollouts, whose env steps the run does not record "
+                     f"(made before they were): rerun it so that they can be charged")
+  return 0
+
+
 def entries_of(run: dict, source: str) -> list[Entry]:
   """Every (task, method) curve of pipeline results `run` (read from `source`) as an Entry."""
   env, search = run["config"]["collect"]["env"]["name"], run["config"]["search"]
   start = search.get("latent_start", "mean")
-  by_stage, n_tasks = run.get("dataset_env_steps_by_stage") or {}, len(task_names(env))
+  by_stage, n_tasks = {**(run.get("dataset_env_steps_by_stage") or {}), "autoencoder": _ae_steps(run, source)}, \
+    len(task_names(env))
   out = []
   for task, per_method in run["curves"].items():
     for method, o in per_method.items():

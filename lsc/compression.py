@@ -92,13 +92,14 @@ def compress(dataset, config: TrainConfig, out=None, *, protocol: EvalProtocol =
   summary = {"dataset": source, "dataset_size": len(trainer.thetas),
              "held_out": len(held_out), "env": env.name, "backend": env.backend, "policy": policy_config.preset,
              "num_params": policy.num_params, "train": {k: getattr(config, k) for k in config.__dataclass_fields__},
-             "steps_run": state["step"], "best_val": state["best_val"], "timings": timings,
+             "steps_run": state["step"], "best_val": state["best_val"], "env_steps": state["env_steps"], "timings": timings,
              "recovery_protocol": {"episodes": protocol.episodes, "seed": protocol.seed}, "recovery": report}
   summary = jsonfile.plain(summary)  # strict JSON: an undefined metric (NaN) is null, here as when read back
   if out is None:
     record = {"kind": AUTOENCODER_KIND, "identity": autoencoder_identity(trainer),
               "config": {**record_config, "timings": timings, "train": to_dict(config), "step": state["step"],
-                         "best_val": state["best_val"], "bad_evals": state["bad_evals"], "final": True},
+                         "best_val": state["best_val"], "bad_evals": state["bad_evals"],
+                         "env_steps": state["env_steps"], "final": True},
               "versions": checkpoint.versions()}
   else:
     title = f"{env.name} {policy_config.preset} policy, latent {config.latent_dim}, {config.loss} loss"

@@ -326,7 +326,8 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
              "recovery": summary["recovery"], "curves": curves,
              "dataset_best": dataset_best, "latent_starts": starts,
              "dataset_env_steps": int(dataset_record["config"]["env_steps"]),
-             "dataset_env_steps_by_stage": dataset_record["config"].get("env_steps_by_stage", {})}
+             "dataset_env_steps_by_stage": dataset_record["config"].get("env_steps_by_stage", {}),
+             "autoencoder_env_steps": trained.env_steps}
   on_main((out / "results.json").write_text, jsonfile.dumps(results, indent=1))
   on_main((out / "summary.md").write_text, summary_markdown(env.name, results, finals))
   return results

@@ -8,7 +8,10 @@ experiments/RESULTS.md):
   `rollout`  the same pool seeds an on-device ring buffer; every `rollout_every` steps
              the current batch's *decoded* policies run one episode each (the shared
              rollout engine, compiled once) and the states they reach replace the
-             buffer's oldest, so the decoder is also trained where its own policies go;
+             buffer's oldest, so the decoder is also trained where its own policies go.
+             These episodes are env steps spent on the compression (reward-free): the
+             state's `env_steps` counts them, the artifact records them and the fair race
+             charges them with the dataset's (`lsc.comparison`);
   `own`      each policy is compared on its own states: half of the M states are drawn
              (with replacement) from the states that policy visited when the dataset was
              evaluated, half from the shared pool as `dataset` draws them.  A policy's
@@ -274,7 +277,8 @@ class Trainer:
 
   `run()` trains to the end (or early stop) and returns the final state; `init`,
   `step_range` and the checkpoint helpers expose the pieces.  The state is a dict:
-  params, opt_state, buffer (states), best_params, step, best_val, bad_evals, history.
+  params, opt_state, buffer (states), best_params, step, best_val, bad_evals, history,
+  env_steps (the `rollout` source's episodes so far; 0 for the others).
   """
 
   def __init__(self, env, policy, dataset: dict, config: TrainConfig):
@@ -308,7 +312,7 @@ class Trainer:
     rng = np.random.default_rng(self.config.seed)
     buffer = self.states[rng.integers(0, len(self.states), self.config.buffer_size)]
     return {"params": params, "opt_state": initial.opt_state, "buffer": jnp.asarray(buffer),
-            "best_params": params, "step": 0, "best_val": float("inf"), "bad_evals": 0,
+            "best_params": params, "step": 0, "best_val": float("inf"), "bad_evals": 0, "env_steps": 0,
             "history": {"step": [], "train": [], "val_behaviour": [], "val_parameter": []}}
 
   def _rows(self, step: int) -> np.ndarray:
@@ -331,18 +335,20 @@ class Trainer:
     common = jnp.broadcast_to(_sample_states(state["buffer"], key, shared), (visited.shape[0], shared, visited.shape[2]))
     return jnp.concatenate([mine, common], axis=1)
 
-  def _refresh_buffer(self, state: dict, thetas: jax.Array, step: int) -> jax.Array:
-    """Rolls out the decoded batch and writes the states it visited into the ring buffer."""
+  def _refresh_buffer(self, state: dict, thetas: jax.Array, step: int) -> tuple[jax.Array, int]:
+    """Rolls out the decoded batch and writes the states it visited into the ring buffer:
+    (the new buffer, the env steps the episodes took, padding members included)."""
     decoded = self._decode_batch(state["params"], thetas)
     n = decoded.shape[0]
     if n < self.config.batch_policies:  # the compiled rollout has a fixed population size
       decoded = jnp.concatenate([decoded, jnp.broadcast_to(decoded[:1], (self.config.batch_policies - n, decoded.shape[1]))])
     keys = jax.random.split(jax.random.fold_in(self.key, 2 * step + 1), self.config.batch_policies)[:, None]
-    visited = self._rollout(decoded, keys).obs_samples.reshape(-1, self.policy.obs_size)
+    result = self._rollout(decoded, keys)
+    visited = result.obs_samples.reshape(-1, self.policy.obs_size)
     visited = jnp.asarray(np.asarray(visited))  # this process's copy (a multi-process rollout spans them all)
     start = (step // self.config.rollout_every) * len(visited) % self.config.buffer_size
     slots = (start + jnp.arange(len(visited))) % self.config.buffer_size
-    return state["buffer"].at[slots].set(visited)
+    return state["buffer"].at[slots].set(visited), result.env_steps
 
   def evaluate(self, params) -> dict:
     """Validation losses of `params` on the held-out policies and the probe states."""
@@ -375,7 +381,8 @@ class Trainer:
       rows = self._rows(step)
       thetas = jnp.asarray(self.thetas[rows], jnp.float32)  # stored: read from the (mapped) file; indices: regenerated
       if config.states == "rollout" and step % config.rollout_every == 0 and step > 0:
-        state["buffer"] = self._refresh_buffer(state, thetas, step)
+        state["buffer"], spent = self._refresh_buffer(state, thetas, step)
+        state["env_steps"] += spent
       states = self._states(state, step, rows)
       trained, loss = self.train_step(TrainState(state["params"], state["opt_state"], jnp.int32(step)), thetas, states)
       state["params"], state["opt_state"] = trained.params, trained.opt_state
@@ -429,7 +436,8 @@ def save_state(path, trainer: Trainer, state: dict, record_config: dict, *, fina
   if codes is not None:
     arrays["codes"] = codes
   config = {**record_config, "train": to_dict(trainer.config), "step": state["step"],
-            "best_val": state["best_val"], "bad_evals": state["bad_evals"], "final": final}
+            "best_val": state["best_val"], "bad_evals": state["bad_evals"], "env_steps": state["env_steps"],
+            "final": final}
   checkpoint.save_artifact(path, jax.tree.map(np.asarray, arrays), kind=KIND, config=config,
                            identity=identity(trainer))
 
@@ -455,8 +463,21 @@ def load_state(path, trainer: Trainer, inputs: dict | None = None) -> tuple[dict
            "opt_state": jax.tree.unflatten(jax.tree.structure(template["opt_state"]), [jnp.asarray(x) for x in opt_leaves]),
            "buffer": jnp.asarray(arrays["buffer"]), "step": int(record["config"]["step"]),
            "best_val": float(record["config"]["best_val"]), "bad_evals": int(record["config"]["bad_evals"]),
+           "env_steps": _env_steps(record, path),
            "history": {k: [int(x) if k == "step" else float(x) for x in np.asarray(v)] for k, v in arrays["history"].items()}}
   return state, record
+
+
+def _env_steps(record: dict, path) -> int:
+  """The env steps an autoencoder artifact's training spent (its `rollout` episodes); an
+  artifact from before they were recorded spent none unless it trained on rollouts."""
+  config = record["config"]
+  if "env_steps" in config:
+    return int(config["env_steps"])
+  if config["train"].get("states") == "rollout":
+    raise ValueError(f"the autoencoder at {path} trained on rollouts but records no env steps (made before they "
+                     f"were counted): retrain it (--overwrite) so that its env steps can be charged")
+  return 0
 
 
 def train(trainer: Trainer, out=None, record_config: dict | None = None,
@@ -514,6 +535,11 @@ class TrainedAutoencoder:
   params: dict  # the best parameters (lowest validation loss)
   codes: np.ndarray  # (N, k): the codes of the dataset's N policies under them
   record: dict  # the artifact's record: config, identity, versions, digest
+
+  @property
+  def env_steps(self) -> int:
+    """The env steps its training spent (the `rollout` state source's episodes)."""
+    return _env_steps(self.record, "this autoencoder")
 
 
 def load_autoencoder(path) -> TrainedAutoencoder:

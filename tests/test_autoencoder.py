@@ -100,7 +100,7 @@ def test_training_lowers_the_behaviour_loss(mountain_car, mc_policy, small_datas
 
 
 def test_rollout_state_source_fills_the_buffer_with_decoded_policies_states(mountain_car, mc_policy,
-                                                                            small_dataset):
+                                                                            small_dataset, tmp_path):
   config = TrainConfig(latent_dim=1, encoder_widths=(16,), decoder_widths=(16,), batch_policies=8,
                        batch_states=16, steps=11, eval_every=11, states="rollout", rollout_every=5,
                        buffer_size=64, rollout_samples=4, patience=0)
@@ -110,6 +110,15 @@ def test_rollout_state_source_fills_the_buffer_with_decoded_policies_states(moun
   buffer = np.asarray(state["buffer"])
   changed = ~np.all(buffer == initial, axis=1)
   assert changed.sum() == 2 * 8 * 4  # two refreshes (steps 5 and 10) of 8 episodes x 4 states
+  # their env steps are counted (episodes end at the goal or the episode length) and survive a resume
+  assert 0 < state["env_steps"] <= 2 * 8 * mountain_car.episode_length
+  assert trainer.init()["env_steps"] == 0
+  half = trainer.step_range(trainer.init(), 6)
+  assert 0 < half["env_steps"] < state["env_steps"]
+  save_state(tmp_path / "ae", trainer, half, {})
+  resumed, _ = load_state(tmp_path / "ae", trainer)
+  assert resumed["env_steps"] == half["env_steps"]
+  assert trainer.step_range(resumed, 11)["env_steps"] == state["env_steps"]
   assert np.all(buffer[:, 0] >= -1.2) and np.all(buffer[:, 0] <= 0.6)
 
 

@@ -20,4 +20,5 @@ def test_a_brax_env_smoke_runs_end_to_end(tmp_path):
   assert len(curves["latent_pgpe"]["final_distance"]) == 2
   best = results["dataset_best"]["forward"]
   assert set(best) == {"index", "collected", "return", "distance"} and results["dataset_env_steps"] > 0
+  assert results["autoencoder_env_steps"] == 0  # trained on its own states: no episodes of its own
   assert "Torso displacement" in (tmp_path / "summary.md").read_text()

@@ -87,6 +87,16 @@ def test_charges_follow_the_start():
   np.testing.assert_array_equal(steps["none"]["latent_pgpe"], [10_000 + kept] * 2)
   np.testing.assert_array_equal(steps["shared"]["latent_pgpe"], [10_000 + share(probe) + kept] * 2)
   np.testing.assert_array_equal(steps["none"]["latent_pgpe@mean"], [10_000] * 2)
+  # an autoencoder trained on its decoded policies' rollouts: their env steps join the collection's
+  rolled = run({"latent_pgpe": ([1, 1], 95.0)}, latent_start="mean")
+  rolled["config"]["train"] = {"states": "rollout"}
+  with pytest.raises(ValueError, match="trained on rollouts, whose env steps the run does not record"):
+    cmp.Table.from_results([("rolled", rolled)])
+  rolled["autoencoder_env_steps"] = ae = 3_000
+  entry = cmp.Table.from_results([("rolled", rolled)]).on("mountain_car", "goal")["latent_pgpe@mean"]
+  assert dict(entry.charges) == {"none": 0, "shared": share(probe + kept + ae), "full": probe + kept + ae}
+  _, chosen = cmp.charges_of("latent_pgpe", "best", {**BY_STAGE, "autoencoder": ae}, 4)
+  assert chosen == {"none": kept, "shared": share(probe + ae) + kept, "full": probe + kept + ae}
 
 
 def test_runs_of_one_env_must_race_on_equal_terms():
