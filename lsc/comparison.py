@@ -152,7 +152,7 @@ def _dataset_clash(a: dict, b: dict) -> str | None:
       return f"{task}: best row {rows[0][0]} collected {rows[0][1]!r} vs {rows[1][0]} collected {rows[1][1]!r}"
   rec_a, rec_b = (((r.get("recovery") or {}).get("trained") or {}) for r in (a, b))
   for task in rec_a.keys() & rec_b.keys():
-    pair = [rec.get(task, {}).get("recovery") for rec in (rec_a, rec_b)]
+    pair = [rec[task].get("recovery") for rec in (rec_a, rec_b)]
     if pair[0] != pair[1]:
       return f"{task}: autoencoder recovery {pair[0]!r} vs {pair[1]!r}"
   return None

@@ -25,7 +25,7 @@ from lsc.metrics import check_recovery_points, points_for, recovery_report
 from lsc.plots import plot_landscape, plot_training
 from lsc.progress import ProgressFn, for_stage
 from lsc.tasks import task_names
-from lsc.training import (KIND as AUTOENCODER_KIND, TrainConfig, TrainedAutoencoder, Trainer,
+from lsc.training import (KIND as AUTOENCODER_KIND, TrainConfig, TrainedAutoencoder, Trainer, state_record,
                           identity as autoencoder_identity, train)
 from lsc.distributed import on_main
 
@@ -97,9 +97,7 @@ def compress(dataset, config: TrainConfig, out=None, *, protocol: EvalProtocol =
   summary = jsonfile.plain(summary)  # strict JSON: an undefined metric (NaN) is null, here as when read back
   if out is None:
     record = {"kind": AUTOENCODER_KIND, "identity": autoencoder_identity(trainer),
-              "config": {**record_config, "timings": timings, "train": to_dict(config), "step": state["step"],
-                         "best_val": state["best_val"], "bad_evals": state["bad_evals"],
-                         "env_steps": state["env_steps"], "final": True},
+              "config": state_record(trainer, state, {**record_config, "timings": timings}, final=True),
               "versions": checkpoint.versions()}
   else:
     title = f"{env.name} {policy_config.preset} policy, latent {config.latent_dim}, {config.loss} loss"

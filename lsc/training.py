@@ -435,11 +435,15 @@ def save_state(path, trainer: Trainer, state: dict, record_config: dict, *, fina
             "history": {k: np.asarray(v, np.float64) for k, v in state["history"].items()}}
   if codes is not None:
     arrays["codes"] = codes
-  config = {**record_config, "train": to_dict(trainer.config), "step": state["step"],
-            "best_val": state["best_val"], "bad_evals": state["bad_evals"], "env_steps": state["env_steps"],
-            "final": final}
-  checkpoint.save_artifact(path, jax.tree.map(np.asarray, arrays), kind=KIND, config=config,
-                           identity=identity(trainer))
+  checkpoint.save_artifact(path, jax.tree.map(np.asarray, arrays), kind=KIND,
+                           config=state_record(trainer, state, record_config, final), identity=identity(trainer))
+
+
+def state_record(trainer: Trainer, state: dict, record_config: dict, final: bool) -> dict:
+  """An `autoencoder` artifact's record config: `record_config` (dataset, env, policy,
+  inputs, timings) with the training settings and the state's progress."""
+  return {**record_config, "train": to_dict(trainer.config), "step": state["step"], "best_val": state["best_val"],
+          "bad_evals": state["bad_evals"], "env_steps": state["env_steps"], "final": final}
 
 
 def load_state(path, trainer: Trainer, inputs: dict | None = None) -> tuple[dict, dict]:
