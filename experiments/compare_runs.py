@@ -4,12 +4,16 @@ size, ...), per env and task.
   python -m experiments.compare_runs filter=runs/h3-filter-mountain_car ns=runs/h3-ns-mountain_car \
       [filter=runs/h3-filter-reacher ns=runs/h3-ns-reacher ...] --tag h3
 
-Each argument is LABEL=RUN (a pipeline's --out); runs of the same env are compared.
-For every task: the dataset's best and 90th-percentile return (collection protocol,
-RUN/dataset/artifact), recovery with its controls (untrained, random) and the best
-dataset policy re-evaluated on the final evaluation keys (results.json), and each
-method's final return, mean and range over seeds.  Writes
-experiments/results/compare_<tag>.{md,json}.
+Each argument is LABEL=RUN (a pipeline's --out); runs of the same env are compared.  A
+label given twice for one env names two runs of one dataset and autoencoder (e.g. the
+race's and the strategies' runs): their methods are read together, and runs that hold
+different datasets or autoencoders are refused.  For every task: the dataset's best and
+90th-percentile return (collection protocol, RUN/dataset/artifact), recovery with its
+controls (untrained, random) and the best dataset policy re-evaluated on the final
+evaluation keys (results.json), and each method's final return, mean and range over
+seeds (--methods: only these).  The env steps of the collection, and of the
+autoencoder's training where it spent any (its `rollout` or occupancy episodes), are
+stated per run.  Writes experiments/results/compare_<tag>.{md,json}.
 """
 
 import argparse
@@ -39,6 +43,7 @@ def summarize(run: pathlib.Path) -> dict:
   """{env, tasks: {task: {dataset_best, dataset_p90, recovery, controls, best_policy,
   methods: {method: final returns}}}, dataset_env_steps} of one pipeline run."""
   from lsc.dataset import load_dataset
+  from lsc.store import Stages
   results = json.loads((run / "results.json").read_text())
   dataset, _ = load_dataset(run / "dataset" / "artifact")
   env = results["config"]["collect"]["env"]["name"]
@@ -53,10 +58,33 @@ def summarize(run: pathlib.Path) -> dict:
         "best_policy": results["dataset_best"].get(task, {}).get("return"),
         "methods": {m: o["final_returns"] for m, o in results["curves"].get(task, {}).items()}}
   return {"env": env, "source": dataset.config.source, "tasks": tasks,
-          "dataset_env_steps": results["dataset_env_steps"], "dataset_size": int(len(dataset.thetas))}
+          "dataset_env_steps": results["dataset_env_steps"], "dataset_size": int(len(dataset.thetas)),
+          "autoencoder_env_steps": int(results.get("autoencoder_env_steps") or 0),
+          "dataset_digest": Stages(run).digest("dataset", "artifact"), "results": results}
 
 
-def markdown(summaries: dict, command: str) -> str:
+def merge(first: dict, second: dict, label: str) -> dict:
+  """One label's two summaries of one dataset and autoencoder, their methods together;
+  ValueError if they hold different ones (dataset digests, or what the race compares:
+  `lsc.comparison.dataset_clash`), or both ran a method with other results."""
+  from lsc.comparison import dataset_clash
+  clash = ("dataset digests differ" if first["dataset_digest"] != second["dataset_digest"]
+           else dataset_clash(first["results"], second["results"]))
+  if clash:
+    raise ValueError(f"label {label!r} names runs {first['run']} and {second['run']}, which hold different datasets "
+                     f"or autoencoders ({clash}): give them different labels")
+  merged = {**first, "run": f"{first['run']}+{second['run']}", "tasks": {}}
+  for task, row in first["tasks"].items():
+    other = second["tasks"][task]["methods"]
+    differ = sorted(m for m in set(row["methods"]) & set(other) if row["methods"][m] != other[m])
+    if differ:
+      raise ValueError(f"label {label!r}: runs {first['run']} and {second['run']} both ran {differ} on {task}, "
+                       f"with other results")
+    merged["tasks"][task] = {**row, "methods": {**row["methods"], **second["tasks"][task]["methods"]}}
+  return merged
+
+
+def markdown(summaries: dict, command: str, methods: list[str] | None = None) -> str:
   lines = [f"`{command}`", ""]
   by_env = {}
   for s in summaries.values():
@@ -65,7 +93,9 @@ def markdown(summaries: dict, command: str) -> str:
     labels = list(runs)
     lines += [f"### {env}", "", "Dataset: " + "; ".join(
         f"{label} ({runs[label]['source']}, {runs[label]['dataset_size']:,} policies, "
-        f"{runs[label]['dataset_env_steps']:,} env steps)" for label in labels), "",
+        f"{runs[label]['dataset_env_steps']:,} env steps"
+        + (f"; the autoencoder's training {runs[label]['autoencoder_env_steps']:,} more"
+           if runs[label].get("autoencoder_env_steps") else "") + ")" for label in labels), "",
         "| task | " + " | ".join(f"{label}: {what}" for what in ("best / p90 in dataset", "recovery (untrained, random)")
                                   for label in labels) + " |",
         "|---|" + "---:|" * (2 * len(labels))]
@@ -76,15 +106,16 @@ def markdown(summaries: dict, command: str) -> str:
       cells += ["{trained:.2f} ({untrained:.2f}, {random:.2f})".format(
                     **{k: jsonfile.number(v) for k, v in runs[l]["tasks"][task]["recovery"].items()}) for l in labels]
       lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    methods = sorted({m for l in labels for t in tasks for m in runs[l]["tasks"][t]["methods"]})
-    if methods:
+    ran = sorted({m for l in labels for t in tasks for m in runs[l]["tasks"][t]["methods"]})
+    shown = ran if methods is None else [m for m in methods if m in ran]
+    if shown:
       lines += ["", "Final return on fresh evaluation keys, mean [min, max] over seeds (best dataset policy "
                 "re-evaluated on the same keys in brackets after the label):", "",
-                "| task | " + " | ".join(f"{l}: {m}" for m in methods for l in labels) + " |",
-                "|---|" + "---:|" * (len(methods) * len(labels))]
+                "| task | " + " | ".join(f"{l}: {m}" for m in shown for l in labels) + " |",
+                "|---|" + "---:|" * (len(shown) * len(labels))]
       for task in tasks:
         cells = []
-        for m in methods:
+        for m in shown:
           for l in labels:
             v = runs[l]["tasks"][task]["methods"].get(m)
             best = runs[l]["tasks"][task]["best_policy"]
@@ -100,18 +131,22 @@ def main(argv=None) -> int:
                               description=__doc__.split("\n")[0])
   p.add_argument("runs", nargs="+", metavar="LABEL=RUN")
   p.add_argument("--tag", required=True, help="results file suffix")
+  p.add_argument("--methods", help="comma-separated: show only these methods' finals, in this order")
   args = p.parse_args(argv)
   try:
     runs = parse_runs(args.runs)
+    summaries = {}
+    for label, run in runs:
+      s = summarize(run)
+      key, s = f"{label}@{s['env']}", {"label": label, "run": str(run), **s}
+      summaries[key] = merge(summaries[key], s, label) if key in summaries else s
   except ValueError as error:
     print(f"experiments.compare_runs: error: {error}", file=sys.stderr)
     return 2
-  summaries = {}
-  for label, run in runs:
-    s = summarize(run)
-    summaries[f"{label}@{s['env']}"] = {"label": label, "run": str(run), **s}
+  for s in summaries.values():  # the whole results.json served the merge's check; the file keeps the summary
+    del s["results"]
   command = "python -m experiments.compare_runs " + " ".join(argv if argv is not None else sys.argv[1:])
-  text = markdown(summaries, command)
+  text = markdown(summaries, command, args.methods.split(",") if args.methods else None)
   RESULTS.mkdir(exist_ok=True)
   (RESULTS / f"compare_{args.tag}.json").write_text(jsonfile.dumps({"command": command, "runs": summaries}, indent=1))
   (RESULTS / f"compare_{args.tag}.md").write_text(text)

@@ -140,7 +140,7 @@ def race_record(run: dict) -> dict:
   return {**run, "curves": curves}
 
 
-def _dataset_clash(a: dict, b: dict) -> str | None:
+def dataset_clash(a: dict, b: dict) -> str | None:
   """Where two runs of one env hold different datasets or autoencoders: the first task both
   list whose best dataset row (index, collected return) differs, else the first whose trained
   autoencoder's recovery differs (an equal dataset can train another autoencoder on another
@@ -240,7 +240,7 @@ class Table:
         if settings[field] != base[field]:
           raise ValueError(f"{source} and {base_source} differ in {field} ({_brief(settings[field], base[field])} "
                            f"vs {_brief(base[field], settings[field])}): the runs of one env race on equal terms")
-      clash = _dataset_clash(run, base_run)
+      clash = dataset_clash(run, base_run)
       if clash:
         raise ValueError(f"{source} and {base_source} hold different datasets or autoencoders with the same settings "
                          f"({clash}): floating point differs between machines; race runs made on one machine")

@@ -71,10 +71,14 @@ def _no_position(state) -> jax.Array:
   return jnp.zeros((), jnp.float32)
 
 
-def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
+def make_episode_fn(env, policy: MLPPolicy, n_samples: int, grad_horizon: int | None = None):
   """A jit-safe function (theta (P,), key) -> (returns (n_tasks,), length (), samples (K, O),
   displacement ()) for one episode of `env.episode_length` steps.  `env`: any env
-  (`lsc.envs.as_env`); its tasks are checked on an abstract transition first."""
+  (`lsc.envs.as_env`); its tasks are checked on an abstract transition first.
+  `grad_horizon` T: a gradient through the episode reaches back at most T steps (the
+  env's state is cut from the gradient every T steps; the values are unchanged), the
+  truncation that keeps gradients through long, chaotic dynamics usable; None: the
+  whole episode."""
   env = as_env(env)
   check_rewards(env)
   rewards_fn = task_rewards(env)
@@ -90,8 +94,12 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
     buffer = jnp.zeros((n_samples, policy.obs_size), jnp.float32)
     layers = policy.unflatten(theta)
 
-    def step(carry, _):
+    def step(carry, t):
       state, alive, returns, length, buffer, rng = carry
+      if grad_horizon is not None:
+        cut = t % grad_horizon == 0
+        state = jax.tree.map(lambda x: jnp.where(cut, jax.lax.stop_gradient(x), x)
+                             if jnp.issubdtype(x.dtype, jnp.inexact) else x, state)
       action = policy.apply_layers(layers, state.obs)
       nxt = env.step(state, action)
       reward = rewards_fn(Transition(state.obs, action, nxt.obs, nxt.metrics, nxt.done, nxt.reward))
@@ -109,7 +117,8 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int):
       return (state, alive, returns, length, buffer, rng), None
 
     carry = (state, jnp.bool_(True), jnp.zeros(n_tasks, jnp.float32), jnp.int32(0), buffer, rng)
-    (state, _, returns, length, buffer, _), _ = jax.lax.scan(step, carry, None, length=horizon)
+    steps = None if grad_horizon is None else jnp.arange(horizon)  # no truncation: the program as before
+    (state, _, returns, length, buffer, _), _ = jax.lax.scan(step, carry, steps, length=horizon)
     if n_samples:  # an episode shorter than K repeats its states to fill the buffer
       slots = jnp.arange(n_samples)
       filled = jnp.minimum(length, n_samples)

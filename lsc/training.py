@@ -19,6 +19,13 @@ experiments/RESULTS.md):
              its own trajectory compounds, while states it never visits cost it nothing.
              Reward-free: the visited states are samples of the evaluation rollouts.
 
+The occupancy term (`occupancy_weight` > 0; off by default) adds to the loss, for
+`occupancy_policies` of the batch's policies, the distance between the states each and
+its decoded policy visit in an episode from the same reset, differentiated through the
+env back `occupancy_horizon` steps (`lsc.occupancy`).  Those episodes are env steps
+spent on the compression, counted in the state's `env_steps` as the `rollout` source's
+are.
+
 Every random choice of step t (policy batch, state batch, rollout keys) is derived from
 (seed, t), so a run resumed from a checkpoint continues exactly as an uninterrupted one.
 Policy batches are gathered on the host (the dataset may be a memory map larger than
@@ -31,7 +38,8 @@ moment, checked at every evaluation and before every checkpoint) or ends no bett
 its initial weights is refused, never saved.
 
 The pure pieces under `Trainer`: `train_init(key, ae, config)` and
-`train_step(state, thetas, states, ae, config)`, one Adam step on a `TrainState` pytree.
+`train_step(state, thetas, states, ae, config)`, one Adam step on a `TrainState` pytree
+(with the occupancy term: `env` and an `lsc.occupancy.OccupancyBatch` too).
 """
 
 import dataclasses
@@ -52,6 +60,7 @@ from lsc.distributed import agree, is_multi
 from lsc.autoencoder import (ACTIVATIONS, ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas,
                              make_eval_loss, make_loss_fn)
 from lsc.metrics import min_held_out
+from lsc.occupancy import OccupancyBatch, occupancy_term
 from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
 from lsc.validate import check_finite, check_int, check_memory, check_seed
@@ -82,6 +91,12 @@ class TrainConfig:
   rollout_samples: int = 16  # states kept per decoded-policy episode
   checkpoint_every: int = 500
   seed: int = 0
+  # the occupancy term (lsc.occupancy), added after artifacts existed: off (0) by default
+  occupancy_weight: float = dataclasses.field(default=0.0, metadata={"omit_default": True})
+  occupancy_policies: int = dataclasses.field(default=8, metadata={"omit_default": True})  # episodes per step
+  occupancy_bandwidth: float = dataclasses.field(default=1.0, metadata={"omit_default": True})  # in state stds
+  # steps a gradient reaches back through the dynamics (0: the whole episode, which measured worse)
+  occupancy_horizon: int = dataclasses.field(default=10, metadata={"omit_default": True})
 
   def check(self, num_params: int | None = None, dataset_size: int | None = None, policy=None,
             n_probe: int | None = None) -> None:
@@ -112,6 +127,15 @@ class TrainConfig:
     check_int("patience", self.patience)
     check_finite("lr", self.lr)
     check_finite("val_fraction", self.val_fraction)
+    check_finite("occupancy_weight", self.occupancy_weight)
+    check_finite("occupancy_bandwidth", self.occupancy_bandwidth)
+    if self.occupancy_weight < 0:
+      raise ValueError(f"occupancy_weight must be >= 0 (0: no occupancy term), got {self.occupancy_weight}")
+    if self.occupancy_bandwidth <= 0:
+      raise ValueError(f"occupancy_bandwidth must be > 0, got {self.occupancy_bandwidth}")
+    check_int("occupancy_horizon", self.occupancy_horizon)
+    if self.occupancy_horizon < 0:
+      raise ValueError(f"occupancy_horizon must be >= 0 (0: the whole episode), got {self.occupancy_horizon}")
     check_seed("seed", self.seed)
     if self.loss not in LOSSES:
       raise ValueError(f"unknown loss {self.loss!r}; valid losses: {', '.join(LOSSES)}")
@@ -122,7 +146,7 @@ class TrainConfig:
     if not 0.0 < self.val_fraction < 1.0:
       raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
     for name in ("batch_policies", "batch_states", "steps", "eval_every", "rollout_every", "buffer_size",
-                 "rollout_samples", "checkpoint_every"):
+                 "rollout_samples", "checkpoint_every", "occupancy_policies"):
       check_int(name, getattr(self, name))
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -134,6 +158,9 @@ class TrainConfig:
       raise ValueError(f"a rollout refresh writes batch_policies x rollout_samples = "
                        f"{self.batch_policies * self.rollout_samples:,} states into the buffer, more than its "
                        f"buffer_size {self.buffer_size:,}; raise buffer_size or lower rollout_samples")
+    if self.occupancy_policies > self.batch_policies:
+      raise ValueError(f"occupancy_policies ({self.occupancy_policies}) must be <= batch_policies "
+                       f"({self.batch_policies}): the occupancy term runs a subset of the batch")
     if dataset_size is not None:
       self._check_dataset_size(check_int("dataset_size", dataset_size))
     if policy is not None:
@@ -207,10 +234,12 @@ def train_memory(config: TrainConfig, policy, dataset_size: int | None = None,
 
 
 class TrainState(NamedTuple):
-  """The autoencoder's training state, a pytree: parameters, Adam's state, steps taken."""
+  """The autoencoder's training state, a pytree: parameters, Adam's state, steps taken,
+  env steps the occupancy term's episodes took."""
   params: dict
   opt_state: Any
   step: jax.Array  # () int32
+  env_steps: Any = 0  # () int32
 
 
 def train_init(key: jax.Array, ae: Autoencoder, config: TrainConfig) -> TrainState:
@@ -218,27 +247,44 @@ def train_init(key: jax.Array, ae: Autoencoder, config: TrainConfig) -> TrainSta
   config (a NaN, infinite or non-positive lr, ...) is refused first (`TrainConfig.check`)."""
   config.check()
   params = ae.init(key)
-  return TrainState(params, optax.adam(config.lr).init(params), jnp.zeros((), jnp.int32))
+  return TrainState(params, optax.adam(config.lr).init(params), jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
-def train_step(state: TrainState, thetas: jax.Array, states: jax.Array, ae: Autoencoder,
-               config: TrainConfig) -> tuple[TrainState, jax.Array]:
+def train_step(state: TrainState, thetas: jax.Array, states: jax.Array, ae: Autoencoder, config: TrainConfig,
+               env=None, occupancy: OccupancyBatch | None = None) -> tuple[TrainState, jax.Array]:
   """One Adam step on `config.loss` for a batch of policies thetas (B, P) and states
-  (M, O) (the behaviour loss compares actions there): (new state, the loss before the
-  step).  Pure: jit it closing over `ae` and `config`
-  (`jax.jit(functools.partial(train_step, ae=ae, config=config))`), vmap or scan it.
-  Shapes that do not fit `ae` are refused while tracing (the loss's `check_batch`:
-  Python on the static shapes, nothing in the compiled step)."""
-  value, grads = jax.value_and_grad(make_loss_fn(ae, config.loss))(state.params, thetas, states)
+  (M, O) (the behaviour loss compares actions there), plus `config.occupancy_weight`
+  times the occupancy term of `occupancy`'s policies in `env` when the weight is > 0:
+  (new state, the loss before the step).  The state's env_steps grows by the occupancy
+  episodes' steps.  Pure: jit it closing over `ae`, `config` and `env`
+  (`jax.jit(functools.partial(train_step, ae=ae, config=config, env=env))`), vmap or
+  scan it.  Shapes that do not fit `ae` are refused while tracing (the loss's
+  `check_batch`: Python on the static shapes, nothing in the compiled step)."""
+  action_loss = make_loss_fn(ae, config.loss)
+  occupied = config.occupancy_weight > 0
+  if occupied and (env is None or occupancy is None):
+    raise ValueError("the occupancy term (occupancy_weight > 0) needs the env and an OccupancyBatch")
+
+  def loss_fn(params):
+    value = action_loss(params, thetas, states)
+    if not occupied:
+      return value, jnp.zeros((), jnp.int32)
+    decoded = ae.reconstruct(params, occupancy.thetas)
+    distance, spent = occupancy_term(env, ae.policy, config.rollout_samples, decoded, occupancy,
+                                     config.occupancy_bandwidth, config.occupancy_horizon or None)
+    return value + config.occupancy_weight * distance, spent
+
+  (value, spent), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = optax.adam(config.lr).update(grads, state.opt_state, state.params)
-  return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1), value
+  return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1,
+                    state.env_steps + spent), value
 
 
 @functools.lru_cache(maxsize=32)
-def compiled_train_step(ae: Autoencoder, config: TrainConfig):
-  """`train_step` jit-compiled for (ae, config), cached: one program per autoencoder and
-  loss settings."""
-  return jax.jit(functools.partial(train_step, ae=ae, config=config))
+def compiled_train_step(ae: Autoencoder, config: TrainConfig, env=None):
+  """`train_step` jit-compiled for (ae, config, env), cached: one program per
+  autoencoder, loss settings and (with the occupancy term) env."""
+  return jax.jit(functools.partial(train_step, ae=ae, config=config, env=env))
 
 
 def held_out_count(n: int, val_fraction: float) -> int:
@@ -278,7 +324,8 @@ class Trainer:
   `run()` trains to the end (or early stop) and returns the final state; `init`,
   `step_range` and the checkpoint helpers expose the pieces.  The state is a dict:
   params, opt_state, buffer (states), best_params, step, best_val, bad_evals, history,
-  env_steps (the `rollout` source's episodes so far; 0 for the others).
+  env_steps (the `rollout` source's and the occupancy term's episodes so far; 0 for
+  neither).
   """
 
   def __init__(self, env, policy, dataset: dict, config: TrainConfig):
@@ -298,7 +345,8 @@ class Trainer:
     self.probe = jnp.asarray(dataset.probe_states, jnp.float32)
     self.val_thetas = jnp.asarray(self.thetas[self.val_idx[:512]])
     self.ae = config.autoencoder(policy, dataset.probe_states)
-    self.train_step = compiled_train_step(self.ae, config)
+    self.train_step = compiled_train_step(self.ae, config, env if config.occupancy_weight > 0 else None)
+    self.state_scale = jnp.asarray(np.std(self.states, axis=0) + 1e-6, jnp.float32)  # the occupancy kernel's
     self.val_losses = {name: make_eval_loss(self.ae, name) for name in LOSSES}
     self.key = jax.random.key(config.seed)
     if config.states == "rollout":
@@ -334,6 +382,17 @@ class Trainer:
     mine = jnp.take_along_axis(visited, picks[..., None], axis=1)
     common = jnp.broadcast_to(_sample_states(state["buffer"], key, shared), (visited.shape[0], shared, visited.shape[2]))
     return jnp.concatenate([mine, common], axis=1)
+
+  def _occupancy(self, step: int, rows: np.ndarray, thetas: jax.Array) -> OccupancyBatch | None:
+    """Step `step`'s occupancy batch: `occupancy_policies` of the batch `rows` (policies
+    thetas), drawn from (seed, step), with fresh reset keys; None without the occupancy
+    term."""
+    if not self.config.occupancy_weight > 0:
+      return None
+    n = min(self.config.occupancy_policies, len(rows))
+    picks = np.sort(np.random.default_rng([self.config.seed, step, 1]).choice(len(rows), n, replace=False))
+    keys = jax.random.split(jax.random.fold_in(jax.random.fold_in(self.key, 2 * step + 1), 1), n)
+    return OccupancyBatch(thetas[picks], keys, self.state_scale)
 
   def _refresh_buffer(self, state: dict, thetas: jax.Array, step: int) -> tuple[jax.Array, int]:
     """Rolls out the decoded batch and writes the states it visited into the ring buffer:
@@ -384,8 +443,12 @@ class Trainer:
         state["buffer"], spent = self._refresh_buffer(state, thetas, step)
         state["env_steps"] += spent
       states = self._states(state, step, rows)
-      trained, loss = self.train_step(TrainState(state["params"], state["opt_state"], jnp.int32(step)), thetas, states)
+      occupancy = self._occupancy(step, rows, thetas)
+      trained, loss = self.train_step(TrainState(state["params"], state["opt_state"], jnp.int32(step), jnp.int32(0)),
+                                      thetas, states, occupancy=occupancy)
       state["params"], state["opt_state"] = trained.params, trained.opt_state
+      if occupancy is not None:
+        state["env_steps"] += int(trained.env_steps)
       state["step"] = step + 1
       checked = state["step"] % config.eval_every == 0 or state["step"] == stop
       if checked:
@@ -473,8 +536,9 @@ def load_state(path, trainer: Trainer, inputs: dict | None = None) -> tuple[dict
 
 
 def _env_steps(record: dict, path) -> int:
-  """The env steps an autoencoder artifact's training spent (its `rollout` episodes); an
-  artifact from before they were recorded spent none unless it trained on rollouts."""
+  """The env steps an autoencoder artifact's training spent (its `rollout` and occupancy
+  episodes); an artifact from before they were recorded spent none unless it trained on
+  rollouts."""
   config = record["config"]
   if "env_steps" in config:
     return int(config["env_steps"])

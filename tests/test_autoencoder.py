@@ -16,8 +16,10 @@ from lsc import checkpoint
 from lsc.autoencoder import Autoencoder, behaviour_loss, parameter_loss
 from lsc.envs import get_env_spec
 from lsc.evaluation import EvalProtocol
+from lsc.occupancy import OccupancyBatch, mmd2, occupancy_term
 from lsc.metrics import latent_points, recovery_metrics, recovery_report, wasserstein_1d
 from lsc.policy import MLPPolicy, make_policy, pool_thetas
+from lsc.rollout import rollout
 from lsc.training import (TrainConfig, Trainer, load_autoencoder, load_state, save_state, train, train_init,
                           train_step)
 
@@ -120,6 +122,43 @@ def test_rollout_state_source_fills_the_buffer_with_decoded_policies_states(moun
   assert resumed["env_steps"] == half["env_steps"]
   assert trainer.step_range(resumed, 11)["env_steps"] == state["env_steps"]
   assert np.all(buffer[:, 0] >= -1.2) and np.all(buffer[:, 0] <= 0.6)
+
+
+def test_occupancy_term_is_zero_for_the_original_policy_and_reaches_the_decoder_through_the_dynamics(
+    mountain_car, mc_policy, small_dataset, tmp_path):
+  x = jnp.asarray(small_dataset.visited_states[0])
+  scale = jnp.ones(2)
+  assert float(mmd2(x, x, scale, 1.0)) == 0.0 and float(mmd2(x, x + 0.1, scale, 1.0)) > 0.0
+  assert float(mmd2(x, x + 0.5, scale, 1.0)) > float(mmd2(x, x + 0.1, scale, 1.0))
+  # a perfect reconstruction runs the original's very episodes: distance 0, both episodes' steps counted
+  thetas, other = jnp.asarray(small_dataset.thetas[:2]), jnp.asarray(small_dataset.thetas[2:4])
+  keys = jax.random.split(jax.random.key(7), 2)
+  batch = OccupancyBatch(thetas, keys, jnp.asarray([0.5, 0.03]))
+  term = lambda decoded: occupancy_term(mountain_car, mc_policy, 4, decoded, batch, 1.0)
+  distance, spent = jax.jit(term)(thetas)
+  episodes = [rollout(mountain_car, mc_policy, t, keys[:, None], n_samples=4).env_steps for t in (thetas, other)]
+  assert abs(float(distance)) < 1e-6 and int(spent) == 2 * episodes[0]
+  assert int(jax.jit(term)(other)[1]) == episodes[0] + episodes[1]
+  # another policy is at a distance; cutting the gradient every 10 steps leaves it there, and its gradient (through
+  # the car's dynamics) is finite and non-zero
+  truncated = lambda decoded: occupancy_term(mountain_car, mc_policy, 4, decoded, batch, 1.0, grad_horizon=10)[0]
+  assert float(term(other)[0]) > 0.0 and float(jax.jit(truncated)(other)) == float(jax.jit(term)(other)[0])
+  grad = jax.jit(jax.grad(truncated))(other)
+  assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).max()) > 0.0
+
+  # in training: the episodes' env steps are counted (episodes end at the goal or the episode length) and resumed
+  config = TrainConfig(latent_dim=1, encoder_widths=(16,), decoder_widths=(16,), batch_policies=8, batch_states=16,
+                       steps=3, eval_every=3, patience=0, rollout_samples=4, occupancy_weight=0.1,
+                       occupancy_policies=2)
+  trainer = Trainer(mountain_car, mc_policy, small_dataset, config)
+  state = trainer.step_range(trainer.init(), 3)
+  assert 3 * 2 * 2 <= state["env_steps"] <= 3 * 2 * 2 * mountain_car.episode_length
+  half = trainer.step_range(trainer.init(), 2)
+  save_state(tmp_path / "ae", trainer, half, {})
+  resumed, _ = load_state(tmp_path / "ae", trainer)
+  assert resumed["env_steps"] == half["env_steps"] and trainer.step_range(resumed, 3)["env_steps"] == state["env_steps"]
+  with pytest.raises(ValueError, match="occupancy_policies \\(9\\) must be <= batch_policies \\(8\\)"):
+    dataclasses.replace(config, occupancy_policies=9).check()
 
 
 def test_own_state_source_compares_each_policy_on_its_own_visited_states(mountain_car, mc_policy, small_dataset):

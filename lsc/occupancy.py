@@ -1,0 +1,70 @@
+"""The occupancy term of the autoencoder's loss: where a decoded policy goes, against
+where its original went.
+
+The behaviour loss compares actions state by state; a small action error on a policy's
+own trajectory compounds over an episode, and the loss never sees it.  The occupancy
+term compares the two policies' state distributions instead (in the spirit of the
+occupancy-matching follow-up paper, arXiv 2603.27044): for a policy theta of the
+dataset and its reconstruction theta_hat = g(f(theta)),
+
+  MMD^2(d_theta, d_theta_hat)  with a Gaussian kernel of width `bandwidth` on states
+                               divided by `scale` (the dataset's per-dimension std),
+
+where d_theta and d_theta_hat are samples of the states the two policies visit in one
+episode each from the *same* reset key, run by the shared rollout engine
+(`lsc.rollout.make_episode_fn`, its reservoir sample of K states, drawn alike): equal
+policies give equal samples, so the term is exactly 0 at a perfect reconstruction, with
+no sampling floor (the dataset's own visited states, from other episodes, leave one that
+measured larger than a trained autoencoder's distance on Mountain Car).  The decoded
+episode is differentiated through the env's dynamics, so the gradient reaches the
+decoder along the whole trajectory (the original's is a constant): an env whose step is
+not differentiable (a foreign env may not be) cannot carry this term.
+
+Both episodes are env steps spent on the compression (reward-free): the term returns
+them, the training state counts them and the fair race charges them
+(`lsc.comparison`).
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lsc.policy import MLPPolicy
+from lsc.rollout import make_episode_fn
+
+
+class OccupancyBatch(NamedTuple):
+  """The inputs of one step's occupancy term, a pytree: B_o policies of the batch."""
+  thetas: jax.Array  # (B_o, P) the dataset's policies
+  keys: jax.Array  # (B_o,) reset keys of each one's episode and its decoded policy's
+  scale: jax.Array  # (O,) per-dimension state scale of the kernel
+
+
+def mmd2(x: jax.Array, y: jax.Array, scale: jax.Array, bandwidth: float) -> jax.Array:
+  """The squared maximum mean discrepancy () between the samples x (V, O) and y (K, O),
+  the biased (V-statistic) estimate, >= 0 and 0 for equal samples, under the Gaussian
+  kernel exp(-||(a - b) / scale||^2 / (2 bandwidth^2))."""
+  x, y = x / scale, y / scale
+
+  def kernel(a, b):
+    d2 = jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1)
+    return jnp.exp(-d2 / (2.0 * bandwidth ** 2))
+
+  return jnp.mean(kernel(x, x)) + jnp.mean(kernel(y, y)) - 2.0 * jnp.mean(kernel(x, y))
+
+
+def occupancy_term(env, policy: MLPPolicy, n_samples: int, decoded: jax.Array, batch: OccupancyBatch,
+                   bandwidth: float, grad_horizon: int | None = None) -> tuple[jax.Array, jax.Array]:
+  """(mean over the B_o policies of MMD^2 between the states batch.thetas[i] and its
+  decoded policy decoded[i] (B_o, P) visit in one episode each from batch.keys[i],
+  n_samples of each; the env steps the 2 B_o episodes took, () int32).
+  Differentiable in `decoded` through the env's dynamics, back at most `grad_horizon`
+  steps (None: the whole episode; `lsc.rollout.make_episode_fn`); jit-safe."""
+  episode = jax.vmap(make_episode_fn(env, policy, n_samples, grad_horizon))
+  both = jnp.concatenate([jax.lax.stop_gradient(batch.thetas), decoded])
+  _, lengths, samples, _ = episode(both, jnp.concatenate([batch.keys, batch.keys]))
+  original, reconstructed = jnp.split(samples, 2)
+  distances = jax.vmap(mmd2, in_axes=(0, 0, None, None))(jax.lax.stop_gradient(original), reconstructed,
+                                                           batch.scale, bandwidth)
+  return jnp.mean(distances), jnp.sum(lengths)
