@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from experiments.sample_efficiency import RESULTS
+from experiments.presets import RESULTS
 from lsc import jsonfile
 
 
@@ -42,8 +42,8 @@ def parse_runs(items: list[str]) -> list[tuple[str, pathlib.Path]]:
 def summarize(run: pathlib.Path) -> dict:
   """{env, tasks: {task: {dataset_best, dataset_p90, recovery, controls, best_policy,
   methods: {method: final returns}}}, dataset_env_steps} of one pipeline run."""
+  from lsc.checkpoint import digest
   from lsc.dataset import load_dataset
-  from lsc.store import Stages
   results = json.loads((run / "results.json").read_text())
   dataset, _ = load_dataset(run / "dataset" / "artifact")
   env = results["config"]["collect"]["env"]["name"]
@@ -60,19 +60,26 @@ def summarize(run: pathlib.Path) -> dict:
   return {"env": env, "source": dataset.config.source, "tasks": tasks,
           "dataset_env_steps": results["dataset_env_steps"], "dataset_size": int(len(dataset.thetas)),
           "autoencoder_env_steps": int(results.get("autoencoder_env_steps") or 0),
-          "dataset_digest": Stages(run).digest("dataset", "artifact"), "results": results}
+          "dataset_digest": digest(run / "dataset" / "artifact"), "results": results}
 
 
 def merge(first: dict, second: dict, label: str) -> dict:
   """One label's two summaries of one dataset and autoencoder, their methods together;
   ValueError if they hold different ones (dataset digests, or what the race compares:
-  `lsc.comparison.dataset_clash`), or both ran a method with other results."""
-  from lsc.comparison import dataset_clash
+  `lsc.comparison.dataset_clash`), differ in a setting every run of one race shares
+  (`lsc.comparison.SHARED_SETTINGS`: budget, seeds, evaluation, grid, ...), or both ran
+  a method with other results."""
+  from lsc.comparison import SHARED_SETTINGS, dataset_clash, settings_of
   clash = ("dataset digests differ" if first["dataset_digest"] != second["dataset_digest"]
            else dataset_clash(first["results"], second["results"]))
   if clash:
     raise ValueError(f"label {label!r} names runs {first['run']} and {second['run']}, which hold different datasets "
                      f"or autoencoders ({clash}): give them different labels")
+  settings = [settings_of(s["results"], s["run"]) for s in (first, second)]
+  differ = [key for key in SHARED_SETTINGS if settings[0][key] != settings[1][key]]
+  if differ:
+    raise ValueError(f"label {label!r} names runs {first['run']} and {second['run']}, which differ in "
+                     f"{', '.join(differ)}: give them different labels")
   merged = {**first, "run": f"{first['run']}+{second['run']}", "tasks": {}}
   for task, row in first["tasks"].items():
     other = second["tasks"][task]["methods"]
@@ -145,8 +152,15 @@ def main(argv=None) -> int:
     return 2
   for s in summaries.values():  # the whole results.json served the merge's check; the file keeps the summary
     del s["results"]
+  methods = args.methods.split(",") if args.methods else None
+  ran = {m for s in summaries.values() for task in s["tasks"].values() for m in task["methods"]}
+  unknown = sorted(set(methods or ()) - ran)
+  if unknown:
+    print(f"experiments.compare_runs: error: --methods names {', '.join(unknown)}, which no run ran; "
+          f"they ran {', '.join(sorted(ran))}", file=sys.stderr)
+    return 2
   command = "python -m experiments.compare_runs " + " ".join(argv if argv is not None else sys.argv[1:])
-  text = markdown(summaries, command, args.methods.split(",") if args.methods else None)
+  text = markdown(summaries, command, methods)
   RESULTS.mkdir(exist_ok=True)
   (RESULTS / f"compare_{args.tag}.json").write_text(jsonfile.dumps({"command": command, "runs": summaries}, indent=1))
   (RESULTS / f"compare_{args.tag}.md").write_text(text)

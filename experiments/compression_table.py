@@ -17,10 +17,10 @@ import pathlib
 import sys
 import time
 
+from experiments.presets import RESULTS
 from lsc import jsonfile
 from lsc.validate import integer
 
-RESULTS = pathlib.Path(__file__).parent / "results"
 # The paper's Mountain Car recovery (dataset 50k, mean over tasks) per preset at latent 1 / 2 / 3.
 PAPER = {"mountain_car": {"small": (0.64, 0.93, 0.94), "medium": (0.66, 1.01, 1.02), "large": (1.02, 1.01, 1.01)}}
 # The paper's per-task recovery of Hopper and HalfCheetah at latent 5 / 8 / 16.

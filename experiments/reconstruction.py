@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from experiments.sample_efficiency import RESULTS
+from experiments.presets import RESULTS
 from lsc import jsonfile
 from lsc.keys import RECOVERY_EVAL_SEED
 from lsc.validate import integer

@@ -45,9 +45,9 @@ import sys
 
 import numpy as np
 
+from experiments.presets import RESULTS
 from lsc import jsonfile
 
-RESULTS = pathlib.Path(__file__).parent / "results"
 FRACTION = 0.9
 ACCOUNTINGS = ("none", "shared", "full")  # collection steps charged to a latent method: see the docstring
 

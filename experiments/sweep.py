@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-from experiments.sample_efficiency import RESULTS
+from experiments.presets import RESULTS
 from lsc import jsonfile
 from lsc.jax_setup import release_executables
 from lsc.keys import SELECTION_EVAL_SEED, SELECTION_SEED

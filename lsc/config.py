@@ -70,17 +70,27 @@ class PolicyConfig:
 def to_dict(config, omit_defaults: bool = True) -> dict:
   """A dataclass config as plain JSON/YAML-ready data (tuples become lists).  Fields
   marked `omit_default` (added after artifacts existed) are left out while at their
-  default, so records written before them still match (`omit_defaults=False`: all)."""
+  default, so records written before them still match, or, where the mark is a
+  predicate of the config, while it holds (a setting of a feature that is off);
+  `omit_defaults=False`: all."""
   def plain(x):
     if hasattr(x, "to_plain"):  # a mapping of configs (`lsc.methods.MethodConfigs`)
       return x.to_plain()
     if dataclasses.is_dataclass(x):
       return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)
-              if not (omit_defaults and f.metadata.get("omit_default") and getattr(x, f.name) == f.default)}
+              if not (omit_defaults and _omitted(x, f))}
     if isinstance(x, (tuple, list)):
       return [plain(v) for v in x]
     return x
   return plain(config)
+
+
+def _omitted(config, field: dataclasses.Field) -> bool:
+  """Whether `to_dict` leaves `field` of `config` out (its `omit_default` mark)."""
+  mark = field.metadata.get("omit_default")
+  if callable(mark):
+    return bool(mark(config))
+  return bool(mark) and getattr(config, field.name) == field.default
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

@@ -30,6 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lsc.envs import for_worlds
 from lsc.policy import MLPPolicy
 from lsc.rollout import make_episode_fn
 
@@ -42,7 +43,7 @@ class OccupancyBatch(NamedTuple):
 
 
 def mmd2(x: jax.Array, y: jax.Array, scale: jax.Array, bandwidth: float) -> jax.Array:
-  """The squared maximum mean discrepancy () between the samples x (V, O) and y (K, O),
+  """The squared maximum mean discrepancy between the samples x (V, O) and y (K, O), (),
   the biased (V-statistic) estimate, >= 0 and 0 for equal samples, under the Gaussian
   kernel exp(-||(a - b) / scale||^2 / (2 bandwidth^2))."""
   x, y = x / scale, y / scale
@@ -60,11 +61,15 @@ def occupancy_term(env, policy: MLPPolicy, n_samples: int, decoded: jax.Array, b
   decoded policy decoded[i] (B_o, P) visit in one episode each from batch.keys[i],
   n_samples of each; the env steps the 2 B_o episodes took, () int32).
   Differentiable in `decoded` through the env's dynamics, back at most `grad_horizon`
-  steps (None: the whole episode; `lsc.rollout.make_episode_fn`); jit-safe."""
-  episode = jax.vmap(make_episode_fn(env, policy, n_samples, grad_horizon))
-  both = jnp.concatenate([jax.lax.stop_gradient(batch.thetas), decoded])
-  _, lengths, samples, _ = episode(both, jnp.concatenate([batch.keys, batch.keys]))
-  original, reconstructed = jnp.split(samples, 2)
-  distances = jax.vmap(mmd2, in_axes=(0, 0, None, None))(jax.lax.stop_gradient(original), reconstructed,
+  steps (None: the whole episode; `lsc.rollout.make_episode_fn`); jit-safe.  Memory:
+  the backward pass keeps the env state of every step of the B_o decoded episodes
+  (B_o x episode_length states), whatever the horizon; the originals' episodes run
+  apart, with no gradient, and keep nothing."""
+  sized = for_worlds(env, len(batch.keys))
+  original = jax.vmap(make_episode_fn(sized, policy, n_samples))
+  reconstruction = jax.vmap(make_episode_fn(sized, policy, n_samples, grad_horizon))
+  _, original_lengths, targets, _ = original(jax.lax.stop_gradient(batch.thetas), batch.keys)
+  _, lengths, samples, _ = reconstruction(decoded, batch.keys)
+  distances = jax.vmap(mmd2, in_axes=(0, 0, None, None))(jax.lax.stop_gradient(targets), samples,
                                                            batch.scale, bandwidth)
-  return jnp.mean(distances), jnp.sum(lengths)
+  return jnp.mean(distances), jnp.sum(original_lengths) + jnp.sum(lengths)

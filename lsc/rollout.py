@@ -79,6 +79,8 @@ def make_episode_fn(env, policy: MLPPolicy, n_samples: int, grad_horizon: int | 
   env's state is cut from the gradient every T steps; the values are unchanged), the
   truncation that keeps gradients through long, chaotic dynamics usable; None: the
   whole episode."""
+  if grad_horizon is not None and grad_horizon < 1:
+    raise ValueError(f"grad_horizon must be >= 1 (None: the whole episode), got {grad_horizon}")
   env = as_env(env)
   check_rewards(env)
   rewards_fn = task_rewards(env)

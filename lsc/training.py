@@ -69,6 +69,10 @@ STATE_SOURCES = ("dataset", "rollout", "own")
 KIND = "autoencoder"
 
 
+def _occupancy_off(config) -> bool:
+  return config.occupancy_weight == 0
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   """Autoencoder architecture and training settings."""
@@ -91,12 +95,14 @@ class TrainConfig:
   rollout_samples: int = 16  # states kept per decoded-policy episode
   checkpoint_every: int = 500
   seed: int = 0
-  # the occupancy term (lsc.occupancy), added after artifacts existed: off (0) by default
+  # the occupancy term (lsc.occupancy), added after artifacts existed: off (0) by default, and then its
+  # settings are left out of records (so records from before it match); with it on, all are recorded.
+  # Its episodes keep rollout_samples states each.
   occupancy_weight: float = dataclasses.field(default=0.0, metadata={"omit_default": True})
-  occupancy_policies: int = dataclasses.field(default=8, metadata={"omit_default": True})  # episodes per step
-  occupancy_bandwidth: float = dataclasses.field(default=1.0, metadata={"omit_default": True})  # in state stds
+  occupancy_policies: int = dataclasses.field(default=8, metadata={"omit_default": _occupancy_off})  # per step
+  occupancy_bandwidth: float = dataclasses.field(default=1.0, metadata={"omit_default": _occupancy_off})  # state stds
   # steps a gradient reaches back through the dynamics (0: the whole episode, which measured worse)
-  occupancy_horizon: int = dataclasses.field(default=10, metadata={"omit_default": True})
+  occupancy_horizon: int = dataclasses.field(default=10, metadata={"omit_default": _occupancy_off})
 
   def check(self, num_params: int | None = None, dataset_size: int | None = None, policy=None,
             n_probe: int | None = None) -> None:
@@ -107,7 +113,8 @@ class TrainConfig:
     validation and recovery (`lsc.metrics.min_held_out`) and too few training policies
     for the code; `policy` (an `MLPPolicy`: its shape alone) with `n_probe` (the
     dataset's probe states, read by the `actions` encoder input and validation) the
-    memory training needs (`train_memory`).  `lsc.dataset.training_inputs` gives all
+    memory training needs (`train_memory`; the occupancy term's episodes not included:
+    `lsc.occupancy`).  `lsc.dataset.training_inputs` gives all
     four from a dataset's record, `CollectConfig.training_inputs` from its config."""
     check_int("latent_dim", self.latent_dim)
     if self.latent_dim < 1:
@@ -158,7 +165,7 @@ class TrainConfig:
       raise ValueError(f"a rollout refresh writes batch_policies x rollout_samples = "
                        f"{self.batch_policies * self.rollout_samples:,} states into the buffer, more than its "
                        f"buffer_size {self.buffer_size:,}; raise buffer_size or lower rollout_samples")
-    if self.occupancy_policies > self.batch_policies:
+    if self.occupancy_weight > 0 and self.occupancy_policies > self.batch_policies:
       raise ValueError(f"occupancy_policies ({self.occupancy_policies}) must be <= batch_policies "
                        f"({self.batch_policies}): the occupancy term runs a subset of the batch")
     if dataset_size is not None:
@@ -235,7 +242,7 @@ def train_memory(config: TrainConfig, policy, dataset_size: int | None = None,
 
 class TrainState(NamedTuple):
   """The autoencoder's training state, a pytree: parameters, Adam's state, steps taken,
-  env steps the occupancy term's episodes took."""
+  env steps the occupancy term's episodes took (train_step adds each step's)."""
   params: dict
   opt_state: Any
   step: jax.Array  # () int32
@@ -346,7 +353,8 @@ class Trainer:
     self.val_thetas = jnp.asarray(self.thetas[self.val_idx[:512]])
     self.ae = config.autoencoder(policy, dataset.probe_states)
     self.train_step = compiled_train_step(self.ae, config, env if config.occupancy_weight > 0 else None)
-    self.state_scale = jnp.asarray(np.std(self.states, axis=0) + 1e-6, jnp.float32)  # the occupancy kernel's
+    if config.occupancy_weight > 0:  # the occupancy kernel's per-dimension scale
+      self.state_scale = jnp.asarray(np.std(self.states, axis=0) + 1e-6, jnp.float32)
     self.val_losses = {name: make_eval_loss(self.ae, name) for name in LOSSES}
     self.key = jax.random.key(config.seed)
     if config.states == "rollout":
@@ -435,6 +443,13 @@ class Trainer:
     (`check_diverged`), so no checkpoint holds one."""
     config = self.config
     state = dict(state)
+    pending = []  # the occupancy episodes' env steps since the last count, on device (no sync per step)
+
+    def count():
+      if pending:
+        state["env_steps"] += sum(int(x) for x in jax.device_get(pending))
+        pending.clear()
+
     while state["step"] < stop and not (config.patience and state["bad_evals"] >= config.patience):
       step = state["step"]
       rows = self._rows(step)
@@ -448,9 +463,11 @@ class Trainer:
                                       thetas, states, occupancy=occupancy)
       state["params"], state["opt_state"] = trained.params, trained.opt_state
       if occupancy is not None:
-        state["env_steps"] += int(trained.env_steps)
+        pending.append(trained.env_steps)
       state["step"] = step + 1
       checked = state["step"] % config.eval_every == 0 or state["step"] == stop
+      if checked or state["step"] % config.checkpoint_every == 0:
+        count()
       if checked:
         val = self.evaluate(state["params"])
         self.check_diverged(state, float(loss), val)
@@ -472,6 +489,7 @@ class Trainer:
         history = state["history"]
         progress_fn("train", state["step"], stop, {"loss": history["train"][-1],
                                                    "val": history[f"val_{config.loss}"][-1]})
+    count()
     return state
 
   def codes(self, params) -> np.ndarray:
@@ -606,7 +624,8 @@ class TrainedAutoencoder:
 
   @property
   def env_steps(self) -> int:
-    """The env steps its training spent (the `rollout` state source's episodes)."""
+    """The env steps its training spent (the `rollout` state source's and the occupancy
+    term's episodes)."""
     return _env_steps(self.record, "this autoencoder")
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from lsc import checkpoint
 from lsc.autoencoder import Autoencoder, behaviour_loss, parameter_loss
+from lsc.config import to_dict
 from lsc.envs import get_env_spec
 from lsc.evaluation import EvalProtocol
 from lsc.occupancy import OccupancyBatch, mmd2, occupancy_term
@@ -159,6 +160,10 @@ def test_occupancy_term_is_zero_for_the_original_policy_and_reaches_the_decoder_
   assert resumed["env_steps"] == half["env_steps"] and trainer.step_range(resumed, 3)["env_steps"] == state["env_steps"]
   with pytest.raises(ValueError, match="occupancy_policies \\(9\\) must be <= batch_policies \\(8\\)"):
     dataclasses.replace(config, occupancy_policies=9).check()
+  off = dataclasses.replace(config, occupancy_weight=0.0, occupancy_policies=9, occupancy_horizon=5)
+  off.check()  # settings of a term that is off are not checked against the batch ...
+  # ... nor recorded (records from before the term match), while a run with it on records every one
+  assert not any(k.startswith("occupancy") for k in to_dict(off)) and to_dict(config)["occupancy_horizon"] == 10
 
 
 def test_own_state_source_compares_each_policy_on_its_own_visited_states(mountain_car, mc_policy, small_dataset):

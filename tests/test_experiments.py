@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -481,3 +482,24 @@ def test_the_race_preset_reads_committed_winners_and_its_subspace_controls_step_
   mean = presets.race_mean("mountain_car")
   assert mean.search.latent_start == "mean" and mean.methods["latent_pgpe"].std_init == 0.9
   assert mean.methods["latent_pgpe"].lr == 0.7 and presets.race("mountain_car").methods["latent_pgpe"].std_init != 0.9
+
+
+def test_compare_runs_reads_one_datasets_runs_under_one_label_and_refuses_any_other_pair():
+  from experiments.compare_runs import merge
+  best = {"goal": {"index": 3, "collected": 9.0}}
+
+  def summary(run, methods, digest="d1", recovery=1.0, budget=100):
+    return {"run": run, "dataset_digest": digest, "tasks": {"goal": {"methods": methods}},
+            "results": {"dataset_best": best, "recovery": {"trained": {"goal": {"recovery": recovery}}},
+                        "config": {"search": {"budget": budget, "seeds": 2, "seed": 0}},
+                        "curves": {"goal": {m: {"eval_steps": [0, 50, 100]} for m in methods}}}}
+
+  first = summary("A", {"x": [1.0], "y": [2.0]})
+  assert merge(first, summary("B", {"y": [2.0], "z": [3.0]}), "f")["tasks"]["goal"]["methods"] == {
+      "x": [1.0], "y": [2.0], "z": [3.0]}
+  for other, fragment in [(summary("B", {"y": [2.5]}), "both ran ['y'] on goal, with other results"),
+                          (summary("B", {"z": [3.0]}, digest="d2"), "dataset digests differ"),
+                          (summary("B", {"z": [3.0]}, recovery=1.1), "autoencoder recovery 1.0 vs 1.1"),
+                          (summary("B", {"z": [3.0]}, budget=200), "which differ in budget")]:
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+      merge(first, other, "f")
