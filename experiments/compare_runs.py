@@ -13,7 +13,8 @@ controls (untrained, random) and the best dataset policy re-evaluated on the fin
 evaluation keys (results.json), and each method's final return, mean and range over
 seeds (--methods: only these).  The env steps of the collection, and of the
 autoencoder's training where it spent any (its `rollout` or occupancy episodes), are
-stated per run.  Writes experiments/results/compare_<tag>.{md,json}.
+stated per run.  Writes experiments/results/compare_<tag>.{md,json} and, per env, the
+finals side by side in compare_<tag>_<env>.png.
 """
 
 import argparse
@@ -133,6 +134,22 @@ def markdown(summaries: dict, command: str, methods: list[str] | None = None) ->
   return "\n".join(lines)
 
 
+def plot(summaries: dict, methods: list[str] | None, tag: str) -> None:
+  """Per env, the methods' finals side by side (`lsc.plots.plot_finals`):
+  experiments/results/compare_<tag>_<env>.png."""
+  from lsc.plots import plot_finals
+  by_env = {}
+  for s in summaries.values():
+    for task, row in s["tasks"].items():
+      for method, values in row["methods"].items():
+        if methods is None or method in methods:
+          by_env.setdefault(s["env"], {}).setdefault(task, {}).setdefault(method, {})[s["label"]] = values
+  for env, finals in by_env.items():
+    order = methods or sorted({m for per_task in finals.values() for m in per_task})
+    finals = {task: {m: per_task[m] for m in order if m in per_task} for task, per_task in finals.items()}
+    plot_finals(finals, RESULTS / f"compare_{tag}_{env}.png", f"{env}: final return per seed ({tag})")
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(allow_abbrev=False, prog="python -m experiments.compare_runs",
                               description=__doc__.split("\n")[0])
@@ -164,6 +181,7 @@ def main(argv=None) -> int:
   RESULTS.mkdir(exist_ok=True)
   (RESULTS / f"compare_{args.tag}.json").write_text(jsonfile.dumps({"command": command, "runs": summaries}, indent=1))
   (RESULTS / f"compare_{args.tag}.md").write_text(text)
+  plot(summaries, methods, args.tag)
   print(text)
   return 0
 

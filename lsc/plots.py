@@ -58,6 +58,40 @@ def plot_curves(curves: dict, path, title: str, n_points: int = 200, references:
   return _save_lines(fig, ax, "env steps", "return", title, path)
 
 
+def plot_finals(finals: dict, path, title: str) -> pathlib.Path:
+  """Final returns side by side, one panel per task: for each method, one marker per
+  variant at the mean over seeds with a bar from the worst to the best seed, and the
+  seeds as dots.  finals: {task: {method: {variant: returns (S,)}}}, a variant absent
+  where it did not run the method."""
+  plt = pyplot()
+  tasks = list(finals)
+  variants = list(dict.fromkeys(v for per_task in finals.values() for row in per_task.values() for v in row))
+  colors = {v: f"C{i % 10}" for i, v in enumerate(variants)}
+  width = 0.8 / max(len(variants), 1)
+  fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks) + 1.5, 3.8), squeeze=False)
+  for ax, task in zip(axes[0], tasks):
+    methods = list(finals[task])
+    for i, method in enumerate(methods):
+      for j, variant in enumerate(variants):
+        values = finals[task][method].get(variant)
+        if values is None:
+          continue
+        values = np.asarray(values, np.float64)
+        x = i - 0.4 + width * (j + 0.5)
+        ax.plot([x, x], [values.min(), values.max()], color=colors[variant], linewidth=1.5)
+        ax.plot([x] * len(values), values, ".", color=colors[variant], alpha=0.35, markersize=4)
+        ax.plot(x, values.mean(), "o", color=colors[variant], markersize=5,
+                label=variant if (i, task) == (0, tasks[0]) else None)
+    ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+    ax.set_title(task)
+    ax.grid(alpha=0.3, axis="y")
+  axes[0][0].set_ylabel("final return")
+  fig.legend(loc="center right", fontsize=8)
+  fig.suptitle(title)
+  fig.tight_layout(rect=(0, 0, 1 - 1.2 / (3.2 * len(tasks) + 1.5), 1))
+  return _write(fig, path)
+
+
 def plot_training(history: dict, path, title: str) -> pathlib.Path:
   """Training curves of the autoencoder: the training loss and both validation losses
   against the step, log scale.  history: lists under step, train, val_behaviour,

@@ -484,8 +484,9 @@ def test_the_race_preset_reads_committed_winners_and_its_subspace_controls_step_
   assert mean.methods["latent_pgpe"].lr == 0.7 and presets.race("mountain_car").methods["latent_pgpe"].std_init != 0.9
 
 
-def test_compare_runs_reads_one_datasets_runs_under_one_label_and_refuses_any_other_pair():
+def test_compare_runs_reads_one_datasets_runs_under_one_label_and_refuses_any_other_pair(tmp_path):
   from experiments.compare_runs import merge
+  from lsc.plots import plot_finals
   best = {"goal": {"index": 3, "collected": 9.0}}
 
   def summary(run, methods, digest="d1", recovery=1.0, budget=100):
@@ -495,8 +496,12 @@ def test_compare_runs_reads_one_datasets_runs_under_one_label_and_refuses_any_ot
                         "curves": {"goal": {m: {"eval_steps": [0, 50, 100]} for m in methods}}}}
 
   first = summary("A", {"x": [1.0], "y": [2.0]})
-  assert merge(first, summary("B", {"y": [2.0], "z": [3.0]}), "f")["tasks"]["goal"]["methods"] == {
-      "x": [1.0], "y": [2.0], "z": [3.0]}
+  merged = merge(first, summary("B", {"y": [2.0], "z": [3.0]}), "f")["tasks"]["goal"]["methods"]
+  assert merged == {"x": [1.0], "y": [2.0], "z": [3.0]}
+  # side by side: a variant that did not run a method leaves a gap
+  path = plot_finals({"goal": {m: {"f": v, **({"g": [0.5, 1.5]} if m == "x" else {})} for m, v in merged.items()}},
+                     tmp_path / "finals.png", "finals")
+  assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   for other, fragment in [(summary("B", {"y": [2.5]}), "both ran ['y'] on goal, with other results"),
                           (summary("B", {"z": [3.0]}, digest="d2"), "dataset digests differ"),
                           (summary("B", {"z": [3.0]}, recovery=1.1), "autoencoder recovery 1.0 vs 1.1"),
