@@ -8,7 +8,7 @@ registry (`lsc.envs`, `lsc.envs.registry`: `register_env(EnvSpec(...))` adds one
 functions of a `Transition`; `with_tasks` adds your own), flat-vector MLP policies (`lsc.policy`), population rollouts
 (`lsc.rollout`), the evaluation protocol (`lsc.evaluation`), kNN novelty and the dataset
 stage (`lsc.novelty`, `lsc.dataset`), the behaviour autoencoder and its training
-(`lsc.autoencoder`, `lsc.training`, `lsc.compression`, `lsc.metrics`), evolution
+(`lsc.autoencoder`, `lsc.occupancy`, `lsc.training`, `lsc.compression`, `lsc.metrics`), evolution
 strategies (`lsc.strategies`) and the compiled search (`lsc.search`), the RL baselines
 (`lsc.baselines`), the methods' registry and runner (`lsc.methods`), progress
 (`lsc.progress`), configs (`lsc.config`), artifacts and run directories
@@ -31,6 +31,7 @@ _EXPORTS = {
     "lsc.novelty": ("knn",),  # `lsc.rollout.rollout`, `lsc.novelty.novelty`: their modules' names
     "lsc.dataset": ("CollectConfig", "Dataset", "collect", "save_dataset", "load_dataset"),
     "lsc.autoencoder": ("Autoencoder", "Decoder"),
+    "lsc.occupancy": ("OccupancyBatch",),
     "lsc.training": ("TrainConfig", "TrainState", "train_init", "train_step", "Trainer", "train", "load_autoencoder",
                      "TrainedAutoencoder"),
     "lsc.compression": ("compress", "Compressed", "RECOVERY_PROTOCOL"),
