@@ -44,6 +44,7 @@ def summarize(run: pathlib.Path) -> dict:
   """{env, tasks: {task: {dataset_best, dataset_p90, recovery, controls, best_policy,
   methods: {method: final returns}}}, dataset_env_steps} of one pipeline run."""
   from lsc.checkpoint import digest
+  from lsc.comparison import autoencoder_env_steps
   from lsc.dataset import load_dataset
   results = json.loads((run / "results.json").read_text())
   dataset, _ = load_dataset(run / "dataset" / "artifact")
@@ -60,7 +61,7 @@ def summarize(run: pathlib.Path) -> dict:
         "methods": {m: o["final_returns"] for m, o in results["curves"].get(task, {}).items()}}
   return {"env": env, "source": dataset.config.source, "tasks": tasks,
           "dataset_env_steps": results["dataset_env_steps"], "dataset_size": int(len(dataset.thetas)),
-          "autoencoder_env_steps": int(results.get("autoencoder_env_steps") or 0),
+          "autoencoder_env_steps": autoencoder_env_steps(results, str(run)),
           "dataset_digest": digest(run / "dataset" / "artifact"), "results": results}
 
 
@@ -114,8 +115,7 @@ def markdown(summaries: dict, command: str, methods: list[str] | None = None) ->
       cells += ["{trained:.2f} ({untrained:.2f}, {random:.2f})".format(
                     **{k: jsonfile.number(v) for k, v in runs[l]["tasks"][task]["recovery"].items()}) for l in labels]
       lines.append(f"| {task} | " + " | ".join(cells) + " |")
-    ran = sorted({m for l in labels for t in tasks for m in runs[l]["tasks"][t]["methods"]})
-    shown = ran if methods is None else [m for m in methods if m in ran]
+    shown = shown_methods(runs.values(), methods)
     if shown:
       lines += ["", "Final return on fresh evaluation keys, mean [min, max] over seeds (best dataset policy "
                 "re-evaluated on the same keys in brackets after the label):", "",
@@ -134,19 +134,28 @@ def markdown(summaries: dict, command: str, methods: list[str] | None = None) ->
   return "\n".join(lines)
 
 
+def shown_methods(summaries, methods: list[str] | None) -> list[str]:
+  """The methods the summaries ran that a table or plot shows: `methods` (in their
+  order) where given, else every one, sorted."""
+  ran = {m for s in summaries for task in s["tasks"].values() for m in task["methods"]}
+  return sorted(ran) if methods is None else [m for m in methods if m in ran]
+
+
 def plot(summaries: dict, methods: list[str] | None, tag: str) -> None:
   """Per env, the methods' finals side by side (`lsc.plots.plot_finals`):
   experiments/results/compare_<tag>_<env>.png."""
   from lsc.plots import plot_finals
   by_env = {}
   for s in summaries.values():
-    for task, row in s["tasks"].items():
-      for method, values in row["methods"].items():
-        if methods is None or method in methods:
-          by_env.setdefault(s["env"], {}).setdefault(task, {}).setdefault(method, {})[s["label"]] = values
-  for env, finals in by_env.items():
-    order = methods or sorted({m for per_task in finals.values() for m in per_task})
-    finals = {task: {m: per_task[m] for m in order if m in per_task} for task, per_task in finals.items()}
+    by_env.setdefault(s["env"], []).append(s)
+  for env, runs in by_env.items():
+    shown = shown_methods(runs, methods)
+    if not shown:
+      continue
+    finals = {}
+    for task in runs[0]["tasks"]:  # every run of one env lists its tasks
+      ran = [(s["label"], s["tasks"][task]["methods"]) for s in runs]
+      finals[task] = {m: {label: of[m] for label, of in ran if m in of} for m in shown if any(m in of for _, of in ran)}
     plot_finals(finals, RESULTS / f"compare_{tag}_{env}.png", f"{env}: final return per seed ({tag})")
 
 
@@ -170,11 +179,11 @@ def main(argv=None) -> int:
   for s in summaries.values():  # the whole results.json served the merge's check; the file keeps the summary
     del s["results"]
   methods = args.methods.split(",") if args.methods else None
-  ran = {m for s in summaries.values() for task in s["tasks"].values() for m in task["methods"]}
-  unknown = sorted(set(methods or ()) - ran)
+  ran = shown_methods(summaries.values(), None)
+  unknown = sorted(set(methods or ()) - set(ran))
   if unknown:
     print(f"experiments.compare_runs: error: --methods names {', '.join(unknown)}, which no run ran; "
-          f"they ran {', '.join(sorted(ran))}", file=sys.stderr)
+          f"they ran {', '.join(ran)}", file=sys.stderr)
     return 2
   command = "python -m experiments.compare_runs " + " ".join(argv if argv is not None else sys.argv[1:])
   text = markdown(summaries, command, methods)

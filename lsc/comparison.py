@@ -171,7 +171,7 @@ def settings_of(run: dict, source: str) -> dict:
           "train": config.get("train"), "versions": run.get("versions")}
 
 
-def _ae_steps(run: dict, source: str) -> int:
+def autoencoder_env_steps(run: dict, source: str) -> int:
   """The env steps run's autoencoder training spent; a run from before they were recorded
   spent none unless its autoencoder trained on rollouts (ValueError: not chargeable)."""
   if "autoencoder_env_steps" in run:
@@ -186,8 +186,8 @@ def entries_of(run: dict, source: str) -> list[Entry]:
   """Every (task, method) curve of pipeline results `run` (read from `source`) as an Entry."""
   env, search = run["config"]["collect"]["env"]["name"], run["config"]["search"]
   start = search.get("latent_start", "mean")
-  by_stage, n_tasks = {**(run.get("dataset_env_steps_by_stage") or {}), "autoencoder": _ae_steps(run, source)}, \
-    len(task_names(env))
+  by_stage = {**(run.get("dataset_env_steps_by_stage") or {}), "autoencoder": autoencoder_env_steps(run, source)}
+  n_tasks = len(task_names(env))
   out = []
   for task, per_method in run["curves"].items():
     for method, o in per_method.items():

@@ -70,7 +70,7 @@ KIND = "autoencoder"
 
 
 def _occupancy_off(config) -> bool:
-  return config.occupancy_weight == 0
+  return not config.occupied
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +103,11 @@ class TrainConfig:
   occupancy_bandwidth: float = dataclasses.field(default=1.0, metadata={"omit_default": _occupancy_off})  # state stds
   # steps a gradient reaches back through the dynamics (0: the whole episode, which measured worse)
   occupancy_horizon: int = dataclasses.field(default=10, metadata={"omit_default": _occupancy_off})
+
+  @property
+  def occupied(self) -> bool:
+    """Whether the loss has the occupancy term (occupancy_weight > 0)."""
+    return self.occupancy_weight > 0
 
   def check(self, num_params: int | None = None, dataset_size: int | None = None, policy=None,
             n_probe: int | None = None) -> None:
@@ -165,7 +170,7 @@ class TrainConfig:
       raise ValueError(f"a rollout refresh writes batch_policies x rollout_samples = "
                        f"{self.batch_policies * self.rollout_samples:,} states into the buffer, more than its "
                        f"buffer_size {self.buffer_size:,}; raise buffer_size or lower rollout_samples")
-    if self.occupancy_weight > 0 and self.occupancy_policies > self.batch_policies:
+    if self.occupied and self.occupancy_policies > self.batch_policies:
       raise ValueError(f"occupancy_policies ({self.occupancy_policies}) must be <= batch_policies "
                        f"({self.batch_policies}): the occupancy term runs a subset of the batch")
     if dataset_size is not None:
@@ -268,7 +273,7 @@ def train_step(state: TrainState, thetas: jax.Array, states: jax.Array, ae: Auto
   scan it.  Shapes that do not fit `ae` are refused while tracing (the loss's
   `check_batch`: Python on the static shapes, nothing in the compiled step)."""
   action_loss = make_loss_fn(ae, config.loss)
-  occupied = config.occupancy_weight > 0
+  occupied = config.occupied
   if occupied and (env is None or occupancy is None):
     raise ValueError("the occupancy term (occupancy_weight > 0) needs the env and an OccupancyBatch")
 
@@ -352,8 +357,8 @@ class Trainer:
     self.probe = jnp.asarray(dataset.probe_states, jnp.float32)
     self.val_thetas = jnp.asarray(self.thetas[self.val_idx[:512]])
     self.ae = config.autoencoder(policy, dataset.probe_states)
-    self.train_step = compiled_train_step(self.ae, config, env if config.occupancy_weight > 0 else None)
-    if config.occupancy_weight > 0:  # the occupancy kernel's per-dimension scale
+    self.train_step = compiled_train_step(self.ae, config, env if config.occupied else None)
+    if config.occupied:  # the occupancy kernel's per-dimension scale
       self.state_scale = jnp.asarray(np.std(self.states, axis=0) + 1e-6, jnp.float32)
     self.val_losses = {name: make_eval_loss(self.ae, name) for name in LOSSES}
     self.key = jax.random.key(config.seed)
@@ -395,7 +400,7 @@ class Trainer:
     """Step `step`'s occupancy batch: `occupancy_policies` of the batch `rows` (policies
     thetas), drawn from (seed, step), with fresh reset keys; None without the occupancy
     term."""
-    if not self.config.occupancy_weight > 0:
+    if not self.config.occupied:
       return None
     n = min(self.config.occupancy_policies, len(rows))
     picks = np.sort(np.random.default_rng([self.config.seed, step, 1]).choice(len(rows), n, replace=False))
