@@ -179,7 +179,7 @@ def cmd_collect(args) -> int:
            "pool": args.pool, "keep": args.keep, "n_neighbors": args.n_neighbors, "probe": args.probe,
            "n_probe": args.n_probe, "seed": args.seed, "eval_episodes": args.episodes,
            "generations": args.generations, "offspring": args.offspring, "mutation_std": args.mutation_std,
-           "store": args.store}
+           "union": args.union, "store": args.store}
   config = _configured(CollectConfig(), "collect", args, flags).resolved()
   checkpoint.check_output_path(args.out, "dataset")  # never after the work: a foreign --out is refused now
   if checkpoint.is_artifact(args.out) and not args.overwrite:
@@ -196,7 +196,8 @@ def cmd_collect(args) -> int:
   print(f"collect: {config.env.name} on {config.env.backend}, {config.policy.preset} policy "
         f"{list(config.policy.hidden)}, pool {config.pool}, keep {config.keep}, "
         f"k = {config.n_neighbors}, {config.n_probe} {config.probe} probe states"
-        + (f", then {config.generations} generations of novelty search" if config.generations else ""))
+        + (f", then {config.generations} generations of novelty search" if config.generations else "")
+        + (", the filter's members kept beside them" if config.union else ""))
   start = time.perf_counter()
   collected = dataset.collect(config, bars)  # via the module, so that a test's stand-in runs
   bars.close()
@@ -549,6 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--offspring", type=integer, help="novelty search: children per generation (default: as many as kept)")
   p.add_argument("--mutation-std", type=float,
                  help=f"novelty search: mutation noise in units of the policy's init std (default {c.mutation_std})")
+  p.add_argument("--union", action="store_true", default=None,
+                 help="novelty search: keep the filter's members as well as the search's policies (up to 2x kept)")
   p.add_argument("--store", help="what the artifact keeps of the kept members: parameters | indices (their pool "
                  f"indices; the parameters are regenerated where read) (default {c.store})")
   p.add_argument("--seed", type=integer, help=f"pool seed (default {c.seed})")

@@ -6,7 +6,10 @@ stored.  Each member is described by its actions on M fixed probe states,
 `n_neighbors` nearest other members) forms the dataset, which is then evaluated
 on every task of the env under the shared protocol.  With `generations` > 0, an
 iterated novelty search (`lsc.novelty_search`, reward-free, no env steps) goes on from
-those members before the evaluation; the dataset's record says which source made it.
+those members before the evaluation; with `union` as well, the dataset is the filter's
+kept members together with the policies the search made (its archive's mutated members),
+so both sources are evaluated and trained on.  The dataset's record says which source
+made it.
 
 Probe states (`probe`):
   `uniform`  uniform inside the env's observation bounds (`EnvSpec.obs_bounds`;
@@ -61,11 +64,14 @@ class CollectConfig:
   visited_per_episode: int = 16
   eval_episodes: int = 3
   eval_seed: int = POOL_EVAL_SEED
-  n_random: int | None = None  # random members evaluated for comparison; None: as many as kept
+  n_random: int | None = None  # random members evaluated for comparison; None: as many as the dataset holds
   # iterated novelty search after the filter (lsc.novelty_search): 0 generations = the one-shot filter
   generations: int = dataclasses.field(default=0, metadata={"omit_default": True})
   offspring: int | None = dataclasses.field(default=None, metadata={"omit_default": True})  # None: as many as kept
   mutation_std: float = dataclasses.field(default=0.1, metadata={"omit_default": True})  # x the init std
+  # with generations > 0: keep the filter's members as well as the search's archive (its mutated policies):
+  # between K and 2K policies, the filter's first
+  union: bool = dataclasses.field(default=False, metadata={"omit_default": True})
   # what the artifact keeps of the kept members: "parameters" (K x P floats) or "indices" (K pool indices:
   # the parameters are regenerated from (seed, index) where they are read, `lsc.evaluation.PoolMembers`)
   store: str = dataclasses.field(default="parameters", metadata={"omit_default": True})
@@ -82,14 +88,16 @@ class CollectConfig:
 
   @property
   def source(self) -> str:
-    """What made the dataset: "filter" (one-shot) or "novelty_search" (iterated)."""
-    return "novelty_search" if self.generations else "filter"
+    """What made the dataset: "filter" (one-shot), "novelty_search" (iterated) or
+    "union" (the filter's members and the search's)."""
+    return "union" if self.union else "novelty_search" if self.generations else "filter"
 
   @property
   def dataset_size(self) -> int:
     """K, the policies the dataset keeps (`lsc.novelty.kept_count`; a novelty search
-    keeps its archive's size)."""
-    return kept_count(self.pool, self.keep)
+    keeps its archive's size); a union's at most: 2K, less the archive members that are
+    the filter's own."""
+    return kept_count(self.pool, self.keep) * (2 if self.union else 1)
 
   def policy_shape(self) -> MLPPolicy:
     """The policy this config collects, known without building the env (ValueError for an
@@ -128,6 +136,8 @@ class CollectConfig:
     check_int("generations", self.generations, low=0)
     if self.store not in STORES:
       raise ValueError(f"unknown store {self.store!r}; valid: {', '.join(STORES)}")
+    if self.union and not self.generations:
+      raise ValueError("union joins the filter's members and a novelty search's: it needs generations > 0")
     if self.store == "indices" and self.generations:
       raise ValueError("store 'indices' needs every kept member to be a pool member; a novelty search "
                        "(generations > 0) makes new ones: store 'parameters'")
@@ -159,10 +169,11 @@ class CollectConfig:
     if not 1 <= self.n_neighbors < self.pool:
       raise ValueError(f"n_neighbors must be in [1, pool size - 1] = [1, {self.pool - 1}], got {self.n_neighbors}")
     if self.generations:
-      scored = self.dataset_size + (self.dataset_size if self.offspring is None else self.offspring)
+      archive = kept_count(self.pool, self.keep)
+      scored = archive + (archive if self.offspring is None else self.offspring)
       if self.n_neighbors >= scored:
         raise ValueError(f"n_neighbors must be < the {scored} members a novelty search generation scores "
-                         f"(archive {self.dataset_size} + offspring), got {self.n_neighbors}; raise "
+                         f"(archive {archive} + offspring), got {self.n_neighbors}; raise "
                          f"collect.offspring or lower collect.n_neighbors")
     if self.n_random is not None and not 1 <= self.n_random <= self.pool:
       raise ValueError(f"n_random must be in [1, pool size = {self.pool}] or None, got {self.n_random}")
@@ -204,9 +215,10 @@ def collect_memory(config: CollectConfig) -> tuple[int, str]:
   probe = 4 * config.n_probe * obs + 4 * block * config.n_probe * hidden
   members = 4 * (kept + n_random) * config.eval_episodes * config.visited_per_episode * obs
   # the kept parameters; a novelty search holds archive + children, twice while selecting
-  offspring = 0 if not config.generations else (kept if config.offspring is None else config.offspring)
-  thetas = 4 * kept * params * (config.store == "parameters") + 8 * (kept + offspring) * params * bool(offspring)
-  searched = 8 * (kept + offspring) * config.n_probe * act * bool(offspring)
+  archive = kept_count(config.pool, config.keep)  # what a novelty search holds (a union keeps up to 2x)
+  offspring = 0 if not config.generations else (archive if config.offspring is None else config.offspring)
+  thetas = 4 * kept * params * (config.store == "parameters") + 8 * (archive + offspring) * params * bool(offspring)
+  searched = 8 * (archive + offspring) * config.n_probe * act * bool(offspring)
   total = 2 * descriptors + neighbours + probe + members + thetas + searched
   held = f"kept parameters {kept:,} x {params:,} floats" if config.store == "parameters" else "kept indices"
   return total, (f"descriptors {config.pool:,} x n_probe {config.n_probe:,} x {act} floats twice, "
@@ -331,10 +343,12 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
   thetas, indices, kept_descs, kept_scores = None, kept.astype(np.int64), descs[kept], scores[kept]
   if config.generations:
     start = time.perf_counter()
-    archive = novelty_search(policy, Archive(regenerate(policy, config.seed, kept), kept_descs, kept_scores, indices),
-                             probe, config.seed, config.generations,
+    filtered = Archive(regenerate(policy, config.seed, kept), kept_descs, kept_scores, indices)
+    archive = novelty_search(policy, filtered, probe, config.seed, config.generations,
                              len(kept) if config.offspring is None else config.offspring, config.mutation_std,
                              config.n_neighbors, progress_fn=report("novelty search"))
+    if config.union:
+      archive = union_of(filtered, archive)
     thetas, indices, kept_descs, kept_scores = archive.thetas, archive.indices, archive.descriptors, archive.novelty
     timings["novelty_search_s"] = time.perf_counter() - start
 
@@ -345,8 +359,9 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
                               progress_fn=report("evaluate kept"))
   else:  # not all pool members: by their parameters, on the keys evaluate_members gives one block
     result = jax.tree.map(np.asarray, evaluate(env, policy, thetas, protocol, n_samples=config.visited_per_episode))
-  # random members (as many as kept unless n_random says), evaluated by the same compiled program, for comparison
-  n_random = len(kept) if config.n_random is None else config.n_random
+  # random members (as many as the dataset holds unless n_random says), evaluated by the same compiled program,
+  # for comparison
+  n_random = min(len(kept if thetas is None else thetas), config.pool) if config.n_random is None else config.n_random
   random_members = np.random.default_rng(config.seed).choice(config.pool, n_random, replace=False)
   random_result = evaluate_members(env, policy, config.seed, random_members, protocol,
                                    n_samples=config.visited_per_episode, progress_fn=report("evaluate random"))
@@ -365,6 +380,17 @@ def collect(config: CollectConfig, progress_fn: ProgressFn | None = None) -> Dat
                  env_steps_by_stage={k: int(v) for k, v in env_steps_by_stage.items()}, timings=timings)
 
 
+def union_of(filtered: Archive, searched: Archive) -> Archive:
+  """The filter's members `filtered` (K), then the members of the novelty search's
+  archive `searched` that are not among them (its mutated policies, index -1; a pool
+  member it kept is the filter's already): between K and 2K policies.  Each keeps the
+  novelty it was scored with (the filter's among the pool, the archive's among its
+  last generation)."""
+  new = np.asarray(searched.indices) < 0
+  return Archive(*(np.concatenate([getattr(filtered, f.name), getattr(searched, f.name)[new]])
+                   for f in dataclasses.fields(Archive)))
+
+
 def save_dataset(path, dataset: Dataset) -> None:
   """Writes a dataset from `collect` as an artifact (atomically), after checking that
   its parameters are finite and sane (`lsc.policy.check_parameters`): nothing is
@@ -378,9 +404,11 @@ def save_dataset(path, dataset: Dataset) -> None:
 
 def _record_config(dataset: Dataset) -> dict:
   """The config a dataset's artifact records: its collect config, costs, tasks, their
-  formulas' fingerprint and the novelty kernel (`lsc.store.recorded_dataset_key` reads
+  formulas' fingerprint, the novelty kernel and a union's size (`lsc.store.recorded_dataset_key` reads
   its key back from these)."""
   extra = {"thetas_checksum": dataset.thetas.checksum()} if isinstance(dataset.thetas, PoolMembers) else {}
+  if dataset.config.union:  # its size is known only once collected
+    extra["dataset_size"] = len(dataset.thetas)
   return {**to_dict(dataset.config), "timings": dataset.timings, "env_steps": dataset.env_steps,
           "env_steps_by_stage": dataset.env_steps_by_stage, "tasks": list(task_names(dataset.config.env.name)),
           "rewards": fingerprint(dataset.config.env.name), "novelty_kernel": KERNEL_VERSION, **extra}
@@ -404,7 +432,9 @@ def training_inputs(record: dict) -> dict:
     policy = MLPPolicy(int(shape["obs_size"]), int(shape["action_size"]), tuple(shape["hidden"]),
                        shape.get("activation", "tanh"))
   size = None
-  if "pool" in saved and "keep" in saved:
+  if "dataset_size" in saved:
+    size = int(saved["dataset_size"])
+  elif "pool" in saved and "keep" in saved:
     size = CollectConfig(pool=int(saved["pool"]), keep=float(saved["keep"])).dataset_size
   return {"num_params": int(shape["num_params"]) if "num_params" in shape else None, "dataset_size": size,
           "policy": policy, "n_probe": int(saved["n_probe"]) if "n_probe" in saved else None}

@@ -31,9 +31,10 @@ def for_stage(progress_fn: ProgressFn | None, stage: str) -> Callable[[int, int]
   return lambda done, total: progress_fn(stage, done, total, {})
 
 
-# what a stage counts, by its first word (a search method's stages count env steps, each
-# method registering its name: `register_unit`; anything else policies); env steps show as 1.2M
-UNITS = {"train": "step", "search": "env step"}
+# what a stage counts, by its whole name or else its first word (a search method's stages count
+# env steps, each method registering its name: `register_unit`; anything else policies); env steps
+# show as 1.2M
+UNITS = {"train": "step", "search": "env step", "novelty search": "generation"}
 
 
 def register_unit(unit: str, *stages: str) -> None:
@@ -42,8 +43,8 @@ def register_unit(unit: str, *stages: str) -> None:
 
 
 def unit_of(stage: str) -> str:
-  """The unit a stage counts, looked up by its first word."""
-  return UNITS.get(stage.split()[0], "policy")
+  """The unit a stage counts, looked up by its whole name, then by its first word."""
+  return UNITS.get(stage, UNITS.get(stage.split()[0], "policy"))
 
 
 def _short(value) -> str:

@@ -11,7 +11,7 @@ import pytest
 from lsc import checkpoint
 from lsc.config import EnvConfig, PolicyConfig
 from lsc.dataset import (PROBE_MEMBERS, CollectConfig, Dataset, collect, descriptors, load_dataset, pool_descriptors,
-                         rollout_probe_states, save_dataset)
+                         rollout_probe_states, save_dataset, training_inputs)
 from lsc.envs import make_env
 from lsc.evaluation import EvalProtocol, evaluate, evaluate_members
 from lsc.policy import make_policy, pool_thetas
@@ -190,6 +190,18 @@ def test_a_novelty_search_dataset_is_evaluated_as_the_filter_is_and_records_its_
   fresh = evaluate(make_env("mountain_car", episode_length=200), policy, searched.thetas,
                    EvalProtocol(2, TINY.eval_seed))
   np.testing.assert_allclose(fresh.returns, searched.returns, rtol=1e-5)
+  # the union: the filter's members first, then the search's own policies, each evaluated as in its source
+  union = collect(dataclasses.replace(TINY, generations=2, mutation_std=0.5, union=True))
+  new = searched.indices == -1
+  assert len(union.thetas) == len(dataset.thetas) + new.sum() <= 2 * len(dataset.thetas)
+  np.testing.assert_array_equal(union.thetas, np.concatenate([dataset.thetas, searched.thetas[new]]))
+  np.testing.assert_array_equal(union.indices[:len(dataset.thetas)], dataset.indices)
+  np.testing.assert_allclose(union.returns, np.concatenate([dataset.returns, searched.returns[new]]), rtol=1e-5)
+  save_dataset(tmp_path / "u", union)
+  record = checkpoint.read_record(tmp_path / "u")
+  assert record["identity"]["source"] == "union"
+  assert training_inputs(record)["dataset_size"] == len(union.thetas)
+  assert "dataset_size" not in checkpoint.read_record(tmp_path / "d")["config"]  # other records unchanged
 
 
 def test_a_dataset_can_store_pool_indices_instead_of_parameters(dataset, tmp_path, monkeypatch):
@@ -224,6 +236,7 @@ def test_a_dataset_can_store_pool_indices_instead_of_parameters(dataset, tmp_pat
     ({"generations": 1, "offspring": 4, "n_neighbors": 40}, "n_neighbors must be < the 34 members a novelty search "
                                                              "generation scores"),
     ({"generations": 1, "mutation_std": 1e30}, "mutation_std must be <= 10"),
+    ({"union": True}, "union joins the filter's members and a novelty search's: it needs generations > 0"),
 ])
 def test_every_collect_setting_is_checked_before_work(changes, fragment):
   import dataclasses
