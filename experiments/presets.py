@@ -170,7 +170,8 @@ def race(env: str) -> ExperimentConfig:
   and each registered method's tuned setting where its race sweep is committed
   (experiments/results/sweep_<env>_<method>_race.json, its `best` cell: the race's
   methods and any other `experiments.race_tune` tuned); the subspace controls take
-  latent PGPE's step size."""
+  latent PGPE's step size, and the RL phases of the sequences (`td3_from_start`,
+  `sac_from_start`) their agent's tuned learning rate."""
   seeds, tasks = RACE[env]
   cpu = PRESETS[env]["cpu"]()
   config = dataclasses.replace(cpu, tasks=tasks, search=dataclasses.replace(
@@ -179,7 +180,11 @@ def race(env: str) -> ExperimentConfig:
   # the subspace controls search beside the latent space with its step size (they tune
   # their own std_init): latent PGPE's winner, so only the space differs
   lr = config.methods["latent_pgpe"].lr
-  return override(config, {f"methods.{m}.lr": lr for m in ("random_subspace_pgpe", "pca_subspace_pgpe")})
+  config = override(config, {f"methods.{m}.lr": lr for m in ("random_subspace_pgpe", "pca_subspace_pgpe")})
+  # a sequence's RL phase is the agent the race tuned, started elsewhere: the same learning rate, so
+  # that against the agent from a random actor only the start differs (the phase's `fraction` is tuned)
+  return override(config, {f"methods.{agent}_from_start.learning_rate": config.methods[agent].learning_rate
+                           for agent in ("td3", "sac")})
 
 
 def race_mean(env: str) -> ExperimentConfig:

@@ -449,7 +449,7 @@ def test_sample_efficiency_merges_methods_run_apart(mc_run, tmp_path, capsys):
   assert "--set collect.env.backend=" in capsys.readouterr().err
 
 
-def test_the_race_preset_reads_committed_winners_and_its_subspace_controls_step_as_latent_pgpe(tmp_path, monkeypatch):
+def test_the_race_preset_reads_committed_winners_its_controls_step_as_latent_pgpe_and_its_rl_phases_as_their_agent(tmp_path, monkeypatch):
   from experiments import presets
   monkeypatch.setattr(presets, "RESULTS", tmp_path)
   before = presets.race("mountain_car")
@@ -468,6 +468,10 @@ def test_the_race_preset_reads_committed_winners_and_its_subspace_controls_step_
   (tmp_path / "sweep_mountain_car_latent_cmaes_race.json").write_text(
       json.dumps({"best": {"methods.latent_cmaes.std_init": 0.167}}))
   assert presets.race("mountain_car").methods["latent_cmaes"].std_init == 0.167
+  # a sequence's RL phase learns at its agent's tuned rate, whatever the phase's own default
+  (tmp_path / "sweep_mountain_car_td3_race.json").write_text(json.dumps({"best": {"methods.td3.learning_rate": 7e-4}}))
+  assert presets.race("mountain_car").methods["td3_from_start"].learning_rate == 7e-4
+  assert before.methods["sac_from_start"].learning_rate == before.methods["sac"].learning_rate
   from experiments import race_tune
   assert race_tune.cells("mountain_car", "latent_cmaes") == ("methods.latent_cmaes.std_init", [0.167, 0.5, 1.5])
   assert race_tune.cells("mountain_car", "latent_openes")[0] == "methods.latent_openes.lr"
