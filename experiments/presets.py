@@ -183,8 +183,9 @@ def race(env: str) -> ExperimentConfig:
   config = override(config, {f"methods.{m}.lr": lr for m in ("random_subspace_pgpe", "pca_subspace_pgpe")})
   # a sequence's RL phase is the agent the race tuned, started elsewhere: the same learning rate, so
   # that against the agent from a random actor only the start differs (the phase's `fraction` is tuned)
-  return override(config, {f"methods.{agent}_from_start.learning_rate": config.methods[agent].learning_rate
-                           for agent in ("td3", "sac")})
+  config = override(config, {f"methods.{agent}_from_start.learning_rate": config.methods[agent].learning_rate
+                             for agent in ("td3", "sac")})
+  return tuned_winners(config, env, "race", ("td3_from_start", "sac_from_start"))  # unless tuned for itself
 
 
 def race_mean(env: str) -> ExperimentConfig:

@@ -95,9 +95,9 @@ class CollectConfig:
   @property
   def dataset_size(self) -> int:
     """K, the policies the dataset keeps (`lsc.novelty.kept_count`; a novelty search
-    keeps its archive's size); a union's at most: 2K, less the archive members that are
-    the filter's own."""
-    return kept_count(self.pool, self.keep) * (2 if self.union else 1)
+    keeps its archive's size); a union's at least (it holds up to 2K: the archive's
+    mutated members besides)."""
+    return kept_count(self.pool, self.keep)
 
   def policy_shape(self) -> MLPPolicy:
     """The policy this config collects, known without building the env (ValueError for an
@@ -169,7 +169,7 @@ class CollectConfig:
     if not 1 <= self.n_neighbors < self.pool:
       raise ValueError(f"n_neighbors must be in [1, pool size - 1] = [1, {self.pool - 1}], got {self.n_neighbors}")
     if self.generations:
-      archive = kept_count(self.pool, self.keep)
+      archive = self.dataset_size
       scored = archive + (archive if self.offspring is None else self.offspring)
       if self.n_neighbors >= scored:
         raise ValueError(f"n_neighbors must be < the {scored} members a novelty search generation scores "
@@ -207,7 +207,7 @@ def collect_memory(config: CollectConfig) -> tuple[int, str]:
   shape = config.policy_shape()
   obs, act, params = shape.obs_size, shape.action_size, shape.num_params
   hidden = sum(shape.hidden) + act
-  kept = config.dataset_size
+  kept = config.dataset_size * (2 if config.union else 1)  # a union's at most
   n_random = kept if config.n_random is None else config.n_random
   descriptors = 4 * config.pool * config.n_probe * act
   neighbours = 8 * config.pool * config.n_neighbors + 4 * config.pool  # kNN distances, ids; novelty scores
@@ -215,7 +215,7 @@ def collect_memory(config: CollectConfig) -> tuple[int, str]:
   probe = 4 * config.n_probe * obs + 4 * block * config.n_probe * hidden
   members = 4 * (kept + n_random) * config.eval_episodes * config.visited_per_episode * obs
   # the kept parameters; a novelty search holds archive + children, twice while selecting
-  archive = kept_count(config.pool, config.keep)  # what a novelty search holds (a union keeps up to 2x)
+  archive = config.dataset_size  # what a novelty search holds
   offspring = 0 if not config.generations else (archive if config.offspring is None else config.offspring)
   thetas = 4 * kept * params * (config.store == "parameters") + 8 * (archive + offspring) * params * bool(offspring)
   searched = 8 * (archive + offspring) * config.n_probe * act * bool(offspring)

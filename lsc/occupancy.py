@@ -18,13 +18,15 @@ no sampling floor (the dataset's own visited states, from other episodes, leave 
 measured larger than a trained autoencoder's distance on Mountain Car).  The decoded
 episode is differentiated through the env's dynamics, so the gradient reaches the
 decoder along the whole trajectory (the original's is a constant): an env whose step is
-not differentiable (a foreign env may not be) cannot carry this term.
+not differentiable (a foreign env may not be) cannot carry this term:
+`check_differentiable` refuses it before anything compiles.
 
 Both episodes are env steps spent on the compression (reward-free): the term returns
 them, the training state counts them and the fair race charges them
 (`lsc.comparison`).
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -73,3 +75,34 @@ def occupancy_term(env, policy: MLPPolicy, n_samples: int, decoded: jax.Array, b
   distances = jax.vmap(mmd2, in_axes=(0, 0, None, None))(jax.lax.stop_gradient(targets), samples,
                                                            batch.scale, bandwidth)
   return jnp.mean(distances), jnp.sum(original_lengths) + jnp.sum(lengths)
+
+
+def check_differentiable(env, policy: MLPPolicy, grad_horizon: int | None = None) -> None:
+  """Refuses an env whose episode JAX cannot differentiate, before anything compiles:
+  ValueError naming the env and JAX's complaint.  Traces the gradient of one decoded
+  episode's occupancy term abstractly (`jax.eval_shape`: shapes only, nothing runs; still
+  seconds for a 1,000-step Brax episode, so an answer is remembered per env, policy and
+  horizon)."""
+  try:
+    _check_differentiable(env, policy, grad_horizon)
+  except TypeError as error:  # an unhashable foreign env: checked every time
+    if "unhashable" not in str(error):
+      raise
+    _check_differentiable.__wrapped__(env, policy, grad_horizon)
+
+
+@functools.lru_cache(maxsize=16)
+def _check_differentiable(env, policy: MLPPolicy, grad_horizon: int | None) -> None:
+  thetas = jax.ShapeDtypeStruct((1, policy.num_params), jnp.float32)
+  batch = OccupancyBatch(thetas, jax.eval_shape(lambda: jax.random.split(jax.random.key(0), 1)),
+                         jax.ShapeDtypeStruct((policy.obs_size,), jnp.float32))
+  term = lambda decoded, batch: occupancy_term(env, policy, 1, decoded, batch, 1.0, grad_horizon)[0]
+  try:
+    jax.eval_shape(jax.grad(term), thetas, batch)
+  except Exception as error:  # whatever JAX raises while differentiating the user's step
+    complaint = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    raise ValueError(f"the occupancy term (train.occupancy_weight > 0) differentiates the episodes of env "
+                     f"{getattr(env, 'name', env)!r} through its step, and JAX cannot: {type(error).__name__}: "
+                     f"{complaint}; train without it (train.occupancy_weight=0), or on a backend whose step "
+                     f"JAX differentiates (the Brax envs' spring, positional or generalized; MJX's solver "
+                     f"loops)") from error

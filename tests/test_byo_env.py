@@ -159,3 +159,35 @@ def test_a_search_is_not_resumed_under_another_reward_of_the_same_name(env_regis
   again = lsc.run_method("param_pgpe", toy, "speed", tmp_path, **run)  # the same reward: resumed, the same numbers
   np.testing.assert_array_equal(again.final_returns, first.final_returns)
 
+
+
+class Looping(Toy):
+  """Toy whose step settles its observation in a while loop: JAX runs it, but cannot
+  differentiate it in reverse mode."""
+
+  def step(self, state, action):
+    obs = jax.lax.while_loop(lambda x: jnp.abs(x).sum() > 1e3, lambda x: 0.5 * x, state.obs + action)
+    return state.replace(obs=obs, metrics={"speed": jnp.linalg.norm(action)})
+
+
+def test_the_occupancy_term_refuses_an_env_it_cannot_differentiate_before_anything_compiles(env_registry, tmp_path):
+  from lsc.occupancy import check_differentiable
+  toy = lsc.as_env(Toy(), episode_length=5, tasks=[speed])
+  policy = lsc.make_policy(toy, "small")
+  check_differentiable(toy, policy)  # a step JAX differentiates: nothing to say
+  check_differentiable(toy, policy, grad_horizon=2)
+  looping = lsc.as_env(Looping(), name="looping", episode_length=5, tasks=[speed])
+  with pytest.raises(ValueError, match=r"env 'looping' through its step, and JAX cannot: .*while_loop.*"
+                                       r"train\.occupancy_weight=0"):
+    check_differentiable(looping, policy)
+  # a pipeline refuses it before it collects anything
+  from lsc.pipeline import ExperimentConfig, SearchSettings, run
+  config = ExperimentConfig(
+      collect=lsc.CollectConfig(env=looping, policy=lsc.PolicyConfig("small"), pool=64, keep=0.5, n_probe=8,
+                                probe_policies=2, eval_episodes=1),
+      train=lsc.TrainConfig(latent_dim=1, encoder_widths=(8,), decoder_widths=(8,), steps=2, eval_every=1,
+                            batch_policies=8, batch_states=8, occupancy_weight=1.0, occupancy_policies=1),
+      search=SearchSettings(methods=("latent_pgpe",), budget=5_000, seeds=1, n_evals=1))
+  with pytest.raises(ValueError, match="JAX cannot"):
+    run(config, tmp_path / "run", log=lambda line: None)
+  assert not (tmp_path / "run" / "dataset").exists()

@@ -471,6 +471,9 @@ def test_the_race_preset_reads_committed_winners_its_controls_step_as_latent_pgp
   # a sequence's RL phase learns at its agent's tuned rate, whatever the phase's own default
   (tmp_path / "sweep_mountain_car_td3_race.json").write_text(json.dumps({"best": {"methods.td3.learning_rate": 7e-4}}))
   assert presets.race("mountain_car").methods["td3_from_start"].learning_rate == 7e-4
+  (tmp_path / "sweep_mountain_car_td3_from_start_race.json").write_text(  # unless tuned for itself
+      json.dumps({"best": {"methods.td3_from_start.learning_rate": 2e-4}}))
+  assert presets.race("mountain_car").methods["td3_from_start"].learning_rate == 2e-4
   assert before.methods["sac_from_start"].learning_rate == before.methods["sac"].learning_rate
   from experiments import race_tune
   assert race_tune.cells("mountain_car", "latent_cmaes") == ("methods.latent_cmaes.std_init", [0.167, 0.5, 1.5])
