@@ -138,7 +138,9 @@ def _write_checksums(root: pathlib.Path, known: dict[str, tuple[int, str]], cont
   (root / CHECKSUMS).write_text(json.dumps({"sha256": table, "content": content}, indent=1, sort_keys=True))
 
 
-VOLATILE = ("timings",)  # record config keys (at any depth) that vary between identical computations
+# record config keys (at any depth) that vary between identical computations: wall-clock timings, and where
+# an input was read from (the input itself is named by its digest)
+VOLATILE = ("timings", "dataset_path")
 
 
 def _stable(value):

@@ -79,7 +79,10 @@ def compress(dataset, config: TrainConfig, out=None, *, protocol: EvalProtocol =
   env = env_config.build()
   policy = policy_config.build(env)
   trainer = Trainer(env, policy, dataset, config)
-  record_config = {"dataset": source, "env": saved["env"], "policy": saved["policy"], "inputs": {"dataset": digest}}
+  # the dataset by its digest (`inputs`); where it was read from is provenance, left out of the autoencoder's own
+  # digest (`checkpoint.VOLATILE`), so the same training on the same dataset elsewhere has the same digest
+  record_config = {"dataset_path": source, "env": saved["env"], "policy": saved["policy"],
+                   "inputs": {"dataset": digest}}
   model = None if out is None else out / "model"
   state, codes, timings = train(trainer, model, record_config, progress_fn, overwrite=overwrite)
 

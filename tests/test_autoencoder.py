@@ -5,6 +5,7 @@ import dataclasses
 import functools
 import json
 import re
+import shutil
 import types
 
 import jax
@@ -288,6 +289,10 @@ def test_compress_in_memory_writes_nothing_and_gives_the_numbers_and_digest_of_a
   assert memory.autoencoder.record["config"]["inputs"] == {"dataset": checkpoint.digest(tmp_path / "data")}
   assert loaded.record["config"]["inputs"] == memory.autoencoder.record["config"]["inputs"]
   assert memory.autoencoder.record["config"]["step"] == loaded.record["config"]["step"] == TINY.steps
+  # the same training on the same dataset read from elsewhere: the same digest (it named the dataset's path)
+  shutil.copytree(tmp_path / "data", tmp_path / "copy")
+  compress(tmp_path / "copy", TINY, tmp_path / "elsewhere", protocol=EvalProtocol(1, 9))
+  assert checkpoint.digest(tmp_path / "elsewhere" / "model") == checkpoint.digest(tmp_path / "ae" / "model")
 
 
 def test_bad_datasets_are_refused(mountain_car, mc_policy, small_dataset):
