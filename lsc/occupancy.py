@@ -35,6 +35,7 @@ import jax.numpy as jnp
 from lsc.envs import for_worlds
 from lsc.policy import MLPPolicy
 from lsc.rollout import make_episode_fn
+from lsc.validate import check_memory
 
 
 class OccupancyBatch(NamedTuple):
@@ -66,7 +67,7 @@ def occupancy_term(env, policy: MLPPolicy, n_samples: int, decoded: jax.Array, b
   steps (None: the whole episode; `lsc.rollout.make_episode_fn`); jit-safe.  Memory:
   the backward pass keeps the env state of every step of the B_o decoded episodes
   (B_o x episode_length states), whatever the horizon; the originals' episodes run
-  apart, with no gradient, and keep nothing."""
+  apart, with no gradient, and keep nothing (`occupancy_memory` estimates it)."""
   sized = for_worlds(env, len(batch.keys))
   original = jax.vmap(make_episode_fn(sized, policy, n_samples))
   reconstruction = jax.vmap(make_episode_fn(sized, policy, n_samples, grad_horizon))
@@ -75,6 +76,26 @@ def occupancy_term(env, policy: MLPPolicy, n_samples: int, decoded: jax.Array, b
   distances = jax.vmap(mmd2, in_axes=(0, 0, None, None))(jax.lax.stop_gradient(targets), samples,
                                                            batch.scale, bandwidth)
   return jnp.mean(distances), jnp.sum(original_lengths) + jnp.sum(lengths)
+
+
+def occupancy_memory(env, n_policies: int) -> tuple[int, str]:
+  """(bytes, what they hold): an estimate of what the term's backward pass keeps, every
+  step's env state of the `n_policies` decoded episodes (n_policies x episode_length
+  states, each the size of `env.reset`'s), twice (the states and their cotangents),
+  whatever the horizon (`occupancy_term`).  Shapes only: nothing runs."""
+  state = jax.eval_shape(env.reset, jax.random.key(0))
+  per_state = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(state))
+  steps = n_policies * env.episode_length
+  return 2 * steps * per_state, (f"occupancy_policies {n_policies:,} x episode_length {env.episode_length:,} "
+                                 f"env states of {per_state:,} bytes, twice")
+
+
+def check_env(env, policy: MLPPolicy, n_policies: int, grad_horizon: int | None = None) -> None:
+  """Refuses, before anything compiles, training with the term on `env` that JAX cannot
+  differentiate (`check_differentiable`) or whose backward pass would not fit in this
+  machine's memory (`occupancy_memory`): ValueError saying which."""
+  check_differentiable(env, policy, grad_horizon)
+  check_memory("the occupancy term's backward pass", *occupancy_memory(env, n_policies))
 
 
 def check_differentiable(env, policy: MLPPolicy, grad_horizon: int | None = None) -> None:

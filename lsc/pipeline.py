@@ -45,7 +45,7 @@ from lsc.keys import CURVE_EVAL_SEED, FINAL_EVAL_SEED, START_SEED, SUBSPACE_SEED
 from lsc.methods import (MethodConfigs, SearchMethod, Sequence, check_can_run, default_backend_for, get_method,
                          load_outcome, names, run_method)
 from lsc.metrics import check_recovery_points
-from lsc.occupancy import check_differentiable
+from lsc.occupancy import check_env as check_occupancy_env
 from lsc.plots import plot_curves
 from lsc.progress import METRICS, Bars, MetricsLog, tee
 from lsc.search import decoder_space, euclidean_space, identity_space, principal_subspace, random_subspace
@@ -199,7 +199,7 @@ def run(config: ExperimentConfig, out, log=print, progress_fn=None, tensorboard:
   env = collect_config.env.build()
   policy = collect_config.policy.build(env)
   if config.train.occupied:  # before the dataset is collected, not after
-    check_differentiable(env, policy, config.train.occupancy_horizon or None)
+    check_occupancy_env(env, policy, config.train.occupancy_policies, config.train.occupancy_horizon or None)
   tasks = config.tasks or task_names(env)
   out = rundir.claim(out, "pipeline")
   with rundir.lock(out), MetricsLog(out / METRICS, out / "tensorboard" if tensorboard else None) as metrics:

@@ -60,7 +60,7 @@ from lsc.distributed import agree, is_multi
 from lsc.autoencoder import (ACTIVATIONS, ENCODER_INPUTS, LOSSES, Autoencoder, check_thetas,
                              make_eval_loss, make_loss_fn)
 from lsc.metrics import min_held_out
-from lsc.occupancy import OccupancyBatch, check_differentiable, occupancy_term
+from lsc.occupancy import OccupancyBatch, check_env, occupancy_term
 from lsc.progress import ProgressFn
 from lsc.rollout import rollout_fn
 from lsc.validate import check_finite, check_int, check_memory, check_seed
@@ -118,8 +118,8 @@ class TrainConfig:
     validation and recovery (`lsc.metrics.min_held_out`) and too few training policies
     for the code; `policy` (an `MLPPolicy`: its shape alone) with `n_probe` (the
     dataset's probe states, read by the `actions` encoder input and validation) the
-    memory training needs (`train_memory`; the occupancy term's episodes not included:
-    `lsc.occupancy`).  `lsc.dataset.training_inputs` gives all
+    memory training needs (`train_memory`; the occupancy term's episodes, which need the
+    env, are checked where it is known: `lsc.occupancy.check_env`).  `lsc.dataset.training_inputs` gives all
     four from a dataset's record, `CollectConfig.training_inputs` from its config."""
     check_int("latent_dim", self.latent_dim)
     if self.latent_dim < 1:
@@ -358,8 +358,8 @@ class Trainer:
     self.val_thetas = jnp.asarray(self.thetas[self.val_idx[:512]])
     self.ae = config.autoencoder(policy, dataset.probe_states)
     self.train_step = compiled_train_step(self.ae, config, env if config.occupied else None)
-    if config.occupied:  # an env it cannot differentiate refused now; the kernel's per-dimension scale
-      check_differentiable(env, policy, config.occupancy_horizon or None)
+    if config.occupied:  # an env it cannot differentiate or hold refused now; the kernel's per-dimension scale
+      check_env(env, policy, config.occupancy_policies, config.occupancy_horizon or None)
       self.state_scale = jnp.asarray(np.std(self.states, axis=0) + 1e-6, jnp.float32)
     self.val_losses = {name: make_eval_loss(self.ae, name) for name in LOSSES}
     self.key = jax.random.key(config.seed)

@@ -170,11 +170,19 @@ class Looping(Toy):
     return state.replace(obs=obs, metrics={"speed": jnp.linalg.norm(action)})
 
 
-def test_the_occupancy_term_refuses_an_env_it_cannot_differentiate_before_anything_compiles(env_registry, tmp_path):
-  from lsc.occupancy import check_differentiable
+def test_the_occupancy_term_refuses_an_env_it_cannot_differentiate_or_hold_before_anything_compiles(env_registry, tmp_path,
+                                                                                                  monkeypatch):
+  from lsc.occupancy import check_differentiable, check_env, occupancy_memory
   toy = lsc.as_env(Toy(), episode_length=5, tasks=[speed])
   policy = lsc.make_policy(toy, "small")
   check_differentiable(toy, policy)  # a step JAX differentiates: nothing to say
+  # what its backward pass keeps: 8 policies x 5 steps x a 20-byte state (obs 2, reward, done, speed), twice
+  assert occupancy_memory(toy, 8)[0] == 2 * 8 * 5 * 20
+  monkeypatch.setattr(lsc.validate, "memory_limit", lambda: 1_000)
+  with pytest.raises(ValueError, match=r"the occupancy term's backward pass needs about .*occupancy_policies 8 x "
+                                       r"episode_length 5 env states of 20 bytes"):
+    check_env(toy, policy, 8)
+  monkeypatch.undo()
   check_differentiable(toy, policy, grad_horizon=2)
   looping = lsc.as_env(Looping(), name="looping", episode_length=5, tasks=[speed])
   with pytest.raises(ValueError, match=r"env 'looping' through its step, and JAX cannot: .*while_loop.*"
