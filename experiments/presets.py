@@ -170,8 +170,9 @@ def race(env: str) -> ExperimentConfig:
   and each registered method's tuned setting where its race sweep is committed
   (experiments/results/sweep_<env>_<method>_race.json, its `best` cell: the race's
   methods and any other `experiments.race_tune` tuned); the subspace controls take
-  latent PGPE's step size, and the RL phases of the sequences (`td3_from_start`,
-  `sac_from_start`) their agent's tuned learning rate."""
+  latent PGPE's step size, and the agents started elsewhere (the sequences' RL phases
+  `td3_from_start`, `sac_from_start`; `start_td3`, `start_sac`) their agent's tuned
+  learning rate."""
   seeds, tasks = RACE[env]
   cpu = PRESETS[env]["cpu"]()
   config = dataclasses.replace(cpu, tasks=tasks, search=dataclasses.replace(
@@ -181,11 +182,12 @@ def race(env: str) -> ExperimentConfig:
   # their own std_init): latent PGPE's winner, so only the space differs
   lr = config.methods["latent_pgpe"].lr
   config = override(config, {f"methods.{m}.lr": lr for m in ("random_subspace_pgpe", "pca_subspace_pgpe")})
-  # a sequence's RL phase is the agent the race tuned, started elsewhere: the same learning rate, so
-  # that against the agent from a random actor only the start differs (the phase's `fraction` is tuned)
-  config = override(config, {f"methods.{agent}_from_start.learning_rate": config.methods[agent].learning_rate
-                             for agent in ("td3", "sac")})
-  return tuned_winners(config, env, "race", ("td3_from_start", "sac_from_start"))  # unless tuned for itself
+  # an agent started elsewhere is the agent the race tuned: the same learning rate, so that against
+  # it from a random actor only the start differs (a sequence's `fraction` is tuned)
+  phases = {name: agent for agent in ("td3", "sac") for name in (f"{agent}_from_start", f"start_{agent}")}
+  config = override(config, {f"methods.{phase}.learning_rate": config.methods[agent].learning_rate
+                             for phase, agent in phases.items()})
+  return tuned_winners(config, env, "race", phases)  # unless tuned for itself
 
 
 def race_mean(env: str) -> ExperimentConfig:

@@ -410,7 +410,9 @@ class RLMethod(Method):
   `policy_actor` (TD3, DDPG, SAC) its actor is the run's lsc policy (`lsc.baselines.PolicyActor`):
   over its parameters, from its random init or, as a sequence's second phase, from where
   the first ended; with `space` "latent", over the run's latent space's coordinates,
-  from its centre (the latent start) or a first phase's final code."""
+  from its centre (the latent start) or a first phase's final code; with `space` "start",
+  over its parameters from the policy the latent search starts from (the run's "start"
+  control space's centre: a control for both)."""
   name: str
   config: Any
   help: str = ""
@@ -418,17 +420,17 @@ class RLMethod(Method):
   warp: bool = False
   agent: str = ""
   policy_actor: bool = False
-  space: str | None = None  # "latent": the actor's parameters are latent coordinates
+  space: str | None = None  # "latent": the actor's parameters are latent coordinates; "start": see above
 
   def __post_init__(self):
     if self.policy_actor and self.algorithm not in ACTOR_AGENTS:
       raise ValueError(f"{self.name}: an lsc policy as actor needs agent {', '.join(ACTOR_AGENTS)}")
-    if self.space not in (None, "latent") or (self.space and not self.policy_actor):
-      raise ValueError(f"{self.name}: space is None or 'latent' (with policy_actor), got {self.space!r}")
+    if self.space not in (None, "latent", "start") or (self.space and not self.policy_actor):
+      raise ValueError(f"{self.name}: space is None, 'latent' or 'start' (with policy_actor), got {self.space!r}")
 
   @property
   def reads(self) -> str:  # the env alone, unless its actor is the lsc policy (in the latent space)
-    return "autoencoder" if self.space == "latent" else "policy" if self.policy_actor else "env"
+    return "autoencoder" if self.space else "policy" if self.policy_actor else "env"
 
   @property
   def algorithm(self) -> str:
@@ -475,6 +477,12 @@ class RLMethod(Method):
       raise ValueError(f"{self.name} trains the lsc policy as its actor: give policy=")
     if self.space == "latent" and run.latent is None:
       raise ValueError(f"{self.name} trains a latent code as its actor: give latent=")
+    if self.space == "start" and "start" not in run.spaces:
+      raise ValueError(f"{self.name} starts its actor at the latent search's start: a pipeline builds it, or give "
+                       f"spaces={{'start': lsc.euclidean_space(theta, policy.init_std(), 'parameter')}}")
+    starts = run.starts
+    if self.space == "start" and starts is None:  # every seed from the one start policy
+      starts = np.broadcast_to(np.asarray(run.spaces["start"].center, np.float32), (run.seeds, run.policy.num_params))
     if run.log is not None:
       run.log(f"{self.name}: {run.seeds} seed(s) of {run.budget:,} env steps, {run.n_evals} evaluations each")
     runs, seeds = [], self.seeds(run)
@@ -482,7 +490,7 @@ class RLMethod(Method):
       report = None if run.progress_fn is None else (
           lambda stage, done, total, info, s=s: run.progress_fn(f"{stage} seed {s}", done, total, info))
       actor = None if not self.policy_actor else baselines.PolicyActor(
-          run.policy, None if run.starts is None else np.asarray(run.starts[i], np.float32),
+          run.policy, None if starts is None else np.asarray(starts[i], np.float32),
           run.latent if self.space == "latent" else None)
       runs.append(baselines.train_baseline(
           run.env, run.task, self.algorithm, run.budget, brax_seed, run.protocol, config=config, n_evals=run.n_evals,
@@ -590,6 +598,13 @@ register(RLMethod("sac_from_start", dataclasses.replace(RL_CONFIGS["sac"](), act
 register(RLMethod("latent_td3", RL_CONFIGS["td3"](), "TD3 whose actor is the decoder's policy at a latent code, "
                   "trained through the frozen decoder by the critic's gradient, from the latent start",
                   agent="td3", policy_actor=True, space="latent"))
+register(RLMethod("start_td3", dataclasses.replace(RL_CONFIGS["td3"](), prefill="actor", actor_warmup=50_000),
+                  "td3_from_start from the policy the latent search starts from, with no search before it: the "
+                  "start control of the sequences into TD3 and of latent_td3", agent="td3", policy_actor=True,
+                  space="start"))
+register(RLMethod("start_sac", dataclasses.replace(RL_CONFIGS["sac"](), actor_warmup=50_000),
+                  "sac_from_start from the policy the latent search starts from, with no search before it",
+                  agent="sac", policy_actor=True, space="start"))
 register(Sequence("latent_then_td3", ("latent_pgpe", "td3_from_start"), SequenceConfig(fraction=0.25),
                   "latent PGPE, then TD3 with the lsc policy as actor from each seed's decoded result",
                   dirs=("latent", "td3")))

@@ -42,7 +42,7 @@ from lsc.envs import default_backend, env_spec
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.jax_setup import release_executables
 from lsc.keys import CURVE_EVAL_SEED, FINAL_EVAL_SEED, START_SEED, SUBSPACE_SEED
-from lsc.methods import (MethodConfigs, SearchMethod, Sequence, check_can_run, default_backend_for, get_method,
+from lsc.methods import (MethodConfigs, Sequence, check_can_run, default_backend_for, get_method,
                          load_outcome, names, run_method)
 from lsc.metrics import check_recovery_points
 from lsc.occupancy import check_env as check_occupancy_env
@@ -124,11 +124,11 @@ class ExperimentConfig:
 
 
 def searched(name: str) -> set[str]:
-  """The spaces method `name` searches (a sequence's: its phases')."""
+  """The spaces method `name` searches or starts in (a sequence's: its phases')."""
   method = get_method(name)
   if isinstance(method, Sequence):
     return set().union(*(searched(phase) for phase in method.phases))
-  return {method.space} if isinstance(method, SearchMethod) else set()
+  return {method.space} if getattr(method, "space", None) else set()
 
 
 def run_settings(settings: SearchSettings, method: str) -> dict:

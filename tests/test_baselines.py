@@ -363,6 +363,19 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   held = outcome.eval_returns[:, after]
   np.testing.assert_array_equal(held, np.broadcast_to(held[:, :1], held.shape))
   assert np.all(outcome.final_env_steps > budget // 2)
+  # the start control of both (start_td3): TD3 from the policy the latent search starts at,
+  # the run's "start" space's centre, every seed, with no search before it
+  from lsc.search import euclidean_space
+  configs["start_td3"] = configs["td3_from_start"]
+  spaces = {"start": euclidean_space(start, policy.init_std(), "parameter")}
+  control = run_method("start_td3", left_car, "left", budget=budget, seeds=2, protocol=PROTOCOL, curve=CURVE,
+                       configs=configs, policy=policy, latent=space, n_evals=TD3_EVALS, spaces=spaces)
+  np.testing.assert_allclose(control.eval_returns[:, 0], before, rtol=1e-5)
+  at_start = evaluate(left_car, policy, start[None], PROTOCOL).returns[0, task_index(left_car, "left")]
+  np.testing.assert_allclose(control.final_returns, at_start, rtol=1e-5)  # frozen: it ends where it started
+  with pytest.raises(ValueError, match="start_td3 starts its actor at the latent search's start"):
+    run_method("start_td3", left_car, "left", budget=budget, seeds=2, protocol=PROTOCOL, curve=CURVE,
+               configs=configs, policy=policy, latent=space, n_evals=TD3_EVALS)
 
 
 def test_sac_trains_the_lsc_policy_as_its_actor_and_resumes(left_car, tmp_path):
