@@ -205,10 +205,13 @@ def cmd_collect(args) -> int:
   total = time.perf_counter() - start
 
   pool_nov, kept_nov = collected.pool_novelty, collected.novelty
-  print(f"\nkept {len(collected.indices)} of {config.pool} members "
+  origin = {"filter": f"of {config.pool} members", "novelty_search": f"by the novelty search from pool {config.pool}",
+            "union": f"from pool {config.pool} and the novelty search from it"}[config.source]
+  print(f"\nkept {len(collected.indices)} policies {origin} "
         f"({collected.thetas.shape[1]} params each; descriptors of {collected.descriptors.shape[1]} numbers)")
   q = lambda x: " ".join(f"{v:.3g}" for v in np.quantile(x, [0, 0.5, 0.9, 1]))
-  print(f"novelty quantiles (min, median, 90%, max): pool {q(pool_nov)} | kept {q(kept_nov)}")
+  print(f"novelty quantiles (min, median, 90%, max): pool {q(pool_nov)} | kept {q(kept_nov)}"
+        + (" (each among those it was kept from)" if config.source != "filter" else ""))
   print(f"{'task':<10} {'kept min':>10} {'kept max':>10} {'random min':>11} {'random max':>11}")
   for name, kept, rand in zip(task_names(config.env.name), collected.returns.T, collected.random_returns.T):
     print(f"{name:<10} {kept.min():>10.2f} {kept.max():>10.2f} {rand.min():>11.2f} {rand.max():>11.2f}")
