@@ -595,8 +595,9 @@ register(RLMethod("td3_from_start", dataclasses.replace(RL_CONFIGS["td3"](), pre
 register(RLMethod("sac_from_start", dataclasses.replace(RL_CONFIGS["sac"](), actor_warmup=50_000),
                   "sac_policy as a sequence's second phase: critics-only env steps (actor_warmup) after the "
                   "start's own prefill before the actor learns", agent="sac", policy_actor=True))
-register(RLMethod("latent_td3", RL_CONFIGS["td3"](), "TD3 whose actor is the decoder's policy at a latent code, "
-                  "trained through the frozen decoder by the critic's gradient, from the latent start",
+register(RLMethod("latent_td3", dataclasses.replace(RL_CONFIGS["td3"](), prefill="actor", actor_warmup=50_000),
+                  "TD3 whose actor is the decoder's policy at a latent code, trained through the frozen decoder by "
+                  "the critic's gradient, from the latent start, with td3_from_start's guards of that start",
                   agent="td3", policy_actor=True, space="latent"))
 register(RLMethod("start_td3", dataclasses.replace(RL_CONFIGS["td3"](), prefill="actor", actor_warmup=50_000),
                   "td3_from_start from the policy the latent search starts from, with no search before it: the "
