@@ -8,7 +8,8 @@ a stage already finished there with the same config is not rerun, and its time i
 one recorded when it was computed (each stage directory keeps it in time.json), so an
 interrupted benchmark resumes.  Per stage: wall time, and for the PGPE searches the
 compile time apart (PPO / SAC compile inside Brax's training loop and cannot be split).
-Writes benchmarks/results/pipeline_<preset>_<platform>.{json,md}.
+Writes benchmarks/results/pipeline_<preset>_<platform>.{json,md}; an env not in --envs
+keeps the entry that file already holds, with the machine and date it was measured on.
 """
 
 import argparse
@@ -37,25 +38,37 @@ def compile_seconds(run_dir: pathlib.Path, stage: str) -> float | None:
   return json.loads(path.read_text()).get("timings", {}).get("compile_s")
 
 
-def table(runs: dict, machine: dict, preset: str) -> str:
-  lines = [f"Pipeline stage wall times, preset `{preset}`, on {machine['cpu']} ({machine['cores']} cores), "
-           f"JAX {machine['jax']} on {machine['jax_platform']} ({', '.join(machine['devices'])}), {machine['date']}.",
+def table(runs: dict, preset: str) -> str:
+  """Markdown: each env's stages' wall and compile seconds, under the machine it ran on."""
+  lines = [f"Pipeline stage wall times, preset `{preset}`.",
            "", "| env | stage | wall (s) | of which compile (s) |", "|---|---|---:|---:|"]
   for env, run in runs.items():
+    m = run["machine"]
     for stage, seconds in run["stages_s"].items():
       compiled = run["compile_s"].get(stage)
       lines.append(f"| {env} | {stage} | {seconds:.0f} | {'' if compiled is None else f'{compiled:.0f}'} |")
-    lines.append(f"| {env} | **total** | **{sum(run['stages_s'].values()):.0f}** | |")
+    lines.append(f"| {env} | **total** ({m['cpu']}, {m['cores']} cores, JAX {m['jax']} on {m['jax_platform']}, "
+                 f"{m['date']}) | **{sum(run['stages_s'].values()):.0f}** | |")
   return "\n".join(lines)
+
+
+def earlier_runs(path: pathlib.Path) -> dict:
+  """{env: run} of an earlier benchmark file, each run with the machine it was measured on."""
+  if not path.is_file():
+    return {}
+  earlier = json.loads(path.read_text())
+  return {env: {"machine": earlier.get("machine"), **run} for env, run in earlier["runs"].items()}
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from benchmarks.common import machine, write
+  from benchmarks.common import RESULTS_DIR, machine, write
   from lsc import pipeline
   from experiments.presets import PRESETS
 
-  runs = {}
+  info = machine()
+  name = f"pipeline_{args.preset}_{info['jax_platform']}"
+  runs = earlier_runs(RESULTS_DIR / f"{name}.json")
   for env in args.envs.split(","):
     if env not in PRESETS or args.preset not in PRESETS[env]:
       print(f"benchmarks.pipeline: error: no preset {args.preset!r} for env {env!r}", file=sys.stderr)
@@ -64,11 +77,11 @@ def main(argv=None) -> int:
     print(f"== {env} ({args.preset}) -> {run_dir}", flush=True)
     results = pipeline.run(PRESETS[env][args.preset](), run_dir)
     stages = results["timings"]["recorded_s"]
-    runs[env] = {"stages_s": stages, "compile_s": {s: c for s in stages if (c := compile_seconds(run_dir, s))},
+    runs[env] = {"machine": info, "stages_s": stages,
+                 "compile_s": {s: c for s in stages if (c := compile_seconds(run_dir, s))},
                  "reused": results["timings"]["reused"], "device": results["device"]}
-  info = machine()
-  text = table(runs, info, args.preset)
-  write(f"pipeline_{args.preset}_{info['jax_platform']}", {"machine": info, "preset": args.preset, "runs": runs}, text)
+  text = table(runs, args.preset)
+  write(name, {"preset": args.preset, "runs": runs}, text)
   print(text)
   return 0
 

@@ -40,7 +40,7 @@ import subprocess
 import sys
 
 from experiments import sweep
-from experiments.presets import PRESETS, RACE, RACE_METHODS
+from experiments.presets import RACE, RACE_METHODS, UNTUNED_CPU
 from lsc.methods import METHODS, RLMethod, Sequence, get_method
 
 SEEDS = 2  # selection seeds per cell
@@ -59,11 +59,11 @@ def starts_latent(method: str, start: str) -> bool:
 def cells(env: str, method: str, start: str = "best") -> tuple[str, list[float]]:
   """(the setting's key, its 3 values) of `method`'s sweep on `env` for the latent
   start `start` ("best" | "mean"), around the value of env's race preset before tuning
-  (its cpu preset's)."""
+  (its cpu preset's before any race winner: `UNTUNED_CPU`)."""
   kind = get_method(method)
   if isinstance(kind, Sequence):
     return f"methods.{method}.fraction", list(FRACTIONS)
-  config = PRESETS[env]["cpu"]().methods[method]
+  config = UNTUNED_CPU[env]().methods[method]
   field = ("learning_rate" if isinstance(kind, RLMethod) else
            "std_init" if start == "mean" or kind.space in SUBSPACES or not hasattr(config, "lr") else "lr")
   value = getattr(config, field)

@@ -160,7 +160,6 @@ def test_a_search_is_not_resumed_under_another_reward_of_the_same_name(env_regis
   np.testing.assert_array_equal(again.final_returns, first.final_returns)
 
 
-
 class Looping(Toy):
   """Toy whose step settles its observation in a while loop: JAX runs it, but cannot
   differentiate it in reverse mode."""

@@ -468,6 +468,10 @@ def test_the_race_preset_reads_committed_winners_its_controls_step_as_latent_pgp
   (tmp_path / "sweep_mountain_car_latent_cmaes_race.json").write_text(
       json.dumps({"best": {"methods.latent_cmaes.std_init": 0.167}}))
   assert presets.race("mountain_car").methods["latent_cmaes"].std_init == 0.167
+  # the cpu preset searches the latent space with the strategy the race chose there, at its winner
+  cpu = presets.PRESETS["mountain_car"]["cpu"]()
+  assert cpu.search.methods[0] == "latent_cmaes" and "latent_pgpe" not in cpu.search.methods
+  assert cpu.methods["latent_cmaes"].std_init == 0.167
   # a sequence's RL phase learns at its agent's tuned rate, whatever the phase's own default
   (tmp_path / "sweep_mountain_car_td3_race.json").write_text(json.dumps({"best": {"methods.td3.learning_rate": 7e-4}}))
   assert presets.race("mountain_car").methods["td3_from_start"].learning_rate == 7e-4
