@@ -57,7 +57,8 @@ def earlier_runs(path: pathlib.Path) -> dict:
   if not path.is_file():
     return {}
   earlier = json.loads(path.read_text())
-  return {env: {"machine": earlier.get("machine"), **run} for env, run in earlier["runs"].items()}
+  unknown = {"cpu": "unknown machine", "cores": "?", "jax": "?", "jax_platform": "?", "date": "undated"}
+  return {env: {"machine": earlier.get("machine", unknown), **run} for env, run in earlier["runs"].items()}
 
 
 def main(argv=None) -> int:
@@ -69,10 +70,12 @@ def main(argv=None) -> int:
   info = machine()
   name = f"pipeline_{args.preset}_{info['jax_platform']}"
   runs = earlier_runs(RESULTS_DIR / f"{name}.json")
-  for env in args.envs.split(","):
+  envs = args.envs.split(",")
+  for env in envs:  # every name checked before anything runs
     if env not in PRESETS or args.preset not in PRESETS[env]:
       print(f"benchmarks.pipeline: error: no preset {args.preset!r} for env {env!r}", file=sys.stderr)
       return 2
+  for env in envs:
     run_dir = pathlib.Path(args.out) / f"{env}-{args.preset}"
     print(f"== {env} ({args.preset}) -> {run_dir}", flush=True)
     results = pipeline.run(PRESETS[env][args.preset](), run_dir)

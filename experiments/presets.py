@@ -9,7 +9,8 @@ it needs to be useful at that size: a 16-dimensional latent space, and latent PG
 starting from the code of the dataset's best policy on the task (`latent_start=best`;
 from the mean code it decodes an average, poor policy and 31 generations do not get
 far).  SAC is left out of every `cpu` preset (far more wall time per env step on a
-CPU); add it with `--methods latent_pgpe,latent_then_param,param_pgpe,ppo,sac`.  Both PGPE
+CPU); add it with `--methods latent_pgpe,latent_then_param,param_pgpe,ppo,sac` (on Mountain Car
+and Reacher `latent_cmaes` in latent_pgpe's place).  Both PGPE
 spaces use their env's best (std_init, lr) cell of `experiments.sweep`, chosen on selection
 seeds the reported runs never use (`TUNED`).  Mountain Car's and Reacher's `cpu` presets
 search the latent space with CMA-ES instead of PGPE (`CPU_STRATEGY`: the best strategy the
@@ -191,7 +192,7 @@ for _env, _strategy in CPU_STRATEGY.items():
 
 
 def race(env: str) -> ExperimentConfig:
-  """Env's race preset: its cpu preset with the race's seeds, tasks, grid and methods,
+  """Env's race preset: its cpu preset before any race winner (`UNTUNED_CPU`) with the race's seeds, tasks, grid and methods,
   and each registered method's tuned setting where its race sweep is committed
   (experiments/results/sweep_<env>_<method>_race.json, its `best` cell: the race's
   methods and any other `experiments.race_tune` tuned); the subspace controls take
