@@ -201,7 +201,8 @@ class PolicyActor:
 
   Without `space` the actor's parameters are the policy's flat θ (P,): from `start`
   (P,) or, without one, from `policy.init` of the run's actor key.  With `space` (an
-  `lsc.search.SearchSpace`, e.g. a trained decoder's latent space) they are (u, space):
+  `lsc.search.SearchSpace`, e.g. a trained decoder's latent space) they are
+  `off_policy.Frozen(u, space)`:
   the space's coordinates u (k,), z = center + scale * u, θ = space.decode(z), and the
   space itself, held fixed; the critic's gradient
   reaches z through the frozen decoder (the chain rule ∇z J = (∂θ/∂z)ᵀ ∇θ J), from
@@ -237,10 +238,11 @@ class PolicyActor:
 
     def apply(normalizer, params, obs):
       # the space travels in the parameters, as arrays the compiled programs take (never
-      # constants they close over), frozen: no gradient, so Adam never moves it
-      u, frozen = params[0], jax.tree.map(jax.lax.stop_gradient, params[1])
+      # constants they close over), frozen (`off_policy.Frozen`): no gradient, no Adam
+      # state, no target average
+      u, frozen = params.train, jax.tree.map(jax.lax.stop_gradient, params.frozen)
       return policy.pre_squash(frozen.decode(frozen.center + frozen.scale * u), obs)
-    return brax_networks.FeedForwardNetwork(init=lambda key: (u0, space), apply=apply)
+    return brax_networks.FeedForwardNetwork(init=lambda key: off_policy.Frozen(u0, space), apply=apply)
 
   def identity(self) -> dict:
     """What a checkpoint of a run with this actor is only valid for: the policy's

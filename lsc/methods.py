@@ -401,6 +401,12 @@ class Sequence(Method):
                                final_z=two.final_z, final_thetas=two.final_thetas)
 
 
+# How an RL agent with a latent actor trains (`lsc.baselines.PolicyActor` with a space).
+# 2: the decoder is `off_policy.Frozen`, outside Adam's state and the target's average
+# (before: averaged into the target, whose decoder then drifted by rounding).
+LATENT_ACTOR_FORMAT = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class RLMethod(Method):
   """Deep-RL agent `agent` of `lsc.baselines` ('ppo' | 'sac' | 'td3' | 'ddpg'; default:
@@ -438,6 +444,8 @@ class RLMethod(Method):
 
   def identity(self, configs=None, env=None) -> dict:
     identity = super().identity(configs, env)
+    if self.space == "latent":  # how a latent actor trains: in its identity, so a change recomputes its stages
+      identity["actor_format"] = LATENT_ACTOR_FORMAT
     if env is not None:  # the devices Brax spreads training over change its numbers (Brax: loaded here, lazily)
       identity["devices"] = import_quietly("lsc.baselines").devices_to_use(env, self.settings(configs),
                                                                            self.policy_actor)

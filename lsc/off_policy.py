@@ -103,6 +103,26 @@ def make_inference_fn(networks: Networks, exploration_noise: float = 0.1):
   return make_policy
 
 
+class Frozen(NamedTuple):
+  """An actor's parameters with a part no update touches, e.g. a latent actor's code u
+  (`train`) and the decoder it is read through (`frozen`): only `train` gets gradients,
+  Adam's state and the target's averaging; `frozen` is carried as it is, in the target
+  too (a frozen decoder of 10^5 weights would otherwise cost each gradient step an Adam
+  update and an average over all of them)."""
+  train: Any
+  frozen: Any
+
+
+def trained(params):
+  """The part of actor parameters `params` that updates move: all of them unless `Frozen`."""
+  return params.train if isinstance(params, Frozen) else params
+
+
+def with_trained(params, train):
+  """`params` with its trained part replaced by `train`."""
+  return params._replace(train=train) if isinstance(params, Frozen) else train
+
+
 class TrainingState(NamedTuple):
   """Everything an epoch changes except the envs and the buffer (a pytree)."""
   policy_params: Any
@@ -199,18 +219,20 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
     q_loss, q_grads = jax.value_and_grad(critic_loss)(ts.q_params, ts, t, noise_key)
     updates, q_opt_state = q_opt.update(q_grads, ts.q_opt_state, ts.q_params)
     q_params = optax.apply_updates(ts.q_params, updates)
-    p_loss, p_grads = jax.value_and_grad(actor_loss)(ts.policy_params, ts, q_params, t)
-    updates, p_opt_state = policy_opt.update(p_grads, ts.policy_opt_state, ts.policy_params)
-    policy_params = optax.apply_updates(ts.policy_params, updates)
+    moved = trained(ts.policy_params)
+    p_loss, p_grads = jax.value_and_grad(lambda p: actor_loss(with_trained(ts.policy_params, p), ts, q_params, t))(moved)
+    updates, p_opt_state = policy_opt.update(p_grads, ts.policy_opt_state, moved)
+    policy_params = optax.apply_updates(moved, updates)
+    target = trained(ts.target_policy_params)
     delayed = ts.gradient_steps % policy_delay == 0  # the actor and the targets move together
     # ... once the critics have warmed up (without a warm-up: the plain TD3 program, unchanged)
     acts = delayed if actor_warmup == 0 else delayed & (ts.env_steps >= actor_from)
     ts = ts._replace(q_params=q_params, q_opt_state=q_opt_state,
-                     policy_params=pick(acts, policy_params, ts.policy_params),
+                     policy_params=with_trained(ts.policy_params, pick(acts, policy_params, moved)),
                      policy_opt_state=pick(acts, p_opt_state, ts.policy_opt_state),
                      target_q_params=pick(delayed, polyak(ts.target_q_params, q_params), ts.target_q_params),
-                     target_policy_params=pick(acts, polyak(ts.target_policy_params, policy_params),
-                                               ts.target_policy_params),
+                     target_policy_params=with_trained(ts.target_policy_params,
+                                                       pick(acts, polyak(target, policy_params), target)),
                      gradient_steps=ts.gradient_steps + 1)
     return (ts, key), {"critic_loss": q_loss, "actor_loss": p_loss}
 
@@ -226,13 +248,15 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
                                                           ts.target_q_params, alpha, t, critic_key)
     updates, q_opt_state = q_opt.update(q_grads, ts.q_opt_state, ts.q_params)
     q_params = optax.apply_updates(ts.q_params, updates)
-    p_loss, p_grads = jax.value_and_grad(sac_actor_loss)(ts.policy_params, ts.normalizer_params, ts.q_params,
-                                                         alpha, t, actor_key)
-    updates, p_opt_state = policy_opt.update(p_grads, ts.policy_opt_state, ts.policy_params)
-    policy_params = optax.apply_updates(ts.policy_params, updates)
+    moved = trained(ts.policy_params)
+    p_loss, p_grads = jax.value_and_grad(
+        lambda p: sac_actor_loss(with_trained(ts.policy_params, p), ts.normalizer_params, ts.q_params, alpha, t,
+                                 actor_key))(moved)
+    updates, p_opt_state = policy_opt.update(p_grads, ts.policy_opt_state, moved)
+    policy_params = optax.apply_updates(moved, updates)
     acts = True if actor_warmup == 0 else ts.env_steps >= actor_from
     ts = ts._replace(q_params=q_params, q_opt_state=q_opt_state, target_q_params=polyak(ts.target_q_params, q_params),
-                     policy_params=pick(acts, policy_params, ts.policy_params),
+                     policy_params=with_trained(ts.policy_params, pick(acts, policy_params, moved)),
                      policy_opt_state=pick(acts, p_opt_state, ts.policy_opt_state),
                      log_alpha=pick(acts, log_alpha, ts.log_alpha),
                      alpha_opt_state=pick(acts, alpha_opt_state, ts.alpha_opt_state),
@@ -290,10 +314,10 @@ def train(environment, num_timesteps: int, episode_length: int, *, num_envs: int
     zero = jnp.zeros((), jnp.int32)
     if algorithm == "sac":  # no target actor; the temperature from alpha = 1
       log_alpha = jnp.zeros((), jnp.float32)
-      ts = TrainingState(policy_params, (), policy_opt.init(policy_params), q_params, q_params, q_opt.init(q_params),
+      ts = TrainingState(policy_params, (), policy_opt.init(trained(policy_params)), q_params, q_params, q_opt.init(q_params),
                          normalizer, zero, zero, log_alpha, alpha_opt.init(log_alpha))
     else:
-      ts = TrainingState(policy_params, policy_params, policy_opt.init(policy_params), q_params, q_params,
+      ts = TrainingState(policy_params, policy_params, policy_opt.init(trained(policy_params)), q_params, q_params,
                          q_opt.init(q_params), normalizer, zero, zero)
     return ts, env.reset(jax.random.split(env_key, num_envs)), buffer.init(buffer_key), key
 
