@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import lsc
-from lsc import baselines, checkpoint, compat
+from lsc import baselines, checkpoint, compat, off_policy
 from lsc.baselines import (DDPGConfig, PPOConfig, SACConfig, TD3Config, brax_timesteps, devices_to_use,
                            make_evaluator, make_inference, min_budget, train_baseline)
 from lsc.envs import make_env
@@ -335,15 +335,17 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   decoded = np.asarray(space.decode(jnp.asarray(code)))[None]
   at_code = evaluate(left_car, policy, decoded, CURVE).returns[0, task_index(left_car, "left")]
   np.testing.assert_allclose(latent.returns[0], at_code, rtol=1e-5)
-  u = np.asarray(latent.params[1][0])  # (u, the space, frozen)
-  np.testing.assert_array_equal(np.asarray(latent.params[1][1].weights["basis"]), np.asarray(space.weights["basis"]))
+  # the space rides as the frozen part of the actor's parameters: outside the gradient, Adam and the target average
+  assert isinstance(latent.params[1], off_policy.Frozen)
+  u = np.asarray(latent.params[1].train)  # the code's coordinates; .frozen: the space
+  np.testing.assert_array_equal(np.asarray(latent.params[1].frozen.weights["basis"]), np.asarray(space.weights["basis"]))
   assert u.shape == (2,) and not np.allclose(u, np.asarray(code)), u  # the code moved (u: its coordinates)
   # ... and with latent_td3's guards, the buffer filled by the decoded start and the code held
   # past the budget: it ends where it started
   guarded = train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, n_evals=TD3_EVALS, curve=CURVE,
                            config=dataclasses.replace(SMALL_TD3["td3"], prefill="actor", actor_warmup=TD3_BUDGET),
                            actor=baselines.PolicyActor(policy, code, space))
-  np.testing.assert_array_equal(np.asarray(guarded.params[1][0]), (code - np.asarray(space.center)) / np.asarray(space.scale))
+  np.testing.assert_array_equal(np.asarray(guarded.params[1].train), (code - np.asarray(space.center)) / np.asarray(space.scale))
   np.testing.assert_allclose(guarded.returns, np.full_like(guarded.returns, at_code), rtol=1e-5)
   # as a sequence's second phase (td3_from_start, its actor frozen here by a warm-up past the
   # budget): TD3 starts exactly at each seed's decoded latent result
