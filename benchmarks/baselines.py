@@ -2,9 +2,15 @@
 
   python -m benchmarks.baselines                                   # CPU-sized defaults
   python -m benchmarks.baselines --envs halfcheetah --budget 200000 --methods td3
+  python -m benchmarks.baselines --envs mountain_car --methods td3 --actors agent,policy,latent
 
 Each method trains once for `--budget` env steps (seed 0, the method's CPU default
-config, `n_evals` curve evaluations under the shared protocol).  Reported: the run's
+config, `n_evals` curve evaluations under the shared protocol) with each actor of
+`--actors` it takes: `agent`, the agent's own actor network; `policy`, the env's `cpu`
+preset policy over its parameters θ (`lsc.baselines.PolicyActor`, TD3 / DDPG / SAC);
+`latent`, that policy decoded from a latent code through a decoder of the preset's
+autoencoder settings, frozen (as `latent_td3`; freshly initialised, not trained: a
+trained decoder has the same shapes and cost).  Reported: the run's
 wall time (compiles and evaluations included), the part JAX spent tracing and
 compiling (its monitoring events, `lsc.jax_setup.compile_seconds`; a persistent-cache
 hit costs little), and seconds per 10^6 env steps with and without it.  Writes
@@ -15,14 +21,40 @@ import argparse
 import sys
 
 from benchmarks.common import machine, markdown_table, write
+from lsc.rl_configs import ACTOR_AGENTS
 
 BUDGETS = {"mountain_car": 200_000, "reacher": 100_000, "hopper": 100_000, "halfcheetah": 100_000}
+
+
+ACTORS = ("agent", "policy", "latent")
+
+
+def make_actor(kind: str, env, env_name: str):
+  """The actor of kind `kind` (see the module docstring) for `env_name`'s `cpu` preset:
+  None for the agent's own network, else an `lsc.baselines.PolicyActor`."""
+  if kind == "agent":
+    return None
+  import jax
+  import numpy as np
+
+  from experiments.presets import PRESETS
+  from lsc.baselines import PolicyActor
+  from lsc.search import decoder_space
+
+  config = PRESETS[env_name]["cpu"]()
+  policy = config.collect.policy.build(env)
+  if kind == "policy":
+    return PolicyActor(policy)
+  ae = config.train.autoencoder(policy, np.zeros((1, policy.obs_size)))  # a probe for the encoder, unused
+  codes = np.asarray(jax.random.normal(jax.random.key(0), (64, ae.latent_dim)))  # centre ~0, scale ~1
+  return PolicyActor(policy, space=decoder_space(ae, ae.init(jax.random.key(1)), codes))
 
 
 def parse_args(argv):
   p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--envs", default="mountain_car,halfcheetah")
   p.add_argument("--methods", default="ppo,sac,td3,ddpg")
+  p.add_argument("--actors", default="agent", help="agent, policy, latent (comma-separated; see above)")
   p.add_argument("--budget", type=int, default=0, help=f"env steps of the short run (0: per env, {BUDGETS})")
   p.add_argument("--n-evals", type=int, default=2)
   p.add_argument("--tag", default="", help="suffix of the results files")
@@ -41,30 +73,39 @@ def main(argv=None) -> int:
   from lsc.methods import default_backend_for
   from lsc.tasks import task_names
 
+  actors = args.actors.split(",")
+  if set(actors) - set(ACTORS):
+    raise SystemExit(f"unknown actors {sorted(set(actors) - set(ACTORS))}; valid: {', '.join(ACTORS)}")
+
   train_baseline = import_quietly("lsc.baselines").train_baseline  # without MJX's import-time prints
   rows, table = [], []
   for env_name in args.envs.split(","):
     env = make_env(env_name, backend=default_backend_for(args.methods.split(","), env_name))  # not mjx_warp
     task = task_names(env_name)[0]
     budget = args.budget or BUDGETS[env_name]
-    for method in args.methods.split(","):
+    for method, kind in [(m, a) for m in args.methods.split(",") for a in actors]:
+      if kind != "agent" and method not in ACTOR_AGENTS:
+        continue  # PPO trains its own network only
       compiled = compile_seconds()
-      run = train_baseline(env, task, method, budget, 0, EvalProtocol(1), n_evals=args.n_evals)
+      run = train_baseline(env, task, method, budget, 0, EvalProtocol(1), n_evals=args.n_evals,
+                           actor=make_actor(kind, env, env_name))
       compile_s = compile_seconds() - compiled
       jax.clear_caches()
       total, steps = run.timings["total_s"], int(run.env_steps[-1])
       per, steady = 1e6 * total / steps, 1e6 * (total - compile_s) / steps
-      rows.append({"env": env_name, "backend": env.backend, "task": task, "method": method, "env_steps": steps,
-                   "total_s": total, "compile_s": compile_s, "s_per_1e6": per, "s_per_1e6_without_compile": steady})
-      table.append([env_name, method, f"{steps:,}", f"{total:.1f}", f"{compile_s:.1f}", f"{per:,.0f}",
+      rows.append({"env": env_name, "backend": env.backend, "task": task, "method": method, "actor": kind,
+                   "env_steps": steps, "total_s": total, "compile_s": compile_s, "s_per_1e6": per,
+                   "s_per_1e6_without_compile": steady})
+      table.append([env_name, method, kind, f"{steps:,}", f"{total:.1f}", f"{compile_s:.1f}", f"{per:,.0f}",
                     f"{steady:,.0f}"])
-      print(f"{env_name} {method}: {total:.1f} s for {steps:,} env steps ({compile_s:.1f} s compiling)", flush=True)
+      print(f"{env_name} {method} ({kind} actor): {total:.1f} s for {steps:,} env steps "
+            f"({compile_s:.1f} s compiling)", flush=True)
   info = machine()
   name = f"baselines_{info['jax_platform']}" + (f"_{args.tag}" if args.tag else "")
   command = "python -m benchmarks.baselines " + " ".join(argv if argv is not None else sys.argv[1:])
   text = markdown_table(f"Deep-RL baselines, wall time per 10⁶ env steps on {info['cpu']} ({info['cores']} cores, "
                         f"{', '.join(sorted(set(info['devices'])))}), `{command}`",
-                        ["env", "method", "env steps", "wall s", "compile s", "s / 10⁶ env steps",
+                        ["env", "method", "actor", "env steps", "wall s", "compile s", "s / 10⁶ env steps",
                          "s / 10⁶ env steps without compiling"], table)
   write(name, {"command": command, "machine": info, "rows": rows}, text)
   print(text)
