@@ -9,7 +9,9 @@ one recorded when it was computed (each stage directory keeps it in time.json), 
 interrupted benchmark resumes.  Per stage: wall time, and for the PGPE searches the
 compile time apart (PPO / SAC compile inside Brax's training loop and cannot be split).
 Writes benchmarks/results/pipeline_<preset>_<platform>.{json,md}; an env not in --envs
-keeps the entry that file already holds, with the machine and date it was measured on.
+keeps the entry that file already holds, with the machine and date it was measured on
+and the preset's settings then: a row whose preset has changed since says which
+settings differ (or that they were not recorded).
 """
 
 import argparse
@@ -38,8 +40,28 @@ def compile_seconds(run_dir: pathlib.Path, stage: str) -> float | None:
   return json.loads(path.read_text()).get("timings", {}).get("compile_s")
 
 
-def table(runs: dict, preset: str) -> str:
-  """Markdown: each env's stages' wall and compile seconds, under the machine it ran on."""
+def settings(config) -> dict:
+  """A preset's every setting, {dotted name: value} as JSON reads it back."""
+  from lsc import jsonfile
+  from lsc.config import flatten, to_dict
+  return json.loads(jsonfile.dumps(flatten(to_dict(config, omit_defaults=False))))
+
+
+def changed(then: dict | None, now: dict) -> str:
+  """Words for a total row: how a preset's settings `now` differ from those a timing was
+  measured with (`then`; None: not recorded); "" if they are the same."""
+  if then is None:
+    return "; preset settings not recorded: it may have changed since"
+  keys = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
+  if not keys:
+    return ""
+  more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+  return f"; preset changed since: {', '.join(keys[:3])}{more}"
+
+
+def table(runs: dict, preset: str, current: dict) -> str:
+  """Markdown: each env's stages' wall and compile seconds, under the machine it ran on,
+  with how `current` ({env: settings}, today's preset) differs from the run's settings."""
   lines = [f"Pipeline stage wall times, preset `{preset}`.",
            "", "| env | stage | wall (s) | of which compile (s) |", "|---|---|---:|---:|"]
   for env, run in runs.items():
@@ -47,8 +69,9 @@ def table(runs: dict, preset: str) -> str:
     for stage, seconds in run["stages_s"].items():
       compiled = run["compile_s"].get(stage)
       lines.append(f"| {env} | {stage} | {seconds:.0f} | {'' if compiled is None else f'{compiled:.0f}'} |")
+    note = changed(run.get("settings"), current[env])
     lines.append(f"| {env} | **total** ({m['cpu']}, {m['cores']} cores, JAX {m['jax']} on {m['jax_platform']}, "
-                 f"{m['date']}) | **{sum(run['stages_s'].values()):.0f}** | |")
+                 f"{m['date']}{note}) | **{sum(run['stages_s'].values()):.0f}** | |")
   return "\n".join(lines)
 
 
@@ -78,12 +101,13 @@ def main(argv=None) -> int:
   for env in envs:
     run_dir = pathlib.Path(args.out) / f"{env}-{args.preset}"
     print(f"== {env} ({args.preset}) -> {run_dir}", flush=True)
-    results = pipeline.run(PRESETS[env][args.preset](), run_dir)
+    config = PRESETS[env][args.preset]()
+    results = pipeline.run(config, run_dir)
     stages = results["timings"]["recorded_s"]
-    runs[env] = {"machine": info, "stages_s": stages,
+    runs[env] = {"machine": info, "settings": settings(config), "stages_s": stages,
                  "compile_s": {s: c for s in stages if (c := compile_seconds(run_dir, s))},
                  "reused": results["timings"]["reused"], "device": results["device"]}
-  text = table(runs, args.preset)
+  text = table(runs, args.preset, {env: settings(PRESETS[env][args.preset]()) for env in runs})
   write(name, {"preset": args.preset, "runs": runs}, text)
   print(text)
   return 0

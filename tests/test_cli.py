@@ -155,3 +155,17 @@ def test_novelty_benchmark_refuses_bad_blocks_and_reports_a_crash_as_its_error(m
   novelty.main(["--sizes", "1000", "--dims", "8", "--methods", "lsc", "--blocks", "64:256"])
   [row] = json.loads((tmp_path / "novelty_cpu.json").read_text())["rows"]
   assert row["method"] == "lsc[64:256]" and row["failed"] == "exit 137: RESOURCE_EXHAUSTED: out of memory"
+
+
+def test_pipeline_benchmark_flags_a_row_timed_under_another_preset():
+  from benchmarks import pipeline
+  m = {"cpu": "x", "cores": 2, "jax": "0", "jax_platform": "cpu", "date": "d"}
+  now = {"train.latent_dim": 4, "search.seeds": 3}
+  runs = {"same": {"machine": m, "settings": dict(now), "stages_s": {"dataset": 1.0}, "compile_s": {}},
+          "old": {"machine": m, "settings": {**now, "train.latent_dim": 8}, "stages_s": {"dataset": 2.0},
+                  "compile_s": {}},
+          "unknown": {"machine": m, "stages_s": {"dataset": 3.0}, "compile_s": {}}}
+  totals = [line for line in pipeline.table(runs, "cpu", dict.fromkeys(runs, now)).splitlines() if "total" in line]
+  assert "changed" not in totals[0] and "not recorded" not in totals[0]
+  assert "preset changed since: train.latent_dim)" in totals[1]
+  assert "settings not recorded" in totals[2]
