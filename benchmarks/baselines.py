@@ -4,7 +4,9 @@
   python -m benchmarks.baselines --envs halfcheetah --budget 200000 --methods td3
   python -m benchmarks.baselines --envs mountain_car --methods td3 --actors agent,policy,latent
 
-Each method trains once for `--budget` env steps (seed 0, the method's CPU default
+Each method trains `--repeats` times (default once; the runs of all methods
+interleaved, so that a slow spell of the machine does not land on one method; the
+table shows each column's smallest) for `--budget` env steps (seed 0, the method's CPU default
 config, `n_evals` curve evaluations under the shared protocol) with each actor of
 `--actors` it takes: `agent`, the agent's own actor network; `policy`, the env's `cpu`
 preset policy over its parameters θ (`lsc.baselines.PolicyActor`, TD3 / DDPG / SAC);
@@ -21,7 +23,7 @@ import argparse
 import sys
 
 from benchmarks.common import machine, markdown_table, write
-from lsc.rl_configs import ACTOR_AGENTS
+from lsc.rl_configs import ACTOR_AGENTS, CONFIGS
 
 BUDGETS = {"mountain_car": 200_000, "reacher": 100_000, "hopper": 100_000, "halfcheetah": 100_000}
 
@@ -57,8 +59,14 @@ def parse_args(argv):
   p.add_argument("--actors", default="agent", help="agent, policy, latent (comma-separated; see above)")
   p.add_argument("--budget", type=int, default=0, help=f"env steps of the short run (0: per env, {BUDGETS})")
   p.add_argument("--n-evals", type=int, default=2)
+  p.add_argument("--repeats", type=int, default=1, help="runs of each method and actor, interleaved; "
+                 "the table shows each column's smallest (the JSON every run)")
   p.add_argument("--tag", default="", help="suffix of the results files")
-  return p.parse_args(argv)
+  args = p.parse_args(argv)
+  for option, valid in (("methods", CONFIGS), ("actors", ACTORS)):
+    if unknown := sorted(set(getattr(args, option).split(",")) - set(valid)):
+      p.error(f"unknown {option} {', '.join(unknown)}; valid: {', '.join(valid)}")
+  return args
 
 
 def main(argv=None) -> int:
@@ -74,8 +82,6 @@ def main(argv=None) -> int:
   from lsc.tasks import task_names
 
   actors = args.actors.split(",")
-  if set(actors) - set(ACTORS):
-    raise SystemExit(f"unknown actors {sorted(set(actors) - set(ACTORS))}; valid: {', '.join(ACTORS)}")
 
   train_baseline = import_quietly("lsc.baselines").train_baseline  # without MJX's import-time prints
   rows, table = [], []
@@ -83,28 +89,34 @@ def main(argv=None) -> int:
     env = make_env(env_name, backend=default_backend_for(args.methods.split(","), env_name))  # not mjx_warp
     task = task_names(env_name)[0]
     budget = args.budget or BUDGETS[env_name]
-    for method, kind in [(m, a) for m in args.methods.split(",") for a in actors]:
-      if kind != "agent" and method not in ACTOR_AGENTS:
-        continue  # PPO trains its own network only
+    runs = [(m, a) for m in args.methods.split(",") for a in actors if a == "agent" or m in ACTOR_AGENTS]
+    timed = {run: [] for run in runs}  # PPO trains its own network only
+    for repeat, (method, kind) in [(r, run) for r in range(args.repeats) for run in runs]:  # repeats interleaved
+      actor = make_actor(kind, env, env_name)  # before the clocks: train_baseline's wall time starts inside it
       compiled = compile_seconds()
-      run = train_baseline(env, task, method, budget, 0, EvalProtocol(1), n_evals=args.n_evals,
-                           actor=make_actor(kind, env, env_name))
+      run = train_baseline(env, task, method, budget, 0, EvalProtocol(1), n_evals=args.n_evals, actor=actor)
       compile_s = compile_seconds() - compiled
       jax.clear_caches()
       total, steps = run.timings["total_s"], int(run.env_steps[-1])
       per, steady = 1e6 * total / steps, 1e6 * (total - compile_s) / steps
-      rows.append({"env": env_name, "backend": env.backend, "task": task, "method": method, "actor": kind,
-                   "env_steps": steps, "total_s": total, "compile_s": compile_s, "s_per_1e6": per,
-                   "s_per_1e6_without_compile": steady})
-      table.append([env_name, method, kind, f"{steps:,}", f"{total:.1f}", f"{compile_s:.1f}", f"{per:,.0f}",
-                    f"{steady:,.0f}"])
-      print(f"{env_name} {method} ({kind} actor): {total:.1f} s for {steps:,} env steps "
-            f"({compile_s:.1f} s compiling)", flush=True)
+      row = {"env": env_name, "backend": env.backend, "task": task, "method": method, "actor": kind, "repeat": repeat,
+             "env_steps": steps, "total_s": total, "compile_s": compile_s, "s_per_1e6": per,
+             "s_per_1e6_without_compile": steady}
+      rows.append(row)
+      timed[method, kind].append(row)
+      print(f"{env_name} {method} ({kind} actor, run {repeat + 1} of {args.repeats}): {total:.1f} s for {steps:,} "
+            f"env steps ({compile_s:.1f} s compiling)", flush=True)
+    for (method, kind), done in timed.items():  # each column's smallest over the repeats
+      best = {k: min(r[k] for r in done) for k in ("total_s", "compile_s", "s_per_1e6", "s_per_1e6_without_compile")}
+      table.append([env_name, method, kind, f"{done[0]['env_steps']:,}", f"{best['total_s']:.1f}",
+                    f"{best['compile_s']:.1f}", f"{best['s_per_1e6']:,.0f}",
+                    f"{best['s_per_1e6_without_compile']:,.0f}"])
   info = machine()
   name = f"baselines_{info['jax_platform']}" + (f"_{args.tag}" if args.tag else "")
   command = "python -m benchmarks.baselines " + " ".join(argv if argv is not None else sys.argv[1:])
+  smallest = f", each column the smallest of {args.repeats} runs" if args.repeats > 1 else ""
   text = markdown_table(f"Deep-RL baselines, wall time per 10⁶ env steps on {info['cpu']} ({info['cores']} cores, "
-                        f"{', '.join(sorted(set(info['devices'])))}), `{command}`",
+                        f"{', '.join(sorted(set(info['devices'])))}{smallest}), `{command}`",
                         ["env", "method", "actor", "env steps", "wall s", "compile s", "s / 10⁶ env steps",
                          "s / 10⁶ env steps without compiling"], table)
   write(name, {"command": command, "machine": info, "rows": rows}, text)

@@ -12,16 +12,22 @@ RESULTS_DIR = pathlib.Path(os.environ.get("LSC_BENCH_RESULTS") or pathlib.Path(_
 
 
 def machine() -> dict:
-  """Where a benchmark ran: CPU, core count, JAX platform and devices."""
+  """Where a benchmark ran: CPU (its name and, on Linux, its family and model, since one
+  name covers several chips), core count, JAX platform and devices."""
   import jax
-  cpu = platform.processor() or platform.machine()
+  cpu, ids = platform.processor() or platform.machine(), {}
   try:
     for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
+      key, _, value = (part.strip() for part in line.partition(":"))
+      if key in ("model name", "cpu family", "model") and key not in ids:
+        ids[key] = value
+      if not line.strip():  # the first processor's block is enough
         break
   except OSError:
     pass
+  cpu = ids.get("model name", cpu)
+  if "cpu family" in ids and "model" in ids:
+    cpu += f" (family {ids['cpu family']} model {ids['model']})"
   return {"cpu": cpu, "cores": os.cpu_count(), "jax_platform": jax.default_backend(),
           "devices": [d.device_kind for d in jax.devices()], "jax": jax.__version__,
           "date": time.strftime("%Y-%m-%d")}

@@ -41,15 +41,26 @@ def compile_seconds(run_dir: pathlib.Path, stage: str) -> float | None:
 
 
 def settings(config) -> dict:
-  """A preset's every setting, {dotted name: value} as JSON reads it back."""
+  """What a preset's stages compute with, {dotted name: value} as JSON reads it back: its
+  settings with the defaults that depend on the env filled in (`pipeline.validate`), and
+  of the registered methods only those it runs, each as its identity (its settings and a
+  sequence's phases')."""
+  import dataclasses
+
   from lsc import jsonfile
   from lsc.config import flatten, to_dict
-  return json.loads(jsonfile.dumps(flatten(to_dict(config, omit_defaults=False))))
+  from lsc.methods import get_method
+  from lsc.pipeline import validate
+  plain = to_dict(dataclasses.replace(config, collect=validate(config)))
+  plain["methods"] = {name: get_method(name).identity(config.methods) for name in config.search.methods}
+  return json.loads(jsonfile.dumps(flatten(plain)))
 
 
 def changed(then: dict | None, now: dict) -> str:
-  """Words for a total row: how a preset's settings `now` differ from those a timing was
-  measured with (`then`; None: not recorded); "" if they are the same."""
+  """Words for a total row: how a preset's settings `now` (None: the preset is gone)
+  differ from those a timing was measured with (`then`; None: not recorded); "" if the same."""
+  if now is None:
+    return "; this preset no longer exists"
   if then is None:
     return "; preset settings not recorded: it may have changed since"
   keys = sorted(k for k in then.keys() | now.keys() if then.get(k) != now.get(k))
@@ -69,7 +80,7 @@ def table(runs: dict, preset: str, current: dict) -> str:
     for stage, seconds in run["stages_s"].items():
       compiled = run["compile_s"].get(stage)
       lines.append(f"| {env} | {stage} | {seconds:.0f} | {'' if compiled is None else f'{compiled:.0f}'} |")
-    note = changed(run.get("settings"), current[env])
+    note = changed(run.get("settings"), current.get(env))
     lines.append(f"| {env} | **total** ({m['cpu']}, {m['cores']} cores, JAX {m['jax']} on {m['jax_platform']}, "
                  f"{m['date']}{note}) | **{sum(run['stages_s'].values()):.0f}** | |")
   return "\n".join(lines)
@@ -107,7 +118,8 @@ def main(argv=None) -> int:
     runs[env] = {"machine": info, "settings": settings(config), "stages_s": stages,
                  "compile_s": {s: c for s in stages if (c := compile_seconds(run_dir, s))},
                  "reused": results["timings"]["reused"], "device": results["device"]}
-  text = table(runs, args.preset, {env: settings(PRESETS[env][args.preset]()) for env in runs})
+  text = table(runs, args.preset, {env: settings(PRESETS[env][args.preset]()) for env in runs
+                                   if args.preset in PRESETS.get(env, {})})
   write(name, {"preset": args.preset, "runs": runs}, text)
   print(text)
   return 0

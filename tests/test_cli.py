@@ -160,12 +160,19 @@ def test_novelty_benchmark_refuses_bad_blocks_and_reports_a_crash_as_its_error(m
 def test_pipeline_benchmark_flags_a_row_timed_under_another_preset():
   from benchmarks import pipeline
   m = {"cpu": "x", "cores": 2, "jax": "0", "jax_platform": "cpu", "date": "d"}
-  now = {"train.latent_dim": 4, "search.seeds": 3}
+  now = {"train.latent_dim": 4, "search.seeds": 3, "search.budget": 10, "collect.pool": 5, "collect.keep": 0.1}
   runs = {"same": {"machine": m, "settings": dict(now), "stages_s": {"dataset": 1.0}, "compile_s": {}},
           "old": {"machine": m, "settings": {**now, "train.latent_dim": 8}, "stages_s": {"dataset": 2.0},
                   "compile_s": {}},
-          "unknown": {"machine": m, "stages_s": {"dataset": 3.0}, "compile_s": {}}}
-  totals = [line for line in pipeline.table(runs, "cpu", dict.fromkeys(runs, now)).splitlines() if "total" in line]
+          "unknown": {"machine": m, "stages_s": {"dataset": 3.0}, "compile_s": {}},
+          "many": {"machine": m, "settings": {"train.latent_dim": 8, "search.seeds": 1, "search.budget": 1,
+                                              "collect.pool": 1}, "stages_s": {"dataset": 4.0}, "compile_s": {}},
+          "gone": {"machine": m, "settings": dict(now), "stages_s": {"dataset": 5.0}, "compile_s": {}}}
+  current = {env: now for env in runs if env != "gone"}
+  totals = [line for line in pipeline.table(runs, "cpu", current).splitlines() if "total" in line]
   assert "changed" not in totals[0] and "not recorded" not in totals[0]
   assert "preset changed since: train.latent_dim)" in totals[1]
   assert "settings not recorded" in totals[2]
+  # a setting only today's preset has counts too (collect.keep)
+  assert "preset changed since: collect.keep, collect.pool, search.budget and 2 more)" in totals[3]
+  assert "no longer exists" in totals[4]
