@@ -91,10 +91,11 @@ def main(argv=None) -> int:
     budget = args.budget or BUDGETS[env_name]
     runs = [(m, a) for m in args.methods.split(",") for a in actors if a == "agent" or m in ACTOR_AGENTS]
     timed = {run: [] for run in runs}  # PPO trains its own network only
+    # built once per env, before the clocks (train_baseline's wall time starts inside it)
+    built = {kind: make_actor(kind, env, env_name) for kind in {kind for _, kind in runs}}
     for repeat, (method, kind) in [(r, run) for r in range(args.repeats) for run in runs]:  # repeats interleaved
-      actor = make_actor(kind, env, env_name)  # before the clocks: train_baseline's wall time starts inside it
       compiled = compile_seconds()
-      run = train_baseline(env, task, method, budget, 0, EvalProtocol(1), n_evals=args.n_evals, actor=actor)
+      run = train_baseline(env, task, method, budget, 0, EvalProtocol(1), n_evals=args.n_evals, actor=built[kind])
       compile_s = compile_seconds() - compiled
       jax.clear_caches()
       total, steps = run.timings["total_s"], int(run.env_steps[-1])
