@@ -100,7 +100,7 @@ def markdown(result: dict) -> str:
   aggregates, sensitivity."""
   labels, tasks, th = result["labels"], result["tasks"], result["thresholds"]
   lines = ["# The fair race", "", f"`{result['command']}`", "",
-           *[f"**{name.capitalize()}**: {text}\n" for name, text in cmp.RULES.items()],
+           *[f"**{name.capitalize()}**: {text}\n" for name, text in result["rules"].items()],
            f"This race: thresholds from `{result['thresholds_file']}`: {th['rule']} (`{th['source']}`); "
            f"{result['reps']} bootstrap resamples.", "",
            "## Charges", "", "Env steps added to a method's steps to threshold, per accounting.", ""]
@@ -158,7 +158,7 @@ def plot_profiles(result: dict, path: pathlib.Path) -> None:
 def style(label: str, labels: list[str]) -> tuple:
   """(colour, line style) of `label` in every plot: one colour per method (tab10, or tab20
   beyond 10 methods, so no two share one), solid for its reward-chosen or only start,
-  dashed for `@mean`."""
+  dashed for another start (`@mean`, `@spread`)."""
   methods = list(dict.fromkeys(name.split("@")[0] for name in labels))
   colours = pyplot().get_cmap("tab10" if len(methods) <= 10 else "tab20")
   return colours(methods.index(label.split("@")[0]) % colours.N), "--" if "@" in label else "-"
@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     table, thresholds = cmp.Table.from_runs(args.runs), cmp.read_thresholds(args.thresholds)
     shown = pathlib.Path(args.thresholds).resolve()
     shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown  # as committed, where it is
-    result = {"command": command, "rules": cmp.RULES, "thresholds_file": str(shown), "thresholds": thresholds,
+    result = {"command": command, "rules": cmp.rules(e.start for e in table.entries.values()), "thresholds_file": str(shown), "thresholds": thresholds,
               "never": "null in steps, median and median_ci: the threshold was never reached",
               **study(table, thresholds, args.reps)}
   except (FileNotFoundError, ValueError) as error:

@@ -26,7 +26,11 @@ TAUS = np.linspace(0.0, 1.2, 61)  # performance profiles: normalised-score thres
 FINE_TUNING_ENVS = ("mountain_car", "reacher")  # the paper's 8 fine-tuning tasks; every other env: locomotion
 REFERENCE = "latent_pgpe"  # probability of improvement: of this label over every other
 SEED = 0  # numpy's global seed before every bootstrap: outputs reproducible bit for bit
-STARTS = {"mean": "reward-free", "best": "reward-chosen", "best_decoded": "reward-chosen"}  # by latent_start
+# by latent_start: reward-free (no task reward before the run), reward-chosen (the dataset's
+# task returns, i.e. its whole kept evaluation, read), candidates-chosen (task reward read on
+# its candidates' episodes only, which its curves already charge: CANDIDATES_RULE)
+STARTS = {"mean": "reward-free", "best": "reward-chosen", "best_decoded": "reward-chosen", "spread": "candidates-chosen"}
+SUFFIXES = {"mean": "@mean", "spread": "@spread"}  # a label's suffix by latent_start (none: the race's own start)
 # equal in all runs of one env: the runs, their evaluation, and the dataset and autoencoder
 # behind the charges and the starts (and the package versions that made them)
 SHARED_SETTINGS = ("budget", "seeds", "seed", "grid", "curve_eval", "eval", "collect", "train", "versions")
@@ -64,7 +68,19 @@ RULES = {
                   "others), normalised final scores as a runs x tasks matrix, so only the methods present on "
                   "every task of the group with one seed count (the others are named as left out).",
 }
-__doc__ += "".join(f"\n{name}: {text}\n" for name, text in RULES.items())  # one text for docs and tables
+# RULES["charges"] goes on with this in a table that holds a candidates-chosen start
+CANDIDATES_RULE = ("A candidates-chosen start (latent_start spread: label suffix @spread) pays only the accounting's "
+                   "share, as a reward-free one: its candidates are picked with no reward (spread over the latent "
+                   "space), and the only task reward it reads, their episodes, is inside its curves and final env "
+                   "steps already, as best_decoded's.")
+__doc__ += "".join(f"\n{name}: {text}\n" for name, text in RULES.items()) + f"\n{CANDIDATES_RULE}\n"  # docs and tables
+
+
+def rules(starts) -> dict:
+  """RULES as a table whose entries have `starts` (Entry.start values) applies them."""
+  if "candidates-chosen" not in set(starts):
+    return dict(RULES)
+  return {**RULES, "charges": f"{RULES['charges']}  {CANDIDATES_RULE}"}
 
 
 def reads_dataset(method: str) -> bool:
@@ -73,9 +89,9 @@ def reads_dataset(method: str) -> bool:
 
 
 def label_of(method: str, latent_start: str) -> str:
-  """A method's label in the table: its name, `@mean` appended when it reads the dataset
-  and its run started latent searches at the mean code."""
-  return f"{method}@mean" if latent_start == "mean" and reads_dataset(method) else method
+  """A method's label in the table: its name, and when it reads the dataset its run's
+  latent start's suffix (SUFFIXES: `@mean` for the mean code, `@spread`)."""
+  return method + SUFFIXES.get(latent_start, "") if reads_dataset(method) else method
 
 
 def charges_of(method: str, latent_start: str, by_stage: Mapping[str, int], n_tasks: int) -> tuple[str, dict]:
@@ -92,8 +108,8 @@ def charges_of(method: str, latent_start: str, by_stage: Mapping[str, int], n_ta
                      f"with probe and kept: its collection cannot be charged")
   probe, kept, ae = int(by_stage["probe"]), int(by_stage["kept"]), int(by_stage.get("autoencoder", 0))
   share = lambda steps: -(-steps // n_tasks)  # rounded up
-  if STARTS[latent_start] == "reward-free":
-    return "reward-free", {"none": 0, "shared": share(probe + kept + ae), "full": probe + kept + ae}
+  if STARTS[latent_start] != "reward-chosen":  # reward-free, candidates-chosen
+    return STARTS[latent_start], {"none": 0, "shared": share(probe + kept + ae), "full": probe + kept + ae}
   return "reward-chosen", {"none": kept, "shared": share(probe + ae) + kept, "full": probe + kept + ae}
 
 
@@ -107,7 +123,7 @@ class Entry:
   eval_steps: np.ndarray  # (P,) int64: the env's grid of env steps, 0 included
   eval_returns: np.ndarray  # (S, P) float64: returns on the curve protocol's episodes; NaN: no solution yet
   final_returns: np.ndarray  # (S,) float64: on fresh final-evaluation keys
-  start: str  # "reward-free" | "reward-chosen"
+  start: str  # "reward-free" | "reward-chosen" | "candidates-chosen" (STARTS)
   charges: Mapping[str, int]  # accounting -> env steps added to the method's own
   source: str  # the run it was read from
 
@@ -266,7 +282,7 @@ class Table:
     return {label: e for (v, t, label), e in self.entries.items() if (v, t) == (env, task)}
 
   def labels(self) -> list[str]:
-    """Every label: the dataset's readers first, then in the registry's order, @mean after."""
+    """Every label: the dataset's readers first, then in the registry's order, other starts' (@mean, @spread) after."""
     order, methods = names(), {e.label: e.method for e in self.entries.values()}
     return sorted(methods, key=lambda label: (not reads_dataset(methods[label]), order.index(methods[label])
                                               if methods[label] in order else len(order), label))

@@ -454,10 +454,9 @@ class RLMethod(Method):
     return identity
 
   def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
-    if spent:
-      raise ValueError(f"{self.name} takes no env steps charged before it (got {spent:,}: e.g. "
-                       "search.latent_start=best_decoded); start it from the mean or best code")
-    check_rl_budget(self.algorithm, budget, self.settings(configs), n_evals)
+    if not 0 <= spent < budget:
+      raise ValueError(f"{self.name}: spent must be in [0, budget = {budget:,}), got {spent:,}")
+    check_rl_budget(self.algorithm, budget - spent, self.settings(configs), n_evals)
     if backend is not None:
       check_rl_devices(self.settings(configs), backend, self.policy_actor)
 
@@ -491,8 +490,9 @@ class RLMethod(Method):
     starts = run.starts
     if self.space == "start" and starts is None:  # every seed from the one start policy
       starts = np.broadcast_to(np.asarray(run.spaces["start"].center, np.float32), (run.seeds, run.policy.num_params))
+    budget = run.budget - run.spent  # what choosing its start (`spent`) left
     if run.log is not None:
-      run.log(f"{self.name}: {run.seeds} seed(s) of {run.budget:,} env steps, {run.n_evals} evaluations each")
+      run.log(f"{self.name}: {run.seeds} seed(s) of {budget:,} env steps, {run.n_evals} evaluations each")
     runs, seeds = [], self.seeds(run)
     for i, (s, brax_seed) in enumerate(seeds):
       report = None if run.progress_fn is None else (
@@ -501,7 +501,7 @@ class RLMethod(Method):
           run.policy, None if starts is None else np.asarray(starts[i], np.float32),
           run.latent if self.space == "latent" else None)
       runs.append(baselines.train_baseline(
-          run.env, run.task, self.algorithm, run.budget, brax_seed, run.protocol, config=config, n_evals=run.n_evals,
+          run.env, run.task, self.algorithm, budget, brax_seed, run.protocol, config=config, n_evals=run.n_evals,
           progress_fn=report, overwrite=run.overwrite, curve=run.curve, actor=actor,
           checkpoint_path=directory / f"state_seed{s}" if resumable(self.algorithm, self.policy_actor)
           and directory is not None
@@ -520,7 +520,7 @@ class RLMethod(Method):
                       eval_steps=run.points,
                       # (on the run's grid: after the env steps charged before it, a sequence's first phase)
                       eval_returns=on_grid(np.stack([r.env_steps for r in runs]) + charged_before(run)[:, None],
-                                           np.stack([r.returns for r in runs]), run.points))
+                                           np.stack([r.returns for r in runs]), run.points)).after(run.spent)
     if directory is None:
       return outcome
     checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps,
@@ -529,7 +529,8 @@ class RLMethod(Method):
                                                     "eval_returns": outcome.eval_returns,
                                                     "final_returns": outcome.final_returns},
                              kind="baseline",
-                             config={**run.record, "task": run.task, "budget": run.budget, "seeds": run.seeds,
+                             config={**run.record, **({"spent": run.spent} if run.spent else {}), "task": run.task,
+                                     "budget": budget, "seeds": run.seeds,
                                      "seed": seeds[0][0], "brax_seeds": [b for _, b in seeds], "n_evals": run.n_evals,
                                      "config": [dataclasses.asdict(r.config) for r in runs]},
                              identity={"env": run.env.name, "backend": run.env.backend,

@@ -60,8 +60,12 @@ from lsc.validate import check_int, check_seed, debug_wanted, error_line, intege
 # luck); `best_decoded` the code, among the `start_candidates` best dataset policies,
 # whose *decoded* policy returns most over `start_episodes` fresh episodes (seed
 # START_SEED): what the search actually starts from, chosen on the task's reward, so
-# those env steps are charged to the search (`run_method(spent=...)`).
-LATENT_STARTS = ("mean", "best", "best_decoded")
+# those env steps are charged to the search (`run_method(spent=...)`); `spread` the same
+# choice among `start_candidates` codes picked with no reward, spread over the latent
+# space (`spread_codes`), so that the candidates' episodes are the only task reward it
+# reads and all it is charged.
+LATENT_STARTS = ("mean", "best", "best_decoded", "spread")
+CHOSEN_BY_DECODING = ("best_decoded", "spread")  # the latent starts that evaluate candidates (charged)
 # of a search stage's key: 2, every method's whole settings (`Method.identity`); 3, every
 # method's learning curve on the common grid (`lsc.methods.Outcome.eval_returns`)
 STAGE_FORMAT = 3
@@ -81,9 +85,9 @@ class SearchSettings:
   budget: int = 1_000_000  # env steps per seed and method
   seeds: int = 3
   seed: int = 0  # the first seed (seed, seed + 1, ...); tune on seeds the reported runs do not use
-  latent_start: str = "mean"  # mean | best | best_decoded (see LATENT_STARTS)
-  start_candidates: int = 8  # best_decoded: the dataset's best policies on the task whose decodings are tried
-  start_episodes: int = 3  # best_decoded: episodes per candidate (charged to the latent search)
+  latent_start: str = "mean"  # mean | best | best_decoded | spread (see LATENT_STARTS)
+  start_candidates: int = 8  # best_decoded, spread: how many codes' decodings are tried
+  start_episodes: int = 3  # best_decoded, spread: episodes per candidate (charged to the latent search)
   n_evals: int = 10  # learning-curve grid: n_evals equal intervals of the budget, 0 included (RL: its epochs)
 
   def check(self) -> None:
@@ -102,7 +106,7 @@ class SearchSettings:
 
   def max_spent(self, episode_length: int) -> int:
     """The most env steps choosing a latent start can charge a search."""
-    if self.latent_start != "best_decoded":
+    if self.latent_start not in CHOSEN_BY_DECODING:
       return 0
     return self.start_candidates * self.start_episodes * episode_length
 
@@ -138,7 +142,7 @@ def run_settings(settings: SearchSettings, method: str) -> dict:
   fields = ["budget", "seeds", "seed", "n_evals"]
   if get_method(method).reads == "autoencoder":
     fields += ["latent_start"] + (["start_candidates", "start_episodes"]
-                                  if settings.latent_start == "best_decoded" else [])
+                                  if settings.latent_start in CHOSEN_BY_DECODING else [])
   return {f: getattr(settings, f) for f in fields}
 
 
@@ -173,9 +177,13 @@ def validate(config: ExperimentConfig):
       method.check(config.methods, settings.budget, episode_length, spent=spent, dims=dims, n_evals=settings.n_evals,
                    backend=collect.env.backend)
     except ValueError as error:  # a sequence's message names the phase whose settings to change
-      extra = " after choosing the best_decoded start" if spent else ""
+      extra = f" after choosing the {settings.latent_start} start" if spent else ""
       where = "" if isinstance(method, Sequence) else f"methods.{name}.*, "
       raise ValueError(f"{name} ({where}search.budget {settings.budget:,}{extra}): {error}") from None
+  reads_codes = any(get_method(m).reads == "autoencoder" for m in settings.methods)
+  if reads_codes and settings.latent_start in CHOSEN_BY_DECODING and settings.start_candidates > collect.dataset_size:
+    raise ValueError(f"search.start_candidates {settings.start_candidates:,} is more than the dataset's "
+                     f"{collect.dataset_size:,} policies")
   return collect
 
 
@@ -259,10 +267,13 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
     row, spent = None, 0  # the start: the mean code, or a dataset policy's
     if config.search.latent_start == "best":
       row = dataset_best[task]["index"]
-    elif config.search.latent_start == "best_decoded":
-      start = best_decoded_start(env, policy, ae, params, codes, dataset, task, config.search)
+    elif config.search.latent_start in CHOSEN_BY_DECODING:
+      n = config.search.start_candidates
+      rows = (spread_codes(codes, n) if config.search.latent_start == "spread"
+              else np.argsort(-np.asarray(dataset.returns)[:, task_index(env, task)])[:n])
+      start = decoded_start(env, policy, ae, params, codes, rows, task, config.search.start_episodes)
       log(f"      start: dataset row {start['row']} (decoded return {start['return']:.1f}, best of "
-          f"{len(start['rows'])}; {start['spent']:,} env steps charged)")
+          f"{len(start['rows'])} {config.search.latent_start} candidates; {start['spent']:,} env steps charged)")
       starts[task] = start
       row, spent = start["row"], start["spent"]
     latent = decoder_space(ae, params, codes, start=None if row is None else codes[row])
@@ -336,20 +347,36 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   return results
 
 
-def best_decoded_start(env, policy, ae, params, codes, dataset, task: str, settings: SearchSettings) -> dict:
-  """latent_start `best_decoded`: the `settings.start_candidates` dataset policies with
-  the best collected return on `task`, decoded from their codes and evaluated over
-  `settings.start_episodes` episodes (seed START_SEED); returns {"row": the winner's
-  dataset row, "return", "rows", "returns": every candidate's, "spent": env steps}."""
-
+def decoded_start(env, policy, ae, params, codes, rows, task: str, episodes: int) -> dict:
+  """A start chosen by decoded return (latent_start `best_decoded`, `spread`): the codes of
+  dataset `rows` (n,) decoded and evaluated on `task` over `episodes` episodes (seed
+  START_SEED); returns {"row": the best one's dataset row, "return", "rows", "returns":
+  every candidate's, "spent": the env steps charged for choosing}."""
+  rows = np.asarray(rows)
   column = task_index(env, task)
-  rows = np.argsort(-np.asarray(dataset.returns)[:, column])[:settings.start_candidates]
   decoded = ae.decode(params, jnp.asarray(codes[rows]))
-  result = evaluate(env, policy, decoded, EvalProtocol(settings.start_episodes, START_SEED))
+  result = evaluate(env, policy, decoded, EvalProtocol(episodes, START_SEED))
   returns = np.asarray(result.returns)[:, column]
   best = int(np.argmax(returns))
   return {"row": int(rows[best]), "return": float(returns[best]), "rows": rows.tolist(),
           "returns": returns.tolist(), "spent": int(np.asarray(result.lengths).sum())}
+
+
+def spread_codes(codes: np.ndarray, n: int) -> np.ndarray:
+  """Farthest-point sampling, with no reward: the rows (n,) of `n` of `codes` (N, k)
+  spread over the latent space, in its units (each coordinate over the codes' standard
+  deviation, as `decoder_space` scales it): first the code nearest the mean, then each
+  time the code farthest from those already chosen (ties: the lowest row)."""
+  codes = np.asarray(codes, np.float64)
+  if not 1 <= n <= len(codes):
+    raise ValueError(f"search.start_candidates must be in [1, {len(codes)}] (the dataset's codes), got {n}")
+  x = (codes - codes.mean(axis=0)) / np.maximum(codes.std(axis=0), 1e-6)
+  rows = [int(np.argmin((x ** 2).sum(axis=1)))]
+  distance = ((x - x[rows[0]]) ** 2).sum(axis=1)
+  for _ in range(n - 1):
+    rows.append(int(np.argmax(distance)))
+    distance = np.minimum(distance, ((x - x[rows[-1]]) ** 2).sum(axis=1))
+  return np.asarray(rows, np.int64)
 
 
 def best_dataset_policies(env, policy, dataset, tasks, protocol) -> dict:

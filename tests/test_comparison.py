@@ -97,6 +97,13 @@ def test_charges_follow_the_start():
   assert dict(entry.charges) == {"none": 0, "shared": share(probe + kept + ae), "full": probe + kept + ae}
   _, chosen = cmp.charges_of("latent_pgpe", "best", {**BY_STAGE, "autoencoder": ae}, 4)
   assert chosen == {"none": kept, "shared": share(probe + ae) + kept, "full": probe + kept + ae}
+  # a start chosen among reward-free candidates reads no dataset return: the accounting's share only,
+  # its candidates' episodes being inside its curve; its label says which start, and its table's rules say why
+  assert cmp.charges_of("latent_pgpe", "spread", {**BY_STAGE, "autoencoder": ae}, 4) == (
+      "candidates-chosen", {"none": 0, "shared": share(probe + kept + ae), "full": probe + kept + ae})
+  assert cmp.label_of("latent_pgpe", "spread") == "latent_pgpe@spread" and cmp.label_of("ppo", "spread") == "ppo"
+  assert cmp.rules(["reward-free", "reward-chosen"]) == cmp.RULES
+  assert cmp.rules(["candidates-chosen"])["charges"].endswith(cmp.CANDIDATES_RULE)
 
 
 def test_runs_of_one_env_must_race_on_equal_terms():
