@@ -62,10 +62,13 @@ from lsc.validate import check_int, check_seed, debug_wanted, error_line, intege
 # START_SEED): what the search actually starts from, chosen on the task's reward, so
 # those env steps are charged to the search (`run_method(spent=...)`); `spread` the same
 # choice among `start_candidates` codes picked with no reward, spread over the latent
-# space (`spread_codes`), so that the candidates' episodes are the only task reward it
-# reads and all it is charged.
-LATENT_STARTS = ("mean", "best", "best_decoded", "spread")
-CHOSEN_BY_DECODING = ("best_decoded", "spread")  # the latent starts that evaluate candidates (charged)
+# space (`spread_rows` of the codes), so that the candidates' episodes are the only task
+# reward it reads and all it is charged; `spread_descriptors` its control, the candidates
+# spread over the dataset's behaviour descriptors instead (the actions on the probe
+# states, which the novelty filter reads: no autoencoder in the choice).
+LATENT_STARTS = ("mean", "best", "best_decoded", "spread", "spread_descriptors")
+# the latent starts that evaluate candidates (charged), and where the spread ones pick them
+CHOSEN_BY_DECODING = ("best_decoded", "spread", "spread_descriptors")
 # of a search stage's key: 2, every method's whole settings (`Method.identity`); 3, every
 # method's learning curve on the common grid (`lsc.methods.Outcome.eval_returns`)
 STAGE_FORMAT = 3
@@ -85,9 +88,9 @@ class SearchSettings:
   budget: int = 1_000_000  # env steps per seed and method
   seeds: int = 3
   seed: int = 0  # the first seed (seed, seed + 1, ...); tune on seeds the reported runs do not use
-  latent_start: str = "mean"  # mean | best | best_decoded | spread (see LATENT_STARTS)
-  start_candidates: int = 8  # best_decoded, spread: how many codes' decodings are tried
-  start_episodes: int = 3  # best_decoded, spread: episodes per candidate (charged to the latent search)
+  latent_start: str = "mean"  # mean | best | best_decoded | spread | spread_descriptors (see LATENT_STARTS)
+  start_candidates: int = 8  # best_decoded, spread*: how many codes' decodings are tried
+  start_episodes: int = 3  # best_decoded, spread*: episodes per candidate (charged to the latent search)
   n_evals: int = 10  # learning-curve grid: n_evals equal intervals of the budget, 0 included (RL: its epochs)
 
   def check(self) -> None:
@@ -269,8 +272,9 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
       row = dataset_best[task]["index"]
     elif config.search.latent_start in CHOSEN_BY_DECODING:
       n = config.search.start_candidates
-      rows = (spread_codes(codes, n) if config.search.latent_start == "spread"
-              else np.argsort(-np.asarray(dataset.returns)[:, task_index(env, task)])[:n])
+      rows = {"spread": lambda: spread_rows(codes, n), "spread_descriptors": lambda: spread_rows(dataset.descriptors, n),
+              "best_decoded": lambda: np.argsort(-np.asarray(dataset.returns)[:, task_index(env, task)])[:n]
+              }[config.search.latent_start]()
       start = decoded_start(env, policy, ae, params, codes, rows, task, config.search.start_episodes)
       log(f"      start: dataset row {start['row']} (decoded return {start['return']:.1f}, best of "
           f"{len(start['rows'])} {config.search.latent_start} candidates; {start['spent']:,} env steps charged)")
@@ -348,7 +352,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
 
 
 def decoded_start(env, policy, ae, params, codes, rows, task: str, episodes: int) -> dict:
-  """A start chosen by decoded return (latent_start `best_decoded`, `spread`): the codes of
+  """A start chosen by decoded return (latent_start `best_decoded`, `spread*`): the codes of
   dataset `rows` (n,) decoded and evaluated on `task` over `episodes` episodes (seed
   START_SEED); returns {"row": the best one's dataset row, "return", "rows", "returns":
   every candidate's, "spent": the env steps charged for choosing}."""
@@ -362,15 +366,15 @@ def decoded_start(env, policy, ae, params, codes, rows, task: str, episodes: int
           "returns": returns.tolist(), "spent": int(np.asarray(result.lengths).sum())}
 
 
-def spread_codes(codes: np.ndarray, n: int) -> np.ndarray:
-  """Farthest-point sampling, with no reward: the rows (n,) of `n` of `codes` (N, k)
-  spread over the latent space, in its units (each coordinate over the codes' standard
-  deviation, as `decoder_space` scales it): first the code nearest the mean, then each
-  time the code farthest from those already chosen (ties: the lowest row)."""
-  codes = np.asarray(codes, np.float64)
-  if not 1 <= n <= len(codes):
-    raise ValueError(f"search.start_candidates must be in [1, {len(codes)}] (the dataset's codes), got {n}")
-  x = (codes - codes.mean(axis=0)) / np.maximum(codes.std(axis=0), 1e-6)
+def spread_rows(points: np.ndarray, n: int) -> np.ndarray:
+  """Farthest-point sampling, with no reward: the rows (n,) of `n` of `points` (N, d)
+  spread over them, each column over its standard deviation (for codes, the latent
+  space's units, as `decoder_space` scales them): first the row nearest the mean, then
+  each time the row farthest from those already chosen (ties: the lowest row)."""
+  points = np.asarray(points, np.float64).reshape(len(points), -1)
+  if not 1 <= n <= len(points):
+    raise ValueError(f"search.start_candidates must be in [1, {len(points)}] (the dataset's policies), got {n}")
+  x = (points - points.mean(axis=0)) / np.maximum(points.std(axis=0), 1e-6)
   rows = [int(np.argmin((x ** 2).sum(axis=1)))]
   distance = ((x - x[rows[0]]) ** 2).sum(axis=1)
   for _ in range(n - 1):

@@ -380,15 +380,20 @@ def test_best_decoded_start_charges_its_episodes_to_the_latent_search(mc_run, tm
     pipeline.validate(override(config, ["search.start_candidates=1000"]))
   # spread: the same choice among candidates picked with no reward, spread over the latent space
   from lsc.training import load_autoencoder
+  from lsc.dataset import load_dataset
   spread = override(config, ["search.latent_start=spread"])
   results = pipeline.run(spread, out, log=lambda *a: None)
   codes = np.asarray(load_autoencoder(out / "autoencoder" / "model").codes)
   for task, start in results["latent_starts"].items():
-    assert start["rows"] == pipeline.spread_codes(codes, 3).tolist() and start["return"] == max(start["returns"])
+    assert start["rows"] == pipeline.spread_rows(codes, 3).tolist() and start["return"] == max(start["returns"])
     assert results["curves"][task]["latent_pgpe"]["env_steps"][0][0] == start["spent"] > 0
+  # its control picks the candidates over the dataset's behaviour descriptors instead of the codes
+  results = pipeline.run(override(spread, ["search.latent_start=spread_descriptors"]), out, log=lambda *a: None)
+  descriptors = load_dataset(out / "dataset" / "artifact")[0].descriptors
+  assert results["latent_starts"]["speed"]["rows"] == pipeline.spread_rows(descriptors, 3).tolist()
   # farthest-point sampling: the code nearest the mean, then the farthest from those chosen
   line = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]])  # mean 3.2
-  assert pipeline.spread_codes(line, 3).tolist() == [3, 4, 0]
+  assert pipeline.spread_rows(line, 3).tolist() == [3, 4, 0]
   with pytest.raises(ValueError, match="more than the dataset's"):
     pipeline.validate(override(spread, [f"search.start_candidates={len(codes) + 1}", "search.budget=200000"]))
 
