@@ -13,7 +13,8 @@ Each RUN is a pipeline output directory or its results.json; runs of one env are
 and latent starts can be run apart.  Thresholds are read from --thresholds
 (experiments/thresholds.json, frozen once from an earlier committed table by
 --freeze-thresholds), never from the runs.  The rules (steps, charges, first, statistics)
-are `lsc.comparison.RULES`, written above the tables.  Writes
+are `lsc.comparison.RULES` (with `CANDIDATES_RULE` where a spread start is raced:
+`lsc.comparison.rules`), written above the tables.  Writes
 experiments/results/race[_TAG].{md,json}, race[_TAG]_profile.png (performance profiles
 per task group) and race[_TAG]/curves_<env>_<task>.png (IQM learning curves, 95 % bands).
 """
@@ -33,6 +34,8 @@ from lsc.plots import pyplot
 ROOT = pathlib.Path(__file__).parent.parent
 RESULTS = ROOT / "experiments" / "results"
 THRESHOLDS = ROOT / "experiments" / "thresholds.json"
+# a label's line by its start's suffix (none: solid); ":" and "-." are the threshold's and the start's
+DASHES = {"mean": "--", "spread": (0, (6, 2)), "spread_descriptors": (0, (1, 1.5))}
 RECORDS = RESULTS / "race_runs"  # committed records of reported runs (--keep), so a race outlives runs/
 PROFILE_TAUS = (0.5, 0.9, 1.0)  # the profile's points shown in the markdown (the JSON has all of TAUS)
 GROUPS = ("fine-tuning", "locomotion")
@@ -158,10 +161,11 @@ def plot_profiles(result: dict, path: pathlib.Path) -> None:
 def style(label: str, labels: list[str]) -> tuple:
   """(colour, line style) of `label` in every plot: one colour per method (tab10, or tab20
   beyond 10 methods, so no two share one), solid for its reward-chosen or only start,
-  dashed for another start (`@mean`, `@spread`)."""
+  one dash pattern per other start (DASHES; never the threshold's or start line's)."""
   methods = list(dict.fromkeys(name.split("@")[0] for name in labels))
   colours = pyplot().get_cmap("tab10" if len(methods) <= 10 else "tab20")
-  return colours(methods.index(label.split("@")[0]) % colours.N), "--" if "@" in label else "-"
+  suffix = label.partition("@")[2]
+  return colours(methods.index(label.split("@")[0]) % colours.N), DASHES.get(suffix, "-" if not suffix else "--")
 
 
 def band(ax, x, curve, color, linestyle: str, label: str) -> None:

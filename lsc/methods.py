@@ -118,8 +118,9 @@ class Run:
   seeds from `seed` with `budget` env steps each, the final evaluation `protocol`; a
   search's `policy` and spaces (`latent`; `parameter`, default
   `lsc.search.identity_space(policy)`); the learning curve's `grid` (P,) of the whole
-  run's env steps and its `curve` protocol (an RL baseline trains `n_evals` epochs, epoch
-  k ending at or before grid point k); the env steps each seed was charged before (`spent`: choosing its
+  run's env steps and its `curve` protocol (an RL baseline trains `n_evals` epochs over
+  what it is given, so with env steps charged before it an epoch ends after its grid
+  point); the env steps each seed was charged before (`spent`: choosing its
   start, the same for every seed; `offsets` (S,): a sequence's first phase, per seed);
   where each seed starts (`starts` (S, k) in the method's space: a sequence's second
   phase)."""
@@ -523,7 +524,7 @@ class RLMethod(Method):
                                            np.stack([r.returns for r in runs]), run.points)).after(run.spent)
     if directory is None:
       return outcome
-    checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps,
+    checkpoint.save_artifact(directory / "result", {"curve_env_steps": outcome.env_steps - run.spent,  # its own
                                                     "curve_return": outcome.returns,
                                                     "eval_steps": outcome.eval_steps,
                                                     "eval_returns": outcome.eval_returns,
@@ -746,8 +747,8 @@ def run_method(name: str, env, task, directory=None, *, budget: int, seeds: int 
   curve is its solution at the `n_evals` + 1 points of `eval_grid(budget, n_evals)`,
   evaluated on the episodes of `curve` (RL baselines train `n_evals` epochs).
   `progress_fn`: see `lsc.progress`; `log` gets a line describing the
-  run; `record` is stored in the result's config.  `spent` (searches): env steps each
-  seed was already charged (e.g. choosing its start); the search gets `budget - spent`
+  run; `record` is stored in the result's config.  `spent` (searches, RL agents): env steps each
+  seed was already charged (e.g. choosing its start); the method gets `budget - spent`
   and its curve and totals include them.  Every setting and output is checked before
   any work.  `env`: any env (`lsc.envs.as_env`); `task`: the name of one of its tasks,
   or a reward function of a `lsc.tasks.Transition` (or `Task`), then scored too

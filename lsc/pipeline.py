@@ -367,17 +367,22 @@ def decoded_start(env, policy, ae, params, codes, rows, task: str, episodes: int
 
 
 def spread_rows(points: np.ndarray, n: int) -> np.ndarray:
-  """Farthest-point sampling, with no reward: the rows (n,) of `n` of `points` (N, d)
-  spread over them, each column over its standard deviation (for codes, the latent
-  space's units, as `decoder_space` scales them): first the row nearest the mean, then
-  each time the row farthest from those already chosen (ties: the lowest row)."""
+  """Farthest-point sampling, with no reward: the rows (n,) of `n` distinct rows of
+  `points` (N, d) spread over them, each column over its standard deviation (for codes,
+  the latent space's units, as `decoder_space` scales them; at least 10⁻³ of the largest
+  column's, so that a near-constant column's rounding cannot decide): first the row
+  nearest the mean, then each time the row farthest from those already chosen (ties,
+  equal rows included: the lowest row not chosen).  A change here changes every spread
+  start: give its stages a format then."""
   points = np.asarray(points, np.float64).reshape(len(points), -1)
   if not 1 <= n <= len(points):
     raise ValueError(f"search.start_candidates must be in [1, {len(points)}] (the dataset's policies), got {n}")
-  x = (points - points.mean(axis=0)) / np.maximum(points.std(axis=0), 1e-6)
+  std = points.std(axis=0)
+  x = (points - points.mean(axis=0)) / np.maximum(std, max(1e-6, 1e-3 * std.max()))
   rows = [int(np.argmin((x ** 2).sum(axis=1)))]
   distance = ((x - x[rows[0]]) ** 2).sum(axis=1)
   for _ in range(n - 1):
+    distance[rows[-1]] = -np.inf  # chosen: never again, even where rows repeat
     rows.append(int(np.argmax(distance)))
     distance = np.minimum(distance, ((x - x[rows[-1]]) ** 2).sum(axis=1))
   return np.asarray(rows, np.int64)

@@ -389,6 +389,7 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
                      configs=configs, policy=policy, latent=space, n_evals=TD3_EVALS, spaces=spaces, spent=spent)
   assert np.all(later.env_steps[:, 0] == spent) and np.all(later.final_env_steps <= budget)
   assert np.isnan(later.eval_returns[:, later.eval_steps < spent]).all()
+  assert np.isfinite(later.eval_returns[:, later.eval_steps >= spent]).all()
   np.testing.assert_allclose(later.final_returns, at_start, rtol=1e-5)
   with pytest.raises(ValueError, match="start_td3 starts its actor at the latent search's start"):
     run_method("start_td3", left_car, "left", budget=budget, seeds=2, protocol=PROTOCOL, curve=CURVE,

@@ -394,6 +394,7 @@ def test_best_decoded_start_charges_its_episodes_to_the_latent_search(mc_run, tm
   # farthest-point sampling: the code nearest the mean, then the farthest from those chosen
   line = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]])  # mean 3.2
   assert pipeline.spread_rows(line, 3).tolist() == [3, 4, 0]
+  assert pipeline.spread_rows(np.array([[0.0], [0.0], [1.0], [1.0]]), 4).tolist() == [0, 2, 1, 3]  # each row once
   with pytest.raises(ValueError, match="more than the dataset's"):
     pipeline.validate(override(spread, [f"search.start_candidates={len(codes) + 1}", "search.budget=200000"]))
 
