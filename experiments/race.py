@@ -35,7 +35,7 @@ ROOT = pathlib.Path(__file__).parent.parent
 RESULTS = ROOT / "experiments" / "results"
 THRESHOLDS = ROOT / "experiments" / "thresholds.json"
 # a label's line by its start's suffix (none: solid); ":" and "-." are the threshold's and the start's
-DASHES = {"mean": "--", "spread": (0, (6, 2)), "spread_descriptors": (0, (1, 1.5))}
+DASHES = {"mean": "--", "spread": (0, (6, 2)), "spread_descriptors": (0, (4, 1.5, 1, 1.5, 1, 1.5))}
 RECORDS = RESULTS / "race_runs"  # committed records of reported runs (--keep), so a race outlives runs/
 PROFILE_TAUS = (0.5, 0.9, 1.0)  # the profile's points shown in the markdown (the JSON has all of TAUS)
 GROUPS = ("fine-tuning", "locomotion")
