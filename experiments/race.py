@@ -248,7 +248,8 @@ def main(argv=None) -> int:
     table, thresholds = cmp.Table.from_runs(args.runs), cmp.read_thresholds(args.thresholds)
     shown = pathlib.Path(args.thresholds).resolve()
     shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown  # as committed, where it is
-    result = {"command": command, "rules": cmp.rules(e.start for e in table.entries.values()), "thresholds_file": str(shown), "thresholds": thresholds,
+    result = {"command": command, "rules": cmp.rules(e.start for e in table.entries.values()),
+              "thresholds_file": str(shown), "thresholds": thresholds,
               "never": "null in steps, median and median_ci: the threshold was never reached",
               **study(table, thresholds, args.reps)}
   except (FileNotFoundError, ValueError) as error:

@@ -29,9 +29,8 @@ SEED = 0  # numpy's global seed before every bootstrap: outputs reproducible bit
 # by latent_start: reward-free (no task reward before the run), reward-chosen (the dataset's
 # task returns, i.e. its whole kept evaluation, read), candidates-chosen (task reward read on
 # its candidates' episodes only, which its curves already charge: CANDIDATES_RULE)
-STARTS = {"mean": "reward-free", "best": "reward-chosen", "best_decoded": "reward-chosen", "spread": "candidates-chosen",
-          "spread_descriptors": "candidates-chosen"}
-SUFFIXES = {"mean": "@mean", "spread": "@spread", "spread_descriptors": "@spread_descriptors"}  # a label's suffix by latent_start (none: the race's own start)
+STARTS = {"mean": "reward-free", "best": "reward-chosen", "best_decoded": "reward-chosen",
+          "spread": "candidates-chosen", "spread_descriptors": "candidates-chosen"}
 # equal in all runs of one env: the runs, their evaluation, and the dataset and autoencoder
 # behind the charges and the starts (and the package versions that made them)
 SHARED_SETTINGS = ("budget", "seeds", "seed", "grid", "curve_eval", "eval", "collect", "train", "versions")
@@ -72,8 +71,9 @@ RULES = {
 # RULES["charges"] goes on with this in a table that holds a candidates-chosen start
 CANDIDATES_RULE = ("A candidates-chosen start (latent_start spread or spread_descriptors: label suffix @spread or "
                    "@spread_descriptors) pays only the accounting's share, as a reward-free one: its candidates are "
-                   "picked with no reward (spread over the latent space or over the dataset's descriptors), and the only task reward it reads, their episodes, is inside its curves and final env "
-                   "steps already, as best_decoded's.")
+                   "picked with no reward (spread over the latent space or over the dataset's descriptors), and "
+                   "the only task reward it reads, their episodes, is inside its curves and final env steps "
+                   "already, as best_decoded's.")
 __doc__ += "".join(f"\n{name}: {text}\n" for name, text in RULES.items()) + f"\n{CANDIDATES_RULE}\n"  # docs and tables
 
 
@@ -90,9 +90,11 @@ def reads_dataset(method: str) -> bool:
 
 
 def label_of(method: str, latent_start: str) -> str:
-  """A method's label in the table: its name, and when it reads the dataset its run's
-  latent start's suffix (SUFFIXES: `@mean` for the mean code, `@spread`, ...)."""
-  return method + SUFFIXES.get(latent_start, "") if reads_dataset(method) else method
+  """A method's label in the table: its name, and when it reads the dataset and its run's
+  latent start is not reward-chosen (the race's own), `@` and that start (`@mean`, `@spread`, ...)."""
+  if not reads_dataset(method) or STARTS.get(latent_start) == "reward-chosen":
+    return method
+  return f"{method}@{latent_start}"
 
 
 def charges_of(method: str, latent_start: str, by_stage: Mapping[str, int], n_tasks: int) -> tuple[str, dict]:

@@ -261,6 +261,12 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
                  else "best dataset policy")
   chosen = {}
 
+  @functools.cache
+  def candidates(rows: tuple) -> tuple:
+    """(every task's decoded return (n, T), env steps) of dataset `rows`: evaluated once,
+    where the tasks share their candidates (the spread starts)."""
+    return decoded_returns(env, policy, ae, params, codes, rows, config.search.start_episodes)
+
   def latent_space(task):
     """(the latent search space of `task`, {kind: a function building the control space
     around its start} for the controls the run's methods search (each built once, and
@@ -271,11 +277,13 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
     if config.search.latent_start == "best":
       row = dataset_best[task]["index"]
     elif config.search.latent_start in CHOSEN_BY_DECODING:
-      n = config.search.start_candidates
-      rows = {"spread": lambda: spread_rows(codes, n), "spread_descriptors": lambda: spread_rows(dataset.descriptors, n),
-              "best_decoded": lambda: np.argsort(-np.asarray(dataset.returns)[:, task_index(env, task)])[:n]
-              }[config.search.latent_start]()
-      start = decoded_start(env, policy, ae, params, codes, rows, task, config.search.start_episodes)
+      n, column = config.search.start_candidates, task_index(env, task)
+      if config.search.latent_start == "best_decoded":
+        rows = np.argsort(-np.asarray(dataset.returns)[:, column])[:n]
+      else:  # picked with no reward: the same candidates for every task
+        rows = spread_rows(codes if config.search.latent_start == "spread" else dataset.descriptors, n)
+      rows = tuple(int(r) for r in rows)
+      start = decoded_start(rows, *candidates(rows), column)
       log(f"      start: dataset row {start['row']} (decoded return {start['return']:.1f}, best of "
           f"{len(start['rows'])} {config.search.latent_start} candidates; {start['spent']:,} env steps charged)")
       starts[task] = start
@@ -351,19 +359,23 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   return results
 
 
-def decoded_start(env, policy, ae, params, codes, rows, task: str, episodes: int) -> dict:
-  """A start chosen by decoded return (latent_start `best_decoded`, `spread*`): the codes of
-  dataset `rows` (n,) decoded and evaluated on `task` over `episodes` episodes (seed
-  START_SEED); returns {"row": the best one's dataset row, "return", "rows", "returns":
-  every candidate's, "spent": the env steps charged for choosing}."""
-  rows = np.asarray(rows)
-  column = task_index(env, task)
-  decoded = ae.decode(params, jnp.asarray(codes[rows]))
+def decoded_returns(env, policy, ae, params, codes, rows, episodes: int) -> tuple[np.ndarray, int]:
+  """(returns (n, T) on every task, env steps) of the codes of dataset `rows` (n,),
+  decoded and evaluated over `episodes` episodes (seed START_SEED)."""
+  decoded = ae.decode(params, jnp.asarray(codes[np.asarray(rows)]))
   result = evaluate(env, policy, decoded, EvalProtocol(episodes, START_SEED))
-  returns = np.asarray(result.returns)[:, column]
+  return np.asarray(result.returns), int(np.asarray(result.lengths).sum())
+
+
+def decoded_start(rows, returns: np.ndarray, spent: int, column: int) -> dict:
+  """A start chosen by decoded return (latent_start `best_decoded`, `spread*`): of
+  candidate dataset `rows` (n,), whose decoded returns are `returns` (n, T) for `spent`
+  env steps, the best on task `column`: {"row": its dataset row, "return", "rows",
+  "returns": every candidate's on the task, "spent": the env steps charged for choosing}."""
+  returns = np.asarray(returns)[:, column]
   best = int(np.argmax(returns))
-  return {"row": int(rows[best]), "return": float(returns[best]), "rows": rows.tolist(),
-          "returns": returns.tolist(), "spent": int(np.asarray(result.lengths).sum())}
+  return {"row": int(rows[best]), "return": float(returns[best]), "rows": list(rows),
+          "returns": returns.tolist(), "spent": spent}
 
 
 def spread_rows(points: np.ndarray, n: int) -> np.ndarray:
