@@ -261,8 +261,11 @@ class Table:
                            f"vs {_brief(base[field], settings[field])}): the runs of one env race on equal terms")
       clash = dataset_clash(run, base_run)
       if clash:
+        devices = {run.get("device"), base_run.get("device")}
+        where = (f"made on {run.get('device')} and {base_run.get('device')}" if len(devices) > 1 else
+                 "floating point differs between machines")
         raise ValueError(f"{source} and {base_source} hold different datasets or autoencoders with the same settings "
-                         f"({clash}): floating point differs between machines; race runs made on one machine")
+                         f"({clash}): {where}; race runs made on one machine")
       for task, best in (run.get("dataset_best") or {}).items():
         if best.get("return") is not None:
           starts.setdefault((env, task), float(best["return"]))

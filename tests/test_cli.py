@@ -176,3 +176,21 @@ def test_pipeline_benchmark_flags_a_row_timed_under_another_preset():
   # a setting only today's preset has counts too (collect.keep)
   assert "preset changed since: collect.keep, collect.pool, search.budget and 2 more)" in totals[3]
   assert "no longer exists" in totals[4]
+
+
+def test_reproduce_benchmark_compares_bit_for_bit_and_only_the_tasks_a_run_searched():
+  from benchmarks import reproduce
+  record = {"config": {"collect": {"pool": 5}, "train": {"steps": 3}},
+            "dataset_best": {"goal": {"index": 7, "collected": 99.41}, "left": {"index": 0, "collected": 293.8}},
+            "recovery": {"trained": {"goal": {"recovery": 1.06}, "left": {"recovery": 1.43}, "mean": {"recovery": 1.2}}}}
+  run = json.loads(json.dumps(record))
+  del run["dataset_best"]["left"]  # the run searched `goal` only
+  run["recovery"]["trained"]["left"]["recovery"] = 1.43 + 1e-15  # another machine's last bit
+  out = reproduce.compare(run, record)
+  assert out["settings_equal"] and list(out["tasks"]) == ["goal", "left"]
+  assert out["tasks"]["goal"] == {"recovery": 1.06, "recovery_equal": True, "best_row": [7, 99.41], "dataset_equal": True}
+  assert out["tasks"]["left"] == {"recovery": 1.43 + 1e-15, "recovery_equal": False}
+  run["config"]["train"]["steps"] = 4
+  assert not reproduce.compare(run, record)["settings_equal"]
+  assert reproduce.cpu_slug("AMD EPYC (family 25 model 1)") == "amd_epyc_f25m1"
+  assert reproduce.cpu_slug("Intel(R) Xeon(R) Processor (family 6 model 207)") == "intel_xeon_f6m207"

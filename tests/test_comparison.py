@@ -133,7 +133,10 @@ def test_runs_of_one_env_must_race_on_equal_terms():
   there["recovery"] = {"trained": {"goal": {"recovery": 1.19}}}
   race(here, there)
   there["recovery"]["trained"]["goal"]["recovery"] = 1.09
-  with pytest.raises(ValueError, match=r"\(goal: autoencoder recovery 1.09 vs 1.19\)"):
+  with pytest.raises(ValueError, match=r"\(goal: autoencoder recovery 1.09 vs 1.19\): floating point differs"):
+    race(here, there)
+  here["device"], there["device"] = "cpu: cpu x2 (Intel)", "cpu: cpu x2 (AMD)"  # each run names its machine
+  with pytest.raises(ValueError, match=r"1.19\): made on cpu: cpu x2 \(AMD\) and cpu: cpu x2 \(Intel\); race runs"):
     race(here, there)
 
 
