@@ -5,7 +5,7 @@ flags change what it computes?
   python -m benchmarks.reproduce --env reacher --flags default
 
 For each flag set (FLAG_SETS, by name) a fresh process runs the env's race preset with
-those XLA_FLAGS into --out/<env>-<name>: its dataset, its autoencoder and one seed of
+those XLA_FLAGS into --out/<env>-<name>/<a digest of the whole XLA_FLAGS>: its dataset, its autoencoder and one seed of
 parameter PGPE on the first task (a pipeline runs at least one search; it reads neither).
 Read back: the dataset's best row on that task (index and collected return) and the
 trained autoencoder's recovery on every task, compared bit for bit with a committed record of a
@@ -18,6 +18,7 @@ that cap).  Writes benchmarks/results/reproduce_<env>_<cpu>.{json,md}.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import pathlib
@@ -45,7 +46,7 @@ def parse_args(argv):
   p.add_argument("--flags", default=",".join(FLAG_SETS), help="comma-separated names from FLAG_SETS")
   p.add_argument("--budget", type=int, default=200_000, help="env steps of the one parameter PGPE seed")
   p.add_argument("--record", help="the committed record to compare with (default: race_runs/race-<env>.json)")
-  p.add_argument("--out", default="runs/reproduce", help="pipeline runs (reused: a finished run is read back)")
+  p.add_argument("--out", default="runs/reproduce", help="pipeline runs (their stages reused)")
   args = p.parse_args(argv)
   args.record = pathlib.Path(args.record or RECORDS / f"race-{args.env}.json")
   args.flags = args.flags.split(",")
@@ -58,12 +59,14 @@ def parse_args(argv):
 
 
 def run_preset(env: str, task: str, flags: str, budget: int, out: pathlib.Path) -> dict:
-  """The results of the env's race preset run in a fresh process with XLA_FLAGS += flags."""
-  if not (out / "results.json").exists():
-    environ = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()}
-    cmd = [sys.executable, "-m", f"experiments.{env}", "--preset", "race", "--methods", "param_pgpe",
-           "--tasks", task, "--seeds", "1", "--budget", str(budget), "--out", str(out)]
-    subprocess.run(cmd, env=environ, check=True, cwd=ROOT)
+  """The results of the env's race preset run in a fresh process with XLA_FLAGS += flags,
+  into `out`/<a digest of flags> (no stage key holds XLA flags, so each set gets its own
+  run; within it the pipeline's stage keys decide what is reused)."""
+  environ = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()}
+  out = out / hashlib.sha256(environ["XLA_FLAGS"].encode()).hexdigest()[:12]
+  cmd = [sys.executable, "-m", f"experiments.{env}", "--preset", "race", "--methods", "param_pgpe",
+         "--tasks", task, "--seeds", "1", "--budget", str(budget), "--out", str(out)]
+  subprocess.run(cmd, env=environ, check=True, cwd=ROOT)
   return json.loads((out / "results.json").read_text())
 
 

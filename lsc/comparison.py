@@ -261,9 +261,8 @@ class Table:
                            f"vs {_brief(base[field], settings[field])}): the runs of one env race on equal terms")
       clash = dataset_clash(run, base_run)
       if clash:
-        devices = {run.get("device"), base_run.get("device")}
-        where = (f"made on {run.get('device')} and {base_run.get('device')}" if len(devices) > 1 else
-                 "floating point differs between machines")
+        here, there = run.get("device"), base_run.get("device")
+        where = f"made on {here} and {there}" if here != there else "floating point differs between machines"
         raise ValueError(f"{source} and {base_source} hold different datasets or autoencoders with the same settings "
                          f"({clash}): {where}; race runs made on one machine")
       for task, best in (run.get("dataset_best") or {}).items():
