@@ -2,7 +2,7 @@
 
   python -m benchmarks.baselines                                   # CPU-sized defaults
   python -m benchmarks.baselines --envs halfcheetah --budget 200000 --methods td3
-  python -m benchmarks.baselines --envs mountain_car --methods td3 --actors agent,policy,latent
+  python -m benchmarks.baselines --envs mountain_car --methods td3 --actors agent,policy,latent,latent_head
 
 Each method trains `--repeats` times (default once; the runs of all methods
 interleaved, so that a slow spell of the machine does not land on one method; the
@@ -12,7 +12,9 @@ config, `n_evals` curve evaluations under the shared protocol) with each actor o
 preset policy over its parameters θ (`lsc.baselines.PolicyActor`, TD3 / DDPG / SAC);
 `latent`, that policy decoded from a latent code through a decoder of the preset's
 autoencoder settings, frozen (as `latent_td3`; freshly initialised, not trained: a
-trained decoder has the same shapes and cost).  Reported: the run's
+trained decoder has the same shapes and cost); `latent_head`, the same with
+`latent_head_td3`'s state-conditioned head (64 units), which decodes a policy per
+state.  Reported: the run's
 wall time (compiles and evaluations included), the part JAX spent tracing and
 compiling (its monitoring events, `lsc.jax_setup.compile_seconds`; a persistent-cache
 hit costs little), and seconds per 10^6 env steps with and without it.  Writes
@@ -28,7 +30,7 @@ from lsc.rl_configs import ACTOR_AGENTS, CONFIGS
 BUDGETS = {"mountain_car": 200_000, "reacher": 100_000, "hopper": 100_000, "halfcheetah": 100_000}
 
 
-ACTORS = ("agent", "policy", "latent")
+ACTORS = ("agent", "policy", "latent", "latent_head")
 
 
 def make_actor(kind: str, env, env_name: str):
@@ -41,6 +43,7 @@ def make_actor(kind: str, env, env_name: str):
 
   from experiments.presets import PRESETS
   from lsc.baselines import PolicyActor
+  from lsc.methods import get_method
   from lsc.search import decoder_space
 
   config = PRESETS[env_name]["cpu"]()
@@ -49,14 +52,15 @@ def make_actor(kind: str, env, env_name: str):
     return PolicyActor(policy)
   ae = config.train.autoencoder(policy, np.zeros((1, policy.obs_size)))  # a probe for the encoder, unused
   codes = np.asarray(jax.random.normal(jax.random.key(0), (64, ae.latent_dim)))  # centre ~0, scale ~1
-  return PolicyActor(policy, space=decoder_space(ae, ae.init(jax.random.key(1)), codes))
+  head = get_method("latent_head_td3").config.latent_head if kind == "latent_head" else ()
+  return PolicyActor(policy, space=decoder_space(ae, ae.init(jax.random.key(1)), codes), head=head)
 
 
 def parse_args(argv):
   p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("--envs", default="mountain_car,halfcheetah")
   p.add_argument("--methods", default="ppo,sac,td3,ddpg")
-  p.add_argument("--actors", default="agent", help="agent, policy, latent (comma-separated; see above)")
+  p.add_argument("--actors", default="agent", help="agent, policy, latent, latent_head (comma-separated; see above)")
   p.add_argument("--budget", type=int, default=0, help=f"env steps of the short run (0: per env, {BUDGETS})")
   p.add_argument("--n-evals", type=int, default=2)
   p.add_argument("--repeats", type=int, default=1, help="runs of each method and actor, interleaved; "

@@ -6,6 +6,7 @@ import platform
 import time
 
 from lsc import jsonfile
+from lsc.pipeline import cpu_ids
 
 # where `write` puts results: benchmarks/results, or $LSC_BENCH_RESULTS (benchmarks/device.sh: one folder per run)
 RESULTS_DIR = pathlib.Path(os.environ.get("LSC_BENCH_RESULTS") or pathlib.Path(__file__).parent / "results")
@@ -15,17 +16,8 @@ def machine() -> dict:
   """Where a benchmark ran: CPU (its name and, on Linux, its family and model, since one
   name covers several chips), core count, JAX platform and devices."""
   import jax
-  cpu, ids = platform.processor() or platform.machine(), {}
-  try:
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      key, _, value = (part.strip() for part in line.partition(":"))
-      if key in ("model name", "cpu family", "model") and key not in ids:
-        ids[key] = value
-      if not line.strip():  # the first processor's block is enough
-        break
-  except OSError:
-    pass
-  cpu = ids.get("model name", cpu)
+  ids = cpu_ids()
+  cpu = ids.get("model name", platform.processor() or platform.machine())
   if "cpu family" in ids and "model" in ids:
     cpu += f" (family {ids['cpu family']} model {ids['model']})"
   return {"cpu": cpu, "cores": os.cpu_count(), "jax_platform": jax.default_backend(),

@@ -198,7 +198,7 @@ def race(env: str) -> ExperimentConfig:
   methods and any other `experiments.race_tune` tuned); the subspace controls take
   latent PGPE's step size, and the agents started elsewhere (the sequences' RL phases
   `td3_from_start`, `sac_from_start`; `start_td3`, `start_sac`) their agent's tuned
-  learning rate."""
+  learning rate, and `latent_head_td3` `latent_td3`'s (so the head is all that differs)."""
   seeds, tasks = RACE[env]
   cpu = UNTUNED_CPU[env]()
   config = dataclasses.replace(cpu, tasks=tasks, search=dataclasses.replace(
@@ -211,6 +211,7 @@ def race(env: str) -> ExperimentConfig:
   # an agent started elsewhere is the agent the race tuned: the same learning rate, so that against
   # it from a random actor only the start differs (a sequence's `fraction` is tuned)
   phases = {name: agent for agent in ("td3", "sac") for name in (f"{agent}_from_start", f"start_{agent}")}
+  phases["latent_head_td3"] = "latent_td3"
   config = override(config, {f"methods.{phase}.learning_rate": config.methods[agent].learning_rate
                              for phase, agent in phases.items()})
   return tuned_winners(config, env, "race", phases)  # unless tuned for itself

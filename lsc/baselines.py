@@ -206,10 +206,17 @@ class PolicyActor:
   the space's coordinates u (k,), z = center + scale * u, θ = space.decode(z), and the
   space itself, held fixed; the critic's gradient
   reaches z through the frozen decoder (the chain rule ∇z J = (∂θ/∂z)ᵀ ∇θ J), from
-  `start` (k,) a code or, without one, the space's centre."""
+  `start` (k,) a code or, without one, the space's centre.
+
+  With `head` (hidden layer sizes, with `space` only) the code depends on the state: in
+  state s the policy is θ(s) = space.decode(center + scale * (u + h(s))), h a tanh MLP
+  over the policy's normalised observation with output k, whose output layer starts at
+  zero, so the actor starts exactly at the code's policy.  The trained part is then
+  (u, h's layers [(kernel, bias), ...]); the decoder still gets no gradient."""
   policy: MLPPolicy
   start: np.ndarray | None = None
   space: Any = None
+  head: tuple[int, ...] = ()
 
   def check(self, env) -> None:
     """ValueError unless the policy fits `env` and has action bounds [-1, 1]."""
@@ -224,6 +231,8 @@ class PolicyActor:
       raise ValueError(f"the actor's start has shape {np.shape(self.start)}, its parameters ({size},)")
     if self.space is not None:
       self.space.check(policy)
+    if self.head and self.space is None:
+      raise ValueError(f"a state-conditioned head ({self.head}) moves a latent code: give the actor a space")
 
   def network(self) -> brax_networks.FeedForwardNetwork:
     """The actor as `lsc.off_policy.train`'s `policy_network` (the normaliser is ignored: the
@@ -235,14 +244,26 @@ class PolicyActor:
       return brax_networks.FeedForwardNetwork(init=init,
                                               apply=lambda normalizer, theta, obs: policy.pre_squash(theta, obs))
     u0 = jnp.zeros(space.dim, jnp.float32) if start is None else (start - space.center) / space.scale
+    head = self.head
+
+    def init(key):
+      return off_policy.Frozen((u0, _head_init(key, policy.obs_size, head, space.dim)) if head else u0, space)
 
     def apply(normalizer, params, obs):
       # the space travels in the parameters, as arrays the compiled programs take (never
       # constants they close over), frozen (`off_policy.Frozen`): no gradient, no Adam
       # state, no target average
-      u, frozen = params.train, jax.tree.map(jax.lax.stop_gradient, params.frozen)
-      return policy.pre_squash(frozen.decode(frozen.center + frozen.scale * u), obs)
-    return brax_networks.FeedForwardNetwork(init=lambda key: off_policy.Frozen(u0, space), apply=apply)
+      frozen = jax.tree.map(jax.lax.stop_gradient, params.frozen)
+
+      def pre_squash(u, obs):
+        return policy.pre_squash(frozen.decode(frozen.center + frozen.scale * u), obs)
+      if not head:
+        return pre_squash(params.train, obs)
+      u, layers = params.train
+      flat = obs.reshape(-1, obs.shape[-1])  # a policy per state: decode each state's code
+      codes = u + _head_apply(layers, policy.normalize_obs(flat))
+      return jax.vmap(pre_squash)(codes, flat).reshape(*obs.shape[:-1], -1)
+    return brax_networks.FeedForwardNetwork(init=init, apply=apply)
 
   def identity(self) -> dict:
     """What a checkpoint of a run with this actor is only valid for: the policy's
@@ -251,7 +272,28 @@ class PolicyActor:
     start = (None if self.start is None else
              hashlib.sha256(np.asarray(self.start, np.float32).tobytes()).hexdigest()[:20])
     return {**checkpoint.policy_shape(self.policy), "init": self.policy.init_scheme, "start": start,
-            **({} if self.space is None else {"space": self.space.fingerprint()})}
+            **({} if self.space is None else {"space": self.space.fingerprint()}),
+            **({"head": list(self.head)} if self.head else {})}
+
+
+def _head_init(key: jax.Array, obs_size: int, hidden: tuple[int, ...], k: int) -> list:
+  """A latent actor's state-conditioned head: [(kernel, bias), ...] of a tanh MLP
+  obs_size -> hidden -> k, its hidden layers Flax's default init (LeCun normal kernels,
+  zero biases) and its output layer zero (so it starts adding nothing to the code)."""
+  sizes, layers = (obs_size, *hidden), []
+  for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    key, sub = jax.random.split(key)
+    layers.append((jax.nn.initializers.lecun_normal()(sub, (fan_in, fan_out), jnp.float32),
+                   jnp.zeros(fan_out, jnp.float32)))
+  return layers + [(jnp.zeros((sizes[-1], k), jnp.float32), jnp.zeros(k, jnp.float32))]
+
+
+def _head_apply(layers: list, x: jax.Array) -> jax.Array:
+  """The head's shift of the code for normalised observations x (N, O): (N, k)."""
+  for kernel, bias in layers[:-1]:
+    x = jnp.tanh(x @ kernel + bias)
+  kernel, bias = layers[-1]
+  return x @ kernel + bias
 
 
 def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:

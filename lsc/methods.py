@@ -457,6 +457,9 @@ class RLMethod(Method):
   def check(self, configs, budget, episode_length, *, spent=0, dims=None, n_evals=10, backend=None) -> None:
     if not 0 <= spent < budget:
       raise ValueError(f"{self.name}: spent must be in [0, budget = {budget:,}), got {spent:,}")
+    if getattr(self.settings(configs), "latent_head", ()) and self.space != "latent":
+      raise ValueError(f"{self.name}: latent_head conditions a latent actor's code on the state; {self.name}'s "
+                       "actor is not a latent code (a method with space 'latent' is, e.g. latent_td3)")
     check_rl_budget(self.algorithm, budget - spent, self.settings(configs), n_evals)
     if backend is not None:
       check_rl_devices(self.settings(configs), backend, self.policy_actor)
@@ -500,7 +503,7 @@ class RLMethod(Method):
           lambda stage, done, total, info, s=s: run.progress_fn(f"{stage} seed {s}", done, total, info))
       actor = None if not self.policy_actor else baselines.PolicyActor(
           run.policy, None if starts is None else np.asarray(starts[i], np.float32),
-          run.latent if self.space == "latent" else None)
+          run.latent if self.space == "latent" else None, getattr(config, "latent_head", ()))
       runs.append(baselines.train_baseline(
           run.env, run.task, self.algorithm, budget, brax_seed, run.protocol, config=config, n_evals=run.n_evals,
           progress_fn=report, overwrite=run.overwrite, curve=run.curve, actor=actor,
@@ -608,6 +611,11 @@ register(RLMethod("sac_from_start", dataclasses.replace(RL_CONFIGS["sac"](), act
 register(RLMethod("latent_td3", dataclasses.replace(RL_CONFIGS["td3"](), prefill="actor", actor_warmup=50_000),
                   "TD3 whose actor is the decoder's policy at a latent code, trained through the frozen decoder by "
                   "the critic's gradient, from the latent start, with td3_from_start's guards of that start",
+                  agent="td3", policy_actor=True, space="latent"))
+register(RLMethod("latent_head_td3", dataclasses.replace(METHODS["latent_td3"].config, latent_head=(64,)),
+                  "latent_td3 with a state-conditioned code: a tanh MLP head over the observation (64 units) "
+                  "shifts the code in each state, its output layer starting at zero (the actor starts at the "
+                  "code's policy); the head and the code train, the decoder stays frozen",
                   agent="td3", policy_actor=True, space="latent"))
 register(RLMethod("start_td3", dataclasses.replace(RL_CONFIGS["td3"](), prefill="actor", actor_warmup=50_000),
                   "td3_from_start from the policy the latent search starts from, with no search before it: the "

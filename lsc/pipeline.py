@@ -421,22 +421,26 @@ def _device() -> str:
   """The devices, and on the CPU the host's processor: XLA compiles for the host's
   instruction set, so two CPUs can round differently (docs/reliability.md)."""
   device = f"{jax.default_backend()}: {jax.devices()[0].device_kind} x{jax.device_count()}"
-  host = _host_cpu() if jax.default_backend() == "cpu" else ""
+  ids = cpu_ids() if jax.default_backend() == "cpu" else {}
+  host = ", ".join(f"{k} {v}" if k != "model name" else v for k, v in ids.items())
   return f"{device} ({host})" if host else device
 
 
-def _host_cpu() -> str:
-  """The host processor's name, family and model from /proc/cpuinfo ('' where unread)."""
+def cpu_ids() -> dict[str, str]:
+  """The host's first processor's "model name", "cpu family" and "model" from
+  /proc/cpuinfo, those it gives, in that order ({} where unread): one name covers
+  several chips, and chips of one name can round differently."""
   try:
     lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
   except OSError:
-    return ""
+    return {}
   info = {}
   for line in lines:
+    if not line.strip():  # the first processor's block is enough
+      break
     key, _, value = line.partition(":")
     info.setdefault(key.strip(), value.strip())
-  return ", ".join(f"{k} {info[k]}" if k != "model name" else info[k]
-                   for k in ("model name", "cpu family", "model") if info.get(k))
+  return {k: info[k] for k in ("model name", "cpu family", "model") if info.get(k)}
 
 
 def summary_markdown(env_name: str, results: dict, finals: dict) -> str:

@@ -156,6 +156,9 @@ class TD3Config:
   # keys and checkpoint identities written before they existed)
   prefill: str = dataclasses.field(default="uniform", metadata={"omit_default": True})  # [prefill] or "actor"
   actor_warmup: int = dataclasses.field(default=0, metadata={"omit_default": True})  # [actor_warmup] env steps
+  # a latent actor's state-conditioned head (`lsc.baselines.PolicyActor.head`): its hidden
+  # layer sizes, () for none, the code then the same in every state (omit_default, as above)
+  latent_head: tuple[int, ...] = dataclasses.field(default=(), metadata={"omit_default": True})
 
   def __post_init__(self):
     _check_positive(self, ("num_envs", "batch_size", "grad_updates_per_step", "learning_rate", "discounting",
@@ -163,6 +166,8 @@ class TD3Config:
     _check_non_negative(self, ("exploration_noise", "policy_noise", "noise_clip", "actor_warmup"))
     if self.prefill not in ("uniform", "actor"):
       raise ValueError(f"{type(self).__name__}.prefill must be 'uniform' or 'actor', got {self.prefill!r}")
+    if self.latent_head:
+      _check_hidden(self, ("latent_head",))
     _check_replay(self)
     _check_hidden(self, ("hidden",))
 

@@ -347,6 +347,25 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
                            actor=baselines.PolicyActor(policy, code, space))
   np.testing.assert_array_equal(np.asarray(guarded.params[1].train), (code - np.asarray(space.center)) / np.asarray(space.scale))
   np.testing.assert_allclose(guarded.returns, np.full_like(guarded.returns, at_code), rtol=1e-5)
+  # with a state-conditioned head on the code (latent_head_td3): it starts exactly at the
+  # code's policy, and TD3 moves the code and the head's output layer off zero
+  headed = baselines.PolicyActor(policy, code, space, head=(8,))
+  with_head = train_baseline(left_car, "left", "td3", TD3_BUDGET, 0, PROTOCOL, config=SMALL_TD3["td3"],
+                             n_evals=TD3_EVALS, curve=CURVE, actor=headed)
+  np.testing.assert_allclose(with_head.returns[0], at_code, rtol=1e-5)
+  u, layers = with_head.params[1].train
+  assert not np.allclose(np.asarray(u), code) and np.any(np.asarray(layers[-1][0])), layers[-1]
+  np.testing.assert_array_equal(np.asarray(with_head.params[1].frozen.weights["basis"]),
+                                np.asarray(space.weights["basis"]))
+  # the critic's gradient reaches the code and the head, never the decoder: the actor's
+  # output differentiated by all its parameters is zero on the frozen part
+  network = headed.network()
+  params = network.init(jax.random.key(0))
+  grads = jax.grad(lambda p: network.apply(None, p, jnp.ones((3, policy.obs_size))).sum())(params)
+  assert not any(np.any(np.asarray(g)) for g in jax.tree.leaves(grads.frozen))
+  assert np.any(np.asarray(grads.train[0])) and np.any(np.asarray(grads.train[1][-1][0]))
+  with pytest.raises(ValueError, match="latent_head conditions a latent actor's code"):
+    lsc.get_method("start_td3").check({"start_td3": TD3Config(latent_head=(8,))}, TD3_BUDGET, 200)
   # as a sequence's second phase (td3_from_start, its actor frozen here by a warm-up past the
   # budget): TD3 starts exactly at each seed's decoded latent result
   budget = 8_000

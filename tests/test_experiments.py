@@ -55,7 +55,7 @@ def test_mountain_car_smoke_writes_valid_results(mc_run, env_registry):
   key = lambda method: json.loads((mc_run / "search" / f"speed_{method}" / "stage.json").read_text())["key"]
   assert key("latent_then_param")["settings"]["phases"]["param_pgpe"]["config"]["std_lr"] == 0.1
   # (fields marked omit_default, added later with their default the earlier behaviour, only once set)
-  later = {"prefill", "actor_warmup"}
+  later = {"prefill", "actor_warmup", "latent_head"}
   assert key("td3")["settings"]["config"] == json.loads(json.dumps(
       {k: v for k, v in dataclasses.asdict(CONFIGS["td3"]()).items() if k not in later}))
   assert key("ppo")["settings"]["devices"] == 2 and key("td3")["settings"]["devices"] == 1  # Brax's pmap: other numbers
