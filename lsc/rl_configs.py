@@ -166,8 +166,11 @@ class TD3Config:
     _check_non_negative(self, ("exploration_noise", "policy_noise", "noise_clip", "actor_warmup"))
     if self.prefill not in ("uniform", "actor"):
       raise ValueError(f"{type(self).__name__}.prefill must be 'uniform' or 'actor', got {self.prefill!r}")
-    if self.latent_head:
-      _check_hidden(self, ("latent_head",))
+    head = tuple(int(h) for h in self.latent_head)
+    if any(h < 1 for h in head):
+      raise ValueError(f"{type(self).__name__}.latent_head must be () (no head) or hidden sizes >= 1, "
+                       f"got {self.latent_head}")
+    object.__setattr__(self, "latent_head", head)
     _check_replay(self)
     _check_hidden(self, ("hidden",))
 

@@ -366,6 +366,8 @@ def test_td3_trains_the_lsc_policy_as_its_actor_from_a_given_start(left_car):
   assert np.any(np.asarray(grads.train[0])) and np.any(np.asarray(grads.train[1][-1][0]))
   with pytest.raises(ValueError, match="latent_head conditions a latent actor's code"):
     lsc.get_method("start_td3").check({"start_td3": TD3Config(latent_head=(8,))}, TD3_BUDGET, 200)
+  with pytest.raises(ValueError, match=r"latent_head must be \(\) \(no head\) or hidden sizes >= 1"):
+    TD3Config(latent_head=(0,))
   # as a sequence's second phase (td3_from_start, its actor frozen here by a warm-up past the
   # budget): TD3 starts exactly at each seed's decoded latent result
   budget = 8_000
