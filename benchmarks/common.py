@@ -6,7 +6,7 @@ import platform
 import time
 
 from lsc import jsonfile
-from lsc.pipeline import cpu_ids
+from lsc.jax_setup import cpu_ids
 
 # where `write` puts results: benchmarks/results, or $LSC_BENCH_RESULTS (benchmarks/device.sh: one folder per run)
 RESULTS_DIR = pathlib.Path(os.environ.get("LSC_BENCH_RESULTS") or pathlib.Path(__file__).parent / "results")

@@ -245,6 +245,9 @@ class PolicyActor:
                                               apply=lambda normalizer, theta, obs: policy.pre_squash(theta, obs))
     u0 = jnp.zeros(space.dim, jnp.float32) if start is None else (start - space.center) / space.scale
     head = self.head
+    # the head's forward pass is the policy's own (its observation normalisation, then
+    # [(kernel, bias), ...] with tanh between), over the head's layers
+    head_net = dataclasses.replace(policy, activation="tanh")
 
     def init(key):
       return off_policy.Frozen((u0, _head_init(key, policy.obs_size, head, space.dim)) if head else u0, space)
@@ -261,7 +264,7 @@ class PolicyActor:
         return pre_squash(params.train, obs)
       u, layers = params.train
       flat = obs.reshape(-1, obs.shape[-1])  # a policy per state: decode each state's code
-      codes = u + _head_apply(layers, policy.normalize_obs(flat))
+      codes = u + head_net.pre_squash_layers(layers, flat)
       return jax.vmap(pre_squash)(codes, flat).reshape(*obs.shape[:-1], -1)
     return brax_networks.FeedForwardNetwork(init=init, apply=apply)
 
@@ -286,14 +289,6 @@ def _head_init(key: jax.Array, obs_size: int, hidden: tuple[int, ...], k: int) -
     layers.append((jax.nn.initializers.lecun_normal()(sub, (fan_in, fan_out), jnp.float32),
                    jnp.zeros(fan_out, jnp.float32)))
   return layers + [(jnp.zeros((sizes[-1], k), jnp.float32), jnp.zeros(k, jnp.float32))]
-
-
-def _head_apply(layers: list, x: jax.Array) -> jax.Array:
-  """The head's shift of the code for normalised observations x (N, O): (N, k)."""
-  for kernel, bias in layers[:-1]:
-    x = jnp.tanh(x @ kernel + bias)
-  kernel, bias = layers[-1]
-  return x @ kernel + bias
 
 
 def _network_factory(method: str, config: PPOConfig | SACConfig) -> Callable:

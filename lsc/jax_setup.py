@@ -120,3 +120,21 @@ def release_executables(fraction: float = 0.5) -> bool:
     return False
   jax.clear_caches()
   return True
+
+
+def cpu_ids() -> dict[str, str]:
+  """The host's first processor's "model name", "cpu family" and "model" from
+  /proc/cpuinfo, those it gives, in that order ({} where unread): one name covers
+  several chips, and chips of one name can round differently (XLA compiles for the
+  host's instruction set)."""
+  try:
+    lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+  except OSError:
+    return {}
+  info = {}
+  for line in lines:
+    if not line.strip():  # the first processor's block is enough
+      break
+    key, _, value = line.partition(":")
+    info.setdefault(key.strip(), value.strip())
+  return {k: info[k] for k in ("model name", "cpu family", "model") if info.get(k)}

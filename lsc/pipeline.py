@@ -40,7 +40,7 @@ from lsc.dataset import CollectConfig, collect, load_dataset, save_dataset
 from lsc.distributed import on_main
 from lsc.envs import default_backend, env_spec
 from lsc.evaluation import EvalProtocol, evaluate
-from lsc.jax_setup import release_executables
+from lsc.jax_setup import cpu_ids, release_executables
 from lsc.keys import CURVE_EVAL_SEED, FINAL_EVAL_SEED, START_SEED, SUBSPACE_SEED
 from lsc.methods import (MethodConfigs, Sequence, check_can_run, default_backend_for, get_method,
                          load_outcome, names, run_method)
@@ -424,23 +424,6 @@ def _device() -> str:
   ids = cpu_ids() if jax.default_backend() == "cpu" else {}
   host = ", ".join(f"{k} {v}" if k != "model name" else v for k, v in ids.items())
   return f"{device} ({host})" if host else device
-
-
-def cpu_ids() -> dict[str, str]:
-  """The host's first processor's "model name", "cpu family" and "model" from
-  /proc/cpuinfo, those it gives, in that order ({} where unread): one name covers
-  several chips, and chips of one name can round differently."""
-  try:
-    lines = pathlib.Path("/proc/cpuinfo").read_text().splitlines()
-  except OSError:
-    return {}
-  info = {}
-  for line in lines:
-    if not line.strip():  # the first processor's block is enough
-      break
-    key, _, value = line.partition(":")
-    info.setdefault(key.strip(), value.strip())
-  return {k: info[k] for k in ("model name", "cpu family", "model") if info.get(k)}
 
 
 def summary_markdown(env_name: str, results: dict, finals: dict) -> str:

@@ -125,16 +125,11 @@ class MLPPolicy:
     that is this policy emits it: `lsc.baselines.PolicyActor`)."""
     return self.pre_squash_layers(self.unflatten(theta), obs)
 
-  def normalize_obs(self, obs: jax.Array) -> jax.Array:
-    """What the network sees of obs (..., obs_size): (obs - obs_shift) / obs_scale, or obs
-    itself without a normalisation."""
-    if self.obs_scale is None:
-      return obs
-    return (obs - jnp.asarray(self.obs_shift, jnp.float32)) / jnp.asarray(self.obs_scale, jnp.float32)
-
   def pre_squash_layers(self, layers, obs: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
-    x = self.normalize_obs(obs)
+    x = obs
+    if self.obs_scale is not None:
+      x = (x - jnp.asarray(self.obs_shift, jnp.float32)) / jnp.asarray(self.obs_scale, jnp.float32)
     for kernel, bias in layers[:-1]:
       x = act(x @ kernel + bias)
     kernel, bias = layers[-1]
