@@ -2,6 +2,7 @@
 per env, chosen by the same rule.
 
   python -m experiments.race_tune mountain_car [--methods ppo,sac] [--start mean] [--out runs/race-tune-mountain_car]
+      [--from runs/race-mountain_car]
 
 For each method of the race (`experiments.presets.RACE_METHODS`; or any registered
 method named in --methods, e.g. the other strategies or the RL agents from the
@@ -31,11 +32,14 @@ rank first; for the subspace controls the scale is the least known.  The winner 
 final return on selection evaluation keys.  Each sweep writes
 experiments/results/sweep_<env>_<method>_race.{md,json}; the race preset reads the
 winners from there (`experiments.presets.race`).  The dataset and autoencoder are
-reward-free and shared by every cell: the first sweep's first cell computes them.
+reward-free and shared by every cell: the first sweep's first cell computes them, or
+they are copied from --from RUN (a run of the same preset's data settings, e.g. the
+race's reported run; two tunings on two cores then compute them once).
 Resumable: a finished cell is reused.
 """
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -79,6 +83,8 @@ def main(argv=None) -> int:
   p.add_argument("--start", choices=sorted(TAGS), default="best",
                  help="the latent start tuned for: best (the race's, reward-chosen) or mean (reward-free)")
   p.add_argument("--out", default=None, help="default runs/race-tune-<env> (-mean for --start mean)")
+  p.add_argument("--from", dest="source", default=None,
+                 help="a pipeline run directory whose dataset and autoencoder the first cell starts from")
   args = p.parse_args(argv)
   out = args.out or f"runs/race-tune-{args.env}" + ("-mean" if args.start == "mean" else "")
   tag = TAGS[args.start]
@@ -86,10 +92,12 @@ def main(argv=None) -> int:
   unknown = [m for m in methods if m not in METHODS]
   if unknown:
     p.error(f"unknown methods: {', '.join(unknown)}; valid: {', '.join(METHODS)}")
+  if args.source and not os.path.isdir(args.source):
+    p.error(f"--from: {args.source} is not a run directory")
   blind = [m for m in methods if not starts_latent(m, args.start)]
   if blind:
     p.error(f"{', '.join(blind)} do not start from the latent start: tune them with --start best")
-  first = None  # the shared stages: from the first cell of the first method swept
+  first = args.source  # the shared stages: from --from, else the first cell of the first method swept
   for method in methods:
     key, values = cells(args.env, method, args.start)
     command = [args.env, "--method", method, "--preset", tag, "--set", f"search.seeds={SEEDS}",

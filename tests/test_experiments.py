@@ -507,6 +507,8 @@ def test_the_race_preset_reads_committed_winners_its_controls_step_as_latent_pgp
   assert race_tune.cells("mountain_car", "latent_pgpe", "mean")[0] == "methods.latent_pgpe.std_init"
   with pytest.raises(SystemExit):  # PPO never starts from the mean code: nothing to tune for it there
     race_tune.main(["mountain_car", "--start", "mean", "--methods", "ppo"])
+  with pytest.raises(SystemExit):  # a --from that is no run directory is refused before any cell runs
+    race_tune.main(["mountain_car", "--methods", "ppo", "--from", str(tmp_path / "no_run")])
   (tmp_path / "sweep_mountain_car_latent_pgpe_race_mean.json").write_text(
       json.dumps({"best": {"methods.latent_pgpe.std_init": 0.9}}))
   mean = presets.race_mean("mountain_car")
