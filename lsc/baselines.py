@@ -92,9 +92,8 @@ from lsc.evaluation import CURVE_EVAL, EvalProtocol
 from lsc.policy import MLPPolicy
 from lsc.methods import check_can_run
 from lsc.progress import ProgressFn
-from lsc.rl_configs import (ACTOR_AGENTS, CONFIGS, RESUMABLE, DDPGConfig, PPOConfig, SACConfig,  # noqa: F401 (re-exported)
-                            TD3Config, check_budget, check_devices, check_method, devices_for, min_budget,
-                            resolve_config, resumable)
+from lsc.rl_configs import (ACTOR_AGENTS, RESUMABLE, PPOConfig, SACConfig, TD3Config, check_budget, check_devices,
+                            check_method, devices_for, resolve_config, resumable)
 from lsc.rollout import make_episode_fn
 from lsc.tasks import Transition, check_rewards, get_task, resolve_task, task_fingerprint, task_index
 
@@ -413,7 +412,7 @@ class _Curve:
 def brax_timesteps(method: str, config: PPOConfig | SACConfig, budget: int, n_evals: int) -> int:
   """The `num_timesteps` to pass Brax so that its n_evals epochs of whole iterations
   (rounded up by Brax), after any prefill, end at or before the grid's points: epoch k
-  by env step floor(k budget / n_evals).  Requires budget >= min_budget."""
+  by env step floor(k budget / n_evals).  Requires budget >= `lsc.rl_configs.min_budget`."""
   if method == "ppo":
     unit = config.steps_per_iteration
     return n_evals * (budget // (n_evals * unit)) * unit
@@ -557,7 +556,7 @@ def train_baseline(env, task: str, method: str, budget: int, seed: int, protocol
   (n_evals + 1,), the final return, the final parameters as NumPy, timings and the config.  `progress_fn`
   (see `lsc.progress`) gets stage `method`, env steps of the budget and the return
   after each evaluation.  Bad input (unknown method or
-  task, a config of the other method, a budget below `min_budget`, sizes not divisible
+  task, a config of the other method, a budget below `lsc.rl_configs.min_budget`, sizes not divisible
   by the device count) raises ValueError before anything is compiled.  TD3 / DDPG
   checkpoint every epoch at `checkpoint_path` and resume from a checkpoint of the same
   run (ArtifactMismatch for another; `overwrite=True` starts afresh).  TD3, DDPG and SAC

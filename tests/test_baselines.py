@@ -15,8 +15,8 @@ import pytest
 
 import lsc
 from lsc import baselines, checkpoint, compat, off_policy
-from lsc.baselines import (DDPGConfig, PPOConfig, SACConfig, TD3Config, brax_timesteps, devices_to_use,
-                           make_evaluator, make_inference, min_budget, train_baseline)
+from lsc.baselines import brax_timesteps, devices_to_use, make_evaluator, make_inference, train_baseline
+from lsc.rl_configs import DDPGConfig, PPOConfig, SACConfig, TD3Config, min_budget
 from lsc.envs import make_env
 from lsc.evaluation import EvalProtocol, evaluate
 from lsc.policy import make_policy
