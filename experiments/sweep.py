@@ -192,6 +192,8 @@ def main(argv=None) -> int:
   try:
     if args.env not in PRESETS:
       raise ValueError(f"unknown env {args.env!r}; valid: {', '.join(PRESETS)}")
+    if args.source and not pathlib.Path(args.source).is_dir():
+      raise ValueError(f"--from: {args.source} is not a run directory")
     if args.seed < SELECTION_SEED:
       raise ValueError(f"--seed must be at least {SELECTION_SEED} (seeds below are the reported runs'), got {args.seed}")
     if bool(args.grid) == bool(args.cells_from):

@@ -348,6 +348,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
                         "curve_eval": {"episodes": config.eval_episodes, "seed": config.curve_seed}},
              "versions": checkpoint.versions(), "device": _device(), "backend": env.backend,
              "timings": {"stages_s": stages.timings, "reused": stages.reused, "recorded_s": stages.recorded,
+                         "resumed": stages.resumed,
                          "autoencoder": summary.get("timings", {})},
              "recovery": summary["recovery"], "curves": curves,
              "dataset_best": dataset_best, "latent_starts": starts,
@@ -453,7 +454,9 @@ def summary_markdown(env_name: str, results: dict, finals: dict) -> str:
       lines.append(f"| {task} | {results['dataset_best'][task]['distance']:.2f} | " + " | ".join(cells) + " |")
   stages = results["timings"]["stages_s"]
   lines += ["", "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
-            + (f"; reused: {', '.join(results['timings']['reused'])}" if results["timings"]["reused"] else "")]
+            + (f"; reused: {', '.join(results['timings']['reused'])}" if results["timings"]["reused"] else "")
+            + (f"; resumed after a kill (the last process's time only): {', '.join(results['timings']['resumed'])}"
+               if results["timings"]["resumed"] else "")]
   return "\n".join(lines) + "\n"
 
 

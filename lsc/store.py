@@ -113,6 +113,7 @@ class Stages:
     self.timings: dict[str, float] = {}  # stages computed by this run
     self.recorded: dict[str, float] = {}  # every stage, reused ones with the time they took when computed
     self.reused: list[str] = []
+    self.resumed: list[str] = []  # stages whose recorded time is only the last process's (one before was cut off)
 
   @staticmethod
   def _read_marker(directory: pathlib.Path) -> dict | None:
@@ -243,6 +244,8 @@ class Stages:
         else:
           self.reused.append(name)
           self.recorded[name] = marker.get("seconds", 0.0)
+          if marker.get("resumed"):
+            self.resumed.append(name)
           return result
       self.log(f"      {name}: {problem}; recomputing it")
       self._remove(directory)
@@ -257,6 +260,7 @@ class Stages:
         self._remove(directory)
       else:
         raise checkpoint.ForeignPath(f"{directory} holds files lsc did not write; choose another --out")
+    resumed = marker is not None and marker["key"] == key and not marker.get("complete")  # an interrupted run's
     self._start(directory, key)
     start = time.perf_counter()
     try:
@@ -265,10 +269,13 @@ class Stages:
       self.log(f"      {name}: {error}; recomputing it")
       self._remove(directory)
       self._start(directory, key)
+      resumed = False
       result = compute(directory)
     self.timings[name] = self.recorded[name] = time.perf_counter() - start
+    if resumed:
+      self.resumed.append(name)
     faults.point("stage_result", name)
-    self._write_marker(directory, {"key": key, "complete": True, "seconds": self.timings[name],
+    self._write_marker(directory, {"key": key, "complete": True, "seconds": self.timings[name], "resumed": resumed,
                                    "files": self._files(directory)})
     return result
 

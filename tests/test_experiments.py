@@ -31,6 +31,23 @@ def strict_json(text: str):
   return json.loads(text, parse_constant=refuse)
 
 
+def test_compute_reads_every_search_time_and_marks_a_resumed_one(mc_run, tmp_path):
+  from experiments import compute
+  results = json.loads((mc_run / "results.json").read_text())
+  results["timings"]["resumed"] = ["search/speed_ppo"]  # as a run that resumed PPO's stage after a kill
+  (tmp_path / "results.json").write_text(json.dumps(results))
+  assert compute.main([str(tmp_path), "--results", str(tmp_path), "--tag", "t"]) == 0
+  run, = json.loads((tmp_path / "compute_t.json").read_text())["runs"]
+  recorded = results["timings"]["recorded_s"]
+  from lsc.comparison import label_of
+  start = results["config"]["search"]["latent_start"]
+  assert run["searches"] == {label_of(m, start): {"speed": {"seconds": recorded[f"search/speed_{m}"],
+                                                            "resumed": m == "ppo"}} for m in results["curves"]["speed"]}
+  assert set(run["shared"]) == {"dataset", "autoencoder"}
+  row = next(line for line in (tmp_path / "compute_t.md").read_text().splitlines() if line.startswith("| ppo |"))
+  assert row.count(">= ") == 3  # the task's cell, the sum and the time per seed and task
+
+
 def test_mountain_car_smoke_writes_valid_results(mc_run, env_registry):
   results = strict_json((mc_run / "results.json").read_text())
   for name in ("autoencoder/recovery.json", "search/speed_latent_pgpe/outcome.json"):
@@ -428,7 +445,9 @@ def test_a_confirming_sweep_takes_the_best_cells_of_earlier_sweeps_and_refuses_r
                          "either"),
                         (["mountain_car", "--method", "latent_pgpe", "--cells-from", "missing"], "no "),
                         (["mountain_car", "--method", "latent_pgpe", "--grid", "search.latent_lr=1", "--top", "2"],
-                         "--top is for --cells-from")):
+                         "--top is for --cells-from"),
+                        (["mountain_car", "--method", "latent_pgpe", "--cells-from", "one", "--from",
+                          str(tmp_path / "no_run")], "is not a run directory")):
     assert sweep.main(argv + ["--preset", "smoke"]) == 2
     assert message in capsys.readouterr().err
 

@@ -303,7 +303,7 @@ def test_stages_recompute_what_is_incomplete_changed_or_damaged(tmp_path):
   with pytest.raises(KeyboardInterrupt):  # killed inside the stage ...
     stages.run("s", {"steps": 1}, interrupted, load)
   assert stages.run("s", {"steps": 2}, compute, load) == "1"  # ... rerun with other settings: from scratch
-  assert not (tmp_path / "s" / "partial").exists() and calls == ["1"]
+  assert not (tmp_path / "s" / "partial").exists() and calls == ["1"] and stages.resumed == []
   assert store.Stages(tmp_path).run("s", {"steps": 2}, compute, load) == 1  # complete: reused
   assert calls == ["1"]
   (tmp_path / "s" / "x.json").unlink()  # deleted: recomputed with one line saying why
@@ -317,6 +317,11 @@ def test_stages_recompute_what_is_incomplete_changed_or_damaged(tmp_path):
   with pytest.raises(checkpoint.ForeignPath):
     stages.run("t", {}, compute, load)
   assert (tmp_path / "t" / "mine").exists()
+  with pytest.raises(KeyboardInterrupt):  # killed, then rerun with its settings: resumed, and its time
+    stages.run("r", {"steps": 1}, interrupted, load)  # (the last process's only) said to be so
+  assert stages.run("r", {"steps": 1}, compute, load) == "1" and stages.resumed == ["r"]
+  reader = store.Stages(tmp_path)
+  assert reader.run("r", {"steps": 1}, compute, load) == 1 and reader.resumed == ["r"]  # reused, still said
 
 
 def test_a_second_writer_is_refused(work, tmp_path, capsys):

@@ -1,0 +1,96 @@
+"""What a race's runs cost in wall-clock time, read from their own timings: per run, the
+shared stages (dataset, autoencoder) and every method's search per task.
+
+  python -m experiments.compute experiments/results/race_runs/amd_epyc_f25m1/epyc-race-hopper*.json \
+      --tag hopper_amd_epyc_f25m1
+
+Each RUN is a pipeline output directory, its results.json or a race record (they keep
+their timings).  A stage's time is the one recorded when it was computed, also where a
+later run reused it.  A stage resumed after a kill recorded only its last process's
+time: it is marked `>=` (runs made before lsc recorded resumption cannot say so).  The
+times are as the runs met them, on the device each names, often beside another job on
+the same cores.  (A sweep's seconds per cell are not read: a cell resumed or reused
+records only its last process's time.)  Writes experiments/results/compute[_TAG].{md,json}.
+"""
+
+import argparse
+import pathlib
+import shlex
+import sys
+
+from lsc import comparison as cmp
+from lsc import jsonfile
+
+ROOT = pathlib.Path(__file__).parent.parent
+RESULTS = ROOT / "experiments" / "results"
+SHARED = ("dataset", "autoencoder")
+
+
+def run_costs(run: dict, source: str) -> dict:
+  """One run's costs from its timings: {env, device, source, seeds, budget, shared: {stage:
+  cost}, searches: {label: {task: cost}}}, each cost {seconds, resumed}."""
+  timings, search = run["timings"], run["config"]["search"]
+  recorded, resumed = timings["recorded_s"], set(timings.get("resumed", []))
+  cost = lambda stage: {"seconds": recorded[stage], "resumed": stage in resumed}
+  start = search.get("latent_start", "mean")
+  searches = {}
+  for task, per_method in run["curves"].items():
+    for method in per_method:
+      searches.setdefault(cmp.label_of(method, start), {})[task] = cost(f"search/{task}_{method}")
+  return {"env": run["config"]["collect"]["env"]["name"], "device": run.get("device"), "source": source,
+          "seeds": search["seeds"], "budget": search["budget"],
+          "shared": {stage: cost(stage) for stage in SHARED if stage in recorded}, "searches": searches}
+
+
+def _hours(seconds: float) -> str:
+  return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+
+
+def markdown(result: dict) -> str:
+  """The costs as markdown: per run its shared stages, then every label's search time
+  per task, its sum and its time per seed and task."""
+  lines = ["# What the race cost", "", f"`{result['command']}`", "",
+           "Wall-clock seconds as each run recorded them (a reused stage: the time it took when computed); "
+           "`>=`: a stage resumed after a kill, whose time is only its last process's.", ""]
+  mark = lambda cost: (">= " if cost["resumed"] else "") + f"{cost['seconds']:,.0f}"
+  for run in result["runs"]:
+    lines += [f"## {run['env']}: `{run['source']}`", "", f"{run['device']}; {run['seeds']} seeds x "
+              f"{run['budget']:,} env steps per task.", ""]
+    if run["shared"]:
+      lines += ["Shared stages (s): " + ", ".join(f"{k} {mark(v)}" for k, v in run["shared"].items()), ""]
+    tasks = list(dict.fromkeys(t for per in run["searches"].values() for t in per))
+    lines += ["| label | " + " | ".join(tasks) + " | sum | per seed and task |",
+              "|---|" + "---:|" * (len(tasks) + 2)]
+    for label, per in run["searches"].items():
+      total = sum(c["seconds"] for c in per.values())
+      cut = ">= " if any(c["resumed"] for c in per.values()) else ""
+      lines.append(f"| {label} | " + " | ".join(mark(per[t]) if t in per else "" for t in tasks)
+                   + f" | {cut}{_hours(total)} | {cut}{total / (len(per) * run['seeds']):,.0f} s |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
+  p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
+  p.add_argument("runs", nargs="+", metavar="RUN", help="pipeline output directories, results.json files or race records")
+  p.add_argument("--tag", default="", help="suffix of the results files")
+  p.add_argument("--results", default=str(RESULTS), help="folder of the results files")
+  args = p.parse_args(argv)
+  try:
+    result = {"command": "python -m experiments.compute " + shlex.join(argv),
+              "runs": [run_costs(cmp.load_run(run), run) for run in args.runs]}
+  except (FileNotFoundError, KeyError, ValueError) as error:
+    print(f"compute: error: {type(error).__name__}: {error}", file=sys.stderr)
+    return 2
+  stem = pathlib.Path(args.results) / ("compute" + (f"_{args.tag}" if args.tag else ""))
+  stem.parent.mkdir(parents=True, exist_ok=True)
+  text = markdown(result)
+  stem.with_suffix(".json").write_text(jsonfile.dumps(result, indent=1))
+  stem.with_suffix(".md").write_text(text)
+  print(text)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
