@@ -42,16 +42,45 @@ def run_costs(run: dict, source: str) -> dict:
           "shared": {stage: cost(stage) for stage in SHARED if stage in recorded}, "searches": searches}
 
 
+def totals(runs: list[dict]) -> list[dict]:
+  """Per (env, label), over every run: seconds summed over its tasks, the seed-tasks they
+  ran, and whether any stage was resumed; a (env, label, task) met again (a recompute in
+  another run) is counted once, the first."""
+  seen, out = set(), {}
+  for run in runs:
+    for label, per in run["searches"].items():
+      row = out.setdefault((run["env"], label), {"env": run["env"], "label": label, "seconds": 0.0,
+                                                 "seed_tasks": 0, "resumed": False})
+      for task, cost in per.items():
+        if (run["env"], label, task) not in seen:
+          seen.add((run["env"], label, task))
+          row["seconds"] += cost["seconds"]
+          row["seed_tasks"] += run["seeds"]
+          row["resumed"] |= cost["resumed"]
+  return list(out.values())
+
+
 def _hours(seconds: float) -> str:
   return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
+def _per(seconds: float) -> str:
+  return f"{seconds:,.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
 def markdown(result: dict) -> str:
-  """The costs as markdown: per run its shared stages, then every label's search time
-  per task, its sum and its time per seed and task."""
+  """The costs as markdown: every label's time over its runs, then per run its shared
+  stages and every label's search time per task, its sum and its time per seed and task."""
   lines = ["# What the race cost", "", f"`{result['command']}`", "",
            "Wall-clock seconds as each run recorded them (a reused stage: the time it took when computed); "
-           "`>=`: a stage resumed after a kill, whose time is only its last process's.", ""]
+           "`>=`: a stage resumed after a kill, whose time is only its last process's.", "",
+           "## Every label, over its runs", "", "| env | label | seed-tasks | sum | per seed and task |",
+           "|---|---|---:|---:|---:|"]
+  for row in result["totals"]:
+    cut = ">= " if row["resumed"] else ""
+    lines.append(f"| {row['env']} | {row['label']} | {row['seed_tasks']} | {cut}{_hours(row['seconds'])} | "
+                 f"{cut}{_per(row['seconds'] / row['seed_tasks'])} |")
+  lines.append("")
   mark = lambda cost: (">= " if cost["resumed"] else "") + f"{cost['seconds']:,.0f}"
   for run in result["runs"]:
     lines += [f"## {run['env']}: `{run['source']}`", "", f"{run['device']}; {run['seeds']} seeds x "
@@ -65,7 +94,7 @@ def markdown(result: dict) -> str:
       total = sum(c["seconds"] for c in per.values())
       cut = ">= " if any(c["resumed"] for c in per.values()) else ""
       lines.append(f"| {label} | " + " | ".join(mark(per[t]) if t in per else "" for t in tasks)
-                   + f" | {cut}{_hours(total)} | {cut}{total / (len(per) * run['seeds']):,.0f} s |")
+                   + f" | {cut}{_hours(total)} | {cut}{_per(total / (len(per) * run['seeds']))} |")
     lines.append("")
   return "\n".join(lines)
 
@@ -78,8 +107,8 @@ def main(argv=None) -> int:
   p.add_argument("--results", default=str(RESULTS), help="folder of the results files")
   args = p.parse_args(argv)
   try:
-    result = {"command": "python -m experiments.compute " + shlex.join(argv),
-              "runs": [run_costs(cmp.load_run(run), run) for run in args.runs]}
+    runs = [run_costs(cmp.load_run(run), run) for run in args.runs]
+    result = {"command": "python -m experiments.compute " + shlex.join(argv), "totals": totals(runs), "runs": runs}
   except (FileNotFoundError, KeyError, ValueError) as error:
     print(f"compute: error: {type(error).__name__}: {error}", file=sys.stderr)
     return 2

@@ -46,6 +46,11 @@ def test_compute_reads_every_search_time_and_marks_a_resumed_one(mc_run, tmp_pat
   assert set(run["shared"]) == {"dataset", "autoencoder"}
   row = next(line for line in (tmp_path / "compute_t.md").read_text().splitlines() if line.startswith("| ppo |"))
   assert row.count(">= ") == 3  # the task's cell, the sum and the time per seed and task
+  # a run given twice is counted once
+  assert compute.main([str(tmp_path), str(tmp_path), "--results", str(tmp_path), "--tag", "t"]) == 0
+  ppo = next(r for r in json.loads((tmp_path / "compute_t.json").read_text())["totals"] if r["label"] == "ppo")
+  assert ppo == {"env": "mountain_car", "label": "ppo", "seconds": recorded["search/speed_ppo"],
+                 "seed_tasks": results["config"]["search"]["seeds"], "resumed": True}
 
 
 def test_mountain_car_smoke_writes_valid_results(mc_run, env_registry):
