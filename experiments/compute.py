@@ -1,19 +1,22 @@
 """What a race's runs cost in wall-clock time, read from their own timings: per run, the
-shared stages (dataset, autoencoder) and every method's search per task.
+shared stages (dataset, autoencoder) and every method's search per task; with --sweeps,
+every tuning sweep's searches.
 
   python -m experiments.compute experiments/results/race_runs/amd_epyc_f25m1/epyc-race-hopper*.json \
-      --tag hopper_amd_epyc_f25m1
+      [--sweeps experiments/results/sweep_hopper_td3_race.json ...] --tag hopper_amd_epyc_f25m1
 
 Each RUN is a pipeline output directory, its results.json or a race record (they keep
 their timings).  A stage's time is the one recorded when it was computed, also where a
 later run reused it.  A stage resumed after a kill recorded only its last process's
 time: it is marked `>=` (runs made before lsc recorded resumption cannot say so).  The
 times are as the runs met them, on the device each names, often beside another job on
-the same cores.  (A sweep's seconds per cell are not read: a cell resumed or reused
-records only its last process's time.)  Writes experiments/results/compute[_TAG].{md,json}.
+the same cores.  A sweep is read from its cells' searches as recorded (`search_s`; sweeps
+made before 2026-12-08 lack it and are refused).  Writes
+experiments/results/compute[_TAG].{md,json}.
 """
 
 import argparse
+import json
 import pathlib
 import shlex
 import sys
@@ -60,6 +63,17 @@ def totals(runs: list[dict]) -> list[dict]:
   return list(out.values())
 
 
+def sweep_costs(sweep: dict, source: str) -> dict:
+  """A sweep's cost: its command, seeds per cell and, per cell, its searches' seconds per
+  task and the tasks resumed after a kill; ValueError for a sweep without them."""
+  rows = sweep["rows"]
+  if any("search_s" not in row for row in rows):
+    raise ValueError(f"{source} records no search_s per cell (made before sweeps recorded their searches' times)")
+  return {"source": source, "command": sweep["command"], "seeds": rows[0]["seeds"],
+          "cells": {row["cell"]: {t: {"seconds": s, "resumed": t in row["resumed"]} for t, s in row["search_s"].items()}
+                    for row in rows}}
+
+
 def _hours(seconds: float) -> str:
   return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
@@ -70,7 +84,8 @@ def _per(seconds: float) -> str:
 
 def markdown(result: dict) -> str:
   """The costs as markdown: every label's time over its runs, then per run its shared
-  stages and every label's search time per task, its sum and its time per seed and task."""
+  stages and every label's search time per task, its sum and its time per seed and task,
+  then per sweep its cells' search times per task."""
   lines = ["# What the race cost", "", f"`{result['command']}`", "",
            "Wall-clock seconds as each run recorded them (a reused stage: the time it took when computed); "
            "`>=`: a stage resumed after a kill, whose time is only its last process's.", "",
@@ -96,6 +111,15 @@ def markdown(result: dict) -> str:
       lines.append(f"| {label} | " + " | ".join(mark(per[t]) if t in per else "" for t in tasks)
                    + f" | {cut}{_hours(total)} | {cut}{_per(total / (len(per) * run['seeds']))} |")
     lines.append("")
+  for sweep in result["sweeps"]:
+    total = sum(c["seconds"] for cell in sweep["cells"].values() for c in cell.values())
+    cut = ">= " if any(c["resumed"] for cell in sweep["cells"].values() for c in cell.values()) else ""
+    lines += [f"## Sweep `{sweep['source']}`", "", f"`{sweep['command']}`: {sweep['seeds']} seeds per cell; "
+              f"its searches {cut}{_hours(total)}.", "", "| cell | " + " | ".join(
+                  next(iter(sweep["cells"].values()))) + " |",
+              "|---|" + "---:|" * len(next(iter(sweep["cells"].values())))]
+    lines += [f"| {name} | " + " | ".join(mark(c) for c in cell.values()) + " |" for name, cell in sweep["cells"].items()]
+    lines.append("")
   return "\n".join(lines)
 
 
@@ -103,12 +127,15 @@ def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else list(argv)
   p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n")[0])
   p.add_argument("runs", nargs="+", metavar="RUN", help="pipeline output directories, results.json files or race records")
+  p.add_argument("--sweeps", nargs="*", default=[], metavar="SWEEP", help="experiments.sweep JSON files")
   p.add_argument("--tag", default="", help="suffix of the results files")
   p.add_argument("--results", default=str(RESULTS), help="folder of the results files")
   args = p.parse_args(argv)
   try:
     runs = [run_costs(cmp.load_run(run), run) for run in args.runs]
-    result = {"command": "python -m experiments.compute " + shlex.join(argv), "totals": totals(runs), "runs": runs}
+    sweeps = [sweep_costs(json.loads(pathlib.Path(s).read_text()), s) for s in args.sweeps]
+    result = {"command": "python -m experiments.compute " + shlex.join(argv), "totals": totals(runs), "runs": runs,
+              "sweeps": sweeps}
   except (FileNotFoundError, KeyError, ValueError) as error:
     print(f"compute: error: {type(error).__name__}: {error}", file=sys.stderr)
     return 2

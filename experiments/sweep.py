@@ -233,10 +233,17 @@ def main(argv=None) -> int:
     # process exhausted the kernel's memory-map limit: release them before that
     release_executables()
     finals = {task: results["curves"][task][args.method]["final_returns"] for task in results["curves"]}
+    # seconds: this process's; search_s: each task's search as recorded when computed (also
+    # where this cell reused it), `resumed` where that is only the last process's (a kill)
+    stages = {task: f"search/{task}_{args.method}" for task in finals}
+    timings = results["timings"]
     rows.append({"cell": name, "settings": cell, "seeds": config.search.seeds, "seconds": time.perf_counter() - start,
+                 "search_s": {t: timings["recorded_s"][stage] for t, stage in stages.items()},
+                 "resumed": [t for t, stage in stages.items() if stage in timings["resumed"]],
                  "tasks": {t: {"final_returns": f, "mean": float(np.mean(f))} for t, f in finals.items()}})
     print("      " + ", ".join(f"{t} {v['mean']:.2f}" for t, v in rows[-1]["tasks"].items())
-          + f" ({rows[-1]['seconds']:.0f} s)", flush=True)
+          + f" (searches {sum(rows[-1]['search_s'].values()):.0f} s; this process {rows[-1]['seconds']:.0f} s)",
+          flush=True)
 
   ranks = rank_cells(rows)
   command = "python -m experiments.sweep " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -31,7 +31,7 @@ def strict_json(text: str):
   return json.loads(text, parse_constant=refuse)
 
 
-def test_compute_reads_every_search_time_and_marks_a_resumed_one(mc_run, tmp_path):
+def test_compute_reads_every_search_time_and_marks_a_resumed_one(mc_run, tmp_path, monkeypatch):
   from experiments import compute
   results = json.loads((mc_run / "results.json").read_text())
   results["timings"]["resumed"] = ["search/speed_ppo"]  # as a run that resumed PPO's stage after a kill
@@ -46,6 +46,21 @@ def test_compute_reads_every_search_time_and_marks_a_resumed_one(mc_run, tmp_pat
   assert set(run["shared"]) == {"dataset", "autoencoder"}
   row = next(line for line in (tmp_path / "compute_t.md").read_text().splitlines() if line.startswith("| ppo |"))
   assert row.count(">= ") == 3  # the task's cell, the sum and the time per seed and task
+  # a sweep's cells record their searches' times, which compute reads; one without them is refused
+  from experiments import sweep
+  monkeypatch.setattr(sweep, "RESULTS", tmp_path)
+  assert sweep.main(["mountain_car", "--method", "latent_pgpe", "--preset", "smoke", "--grid",
+                     "methods.latent_pgpe.lr=0.1", "--from", str(mc_run), "--out", str(tmp_path / "s")]) == 0
+  swept = tmp_path / "sweep_mountain_car_latent_pgpe.json"
+  row, = json.loads(swept.read_text())["rows"]
+  cell = json.loads((tmp_path / "s" / "latent_pgpe" / row["cell"] / "results.json").read_text())["timings"]
+  assert row["search_s"] == {"speed": cell["recorded_s"]["search/speed_latent_pgpe"]} and row["resumed"] == []
+  assert "dataset" in cell["reused"]  # from --from
+  assert compute.main([str(tmp_path), "--sweeps", str(swept), "--results", str(tmp_path), "--tag", "t"]) == 0
+  assert json.loads((tmp_path / "compute_t.json").read_text())["sweeps"][0]["cells"] == {
+      row["cell"]: {"speed": {"seconds": row["search_s"]["speed"], "resumed": False}}}
+  (tmp_path / "old.json").write_text(json.dumps({"command": "c", "rows": [{"cell": "x", "seeds": 2, "seconds": 1.0}]}))
+  assert compute.main([str(tmp_path), "--sweeps", str(tmp_path / "old.json"), "--results", str(tmp_path)]) == 2
   # a run given twice is counted once
   assert compute.main([str(tmp_path), str(tmp_path), "--results", str(tmp_path), "--tag", "t"]) == 0
   ppo = next(r for r in json.loads((tmp_path / "compute_t.json").read_text())["totals"] if r["label"] == "ppo")
