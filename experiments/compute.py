@@ -23,6 +23,7 @@ import sys
 
 from lsc import comparison as cmp
 from lsc import jsonfile
+from lsc.store import search_stage
 
 ROOT = pathlib.Path(__file__).parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -39,7 +40,7 @@ def run_costs(run: dict, source: str) -> dict:
   searches = {}
   for task, per_method in run["curves"].items():
     for method in per_method:
-      searches.setdefault(cmp.label_of(method, start), {})[task] = cost(f"search/{task}_{method}")
+      searches.setdefault(cmp.label_of(method, start), {})[task] = cost(search_stage(task, method))
   return {"env": run["config"]["collect"]["env"]["name"], "device": run.get("device"), "source": source,
           "seeds": search["seeds"], "budget": search["budget"],
           "shared": {stage: cost(stage) for stage in SHARED if stage in recorded}, "searches": searches}
@@ -114,10 +115,10 @@ def markdown(result: dict) -> str:
   for sweep in result["sweeps"]:
     total = sum(c["seconds"] for cell in sweep["cells"].values() for c in cell.values())
     cut = ">= " if any(c["resumed"] for cell in sweep["cells"].values() for c in cell.values()) else ""
+    tasks = list(next(iter(sweep["cells"].values())))
     lines += [f"## Sweep `{sweep['source']}`", "", f"`{sweep['command']}`: {sweep['seeds']} seeds per cell; "
-              f"its searches {cut}{_hours(total)}.", "", "| cell | " + " | ".join(
-                  next(iter(sweep["cells"].values()))) + " |",
-              "|---|" + "---:|" * len(next(iter(sweep["cells"].values())))]
+              f"its searches {cut}{_hours(total)}.", "", "| cell | " + " | ".join(tasks) + " |",
+              "|---|" + "---:|" * len(tasks)]
     lines += [f"| {name} | " + " | ".join(mark(c) for c in cell.values()) + " |" for name, cell in sweep["cells"].items()]
     lines.append("")
   return "\n".join(lines)

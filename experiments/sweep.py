@@ -188,6 +188,7 @@ def main(argv=None) -> int:
   from experiments.presets import PRESETS
   from lsc.config import override
   from lsc.progress import Bars
+  from lsc.store import search_stage
 
   try:
     if args.env not in PRESETS:
@@ -235,7 +236,7 @@ def main(argv=None) -> int:
     finals = {task: results["curves"][task][args.method]["final_returns"] for task in results["curves"]}
     # seconds: this process's; search_s: each task's search as recorded when computed (also
     # where this cell reused it), `resumed` where that is only the last process's (a kill)
-    stages = {task: f"search/{task}_{args.method}" for task in finals}
+    stages = {task: search_stage(task, args.method) for task in finals}
     timings = results["timings"]
     rows.append({"cell": name, "settings": cell, "seeds": config.search.seeds, "seconds": time.perf_counter() - start,
                  "search_s": {t: timings["recorded_s"][stage] for t, stage in stages.items()},

@@ -49,7 +49,7 @@ from lsc.occupancy import check_env as check_occupancy_env
 from lsc.plots import plot_curves
 from lsc.progress import METRICS, Bars, MetricsLog, tee
 from lsc.search import decoder_space, euclidean_space, identity_space, principal_subspace, random_subspace
-from lsc.store import Stages, dataset_key
+from lsc.store import Stages, dataset_key, search_stage
 from lsc.tasks import get_task, task_index, task_names
 from lsc.training import TrainConfig, load_autoencoder
 from lsc.validate import check_int, check_seed, debug_wanted, error_line, integer, user_errors
@@ -305,7 +305,7 @@ def _run_stages(config: ExperimentConfig, collect_config, env, policy, tasks, ou
   curves, finals, starts = {}, {}, {}
   for task in tasks:
     for method in config.search.methods:
-      name = f"search/{task}_{method}"
+      name = search_stage(task, method)
       # what each method reads: the autoencoder, the policy (parameter search) or only the env (RL)
       reads = get_method(method).reads
       inputs = {"autoencoder": latent_inputs, "policy": data_config}.get(reads, {"env": data_config["collect"]["env"]})

@@ -82,6 +82,12 @@ def recorded_dataset_key(record: dict) -> dict:
   return {"collect": collect, **{k: saved[k] for k in ("rewards", "novelty_kernel") if k in saved}}
 
 
+def search_stage(task: str, method: str) -> str:
+  """The stage of `method`'s search on `task`: its name in a run's timings and its folder
+  under the run (search/<task>_<method>)."""
+  return f"search/{task}_{method}"
+
+
 def phase_dirs() -> set[str]:
   """The subdirectories the registered sequences write their phases into."""
   return {sub for method in METHODS.values() if isinstance(method, Sequence) for sub in method.dirs}
